@@ -1,0 +1,252 @@
+"""``tessera connect``: a TLS client (like ``openssl s_client``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import selectors
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography import x509
+
+from ..certs import CertifiedKey
+from ..config import ClientConfig
+from ..crypto.x509 import describe_name
+from ..enums import NamedGroup, code_name
+from ..errors import ConfigError, TLSError
+from ..events import ConnectionInfo
+from ..io.blocking import TLSSocket
+from ..session.client_cache import ClientSessionCache
+from ..session.model import ClientSession, SessionDecodeError
+from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
+
+RECONNECTS = 5
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT", param_hint="TARGET")
+    return host.strip("[]"), int(port)
+
+
+def session_line(info: ConnectionInfo) -> str:
+    word = "Reused" if info.resumed else "New"
+    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
+
+
+def summary(tls: TLSSocket) -> list[str]:
+    info = tls.info
+    lines = [
+        session_line(info),
+        f"Protocol: {info.version.label}",
+        f"Cipher: {info.cipher_suite.openssl_name} ({info.cipher_suite.name})",
+    ]
+    if info.group is not None:
+        lines.append(f"Group: {code_name(NamedGroup, info.group)}")
+    if info.peer_certificates:
+        leaf: x509.Certificate = info.peer_certificates[0]
+        lines.append(f"Server certificate subject: {describe_name(leaf.subject)}")
+        lines.append(f"Server certificate issuer: {describe_name(leaf.issuer)}")
+    lines.append(f"Session-ID: {info.session_id.hex().upper() or '(none)'}")
+    if info.resumed:
+        lines.append(f"Resumed by: {info.resumed_by}")
+    lines.append(f"Extended master secret: {'yes' if info.extended_master_secret else 'no'}")
+    if info.alpn_protocol:
+        lines.append(f"ALPN: {info.alpn_protocol}")
+    if info.early_data_accepted:
+        lines.append("Early data: accepted")
+    elif tls.early_data_rejected:
+        lines.append("Early data: rejected")
+    return lines
+
+
+def relay(tls: TLSSocket) -> None:
+    """Copy stdin to the server and the server's data to stdout until one side closes."""
+    sel = selectors.DefaultSelector()
+    sel.register(tls.sock, selectors.EVENT_READ, "net")
+    stdin_open = True
+    try:
+        sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
+    except (ValueError, OSError):
+        stdin_open = False
+    out = sys.stdout.buffer
+    while True:
+        # Application data already decrypted and buffered is written first.
+        while tls.pending():
+            out.write(tls.recv(1 << 20))
+        out.flush()
+        if tls.peer_closed:
+            return
+        for key, _ in sel.select():
+            if key.data == "net":
+                data = tls.recv(1 << 20)
+                if not data:
+                    return
+                out.write(data)
+                out.flush()
+            elif stdin_open:
+                chunk = os.read(sys.stdin.fileno(), 65536)
+                if chunk:
+                    tls.sendall(chunk)
+                else:
+                    # End of input: say we are done, then read what the server still sends.
+                    stdin_open = False
+                    sel.unregister(sys.stdin.fileno())
+                    tls.conn.close()
+                    tls._flush()
+
+
+def drain(tls: TLSSocket) -> None:
+    """Close our side and read until the server closes (collecting TLS 1.3 tickets)."""
+    tls.conn.close()
+    tls._flush()
+    tls.sock.settimeout(5.0)
+    try:
+        while tls.recv(65536):
+            pass
+    except (TLSError, OSError):
+        pass
+
+
+@click.command()
+@click.argument("target")
+@click.option("--sni", metavar="NAME", help="Server name to send and check (default: the host).")
+@click.option("--no-sni", is_flag=True, help="Send no server_name.")
+@click.option(
+    "--ca",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust these CA certificates instead of the system store.",
+)
+@click.option("-k", "--insecure", is_flag=True, help="Do not validate the server certificate.")
+@click.option("--cert", metavar="FILE", help="Client certificate chain (PEM).")
+@click.option("--key", metavar="FILE", help="Client private key (PEM).")
+@click.option(
+    "--reconnect",
+    is_flag=True,
+    help=f"One full handshake, then {RECONNECTS} resumptions; print New/Reused.",
+)
+@click.option(
+    "--sess-out", metavar="FILE", type=click.Path(dir_okay=False), help="Save the session to FILE."
+)
+@click.option(
+    "--sess-in",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Resume the session saved in FILE.",
+)
+@click.option("--no-ticket", is_flag=True, help="Offer no session tickets (session ids only).")
+@click.option("--no-ems", is_flag=True, help="Do not offer the extended master secret.")
+@click.option(
+    "--early-data",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Send FILE as TLS 1.3 0-RTT data when resuming.",
+)
+@click.option("--psk-ke", is_flag=True, help="TLS 1.3: also offer resumption without (EC)DHE.")
+@click.option("--timeout", default=30.0, show_default=True, type=float)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the New/Reused line.")
+@common_options
+def connect(
+    target: str,
+    sni: str | None,
+    no_sni: bool,
+    ca: str | None,
+    insecure: bool,
+    cert: str | None,
+    key: str | None,
+    reconnect: bool,
+    sess_out: str | None,
+    sess_in: str | None,
+    no_ticket: bool,
+    no_ems: bool,
+    early_data: str | None,
+    psk_ke: bool,
+    timeout: float,
+    quiet: bool,
+    tls1_2: bool,
+    tls1_3: bool,
+    ciphers: str | None,
+    alpn: str | None,
+    keylogfile: str | None,
+) -> None:
+    """Connect to TARGET (HOST:PORT), print the handshake, relay stdin and stdout."""
+    host, port = parse_target(target)
+    if no_sni:
+        server_name = None
+    elif sni:
+        server_name = sni
+    else:
+        server_name = host
+    try:
+        ipaddress.ip_address(host)
+        is_ip = True
+    except ValueError:
+        is_ip = False
+    cache = ClientSessionCache()
+    extra: dict[str, Any] = {
+        **version_range(tls1_2, tls1_3),
+        **cipher_option(ciphers),
+        **alpn_option(alpn),
+    }
+    try:
+        config = ClientConfig(
+            verify=not insecure,
+            cafile=ca,
+            check_hostname=server_name is not None,
+            certificate=CertifiedKey.load(cert, key) if cert else None,
+            session_cache=cache,
+            session_tickets=not no_ticket,
+            extended_master_secret=not no_ems,
+            psk_ke=psk_ke,
+            keylog=keylog_option(keylogfile),
+            **extra,
+        )
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    session = None
+    if sess_in:
+        try:
+            session = ClientSession.from_pem(Path(sess_in).read_text())
+        except (SessionDecodeError, UnicodeDecodeError) as e:
+            raise click.UsageError(f"--sess-in {sess_in}: {e}") from None
+    name_for_tls = server_name if server_name is not None or is_ip else None
+    early = Path(early_data).read_bytes() if early_data else None
+
+    def once(sess: ClientSession | None) -> TLSSocket:
+        return TLSSocket.connect(
+            (host, port),
+            config,
+            name_for_tls,
+            session=sess,
+            timeout=timeout,
+            early_data=early if sess or early else None,
+        )
+
+    if reconnect:
+        for i in range(RECONNECTS + 1):
+            tls = once(session if i == 0 else None)
+            click.echo(session_line(tls.info))
+            drain(tls)
+            tls.close()
+            if i == 0 and not quiet:
+                for line in summary(tls)[1:]:
+                    click.echo(line, err=True)
+        return
+    tls = once(session)
+    for line in summary(tls) if not quiet else [session_line(tls.info)]:
+        click.echo(line, err=not line.startswith(("New,", "Reused,")))
+    try:
+        relay(tls)
+    finally:
+        tls.close()
+        if sess_out:
+            saved = tls.session
+            if saved is None:
+                click.echo("tessera: the server gave no resumable session", err=True)
+            else:
+                Path(sess_out).write_text(saved.to_pem())

@@ -1,0 +1,69 @@
+"""``tessera keys``: make and inspect ticket key files (written only when asked)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
+
+FORMATS = click.Choice([f.value for f in KeyFileFormat])
+
+
+@click.group()
+def keys() -> None:
+    """Session ticket keys."""
+
+
+@keys.command()
+@click.option(
+    "-o",
+    "--out",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (mode 0600).",
+)
+@click.option(
+    "--size",
+    type=click.Choice(["48", "80"]),
+    default="80",
+    show_default=True,
+    help="48: AES-128 + 16-byte HMAC key; 80: AES-256 + 32-byte HMAC key.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default="native",
+    show_default=True,
+    help="Byte layout: native (OpenSSL/Node.js), nginx, haproxy.",
+)
+@click.option(
+    "--count",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Keys to write (haproxy files hold several).",
+)
+def generate(path: str, size: str, fmt: str, count: int) -> None:
+    """Write a new random ticket key file."""
+    kf = KeyFileFormat(fmt)
+    if count < 1 or (kf is not KeyFileFormat.HAPROXY and count != 1):
+        raise click.UsageError(f"a {fmt} key file holds exactly one key; use --count with haproxy")
+    new = [TicketKey.generate(time.time(), int(size)) for _ in range(count)]
+    write_key_file(path, new, kf)
+    names = ", ".join(k.name.hex() for k in new)
+    click.echo(f"wrote {count} {size}-byte {fmt} ticket key(s) to {path}: {names}", err=True)
+
+
+@keys.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=FORMATS, default="native", show_default=True)
+def show(path: str, fmt: str) -> None:
+    """List the key names in a key file (never the secrets), the encrypting key first."""
+    for i, k in enumerate(read_key_file(path, KeyFileFormat(fmt), time.time())):
+        role = "encrypts" if i == 0 else "decrypts only"
+        cipher = "AES-256-CBC" if len(k.aes_key) == 32 else "AES-128-CBC"
+        click.echo(f"{k.name.hex()}  {cipher}  {role}")

@@ -1,0 +1,306 @@
+"""``tessera serve``: a TLS server with resumption on (like ``openssl s_server``)."""
+
+from __future__ import annotations
+
+import html
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..certs import CertifiedKey, generate_self_signed
+from ..config import ClientAuth, ServerConfig
+from ..enums import NamedGroup, code_name
+from ..errors import ConfigError, TLSError
+from ..io.blocking import TLSServer, TLSSocket
+from ..session.keyring import KeyFileFormat, TicketKeyring, read_key_file
+from ..session.store import MemoryStore
+from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
+
+err = Console(stderr=True, highlight=False)
+MAX_REQUEST = 16 * 1024
+
+
+def describe(cert: CertifiedKey) -> str:
+    if cert.kind == "rsa":
+        return f"RSA-{cert.key.key_size}"  # type: ignore[union-attr]
+    if cert.kind == "ec":
+        return f"ECDSA {cert.curve}"
+    return cert.kind
+
+
+def load_certificates(certs: tuple[str, ...], keys: tuple[str, ...]) -> tuple[CertifiedKey, ...]:
+    if not certs:
+        # Both kinds, so that every cipher suite works.
+        return (generate_self_signed("ec"), generate_self_signed("rsa"))
+    if keys and len(keys) != len(certs):
+        raise click.BadParameter(
+            "give one --key per --cert (or none if keys are in the cert files)"
+        )
+    return tuple(CertifiedKey.load(c, keys[i] if keys else None) for i, c in enumerate(certs))
+
+
+def session_line(tls: TLSSocket) -> str:
+    info = tls.info
+    word = "Reused" if info.resumed else "New"
+    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
+
+
+def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
+    info = tls.info
+    stats = config.statistics
+    rows = [
+        ("Protocol", info.version.label),
+        ("Cipher", info.cipher_suite.openssl_name),
+        ("Session-ID", info.session_id.hex().upper() or "(none)"),
+        ("Resumed", f"yes, by {info.resumed_by}" if info.resumed else "no"),
+        ("Extended master secret", "yes" if info.extended_master_secret else "no"),
+        ("Group", code_name(NamedGroup, info.group) if info.group else "(none)"),
+        ("SNI", info.server_name or "(none)"),
+        ("ALPN", info.alpn_protocol or "(none)"),
+        ("Early data", "yes (0-RTT, replayable)" if tls.early_data else "no"),
+    ]
+    body = [
+        "<html><head><title>tessera</title></head><body><pre>",
+        html.escape(session_line(tls)),
+        "",
+    ]
+    body += [f"{html.escape(k)}: {html.escape(v)}" for k, v in rows]
+    body += ["", "Session statistics:"]
+    body += [f"  {k}: {v}" for k, v in stats.snapshot().items()]
+    store = config.session_store
+    if isinstance(store, MemoryStore):
+        body += [f"  cache_entries: {len(store)}", f"  cache_evictions: {store.evictions}"]
+    reasons = stats.fallback_reasons()
+    body += ["", "Resumption fallbacks (why a full handshake was done):"]
+    body += [f"  {html.escape(k)}: {v}" for k, v in sorted(reasons.items())] or ["  (none)"]
+    body += ["</pre></body></html>", ""]
+    text = "\n".join(body).encode()
+    head = (
+        "HTTP/1.0 200 ok\r\nContent-Type: text/html\r\n"
+        f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    return head + text
+
+
+def read_request(tls: TLSSocket) -> bytes | None:
+    buf = b""
+    while b"\r\n\r\n" not in buf and b"\n\n" not in buf:
+        chunk = tls.recv(4096)
+        if not chunk:
+            return None
+        buf += chunk
+        if len(buf) > MAX_REQUEST:
+            return None
+    return buf
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-p", "--port", default=4433, show_default=True, type=int)
+@click.option(
+    "--cert",
+    "certs",
+    multiple=True,
+    metavar="FILE",
+    help="PEM certificate chain (repeat for ECDSA + RSA). Default: generated.",
+)
+@click.option("--key", "keys", multiple=True, metavar="FILE", help="PEM private key per --cert.")
+@click.option("--www", "mode", flag_value="www", help="Answer HTTP GET with a status page.")
+@click.option("--echo", "mode", flag_value="echo", default=True, help="Echo data back (default).")
+@click.option("--no-ticket", is_flag=True, help="Do not issue or accept session tickets.")
+@click.option("--no-cache", is_flag=True, help="No server-side session cache (no session ids).")
+@click.option(
+    "--cache-size",
+    default=20000,
+    show_default=True,
+    type=int,
+    help="Sessions kept in the in-memory cache.",
+)
+@click.option(
+    "--session-timeout",
+    default=300.0,
+    show_default=True,
+    type=float,
+    help="Seconds a cached session stays resumable.",
+)
+@click.option(
+    "--ticket-keys",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Ticket key file (shared by a fleet). Default: random keys in memory.",
+)
+@click.option(
+    "--ticket-key-format",
+    type=click.Choice([f.value for f in KeyFileFormat]),
+    default="native",
+    show_default=True,
+    help="Byte layout of --ticket-keys.",
+)
+@click.option(
+    "--ticket-rotation",
+    default=3600.0,
+    show_default=True,
+    type=float,
+    help="Seconds between ticket key rotations (generated keys).",
+)
+@click.option(
+    "--ticket-keep",
+    default=2,
+    show_default=True,
+    type=int,
+    help="Old ticket keys kept for decryption only.",
+)
+@click.option(
+    "--ticket-lifetime",
+    default=7200,
+    show_default=True,
+    type=int,
+    help="Ticket lifetime (hint) in seconds.",
+)
+@click.option(
+    "--num-tickets",
+    default=2,
+    show_default=True,
+    type=int,
+    help="TLS 1.3 tickets sent after each handshake.",
+)
+@click.option(
+    "--stateful-tickets",
+    is_flag=True,
+    help="TLS 1.3 tickets are ids into the session cache (single use).",
+)
+@click.option(
+    "--max-early-data",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Accept up to N bytes of TLS 1.3 0-RTT data (0: refuse).",
+)
+@click.option("--psk-ke", is_flag=True, help="TLS 1.3: accept resumption without (EC)DHE.")
+@click.option(
+    "--verify-client",
+    type=click.Choice([a.value for a in ClientAuth]),
+    default="none",
+    show_default=True,
+    help="Ask for a client certificate.",
+)
+@click.option("--client-ca", metavar="FILE", help="CA file for client certificates.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
+@common_options
+def serve(
+    host: str,
+    port: int,
+    certs: tuple[str, ...],
+    keys: tuple[str, ...],
+    mode: str,
+    no_ticket: bool,
+    no_cache: bool,
+    cache_size: int,
+    session_timeout: float,
+    ticket_keys: str | None,
+    ticket_key_format: str,
+    ticket_rotation: float,
+    ticket_keep: int,
+    ticket_lifetime: int,
+    num_tickets: int,
+    stateful_tickets: bool,
+    max_early_data: int,
+    psk_ke: bool,
+    verify_client: str,
+    client_ca: str | None,
+    quiet: bool,
+    tls1_2: bool,
+    tls1_3: bool,
+    ciphers: str | None,
+    alpn: str | None,
+    keylogfile: str | None,
+) -> None:
+    """Run a TLS server with session resumption on (session cache and tickets)."""
+    logging.basicConfig(level=logging.WARNING, format="tessera: %(message)s")
+    certificates = load_certificates(certs, keys)
+    keyring = None
+    if not no_ticket:
+        if ticket_keys:
+            loaded = read_key_file(ticket_keys, KeyFileFormat(ticket_key_format), 0.0)
+            keyring = TicketKeyring(
+                loaded, rotation_interval=ticket_rotation, keep=ticket_keep, generate=False
+            )
+        else:
+            keyring = TicketKeyring(rotation_interval=ticket_rotation, keep=ticket_keep)
+    extra: dict[str, Any] = {
+        **version_range(tls1_2, tls1_3),
+        **cipher_option(ciphers),
+        **alpn_option(alpn),
+    }
+    try:
+        config = ServerConfig(
+            certificates=certificates,
+            session_store=None if no_cache else MemoryStore(cache_size),
+            session_timeout=session_timeout,
+            ticket_keyring=keyring,
+            ticket_lifetime=ticket_lifetime,
+            num_tickets=num_tickets,
+            stateful_tickets=stateful_tickets,
+            max_early_data_size=max_early_data,
+            psk_ke=psk_ke,
+            client_auth=ClientAuth(verify_client),
+            client_cafile=client_ca,
+            keylog=keylog_option(keylogfile),
+            **extra,
+        )
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    if config.client_auth is not ClientAuth.NONE and client_ca is None:
+        raise click.UsageError("--verify-client needs --client-ca FILE")
+
+    lock = threading.Lock()
+
+    def handler(tls: TLSSocket) -> None:
+        if not quiet:
+            with lock:
+                err.print(session_line(tls))
+        if mode == "www":
+            request = read_request(tls)
+            if request is not None:
+                tls.sendall(www_page(tls, config))
+            return
+        while True:
+            data = tls.recv(65536)
+            if not data:
+                return
+            tls.sendall(data)
+
+    server = TLSServer((host, port), config, handler)
+    host_shown, port_shown = server.address
+    resumption = []
+    if config.session_store is not None:
+        resumption.append(f"session cache ({cache_size} sessions, {session_timeout:g} s)")
+    if keyring is not None:
+        where = f"keys from {Path(ticket_keys).name}" if ticket_keys else "keys in memory"
+        resumption.append(f"tickets ({where}, rotated every {ticket_rotation:g} s)")
+    versions = ", ".join(v.label for v in config.versions)
+    err.print(f"tessera serve: listening on {host_shown}:{port_shown} ({versions}, {mode})")
+    err.print(
+        "certificates: "
+        + ", ".join(describe(c) for c in certificates)
+        + (" (self-signed, generated)" if not certs else "")
+    )
+    err.print("resumption: " + (", ".join(resumption) or "off"))
+    sys.stderr.flush()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    except TLSError as e:
+        raise click.ClickException(str(e)) from None

@@ -1,0 +1,199 @@
+"""Client and server configuration: frozen, validated once, shared by many connections.
+
+Time and randomness are read only through ``clock`` and ``rng`` so tests can fix them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .certs import CertifiedKey
+from .crypto.key_exchange import DEFAULT_GROUPS, SUPPORTED_GROUPS
+from .crypto.signatures import DEFAULT_SCHEMES, SCHEMES
+from .crypto.suites import DEFAULT_SUITES, CipherSuite, parse_cipher_list
+from .enums import ProtocolVersion
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.x509.verification import Store
+
+    from .session.client_cache import ClientSessionCache
+    from .session.keyring import TicketKeyring
+    from .session.stats import SessionStats
+    from .session.store import SessionStore
+
+
+class ClientAuth(Enum):
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+def _as_alpn(protocols: Sequence[str | bytes]) -> tuple[bytes, ...]:
+    out = []
+    for p in protocols:
+        b = p.encode("ascii") if isinstance(p, str) else bytes(p)
+        if not 1 <= len(b) <= 255:
+            raise ConfigError(f"ALPN protocol {p!r} must be 1..255 bytes long")
+        out.append(b)
+    return tuple(out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CommonConfig:
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
+    groups: tuple[int, ...] = DEFAULT_GROUPS
+    signature_schemes: tuple[int, ...] = DEFAULT_SCHEMES
+    alpn_protocols: tuple[bytes, ...] = ()
+    min_version: ProtocolVersion = ProtocolVersion.TLS1_2
+    max_version: ProtocolVersion = ProtocolVersion.TLS1_2  # TLS 1.3: see issue 4
+    # RFC 7627: negotiate the extended master secret (on by default).
+    extended_master_secret: bool = True
+    # RFC 7366: use encrypt-then-MAC with CBC suites when the peer agrees.
+    encrypt_then_mac: bool = True
+    clock: Callable[[], float] = time.time
+    rng: Callable[[int], bytes] = os.urandom
+    # Receives NSS key log lines ("CLIENT_RANDOM <cr> <secret>"); None writes nothing.
+    keylog: Callable[[str], None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cipher_suites, str):
+            object.__setattr__(self, "cipher_suites", parse_cipher_list(self.cipher_suites))
+        object.__setattr__(self, "alpn_protocols", _as_alpn(self.alpn_protocols))
+        if self.min_version < ProtocolVersion.TLS1_2:
+            raise ConfigError("TLS 1.1 and older are not supported; the minimum is TLS 1.2")
+        if self.max_version > ProtocolVersion.TLS1_3 or self.min_version > self.max_version:
+            raise ConfigError(
+                f"version range {self.min_version.label}..{self.max_version.label} is empty"
+            )
+        for g in self.groups:
+            if g not in SUPPORTED_GROUPS:
+                raise ConfigError(f"unsupported group {g}")
+        for s in self.signature_schemes:
+            if s not in SCHEMES:
+                raise ConfigError(f"unsupported signature scheme 0x{s:04x}")
+        if not self.suites_for(ProtocolVersion.TLS1_2) and not self.suites_for(
+            ProtocolVersion.TLS1_3
+        ):
+            raise ConfigError("no cipher suite is enabled for the configured versions")
+
+    def suites_for(self, version: int) -> tuple[CipherSuite, ...]:
+        if not self.min_version <= version <= self.max_version:
+            return ()
+        tls13 = version == ProtocolVersion.TLS1_3
+        return tuple(s for s in self.cipher_suites if s.is_tls13 == tls13)
+
+    @property
+    def versions(self) -> tuple[ProtocolVersion, ...]:
+        """Enabled versions, highest first."""
+        return tuple(
+            v
+            for v in (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2)
+            if self.min_version <= v <= self.max_version
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig(_CommonConfig):
+    """How a client connects.
+
+    By default the server's certificate is validated against the system trust store (or
+    ``cafile``) and checked against the server name. ``verify=False`` turns both off: only for
+    tests and debugging.
+    """
+
+    verify: bool = True
+    cafile: str | Path | None = None
+    check_hostname: bool = True
+    certificate: CertifiedKey | None = None  # presented when the server asks for one
+    session_cache: ClientSessionCache | None = None
+    # Offer RFC 5077 tickets (the session_ticket extension).
+    session_tickets: bool = True
+    # Refuse servers that do not negotiate the extended master secret (RFC 7627 §5.4).
+    require_extended_master_secret: bool = False
+    # TLS 1.3: offer psk_ke as well as psk_dhe_ke when resuming.
+    psk_ke: bool = False
+    # TLS 1.3: reuse a ticket more than once (RFC 8446 C.4 says not to, so off by default).
+    reuse_tickets: bool = False
+    # TLS 1.3: the key shares sent in the first ClientHello (the rest only after a retry).
+    key_share_groups: tuple[int, ...] | None = None
+    _store: Store | None = field(default=None, init=False, repr=False, compare=False)
+
+    def trust_store(self) -> Store:
+        if self._store is None:
+            from .crypto.x509 import trust_store
+
+            object.__setattr__(self, "_store", trust_store(self.cafile))
+        assert self._store is not None
+        return self._store
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig(_CommonConfig):
+    """How a server answers.
+
+    ``certificates`` may hold several chains (say, one ECDSA and one RSA). For each connection
+    the server keeps those whose names match the client's SNI (all of them when none match) and
+    picks the one that fits the chosen cipher suite and the client's signature algorithms.
+    """
+
+    certificates: tuple[CertifiedKey, ...] = ()
+    prefer_server_ciphers: bool = True
+    client_auth: ClientAuth = ClientAuth.NONE
+    client_cafile: str | Path | None = None
+    # Resumption (RFC 5246 session IDs, RFC 5077 tickets, RFC 8446 PSK).
+    session_store: SessionStore | None = None
+    session_timeout: float = 300.0
+    ticket_keyring: TicketKeyring | None = None
+    ticket_lifetime: int = 7200  # seconds; the lifetime hint in tickets
+    stats: SessionStats | None = None
+    # TLS 1.3
+    num_tickets: int = 2
+    stateful_tickets: bool = False  # 1.3 tickets are ids into session_store (single use)
+    psk_ke: bool = False  # accept psk_ke (resumption without a fresh (EC)DHE)
+    max_early_data_size: int = 0  # 0: refuse 0-RTT
+    max_ticket_age_skew: float = 10.0  # seconds of tolerance on the obfuscated ticket age
+    cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.certificates:
+            raise ConfigError(
+                "a server needs at least one certificate; load one with CertifiedKey.load() "
+                "or generate one with tessera.certs.generate_self_signed()"
+            )
+        if self.session_timeout <= 0:
+            raise ConfigError("session_timeout must be positive")
+        if not 0 <= self.num_tickets <= 16:
+            raise ConfigError("num_tickets must be between 0 and 16")
+        if self.stats is None:
+            from .session.stats import SessionStats
+
+            object.__setattr__(self, "stats", SessionStats())
+
+    @property
+    def statistics(self) -> SessionStats:
+        assert self.stats is not None
+        return self.stats
+
+    def client_trust_store(self) -> Store:
+        if self._client_store is None:
+            from .crypto.x509 import trust_store
+
+            object.__setattr__(self, "_client_store", trust_store(self.client_cafile))
+        assert self._client_store is not None
+        return self._client_store
+
+    def certificates_for(self, server_name: str | None) -> tuple[CertifiedKey, ...]:
+        if server_name:
+            matching = tuple(c for c in self.certificates if c.matches(server_name))
+            if matching:
+                return matching
+        return self.certificates

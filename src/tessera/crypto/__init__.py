@@ -1,0 +1,1 @@
+"""Cryptographic building blocks. Primitives come from ``cryptography``; this is the glue."""

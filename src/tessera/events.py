@@ -1,0 +1,80 @@
+"""Events a connection emits: facts about what happened, in the order they happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from .crypto.suites import CipherSuite
+from .enums import ProtocolVersion
+
+if TYPE_CHECKING:
+    from .session.model import ClientSession
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What the handshake negotiated."""
+
+    version: ProtocolVersion
+    cipher_suite: CipherSuite
+    group: int | None
+    server_name: str | None
+    alpn_protocol: str | None
+    peer_certificates: tuple[x509.Certificate, ...]
+    session_id: bytes
+    extended_master_secret: bool
+    encrypt_then_mac: bool
+    resumed: bool
+    secure_renegotiation: bool
+    signature_scheme: int | None
+    resumed_by: str | None = None  # "session_id", "ticket" or "psk" when resumed
+    early_data_accepted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    info: ConnectionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationData:
+    data: bytes
+    # True for TLS 1.3 0-RTT data: it may be a replay, so act on it only if that is harmless.
+    early: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer sent close_notify: it will send no more data."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived:
+    """A client learned a session it can resume later (also stored in its session cache)."""
+
+    session: ClientSession = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataRejected:
+    """The server refused our 0-RTT data; it was not delivered and may be sent again."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdated:
+    """TLS 1.3 traffic keys were updated (``initiator`` is "local" or "peer")."""
+
+    initiator: str
+
+
+Event = (
+    HandshakeCompleted
+    | ApplicationData
+    | ConnectionClosed
+    | SessionTicketReceived
+    | EarlyDataRejected
+    | KeyUpdated
+)

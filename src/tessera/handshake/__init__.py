@@ -1,0 +1,1 @@
+"""Handshake state machines, by role and version, and the shared ClientHello processing."""

@@ -1,0 +1,236 @@
+"""What every handshake state shares, and the base class of states.
+
+The context owns the transcript, the randoms and what has been negotiated so far; states hold
+only what is valid at their point of the flow. States send through the context, which puts
+handshake messages in the transcript and frames them under the current write protection.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import deque
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+
+from cryptography import x509
+
+from ..config import ClientConfig, ServerConfig
+from ..crypto.suites import CipherSuite
+from ..crypto.transcript import Transcript
+from ..enums import AlertDescription, AlertLevel, ContentType, HandshakeType, ProtocolVersion
+from ..errors import DecodeError, DecryptError, InternalError, UnexpectedMessage
+from ..events import ConnectionInfo, Event, HandshakeCompleted
+from ..messages.base import HandshakeMessage, encode_handshake
+from ..record.layer import HandshakeReassembler, RecordLayer
+from ..record.protection import RecordProtection
+
+if TYPE_CHECKING:
+    from ..session.model import ClientSession, ServerSession
+
+C = TypeVar("C", ClientConfig, ServerConfig)
+
+
+class HandshakeContext(Generic[C]):
+    is_client: bool
+
+    def __init__(
+        self,
+        config: C,
+        records: RecordLayer,
+        reassembler: HandshakeReassembler,
+        events: deque[Event],
+    ) -> None:
+        self.config: C = config
+        self.records = records
+        self.reassembler = reassembler
+        self.events = events
+        self.transcript = Transcript()
+        self._pending: list[bytes] = []
+        self.client_random = b""
+        self.server_random = b""
+        self.session_id = b""
+        self.version: ProtocolVersion | None = None
+        self.suite: CipherSuite | None = None
+        self.group: int | None = None
+        self.server_name: str | None = None
+        self.alpn: bytes | None = None
+        self.peer_chain: tuple[x509.Certificate, ...] = ()
+        self.peer_chain_der: tuple[bytes, ...] = ()
+        self.ems = False
+        self.etm = False
+        self.secure_renegotiation = False
+        self.signature_scheme: int | None = None
+        self.master_secret = b""
+        self.client_verify_data = b""
+        self.server_verify_data = b""
+        self.resumed_by: str | None = None
+        self.early_data_accepted = False
+        self.info: ConnectionInfo | None = None
+        # Post-handshake (TLS 1.3) secrets and the session to resume, set by the states.
+        self.secrets: dict[str, Any] = {}
+
+    # -- sending -------------------------------------------------------------------------
+    def send(self, msg: HandshakeMessage) -> bytes:
+        """Encode ``msg``, add it to the transcript and queue it; returns the bytes."""
+        raw = encode_handshake(msg)
+        self.transcript.add(raw)
+        self._pending.append(raw)
+        return raw
+
+    def send_untranscribed(self, msg: HandshakeMessage) -> None:
+        """Queue a message that is not part of the transcript (post-handshake messages)."""
+        self._pending.append(encode_handshake(msg))
+
+    def flush(self) -> None:
+        """Frame queued handshake messages into records under the current write keys."""
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            self.records.write_records(ContentType.HANDSHAKE, data)
+
+    def send_ccs(self) -> None:
+        self.flush()
+        self.records.write_records(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+
+    def send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
+        self.flush()
+        self.records.write_records(ContentType.ALERT, bytes((level, description)))
+
+    def set_write_protection(self, protection: RecordProtection) -> None:
+        self.flush()
+        self.records.write = protection
+
+    def set_read_protection(self, protection: RecordProtection) -> None:
+        if self.reassembler.pending:
+            raise UnexpectedMessage("a handshake message spans a change of keys")
+        self.records.read = protection
+
+    # -- secrets -------------------------------------------------------------------------
+    def keylog(self, label: str, secret: bytes) -> None:
+        cb = self.config.keylog
+        if cb is not None:
+            cb(f"{label} {self.client_random.hex()} {secret.hex()}")
+
+    def rng(self, n: int) -> bytes:
+        return self.config.rng(n)
+
+    def now(self) -> float:
+        return self.config.clock()
+
+    # -- completion ----------------------------------------------------------------------
+    def complete(self) -> ConnectionInfo:
+        assert self.version is not None and self.suite is not None
+        alpn = self.alpn.decode("latin-1") if self.alpn is not None else None
+        info = ConnectionInfo(
+            version=self.version,
+            cipher_suite=self.suite,
+            group=self.group,
+            server_name=self.server_name,
+            alpn_protocol=alpn,
+            peer_certificates=self.peer_chain,
+            session_id=self.session_id,
+            extended_master_secret=self.ems,
+            encrypt_then_mac=self.etm,
+            resumed=self.resumed_by is not None,
+            secure_renegotiation=self.secure_renegotiation,
+            signature_scheme=self.signature_scheme,
+            resumed_by=self.resumed_by,
+            early_data_accepted=self.early_data_accepted,
+        )
+        self.info = info
+        self.events.append(HandshakeCompleted(info))
+        return info
+
+
+class ClientContext(HandshakeContext[ClientConfig]):
+    is_client = True
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        records: RecordLayer,
+        reassembler: HandshakeReassembler,
+        events: deque[Event],
+        server_name: str | None,
+        port: int | None,
+    ) -> None:
+        super().__init__(config, records, reassembler, events)
+        self.server_name = server_name
+        self.port = port
+        # The name used for the session cache and certificate checks.
+        self.sni = server_name
+        self.offered_session: ClientSession | None = None
+        self.latest_session: ClientSession | None = None
+        self.cache_key: tuple[str, int, str | None] | None = None
+
+    def new_session(self, session: ClientSession) -> None:
+        """Keep a session the server gave us, in the cache if there is one."""
+        cache = self.config.session_cache
+        if cache is not None and self.cache_key is not None:
+            cache.put(self.cache_key, session)
+        self.latest_session = session
+
+    def forget_session(self) -> None:
+        cache = self.config.session_cache
+        if cache is not None and self.cache_key is not None:
+            cache.forget(self.cache_key)
+
+
+class ServerContext(HandshakeContext[ServerConfig]):
+    is_client = False
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        records: RecordLayer,
+        reassembler: HandshakeReassembler,
+        events: deque[Event],
+    ) -> None:
+        super().__init__(config, records, reassembler, events)
+        self.session: ServerSession | None = None
+
+
+class State:
+    """One point of the handshake: the messages valid here and what each leads to."""
+
+    accepts_application_data = False
+    handshake_done = False
+
+    def handle(self, ctx: Any, msg_type: int, body: bytes, raw: bytes) -> State:
+        unexpected(self, msg_type)
+
+    def handle_ccs(self, ctx: Any) -> State:
+        raise UnexpectedMessage(f"unexpected ChangeCipherSpec while in {type(self).__name__}")
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+def unexpected(state: State, msg_type: int) -> NoReturn:
+    try:
+        name = HandshakeType(msg_type).name
+    except ValueError:
+        name = f"type {msg_type}"
+    raise UnexpectedMessage(f"unexpected handshake message {name} while in {state!r}")
+
+
+def require(state: State, msg_type: int, expected: int) -> None:
+    if msg_type != expected:
+        unexpected(state, msg_type)
+
+
+class Failed(State):
+    """Terminal: the connection has failed; nothing more is processed."""
+
+    def handle(self, ctx: Any, msg_type: int, body: bytes, raw: bytes) -> State:
+        raise InternalError("the connection has already failed")
+
+
+def verify_finished(received: bytes, expected: bytes) -> None:
+    """Compare Finished verify_data in constant time; a mismatch is decrypt_error."""
+    if len(received) != len(expected):
+        raise DecodeError(f"Finished verify_data is {len(received)} bytes, not {len(expected)}")
+    if not hmac.compare_digest(received, expected):
+        raise DecryptError(
+            "the peer's Finished does not match the handshake (different keys or a modified "
+            "handshake)"
+        )

@@ -1,0 +1,42 @@
+"""TLS 1.2 key material: master secret, key block, record protection, Finished."""
+
+from __future__ import annotations
+
+from ..crypto import prf
+from ..crypto.suites import CipherSuite
+from ..record.protection import AEAD12, CBC12, RecordProtection
+
+
+def compute_master_secret(
+    suite: CipherSuite,
+    premaster: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    session_hash: bytes | None,
+) -> bytes:
+    """The master secret; extended (RFC 7627) when ``session_hash`` is given."""
+    if session_hash is not None:
+        return prf.extended_master_secret(suite.prf_hash, premaster, session_hash)
+    return prf.master_secret(suite.prf_hash, premaster, client_random, server_random)
+
+
+def protections(
+    suite: CipherSuite, master: bytes, client_random: bytes, server_random: bytes, etm: bool
+) -> tuple[RecordProtection, RecordProtection]:
+    """(client write, server write) protection from the key block (RFC 5246 §6.3)."""
+    mac, key, iv = suite.mac_len, suite.key_len, suite.fixed_iv_len
+    block = prf.key_block(
+        suite.prf_hash, master, client_random, server_random, 2 * (mac + key + iv)
+    )
+    c_mac, s_mac = block[:mac], block[mac : 2 * mac]
+    p = 2 * mac
+    c_key, s_key = block[p : p + key], block[p + key : p + 2 * key]
+    p += 2 * key
+    c_iv, s_iv = block[p : p + iv], block[p + iv : p + 2 * iv]
+    if suite.is_aead:
+        return AEAD12(suite, c_key, c_iv), AEAD12(suite, s_key, s_iv)
+    return CBC12(suite, c_key, c_mac, etm), CBC12(suite, s_key, s_mac, etm)
+
+
+def finished_data(suite: CipherSuite, master: bytes, from_client: bool, digest: bytes) -> bytes:
+    return prf.verify_data(suite.prf_hash, master, from_client, digest)

@@ -1,0 +1,116 @@
+"""The server's choices from a ClientHello, shared by TLS 1.2 and TLS 1.3: version, cipher
+suite and certificate, group, ALPN, and the hello checks every version makes."""
+
+from __future__ import annotations
+
+from ..certs import CertifiedKey
+from ..config import ServerConfig
+from ..crypto.key_exchange import SUPPORTED_GROUPS
+from ..crypto.signatures import TLS12_IMPLICIT_SCHEMES, choose_scheme
+from ..crypto.suites import BY_CODE, TLS_FALLBACK_SCSV, Auth, CipherSuite, KeyExchange
+from ..enums import NamedGroup, ProtocolVersion
+from ..errors import (
+    HandshakeFailure,
+    InappropriateFallback,
+    NoApplicationProtocol,
+    ProtocolVersionError,
+)
+from ..messages import ClientHello
+from ..messages import extensions as X
+
+_AUTH_KIND = {Auth.ECDSA: ("ec",), Auth.RSA: ("rsa",), Auth.ANY: ("ec", "rsa", "ed25519", "ed448")}
+
+
+def negotiate_version(config: ServerConfig, ch: ClientHello) -> ProtocolVersion:
+    """The highest version both sides enable, or protocol_version."""
+    ours = config.versions
+    sv = ch.find(X.SupportedVersionsOffer)
+    if sv is not None:
+        offered = set(sv.versions)
+        for v in ours:
+            if v in offered:
+                chosen = v
+                break
+        else:
+            raise ProtocolVersionError(
+                "no protocol version in common: the client offers "
+                + ", ".join(f"0x{v:04x}" for v in sv.versions if (v & 0x0F0F) != 0x0A0A)
+            )
+    else:
+        if ch.legacy_version < ProtocolVersion.TLS1_2 or ProtocolVersion.TLS1_2 not in ours:
+            raise ProtocolVersionError(
+                f"the client offers at most 0x{ch.legacy_version:04x}; "
+                f"this server needs {ours[-1].label} or later"
+            )
+        chosen = ProtocolVersion.TLS1_2
+    # RFC 7507: a fallback retry from a client that could do better than what we pick.
+    if TLS_FALLBACK_SCSV in ch.cipher_suites and chosen < ours[0]:
+        raise InappropriateFallback("TLS_FALLBACK_SCSV with a version below our highest")
+    return chosen
+
+
+def select_alpn(config: ServerConfig, ch: ClientHello) -> bytes | None:
+    """Our first protocol the client offers (RFC 7301 §3.2); no overlap is fatal."""
+    offer = ch.find(X.ALPN)
+    if offer is None or not config.alpn_protocols:
+        return None
+    for proto in config.alpn_protocols:
+        if proto in offer.protocols:
+            return proto
+    raise NoApplicationProtocol(
+        "no application protocol in common: the client offers "
+        + ", ".join(p.decode("latin-1") for p in offer.protocols)
+    )
+
+
+def select_group(config: ServerConfig, ch: ClientHello) -> int | None:
+    ext = ch.find(X.SupportedGroups)
+    if ext is None:
+        # RFC 8422 §4: a client that sends no supported_groups accepts any curve.
+        return NamedGroup.secp256r1 if NamedGroup.secp256r1 in config.groups else None
+    theirs = set(ext.groups)
+    for g in config.groups:
+        if g in theirs and g in SUPPORTED_GROUPS:
+            return g
+    return None
+
+
+def ordered_suites(config: ServerConfig, ch: ClientHello, version: int) -> list[CipherSuite]:
+    """Suites both sides enable for ``version``, in the order the server will try them."""
+    ours = config.suites_for(version)
+    offered = set(ch.cipher_suites)
+    if config.prefer_server_ciphers:
+        return [s for s in ours if s.code in offered]
+    enabled = {s.code for s in ours}
+    return [BY_CODE[c] for c in ch.cipher_suites if c in enabled]
+
+
+def client_schemes_12(ch: ClientHello) -> tuple[int, ...]:
+    ext = ch.find(X.SignatureAlgorithms)
+    return ext.schemes if ext is not None else TLS12_IMPLICIT_SCHEMES
+
+
+def select_suite_12(
+    config: ServerConfig, ch: ClientHello, certs: tuple[CertifiedKey, ...], group: int | None
+) -> tuple[CipherSuite, CertifiedKey, int | None]:
+    """The TLS 1.2 suite, the certificate for it and the ServerKeyExchange signature scheme."""
+    schemes = client_schemes_12(ch)
+    ours = config.signature_schemes + TLS12_IMPLICIT_SCHEMES
+    for suite in ordered_suites(config, ch, ProtocolVersion.TLS1_2):
+        if suite.kx is KeyExchange.ECDHE and group is None:
+            continue
+        kinds = _AUTH_KIND[suite.auth]
+        for cert in certs:
+            if cert.kind not in kinds:
+                continue
+            if suite.kx is KeyExchange.RSA:
+                return suite, cert, None
+            scheme = choose_scheme(cert.key, schemes, ours, tls13=False)
+            if scheme is not None:
+                return suite, cert, scheme
+    raise HandshakeFailure("no cipher suite in common with the client")
+
+
+def sni_of(ch: ClientHello) -> str | None:
+    ext = ch.find(X.ServerName)
+    return ext.host_name.lower().rstrip(".") if ext is not None else None

@@ -1,0 +1,331 @@
+"""Blocking sockets: one pump loop around a sans-I/O connection.
+
+::
+
+    with TLSSocket.connect(("example.com", 443), ClientConfig()) as s:
+        s.sendall(b"GET / HTTP/1.0\\r\\nHost: example.com\\r\\n\\r\\n")
+        print(s.recv(65536))
+
+All waiting happens here; every protocol decision is the connection's. A peer that stops
+sending in the middle of the handshake is cut off after ``handshake_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+
+from ..config import ClientConfig, ServerConfig
+from ..connection import ClientConnection, ServerConnection
+from ..errors import (
+    AlertError,
+    ConnectionClosedError,
+    HandshakeTimeout,
+    LocalProtocolError,
+    TLSError,
+)
+from ..events import (
+    ApplicationData,
+    ConnectionClosed,
+    ConnectionInfo,
+    EarlyDataRejected,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
+from ..session.model import ClientSession
+
+log = logging.getLogger("tessera")
+RECV_SIZE = 1 << 18
+
+
+class TLSSocket:
+    def __init__(
+        self,
+        sock: socket.socket,
+        conn: ClientConnection | ServerConnection,
+        handshake_timeout: float | None = 30.0,
+    ) -> None:
+        self.sock = sock
+        self.conn = conn
+        self.handshake_timeout = handshake_timeout
+        self._app: deque[bytes] = deque()
+        self._eof = False
+        self._closed = False
+        self.early_data: list[bytes] = []  # 0-RTT data a server received (replayable!)
+        self.early_data_rejected = False
+        self.sessions: list[ClientSession] = []
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def connect(
+        cls,
+        address: tuple[str, int],
+        config: ClientConfig,
+        server_name: str | None = None,
+        *,
+        session: ClientSession | None = None,
+        timeout: float | None = 30.0,
+        early_data: bytes | None = None,
+    ) -> TLSSocket:
+        """Open a TCP connection and complete the handshake."""
+        sock = socket.create_connection(address, timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        name = server_name if server_name is not None else address[0]
+        try:
+            conn = ClientConnection(config, name, address=address, session=session)
+            tls = cls(sock, conn, timeout)
+            tls.do_handshake(early_data=early_data)
+        except BaseException:
+            sock.close()
+            raise
+        return tls
+
+    @classmethod
+    def wrap_server(
+        cls, sock: socket.socket, config: ServerConfig, handshake_timeout: float | None = 30.0
+    ) -> TLSSocket:
+        return cls(sock, ServerConnection(config), handshake_timeout)
+
+    # -- the pump ------------------------------------------------------------------------
+    def _flush(self) -> None:
+        out = self.conn.data_to_send()
+        if out:
+            self.sock.sendall(out)
+
+    def _pump(self) -> bool:
+        """Read once from the socket and process it; False at end of stream."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise
+        except OSError as e:
+            raise ConnectionClosedError(f"the connection broke: {e}") from e
+        if not data:
+            self._eof = True
+            return False
+        try:
+            self.conn.receive_data(data)
+        except AlertError:
+            with contextlib.suppress(OSError):
+                self._flush()
+            self._abort()
+            raise
+        self._take_events()
+        self._flush()
+        return True
+
+    def _take_events(self) -> None:
+        for ev in self.conn.events():
+            if isinstance(ev, ApplicationData):
+                if ev.early:
+                    self.early_data.append(ev.data)
+                self._app.append(ev.data)
+            elif isinstance(ev, ConnectionClosed):
+                self._eof = True
+            elif isinstance(ev, SessionTicketReceived):
+                self.sessions.append(ev.session)
+            elif isinstance(ev, EarlyDataRejected):
+                self.early_data_rejected = True
+            elif isinstance(ev, HandshakeCompleted):
+                pass
+
+    def do_handshake(self, early_data: bytes | None = None) -> ConnectionInfo:
+        conn = self.conn
+        if isinstance(conn, ClientConnection) and conn._state is None:
+            conn.start_handshake()
+            if early_data:
+                conn.send_early_data(early_data)
+        deadline = (
+            None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+        )
+        old_timeout = self.sock.gettimeout()
+        try:
+            self._flush()
+            while not conn.handshake_complete:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    self.sock.settimeout(left)
+                if not self._pump():
+                    raise ConnectionClosedError(
+                        f"the peer closed the connection during the handshake ({conn.state_name})"
+                    )
+        except TimeoutError:
+            self._abort()
+            raise HandshakeTimeout(
+                f"no progress from the peer within {self.handshake_timeout} s "
+                f"(waiting in {conn.state_name})"
+            ) from None
+        except (ConnectionClosedError, OSError):
+            self._abort()
+            raise
+        finally:
+            if not self._closed:
+                self.sock.settimeout(old_timeout)
+        info = conn.info
+        assert info is not None
+        return info
+
+    # -- data ----------------------------------------------------------------------------
+    def sendall(self, data: bytes) -> None:
+        if self._closed:
+            raise ConnectionClosedError("the socket is closed")
+        self.conn.send_data(data)
+        self._flush()
+
+    send = sendall
+    write = sendall
+
+    def recv(self, bufsize: int = 65536) -> bytes:
+        """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
+        while not self._app:
+            if self._eof or self._closed:
+                return b""
+            self._pump()
+        chunk = self._app.popleft()
+        if len(chunk) > bufsize:
+            self._app.appendleft(chunk[bufsize:])
+            chunk = chunk[:bufsize]
+        return chunk
+
+    read = recv
+
+    def recv_exactly(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.recv(n - len(out))
+            if not chunk:
+                raise ConnectionClosedError(f"the peer closed after {len(out)} of {n} bytes")
+            out += chunk
+        return bytes(out)
+
+    def pending(self) -> int:
+        return sum(len(c) for c in self._app)
+
+    # -- closing -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Send close_notify (if the connection is healthy) and close the socket."""
+        if self._closed:
+            return
+        with contextlib.suppress(TLSError, OSError):
+            if not self.conn.failed:
+                self.conn.close()
+                self._flush()
+        self._abort()
+
+    def _abort(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self) -> TLSSocket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- information ---------------------------------------------------------------------
+    @property
+    def info(self) -> ConnectionInfo:
+        info = self.conn.info
+        if info is None:
+            raise LocalProtocolError("the handshake has not completed")
+        return info
+
+    @property
+    def session(self) -> ClientSession | None:
+        if isinstance(self.conn, ClientConnection):
+            return self.conn.session
+        return None
+
+    @property
+    def peer_closed(self) -> bool:
+        return self._eof
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+class TLSServer:
+    """A threaded TCP server that runs ``handler(tls_socket)`` for each completed handshake.
+
+    Handshake failures are logged and counted, never raised out of the accept loop.
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        config: ServerConfig,
+        handler: Callable[[TLSSocket], None],
+        *,
+        handshake_timeout: float = 10.0,
+        threaded: bool = True,
+        backlog: int = 128,
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.handshake_timeout = handshake_timeout
+        self.threaded = threaded
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(address)
+        self.sock.listen(backlog)
+        self._stop = threading.Event()
+        self.handshake_failures = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return host, port
+
+    def serve_forever(self) -> None:
+        self.sock.settimeout(0.25)
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    break
+                raise
+            client.settimeout(None)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.threaded:
+                threading.Thread(target=self._serve_one, args=(client,), daemon=True).start()
+            else:
+                self._serve_one(client)
+
+    def _serve_one(self, client: socket.socket) -> None:
+        tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout)
+        try:
+            tls.do_handshake()
+        except (TLSError, OSError) as e:
+            self.handshake_failures += 1
+            log.info("handshake failed: %s", e)
+            tls.close()
+            return
+        try:
+            self.handler(tls)
+        except (TLSError, OSError) as e:
+            log.info("connection ended with an error: %s", e)
+        finally:
+            tls.close()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.sock.close()

@@ -1,0 +1,53 @@
+"""Handshake messages, extensions and alerts: frozen dataclasses with one codec."""
+
+from .base import decode_message, encode_handshake
+from .certificate import (
+    Certificate12,
+    Certificate13,
+    CertificateEntry,
+    CertificateRequest12,
+    CertificateRequest13,
+    CertificateVerify,
+)
+from .hello import ClientHello, ServerHello
+from .key_exchange import (
+    ClientKeyExchangeECDHE,
+    ClientKeyExchangeRSA,
+    EndOfEarlyData,
+    HelloRequest,
+    ServerHelloDone,
+    ServerKeyExchangeECDHE,
+)
+from .misc import (
+    Alert,
+    EncryptedExtensions,
+    Finished,
+    KeyUpdate,
+    NewSessionTicket12,
+    NewSessionTicket13,
+)
+
+__all__ = [
+    "Alert",
+    "Certificate12",
+    "Certificate13",
+    "CertificateEntry",
+    "CertificateRequest12",
+    "CertificateRequest13",
+    "CertificateVerify",
+    "ClientHello",
+    "ClientKeyExchangeECDHE",
+    "ClientKeyExchangeRSA",
+    "EncryptedExtensions",
+    "EndOfEarlyData",
+    "Finished",
+    "HelloRequest",
+    "KeyUpdate",
+    "NewSessionTicket12",
+    "NewSessionTicket13",
+    "ServerHello",
+    "ServerHelloDone",
+    "ServerKeyExchangeECDHE",
+    "decode_message",
+    "encode_handshake",
+]

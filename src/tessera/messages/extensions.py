@@ -1,0 +1,500 @@
+"""Hello extensions.
+
+The same extension code point carries different bodies in different messages (``key_share`` is a
+list in ClientHello, one entry in ServerHello and a bare group in HelloRetryRequest), so each
+message decodes its extensions with the registry for its context. Unknown extensions are kept as
+:class:`UnknownExtension` (type, bytes). Each body is decoded inside a sub-reader of exactly its
+declared length and must be consumed entirely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, Self, TypeVar
+
+from ..codec import Reader, Writer
+from ..enums import ExtensionType, NameType
+from ..errors import DecodeError, IllegalParameter
+
+T = TypeVar("T", bound="Extension")
+
+
+class Extension(Protocol):
+    ext_type: ClassVar[int]
+
+    def encode(self, w: Writer) -> None: ...
+
+
+class _Decodable(Protocol):
+    ext_type: ClassVar[int]
+
+    @classmethod
+    def decode(cls, r: Reader) -> Extension: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownExtension:
+    """An extension we do not interpret; kept so it can be re-encoded unchanged."""
+
+    code: int
+    data: bytes
+    ext_type: ClassVar[int] = -1
+
+    def encode(self, w: Writer) -> None:
+        w.raw(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Empty:
+    """Base for extensions whose body is empty."""
+
+    def encode(self, w: Writer) -> None:
+        pass
+
+    @classmethod
+    def decode(cls, r: Reader) -> Self:
+        return cls()
+
+
+# --- server_name (RFC 6066 §3) ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ServerName:
+    """ClientHello ``server_name``: the one host name the client asks for."""
+
+    host_name: str
+    ext_type: ClassVar[int] = ExtensionType.server_name
+
+    def encode(self, w: Writer) -> None:
+        outer = w.open(2)
+        w.u8(NameType.host_name)
+        w.opaque(2, self.host_name.encode("ascii"))
+        w.close(outer, 2)
+
+    @classmethod
+    def decode(cls, r: Reader) -> ServerName:
+        names = r.vector(2, 1)
+        host: str | None = None
+        while not names.at_end():
+            name_type = names.u8()
+            name = names.opaque(2, 1)
+            if name_type != NameType.host_name:
+                continue
+            if host is not None:
+                raise IllegalParameter("server_name lists more than one host_name")
+            if b"\x00" in name:
+                raise IllegalParameter("server_name contains a NUL byte")
+            try:
+                host = name.decode("ascii")
+            except UnicodeDecodeError:
+                raise IllegalParameter("server_name is not an ASCII host name") from None
+        if host is None:
+            raise IllegalParameter("server_name has no host_name entry")
+        return cls(host)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerNameAck(_Empty):
+    """ServerHello / EncryptedExtensions ``server_name``: empty, says the name was used."""
+
+    ext_type: ClassVar[int] = ExtensionType.server_name
+
+
+# --- groups, point formats, signature algorithms ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SupportedGroups:
+    groups: tuple[int, ...]
+    ext_type: ClassVar[int] = ExtensionType.supported_groups
+
+    def encode(self, w: Writer) -> None:
+        w.u16_list(2, self.groups)
+
+    @classmethod
+    def decode(cls, r: Reader) -> SupportedGroups:
+        return cls(r.u16_list(2, 2))
+
+
+@dataclass(frozen=True, slots=True)
+class ECPointFormats:
+    formats: tuple[int, ...]
+    ext_type: ClassVar[int] = ExtensionType.ec_point_formats
+
+    def encode(self, w: Writer) -> None:
+        w.u8_list(1, self.formats)
+
+    @classmethod
+    def decode(cls, r: Reader) -> ECPointFormats:
+        return cls(r.u8_list(1, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureAlgorithms:
+    schemes: tuple[int, ...]
+    ext_type: ClassVar[int] = ExtensionType.signature_algorithms
+
+    def encode(self, w: Writer) -> None:
+        w.u16_list(2, self.schemes)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Self:
+        return cls(r.u16_list(2, 2))
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureAlgorithmsCert(SignatureAlgorithms):
+    ext_type: ClassVar[int] = ExtensionType.signature_algorithms_cert
+
+
+# --- ALPN (RFC 7301) -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ALPN:
+    protocols: tuple[bytes, ...]
+    ext_type: ClassVar[int] = ExtensionType.application_layer_protocol_negotiation
+
+    def encode(self, w: Writer) -> None:
+        m = w.open(2)
+        for p in self.protocols:
+            w.opaque(1, p)
+        w.close(m, 2)
+
+    @classmethod
+    def decode(cls, r: Reader) -> ALPN:
+        lst = r.vector(2, 2)
+        protocols = []
+        while not lst.at_end():
+            protocols.append(lst.opaque(1, 1))
+        return cls(tuple(protocols))
+
+
+# --- flags -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EncryptThenMac(_Empty):
+    ext_type: ClassVar[int] = ExtensionType.encrypt_then_mac
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedMasterSecret(_Empty):
+    ext_type: ClassVar[int] = ExtensionType.extended_master_secret
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataIndication(_Empty):
+    """``early_data`` in ClientHello and EncryptedExtensions (empty body)."""
+
+    ext_type: ClassVar[int] = ExtensionType.early_data
+
+
+@dataclass(frozen=True, slots=True)
+class PostHandshakeAuth(_Empty):
+    ext_type: ClassVar[int] = ExtensionType.post_handshake_auth
+
+
+# --- session_ticket (RFC 5077 §3.2) and renegotiation_info (RFC 5746 §3.2) -------------------
+@dataclass(frozen=True, slots=True)
+class SessionTicketExt:
+    ticket: bytes = b""
+    ext_type: ClassVar[int] = ExtensionType.session_ticket
+
+    def encode(self, w: Writer) -> None:
+        w.raw(self.ticket)
+
+    @classmethod
+    def decode(cls, r: Reader) -> SessionTicketExt:
+        return cls(r.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class RenegotiationInfo:
+    renegotiated_connection: bytes = b""
+    ext_type: ClassVar[int] = ExtensionType.renegotiation_info
+
+    def encode(self, w: Writer) -> None:
+        w.opaque(1, self.renegotiated_connection)
+
+    @classmethod
+    def decode(cls, r: Reader) -> RenegotiationInfo:
+        return cls(r.opaque(1))
+
+
+# --- supported_versions (RFC 8446 §4.2.1) ----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SupportedVersionsOffer:
+    versions: tuple[int, ...]
+    ext_type: ClassVar[int] = ExtensionType.supported_versions
+
+    def encode(self, w: Writer) -> None:
+        w.u16_list(1, self.versions)
+
+    @classmethod
+    def decode(cls, r: Reader) -> SupportedVersionsOffer:
+        return cls(r.u16_list(1, 2, 254))
+
+
+@dataclass(frozen=True, slots=True)
+class SupportedVersionSelected:
+    version: int
+    ext_type: ClassVar[int] = ExtensionType.supported_versions
+
+    def encode(self, w: Writer) -> None:
+        w.u16(self.version)
+
+    @classmethod
+    def decode(cls, r: Reader) -> SupportedVersionSelected:
+        return cls(r.u16())
+
+
+# --- key_share (RFC 8446 §4.2.8) -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class KeyShareEntry:
+    group: int
+    key_exchange: bytes
+
+    def encode(self, w: Writer) -> None:
+        w.u16(self.group)
+        w.opaque(2, self.key_exchange)
+
+    @classmethod
+    def decode(cls, r: Reader) -> KeyShareEntry:
+        return cls(r.u16(), r.opaque(2, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareOffer:
+    entries: tuple[KeyShareEntry, ...]
+    ext_type: ClassVar[int] = ExtensionType.key_share
+
+    def encode(self, w: Writer) -> None:
+        m = w.open(2)
+        for e in self.entries:
+            e.encode(w)
+        w.close(m, 2)
+
+    @classmethod
+    def decode(cls, r: Reader) -> KeyShareOffer:
+        lst = r.vector(2)
+        entries = []
+        seen = set()
+        while not lst.at_end():
+            e = KeyShareEntry.decode(lst)
+            if e.group in seen:
+                raise IllegalParameter("key_share offers the same group twice")
+            seen.add(e.group)
+            entries.append(e)
+        return cls(tuple(entries))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareSelected:
+    entry: KeyShareEntry
+    ext_type: ClassVar[int] = ExtensionType.key_share
+
+    def encode(self, w: Writer) -> None:
+        self.entry.encode(w)
+
+    @classmethod
+    def decode(cls, r: Reader) -> KeyShareSelected:
+        return cls(KeyShareEntry.decode(r))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareRetry:
+    """HelloRetryRequest ``key_share``: the group the server wants a share for."""
+
+    group: int
+    ext_type: ClassVar[int] = ExtensionType.key_share
+
+    def encode(self, w: Writer) -> None:
+        w.u16(self.group)
+
+    @classmethod
+    def decode(cls, r: Reader) -> KeyShareRetry:
+        return cls(r.u16())
+
+
+# --- pre_shared_key and psk_key_exchange_modes (RFC 8446 §4.2.9, §4.2.11) --------------------
+@dataclass(frozen=True, slots=True)
+class PskIdentity:
+    identity: bytes
+    obfuscated_ticket_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedPsks:
+    identities: tuple[PskIdentity, ...]
+    binders: tuple[bytes, ...]
+    ext_type: ClassVar[int] = ExtensionType.pre_shared_key
+
+    def encode(self, w: Writer) -> None:
+        m = w.open(2)
+        for ident in self.identities:
+            w.opaque(2, ident.identity)
+            w.u32(ident.obfuscated_ticket_age)
+        w.close(m, 2)
+        m = w.open(2)
+        for b in self.binders:
+            w.opaque(1, b)
+        w.close(m, 2)
+
+    def binders_length(self) -> int:
+        """Bytes the binders list takes on the wire, with its 2-byte length prefix."""
+        return 2 + sum(1 + len(b) for b in self.binders)
+
+    @classmethod
+    def decode(cls, r: Reader) -> OfferedPsks:
+        ids = r.vector(2, 7)
+        identities = []
+        while not ids.at_end():
+            identities.append(PskIdentity(ids.opaque(2, 1), ids.u32()))
+        bl = r.vector(2, 33)
+        binders = []
+        while not bl.at_end():
+            binders.append(bl.opaque(1, 32, 255))
+        if len(binders) != len(identities):
+            raise IllegalParameter(
+                "pre_shared_key has a different number of binders and identities"
+            )
+        return cls(tuple(identities), tuple(binders))
+
+
+@dataclass(frozen=True, slots=True)
+class PreSharedKeySelected:
+    selected_identity: int
+    ext_type: ClassVar[int] = ExtensionType.pre_shared_key
+
+    def encode(self, w: Writer) -> None:
+        w.u16(self.selected_identity)
+
+    @classmethod
+    def decode(cls, r: Reader) -> PreSharedKeySelected:
+        return cls(r.u16())
+
+
+@dataclass(frozen=True, slots=True)
+class PskKeyExchangeModes:
+    modes: tuple[int, ...]
+    ext_type: ClassVar[int] = ExtensionType.psk_key_exchange_modes
+
+    def encode(self, w: Writer) -> None:
+        w.u8_list(1, self.modes)
+
+    @classmethod
+    def decode(cls, r: Reader) -> PskKeyExchangeModes:
+        return cls(r.u8_list(1, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataLimit:
+    """NewSessionTicket ``early_data``: how much 0-RTT data the ticket allows."""
+
+    max_early_data_size: int
+    ext_type: ClassVar[int] = ExtensionType.early_data
+
+    def encode(self, w: Writer) -> None:
+        w.u32(self.max_early_data_size)
+
+    @classmethod
+    def decode(cls, r: Reader) -> EarlyDataLimit:
+        return cls(r.u32())
+
+
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    cookie: bytes
+    ext_type: ClassVar[int] = ExtensionType.cookie
+
+    def encode(self, w: Writer) -> None:
+        w.opaque(2, self.cookie)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Cookie:
+        return cls(r.opaque(2, 1))
+
+
+# --- registries per context ------------------------------------------------------------------
+Registry = dict[int, type[_Decodable]]
+
+
+def _registry(*classes: type[_Decodable]) -> Registry:
+    return {c.ext_type: c for c in classes}
+
+
+CLIENT_HELLO: Registry = _registry(
+    ServerName,
+    SupportedGroups,
+    ECPointFormats,
+    SignatureAlgorithms,
+    SignatureAlgorithmsCert,
+    ALPN,
+    EncryptThenMac,
+    ExtendedMasterSecret,
+    SessionTicketExt,
+    RenegotiationInfo,
+    SupportedVersionsOffer,
+    KeyShareOffer,
+    OfferedPsks,
+    PskKeyExchangeModes,
+    EarlyDataIndication,
+    Cookie,
+    PostHandshakeAuth,
+)
+SERVER_HELLO: Registry = _registry(
+    ServerNameAck,
+    ECPointFormats,
+    ALPN,
+    EncryptThenMac,
+    ExtendedMasterSecret,
+    SessionTicketExt,
+    RenegotiationInfo,
+    SupportedVersionSelected,
+    KeyShareSelected,
+    PreSharedKeySelected,
+)
+HELLO_RETRY_REQUEST: Registry = _registry(SupportedVersionSelected, KeyShareRetry, Cookie)
+ENCRYPTED_EXTENSIONS: Registry = _registry(
+    ServerNameAck, SupportedGroups, ALPN, EarlyDataIndication
+)
+CERTIFICATE_REQUEST_13: Registry = _registry(SignatureAlgorithms, SignatureAlgorithmsCert)
+NEW_SESSION_TICKET_13: Registry = _registry(EarlyDataLimit)
+EMPTY: Registry = {}
+
+
+def encode_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
+    outer = w.open(2)
+    for ext in extensions:
+        w.u16(ext.code if isinstance(ext, UnknownExtension) else ext.ext_type)
+        m = w.open(2)
+        ext.encode(w)
+        w.close(m, 2)
+    w.close(outer, 2)
+
+
+def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
+    """Decode an ``Extension extensions<0..2^16-1>`` block; duplicates are a decode_error."""
+    block = r.vector(2)
+    out: list[Extension] = []
+    seen: set[int] = set()
+    while not block.at_end():
+        code = block.u16()
+        body = block.vector(2)
+        if code in seen:
+            raise DecodeError(f"extension {code} appears twice")
+        seen.add(code)
+        cls = registry.get(code)
+        if cls is None:
+            out.append(UnknownExtension(code, body.rest()))
+            continue
+        ext = cls.decode(body)
+        body.expect_empty(f"extension {ExtensionType(code).name}")
+        out.append(ext)
+    return tuple(out)
+
+
+def ext_code(ext: Extension) -> int:
+    return ext.code if isinstance(ext, UnknownExtension) else ext.ext_type
+
+
+def find(extensions: tuple[Extension, ...], cls: type[T]) -> T | None:
+    for e in extensions:
+        if type(e) is cls:
+            return e
+    return None

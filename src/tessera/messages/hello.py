@@ -1,0 +1,98 @@
+"""ClientHello, ServerHello and HelloRetryRequest (RFC 5246 §7.4.1, RFC 8446 §4.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..codec import Reader, Writer
+from ..enums import HandshakeType
+from . import extensions as X
+from .extensions import Extension, T
+
+# SHA-256("HelloRetryRequest"): a ServerHello with this random is a HelloRetryRequest.
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
+# RFC 8446 §4.1.3: the last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates less.
+DOWNGRADE_TLS12 = b"DOWNGRD\x01"
+DOWNGRADE_TLS11 = b"DOWNGRD\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suites: tuple[int, ...]
+    compression_methods: tuple[int, ...] = (0,)
+    extensions: tuple[Extension, ...] = ()
+    # True when the extensions block was present on the wire (even if empty).
+    has_extensions_block: bool = field(default=True, compare=False)
+    msg_type: ClassVar[HandshakeType] = HandshakeType.CLIENT_HELLO
+
+    def encode_body(self, w: Writer) -> None:
+        w.u16(self.legacy_version)
+        w.raw(self.random)
+        w.opaque(1, self.session_id)
+        w.u16_list(2, self.cipher_suites)
+        w.u8_list(1, self.compression_methods)
+        if self.extensions or self.has_extensions_block:
+            X.encode_extensions(w, self.extensions)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ClientHello:
+        version = r.u16()
+        random = r.raw(32)
+        session_id = r.opaque(1, 0, 32)
+        suites = r.u16_list(2, 2, 0xFFFE)
+        compression = r.u8_list(1, 1)
+        if r.at_end():
+            return cls(version, random, session_id, suites, compression, (), False)
+        exts = X.decode_extensions(r, X.CLIENT_HELLO)
+        return cls(version, random, session_id, suites, compression, exts, True)
+
+    def find(self, cls: type[T]) -> T | None:
+        return X.find(self.extensions, cls)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int = 0
+    extensions: tuple[Extension, ...] = ()
+    msg_type: ClassVar[HandshakeType] = HandshakeType.SERVER_HELLO
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+    def encode_body(self, w: Writer) -> None:
+        w.u16(self.legacy_version)
+        w.raw(self.random)
+        w.opaque(1, self.session_id)
+        w.u16(self.cipher_suite)
+        w.u8(self.compression_method)
+        if self.extensions:
+            X.encode_extensions(w, self.extensions)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> ServerHello:
+        version = r.u16()
+        random = r.raw(32)
+        session_id = r.opaque(1, 0, 32)
+        suite = r.u16()
+        compression = r.u8()
+        exts: tuple[Extension, ...] = ()
+        if not r.at_end():
+            registry = (
+                X.HELLO_RETRY_REQUEST if random == HELLO_RETRY_REQUEST_RANDOM else X.SERVER_HELLO
+            )
+            exts = X.decode_extensions(r, registry)
+        return cls(version, random, session_id, suite, compression, exts)
+
+    def find(self, cls: type[T]) -> T | None:
+        return X.find(self.extensions, cls)

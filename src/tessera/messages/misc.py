@@ -1,0 +1,128 @@
+"""Finished, NewSessionTicket, EncryptedExtensions, KeyUpdate and Alert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..codec import Reader, Writer
+from ..enums import AlertDescription, AlertLevel, HandshakeType
+from ..errors import DecodeError, IllegalParameter
+from . import extensions as X
+from .extensions import Extension, T
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    verify_data: bytes
+    msg_type: ClassVar[HandshakeType] = HandshakeType.FINISHED
+
+    def encode_body(self, w: Writer) -> None:
+        w.raw(self.verify_data)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> Finished:
+        return cls(r.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket12:
+    """RFC 5077 §3.3: ``lifetime_hint`` in seconds (0 = unspecified) and an opaque ticket."""
+
+    lifetime_hint: int
+    ticket: bytes
+    msg_type: ClassVar[HandshakeType] = HandshakeType.NEW_SESSION_TICKET
+
+    def encode_body(self, w: Writer) -> None:
+        w.u32(self.lifetime_hint)
+        w.opaque(2, self.ticket)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> NewSessionTicket12:
+        return cls(r.u32(), r.opaque(2))
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket13:
+    lifetime: int
+    age_add: int
+    nonce: bytes
+    ticket: bytes
+    extensions: tuple[Extension, ...] = ()
+    msg_type: ClassVar[HandshakeType] = HandshakeType.NEW_SESSION_TICKET
+
+    def encode_body(self, w: Writer) -> None:
+        w.u32(self.lifetime)
+        w.u32(self.age_add)
+        w.opaque(1, self.nonce)
+        w.opaque(2, self.ticket)
+        X.encode_extensions(w, self.extensions)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> NewSessionTicket13:
+        lifetime = r.u32()
+        age_add = r.u32()
+        nonce = r.opaque(1)
+        ticket = r.opaque(2, 1)
+        exts = X.decode_extensions(r, X.NEW_SESSION_TICKET_13)
+        return cls(lifetime, age_add, nonce, ticket, exts)
+
+    def find(self, cls: type[T]) -> T | None:
+        return X.find(self.extensions, cls)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedExtensions:
+    extensions: tuple[Extension, ...]
+    msg_type: ClassVar[HandshakeType] = HandshakeType.ENCRYPTED_EXTENSIONS
+
+    def encode_body(self, w: Writer) -> None:
+        X.encode_extensions(w, self.extensions)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> EncryptedExtensions:
+        return cls(X.decode_extensions(r, X.ENCRYPTED_EXTENSIONS))
+
+    def find(self, cls: type[T]) -> T | None:
+        return X.find(self.extensions, cls)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate:
+    request_update: int
+    msg_type: ClassVar[HandshakeType] = HandshakeType.KEY_UPDATE
+
+    def encode_body(self, w: Writer) -> None:
+        w.u8(self.request_update)
+
+    @classmethod
+    def decode_body(cls, r: Reader) -> KeyUpdate:
+        v = r.u8()
+        if v > 1:
+            raise IllegalParameter(f"KeyUpdate request_update={v} is neither 0 nor 1")
+        return cls(v)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    level: int
+    description: int
+
+    def to_bytes(self) -> bytes:
+        return bytes((self.level, self.description))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Alert:
+        if len(data) != 2:
+            raise DecodeError(f"an alert is 2 bytes, got {len(data)}")
+        level, desc = data[0], data[1]
+        if level not in (AlertLevel.WARNING, AlertLevel.FATAL):
+            raise IllegalParameter(f"alert level {level} is neither warning nor fatal")
+        return cls(level, desc)
+
+    @property
+    def description_enum(self) -> AlertDescription | None:
+        try:
+            return AlertDescription(self.description)
+        except ValueError:
+            return None

@@ -1,0 +1,1 @@
+"""The record layer: framing, protection, and handshake message reassembly."""

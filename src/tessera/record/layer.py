@@ -1,0 +1,139 @@
+"""Record framing in both directions, and handshake message reassembly.
+
+Incoming bytes are buffered; :meth:`RecordLayer.next_record` returns one deprotected record at
+a time, so a key change made while handling one record applies to the next. Outgoing data is
+fragmented at 2^14 bytes and sealed with the current write protection.
+"""
+
+from __future__ import annotations
+
+from ..enums import ContentType
+from ..errors import IllegalParameter, ProtocolVersionError, RecordOverflow, UnexpectedMessage
+from .protection import MAX_PLAINTEXT, NullProtection, RecordProtection
+
+_KNOWN_TYPES = frozenset(int(t) for t in ContentType)
+# A handshake message larger than this is refused (OpenSSL allows 100 KiB of certificates).
+MAX_HANDSHAKE_MESSAGE = 1 << 17
+
+
+class RecordLayer:
+    __slots__ = ("_inbuf", "_pos", "check_version", "out", "read", "write")
+
+    def __init__(self) -> None:
+        self.read: RecordProtection = NullProtection()
+        self.write: RecordProtection = NullProtection()
+        self._inbuf = bytearray()
+        self._pos = 0
+        self.out: list[bytes] = []
+        # Once a version is agreed, TLS 1.2 records must carry it (None: only major 3 checked).
+        self.check_version: int | None = None
+
+    # -- input ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            del self._inbuf[: self._pos]
+            self._pos = 0
+        self._inbuf += data
+
+    def buffered(self) -> int:
+        return len(self._inbuf) - self._pos
+
+    def next_record(self) -> tuple[int, bytes] | None:
+        """The next whole record as (content type, plaintext), or None until more bytes come."""
+        buf = self._inbuf
+        pos = self._pos
+        if len(buf) - pos < 5:
+            return None
+        ctype = buf[pos]
+        if ctype not in _KNOWN_TYPES:
+            self._bad_first_bytes(ctype)
+        version = (buf[pos + 1] << 8) | buf[pos + 2]
+        if buf[pos + 1] != 3:
+            raise ProtocolVersionError(f"record version 0x{version:04x} is not TLS")
+        if self.check_version is not None and version != self.check_version:
+            raise ProtocolVersionError(
+                f"record version 0x{version:04x} differs from the negotiated "
+                f"0x{self.check_version:04x}"
+            )
+        length = (buf[pos + 3] << 8) | buf[pos + 4]
+        read = self.read
+        if length > read.max_fragment:
+            raise RecordOverflow(f"record of {length} bytes exceeds the limit {read.max_fragment}")
+        end = pos + 5 + length
+        if len(buf) < end:
+            return None
+        fragment = bytes(buf[pos + 5 : end])
+        self._pos = end
+        if not read.encrypted:
+            if length == 0 and ctype != ContentType.APPLICATION_DATA:
+                raise UnexpectedMessage(f"empty {ContentType(ctype).name} record")
+            return ctype, fragment
+        ctype, plain = read.open(ctype, fragment)
+        if len(plain) > MAX_PLAINTEXT:
+            raise RecordOverflow(f"decrypted record of {len(plain)} bytes exceeds 2^14")
+        return ctype, plain
+
+    def _bad_first_bytes(self, ctype: int) -> None:
+        head = bytes(self._inbuf[self._pos : self._pos + 5])
+        if head[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"OPTI", b"CONN"):
+            raise UnexpectedMessage("the peer sent plaintext HTTP to a TLS port")
+        if ctype & 0x80 and len(head) >= 3 and head[2] == 1:
+            raise ProtocolVersionError(
+                "the peer sent an SSLv2-format ClientHello; SSLv2 is refused"
+            )
+        raise UnexpectedMessage(f"unknown record content type {ctype}")
+
+    # -- output --------------------------------------------------------------------------
+    def write_records(self, content_type: int, data: bytes) -> None:
+        seal = self.write.seal
+        out = self.out
+        n = len(data)
+        if n <= MAX_PLAINTEXT:
+            out.append(seal(content_type, data))
+            return
+        view = memoryview(data)
+        for i in range(0, n, MAX_PLAINTEXT):
+            out.append(seal(content_type, bytes(view[i : i + MAX_PLAINTEXT])))
+
+    def take_output(self) -> bytes:
+        out = self.out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+
+class HandshakeReassembler:
+    """Joins handshake records into messages: several per record, or one across records."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            raise UnexpectedMessage("empty handshake record")
+        self._buf += data
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buf)
+
+    def next_message(self) -> tuple[int, bytes, bytes] | None:
+        """(type, body, whole message bytes) or None until the message is complete."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+        if length > MAX_HANDSHAKE_MESSAGE:
+            raise IllegalParameter(f"handshake message of {length} bytes is too large")
+        if len(buf) < 4 + length:
+            return None
+        raw = bytes(buf[: 4 + length])
+        del buf[: 4 + length]
+        return raw[0], raw[4:], raw
+
+
+__all__ = ["MAX_HANDSHAKE_MESSAGE", "HandshakeReassembler", "RecordLayer"]

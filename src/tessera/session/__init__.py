@@ -1,0 +1,1 @@
+"""Resumption: the session model, stores, ticket sealing, the ticket keyring and statistics."""

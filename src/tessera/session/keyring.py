@@ -1,0 +1,240 @@
+"""Ticket keys and the keyring that rotates them.
+
+A ticket key is a 16-byte name, an HMAC-SHA256 key and an AES key (16 bytes: AES-128-CBC, or
+32 bytes: AES-256-CBC). The keyring holds one key that encrypts and older keys kept only to
+decrypt, as an immutable snapshot swapped atomically on rotation. A key is erased once it is
+older than ``rotation_interval * (keep + 1)``; when every key has expired and none can be made,
+no tickets are issued or accepted — handshakes simply go without.
+
+Key files, by layout (all are raw bytes, one key after another, newest-first unless noted):
+
+==============  ======  ===================================  ==============================
+layout          bytes   order                                used by
+==============  ======  ===================================  ==============================
+``native``      48      name16 | hmac16 | aes16              Node.js ticketKeys, OpenSSL 1.0
+``native``      80      name16 | hmac32 | aes32              OpenSSL 1.1+ (AES-256-CBC)
+``nginx``       48      name16 | aes16 | hmac16              ssl_session_ticket_key
+``nginx``       80      name16 | hmac32 | aes32              ssl_session_ticket_key
+``haproxy``     48/80   base64 lines, name | aes | hmac      tls-ticket-keys
+==============  ======  ===================================  ==============================
+
+A native or nginx file holds one key (nginx takes one file per key; the first file encrypts).
+A HAProxy file holds several lines; HAProxy encrypts with the second-to-last line, so that a
+new key can be distributed (last line) before it is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+class KeyFileFormat(Enum):
+    NATIVE = "native"
+    NGINX = "nginx"
+    HAPROXY = "haproxy"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketKey:
+    name: bytes
+    hmac_key: bytes = field(repr=False)
+    aes_key: bytes = field(repr=False)
+    created: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.name) != 16:
+            raise ConfigError("a ticket key name is 16 bytes")
+        if len(self.aes_key) not in (16, 32):
+            raise ConfigError("a ticket AES key is 16 or 32 bytes")
+        if len(self.hmac_key) < 16:
+            raise ConfigError("a ticket HMAC key is at least 16 bytes")
+
+    @classmethod
+    def generate(
+        cls, created: float, size: int = 80, rng: Callable[[int], bytes] = os.urandom
+    ) -> TicketKey:
+        if size == 48:
+            return cls(rng(16), rng(16), rng(16), created)
+        if size == 80:
+            return cls(rng(16), rng(32), rng(32), created)
+        raise ConfigError("ticket keys are 48 or 80 bytes")
+
+    def to_bytes(self, fmt: KeyFileFormat = KeyFileFormat.NATIVE) -> bytes:
+        """The key in ``fmt``'s byte order (for HAProxy: without the base64 armour)."""
+        if fmt is KeyFileFormat.NATIVE or (len(self.aes_key) == 32 and fmt is KeyFileFormat.NGINX):
+            return self.name + self.hmac_key + self.aes_key
+        return self.name + self.aes_key + self.hmac_key
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, fmt: KeyFileFormat, created: float) -> TicketKey:
+        if len(raw) not in (48, 80):
+            raise ConfigError(
+                f"a ticket key is 48 or 80 bytes, got {len(raw)}; "
+                "check the file and --ticket-key-format"
+            )
+        half = 16 if len(raw) == 48 else 32
+        name, a, b = raw[:16], raw[16 : 16 + half], raw[16 + half :]
+        if fmt is KeyFileFormat.NATIVE or (fmt is KeyFileFormat.NGINX and half == 32):
+            return cls(name, hmac_key=a, aes_key=b, created=created)
+        return cls(name, hmac_key=b, aes_key=a, created=created)
+
+
+def read_key_file(path: str | Path, fmt: KeyFileFormat, created: float) -> list[TicketKey]:
+    """Keys in a file, the encrypting key first."""
+    data = Path(path).read_bytes()
+    if fmt is KeyFileFormat.HAPROXY:
+        keys = []
+        for n, text in enumerate(data.decode("ascii", "replace").splitlines(), 1):
+            line = text.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                raw = base64.b64decode(line, validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError(f"{path}:{n}: not a base64 ticket key") from None
+            keys.append(TicketKey.from_bytes(raw, fmt, created))
+        if not keys:
+            raise ConfigError(f"{path}: no ticket keys")
+        if len(keys) >= 2:
+            enc = len(keys) - 2
+            keys = [keys[enc]] + [k for i, k in enumerate(keys) if i != enc]
+        return keys
+    if len(data) not in (48, 80):
+        raise ConfigError(
+            f"{path}: a {fmt.value} ticket key file is 48 or 80 bytes, this one is {len(data)}"
+        )
+    return [TicketKey.from_bytes(data, fmt, created)]
+
+
+def write_key_file(path: str | Path, keys: Sequence[TicketKey], fmt: KeyFileFormat) -> None:
+    """Write ``keys`` (private: mode 0600). Only ever called when the user asks for a file."""
+    if fmt is KeyFileFormat.HAPROXY:
+        data = b"".join(base64.b64encode(k.to_bytes(fmt)) + b"\n" for k in keys)
+    else:
+        if len(keys) != 1:
+            raise ConfigError(f"a {fmt.value} key file holds exactly one key")
+        data = keys[0].to_bytes(fmt)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    encrypt: TicketKey | None
+    by_name: dict[bytes, TicketKey]
+
+
+class TicketKeyring:
+    """The encrypting key plus up to ``keep`` older keys that still decrypt.
+
+    With ``generate=True`` (the default when no keys are given) a new random key is made every
+    ``rotation_interval`` seconds; such keys live in memory only. Keys given explicitly (say, from
+    a file shared by a fleet) are used as they are: rotate them with :meth:`install`.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[TicketKey] = (),
+        *,
+        rotation_interval: float = 3600.0,
+        keep: int = 2,
+        generate: bool | None = None,
+        key_size: int = 80,
+        static_key_lifetime: float | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if rotation_interval <= 0:
+            raise ConfigError("rotation_interval must be positive")
+        if keep < 0:
+            raise ConfigError("keep must be zero or more")
+        self.rotation_interval = rotation_interval
+        self.keep = keep
+        self.generate = (not keys) if generate is None else generate
+        self.key_size = key_size
+        self.static_key_lifetime = static_key_lifetime
+        self._clock = clock
+        self._rng = rng
+        self._lock = threading.Lock()
+        self.rotations = 0
+        self._snap = self._build(list(keys))
+        if self.generate and not keys:
+            self.rotate()
+
+    @property
+    def max_key_age(self) -> float:
+        return self.rotation_interval * (self.keep + 1)
+
+    def _build(self, keys: list[TicketKey]) -> _Snapshot:
+        return _Snapshot(keys[0] if keys else None, {k.name: k for k in keys[: self.keep + 1]})
+
+    def _ordered(self) -> list[TicketKey]:
+        snap = self._snap
+        rest = [k for k in snap.by_name.values() if k is not snap.encrypt]
+        rest.sort(key=lambda k: -k.created)
+        return ([snap.encrypt] if snap.encrypt else []) + rest
+
+    def keys(self) -> list[TicketKey]:
+        """Current keys, the encrypting one first."""
+        return self._ordered()
+
+    def rotate(self) -> TicketKey:
+        """Make a new random key the encrypting key now; older ones become decrypt-only."""
+        with self._lock:
+            key = TicketKey.generate(self._clock(), self.key_size, self._rng)
+            self._snap = self._build([key, *self._ordered()])
+            self.rotations += 1
+            return key
+
+    def install(self, keys: Sequence[TicketKey]) -> None:
+        """Replace the keys (the first encrypts), e.g. after a fleet-wide key file changes."""
+        with self._lock:
+            self._snap = self._build(list(keys))
+
+    def _maintain(self, now: float) -> _Snapshot:
+        snap = self._snap
+        if self.generate:
+            enc = snap.encrypt
+            if enc is not None and now - enc.created < self.rotation_interval:
+                return snap
+            with self._lock:
+                if self._snap is snap:
+                    key = TicketKey.generate(now, self.key_size, self._rng)
+                    self._snap = self._build([key, *self._live(now)])
+                    self.rotations += 1
+            return self._snap
+        if self.static_key_lifetime is None:
+            return snap
+        live = self._live(now)
+        if len(live) != len(snap.by_name):
+            with self._lock:
+                self._snap = self._build(live)
+        return self._snap
+
+    def _live(self, now: float) -> list[TicketKey]:
+        """Keys not yet past their lifetime, the encrypting one first."""
+        limit = self.max_key_age if self.generate else self.static_key_lifetime
+        keys = self._ordered()
+        return keys if limit is None else [k for k in keys if now - k.created < limit]
+
+    def encryption_key(self) -> TicketKey | None:
+        return self._maintain(self._clock()).encrypt
+
+    def decryption_key(self, name: bytes) -> tuple[TicketKey, bool] | None:
+        """(key, is_the_current_encrypting_key) for ``name``, or None if unknown/erased."""
+        snap = self._maintain(self._clock())
+        key = snap.by_name.get(name)
+        if key is None:
+            return None
+        return key, key is snap.encrypt

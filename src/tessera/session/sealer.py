@@ -1,0 +1,63 @@
+"""RFC 5077 §4 tickets: ``key_name[16] | iv[16] | AES-CBC(state) | HMAC-SHA256[32]``.
+
+The MAC covers name, IV and ciphertext, and is checked in constant time before anything is
+decrypted. Input of an impossible length is rejected before any cryptography runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from .keyring import TicketKeyring
+from .stats import FallbackReason
+
+MIN_TICKET = 16 + 16 + 16 + 32
+MAX_TICKET = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    state: bytes
+    key_is_current: bool
+
+
+class TicketSealer:
+    def __init__(self, keyring: TicketKeyring) -> None:
+        self.keyring = keyring
+
+    def seal(self, state: bytes, iv: bytes) -> bytes | None:
+        """The ticket for ``state``, or None when the keyring has no usable key."""
+        key = self.keyring.encryption_key()
+        if key is None:
+            return None
+        padder = padding.PKCS7(128).padder()
+        padded = padder.update(state) + padder.finalize()
+        enc = Cipher(algorithms.AES(key.aes_key), modes.CBC(iv)).encryptor()
+        body = key.name + iv + enc.update(padded) + enc.finalize()
+        return body + hmac.digest(key.hmac_key, body, hashlib.sha256)
+
+    def open(self, ticket: bytes) -> Opened | FallbackReason:
+        """The sealed state, or the reason the ticket cannot be used."""
+        n = len(ticket)
+        if n < MIN_TICKET or n > MAX_TICKET or (n - 64) % 16:
+            return FallbackReason.TICKET_MALFORMED
+        found = self.keyring.decryption_key(ticket[:16])
+        if found is None:
+            return FallbackReason.TICKET_UNKNOWN_KEY
+        key, current = found
+        body, mac = ticket[:-32], ticket[-32:]
+        if not hmac.compare_digest(hmac.digest(key.hmac_key, body, hashlib.sha256), mac):
+            return FallbackReason.TICKET_MAC_FAILED
+        dec = Cipher(algorithms.AES(key.aes_key), modes.CBC(ticket[16:32])).decryptor()
+        padded = dec.update(ticket[32:-32]) + dec.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        try:
+            state = unpadder.update(padded) + unpadder.finalize()
+        except ValueError:
+            return FallbackReason.TICKET_MAC_FAILED
+        return Opened(state, current)

@@ -1,0 +1,80 @@
+"""Resumption statistics, like OpenSSL's SSL_CTX_sess_* counters and CPython's session_stats().
+
+Every resumption attempt that falls back to a full handshake is counted with its reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from enum import Enum
+
+
+class FallbackReason(Enum):
+    """Why an offered session or ticket did not resume."""
+
+    UNKNOWN_SESSION_ID = "unknown session id"
+    SESSION_EXPIRED = "session expired"
+    TICKET_MALFORMED = "ticket malformed"
+    TICKET_MAC_FAILED = "ticket MAC or decryption failed"
+    TICKET_UNKNOWN_KEY = "ticket key name unknown"
+    TICKET_EXPIRED = "ticket expired"
+    VERSION_MISMATCH = "protocol version mismatch"
+    CIPHER_MISMATCH = "cipher suite not offered"
+    SNI_MISMATCH = "server name mismatch"
+    EMS_MISMATCH = "extended master secret mismatch"
+    ALPN_MISMATCH = "ALPN mismatch"
+    CLIENT_CERT_MISMATCH = "client certificate requirement"
+    PSK_BINDER_INVALID = "PSK binder invalid"
+    PSK_AGE_INVALID = "ticket age outside the window"
+    PSK_MODE_UNSUPPORTED = "no acceptable psk_key_exchange_mode"
+    PSK_ALREADY_USED = "single-use ticket already used"
+    STORE_UNAVAILABLE = "session store unavailable"
+
+
+class SessionStats:
+    """Thread-safe counters shared by every connection of a server configuration."""
+
+    COUNTERS = (
+        "full_handshakes",  # handshakes that were not resumptions
+        "resumed",  # all resumed handshakes
+        "resumed_session_id",
+        "resumed_ticket",
+        "resumed_psk",
+        "misses",  # an offered session id not found in the cache
+        "timeouts",  # an offered session (id or ticket) past its lifetime
+        "evictions",  # sessions dropped because the cache was full
+        "ticket_failures",  # tickets that failed to open (MAC, decryption, format, key)
+        "tickets_issued",
+        "sessions_cached",
+        "early_data_accepted",
+        "early_data_rejected",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._reasons: Counter[FallbackReason] = Counter()
+
+    def incr(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def fallback(self, reason: FallbackReason) -> None:
+        with self._lock:
+            self._reasons[reason] += 1
+
+    def __getitem__(self, name: str) -> int:
+        return self._counts[name]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {name: self._counts[name] for name in self.COUNTERS}
+
+    def fallback_reasons(self) -> dict[str, int]:
+        with self._lock:
+            return {r.value: n for r, n in self._reasons.items()}
+
+    def reason_count(self, reason: FallbackReason) -> int:
+        with self._lock:
+            return self._reasons[reason]

@@ -1,0 +1,72 @@
+"""Shared fixtures: a test PKI written to disk, free ports, and peer-program helpers."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tessera.certs import CertifiedKey, generate_ca, issue_leaf
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA and server/client leaves (ECDSA P-256 and RSA-2048), in memory and as PEM files."""
+
+    ca: CertifiedKey
+    ecdsa: CertifiedKey
+    rsa: CertifiedKey
+    client: CertifiedKey
+    ca_file: Path
+    ecdsa_cert: Path
+    ecdsa_key: Path
+    rsa_cert: Path
+    rsa_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _write(cert: CertifiedKey, directory: Path, name: str) -> tuple[Path, Path]:
+    chain, key = cert.to_pem()
+    c, k = directory / f"{name}.crt", directory / f"{name}.key"
+    c.write_bytes(chain)
+    k.write_bytes(key)
+    return c, k
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca = generate_ca("ec")
+    ecdsa = issue_leaf(ca, ("localhost", "127.0.0.1"), kind="ec")
+    rsa = issue_leaf(ca, ("localhost", "127.0.0.1"), kind="rsa")
+    client = issue_leaf(ca, ("tessera client",), kind="ec", client=True)
+    ca_file = d / "ca.crt"
+    ca_file.write_bytes(ca.to_pem()[0])
+    ec_c, ec_k = _write(ecdsa, d, "ecdsa")
+    rsa_c, rsa_k = _write(rsa, d, "rsa")
+    cl_c, cl_k = _write(client, d, "client")
+    return Pki(ca, ecdsa, rsa, client, ca_file, ec_c, ec_k, rsa_c, rsa_k, cl_c, cl_k)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+def require_program(name: str) -> str:
+    """The path of a peer program. Missing peers are a setup error (.ci/run installs them),
+    never a skip."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; .ci/run must install it")
+    return path
