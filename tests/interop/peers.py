@@ -1,0 +1,103 @@
+"""Start real peer programs (tessera serve, openssl s_server, node, ...) and reap them.
+
+Every process is bounded in time: waiting for a port, waiting for exit and the process itself
+are all limited, and ``stop()`` always kills what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+TESSERA = [sys.executable, "-m", "tessera.cli.main"]
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0,
+                  proc: subprocess.Popen[bytes] | None = None) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+class Peer:
+    """A background process whose output goes to a file, readable at any time."""
+
+    def __init__(self, argv: Sequence[str], *, port: int | None = None, log_dir: Path,
+                 name: str = "peer", env: dict[str, str] | None = None,
+                 stdin: int | None = subprocess.DEVNULL) -> None:  # fmt: skip
+        self.argv = list(argv)
+        self.port = port
+        self.log = log_dir / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            self.argv, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=stdin,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )  # fmt: skip
+        if port is not None:
+            try:
+                wait_for_port(port, proc=self.proc)
+            except BaseException:
+                self.stop()
+                raise RuntimeError(f"{argv[0]} did not start:\n{self.output()}") from None
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 5.0) -> str:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout)
+        self._log_file.close()
+        return self.log.read_text(errors="replace")
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.stop()
+
+
+def run(argv: Sequence[str], *, input: bytes = b"", timeout: float = 30.0,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    """Run a program to completion (bounded), stdout and stderr merged."""
+    return subprocess.run(
+        list(argv), input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=timeout, env={**os.environ, **(env or {})}, check=False,
+    )  # fmt: skip
+
+
+def tessera_serve(port: int, log_dir: Path, *args: str) -> Peer:
+    return Peer([*TESSERA, "serve", "--port", str(port), *args], port=port, log_dir=log_dir,
+                name="tessera-serve")  # fmt: skip
+
+
+def openssl_s_server(port: int, log_dir: Path, cert: Path, key: Path, *args: str) -> Peer:
+    """``openssl s_server`` answering HTTP (-www) by default; pass extra flags in ``args``."""
+    argv = ["openssl", "s_server", "-accept", str(port), "-cert", str(cert), "-key", str(key),
+            *args]  # fmt: skip
+    if "-www" not in args and "-WWW" not in args and "-rev" not in args:
+        argv.append("-www")
+    return Peer(argv, port=port, log_dir=log_dir, name="openssl-s_server")
