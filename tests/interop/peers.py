@@ -6,6 +6,7 @@ are all limited, and ``stop()`` always kills what is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,10 +65,8 @@ class Peer:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(timeout)
         self._log_file.close()
         return self.log.read_text(errors="replace")
