@@ -52,7 +52,7 @@ class _CommonConfig:
     signature_schemes: tuple[int, ...] = DEFAULT_SCHEMES
     alpn_protocols: tuple[bytes, ...] = ()
     min_version: ProtocolVersion = ProtocolVersion.TLS1_2
-    max_version: ProtocolVersion = ProtocolVersion.TLS1_2  # TLS 1.3: see issue 4
+    max_version: ProtocolVersion = ProtocolVersion.TLS1_3
     # RFC 7627: negotiate the extended master secret (on by default).
     extended_master_secret: bool = True
     # RFC 7366: use encrypt-then-MAC with CBC suites when the peer agrees.

@@ -102,7 +102,10 @@ class _Connection:
                 )
             if payload:
                 self._empty_budget = MAX_EMPTY_RECORDS
-                self._events.append(ApplicationData(payload, getattr(state, "early", False)))
+                early = state.early
+                if early:
+                    state.count(len(payload))
+                self._events.append(ApplicationData(payload, early))
             else:
                 self._spend_empty_budget()
             return
@@ -116,12 +119,20 @@ class _Connection:
                 state = state.handle(ctx, msg[0], msg[1], msg[2])
                 self._state = state
                 ctx.flush()
+            if state.handshake_done:
+                self._records.plaintext_alerts = False
             return
         if ctype == ContentType.CHANGE_CIPHER_SPEC:
             if payload != b"\x01":
                 raise IllegalParameter("a ChangeCipherSpec message must be the single byte 1")
             if self._reassembler.pending:
                 raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")
+            if ctx.version == ProtocolVersion.TLS1_3 or state.ignores_ccs:
+                # TLS 1.3 middlebox compatibility: dropped during the handshake, else an error.
+                if not state.ignores_ccs:
+                    raise UnexpectedMessage("ChangeCipherSpec outside the TLS 1.3 handshake")
+                self._spend_empty_budget()
+                return
             self._state = state.handle_ccs(ctx)
             ctx.flush()
             return
@@ -185,6 +196,17 @@ class _Connection:
             raise LocalProtocolError("send_data() before the handshake completed")
         if data:
             self._records.write_records(ContentType.APPLICATION_DATA, data)
+
+    def update_keys(self, request_peer: bool = True) -> None:
+        """TLS 1.3: send KeyUpdate and switch to new write keys; with ``request_peer`` the peer
+        is asked to update its keys too."""
+        from .handshake.common13 import Traffic13
+
+        state = self._state
+        if not isinstance(state, Traffic13) or self._local_closed or self._failed is not None:
+            raise LocalProtocolError("update_keys() needs an open TLS 1.3 connection")
+        state.update_write(self._ctx, request_peer)
+        self._ctx.flush()
 
     def close(self) -> None:
         """Queue a close_notify alert. Further send_data() calls are refused."""
@@ -257,11 +279,13 @@ class ClientConnection(_Connection):
         ctx.offered_session = session
         self._ctx = ctx
 
-    def start_handshake(self) -> None:
-        """Queue the ClientHello."""
+    def start_handshake(self, early_data: bytes | None = None) -> None:
+        """Queue the ClientHello, and ``early_data`` as TLS 1.3 0-RTT data when resuming a
+        ticket that allows it (see the EarlyDataRejected event and ``info.early_data_accepted``;
+        rejected early data is not delivered and may be sent again)."""
         if self._state is not None:
             raise LocalProtocolError("the handshake has already started")
-        self._state = client_hs.start(self._ctx)
+        self._state = client_hs.start(self._ctx, early_data)
         self._ctx.flush()
 
     @property

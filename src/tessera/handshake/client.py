@@ -7,15 +7,19 @@ or legacy_version (TLS 1.2) picks the state machine that continues.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from ..enums import HandshakeType, ProtocolVersion
-from ..errors import IllegalParameter, ProtocolVersionError
+from ..errors import IllegalParameter, LocalProtocolError, ProtocolVersionError
 from ..messages import ClientHello, ServerHello, decode_message
 from ..messages import extensions as X
 from ..messages.extensions import Extension
 from ..messages.hello import DOWNGRADE_TLS11, DOWNGRADE_TLS12
 from ..session.model import ClientSession
 from . import client12
+
+if TYPE_CHECKING:
+    from . import client13
 from .context import ClientContext, State, require
 
 
@@ -58,7 +62,7 @@ def client_hello_12_extensions(
     return exts
 
 
-def start(ctx: ClientContext) -> State:
+def start(ctx: ClientContext, early_data: bytes | None = None) -> State:
     """Send the ClientHello; returns the state that waits for the ServerHello."""
     config = ctx.config
     session = ctx.offered_session
@@ -72,7 +76,9 @@ def start(ctx: ClientContext) -> State:
     if ProtocolVersion.TLS1_3 in versions:
         from . import client13
 
-        return client13.start(ctx, session, suites)
+        return client13.start(ctx, session, suites, early_data)
+    if early_data is not None:
+        raise LocalProtocolError("0-RTT early data needs TLS 1.3")
     if session is not None and session.ticket and config.session_tickets:
         session_id = ctx.rng(32)  # RFC 5077 §3.4: echoed back if the ticket is accepted
     elif session is not None:
@@ -92,9 +98,13 @@ def start(ctx: ClientContext) -> State:
 
 
 class ExpectServerHello(State):
-    def __init__(self, ch: ClientHello, offered: ClientSession | None) -> None:
+    def __init__(self, ch: ClientHello, offered: ClientSession | None,
+                 offer13: client13._Offer | None = None) -> None:  # fmt: skip
         self.ch = ch
         self.offered = offered
+        self.offer13 = offer13  # what a ClientHello offering TLS 1.3 sent
+        # After a HelloRetryRequest the server's compatibility ChangeCipherSpec may come first.
+        self.ignores_ccs = offer13 is not None and offer13.retried
 
     def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
         require(self, msg_type, HandshakeType.SERVER_HELLO)
@@ -120,6 +130,8 @@ class ExpectServerHello(State):
                 f"the server chose version 0x{sh.legacy_version:04x}; we allow "
                 + ", ".join(v.label for v in config.versions)
             )
+        if self.offer13 is not None and self.offer13.retried:
+            raise IllegalParameter("TLS 1.2 chosen after a TLS 1.3 HelloRetryRequest")
         if offered13 and sh.random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
             raise IllegalParameter(
                 "the server negotiated TLS 1.2 but its random says it supports TLS 1.3: "

@@ -194,6 +194,11 @@ class State:
 
     accepts_application_data = False
     handshake_done = False
+    early = False  # application data now is TLS 1.3 0-RTT data
+    ignores_ccs = False  # TLS 1.3: a ChangeCipherSpec record here is dropped
+
+    def count(self, n: int) -> None:
+        """Account for ``n`` bytes of early data (states that accept it enforce a limit)."""
 
     def handle(self, ctx: Any, msg_type: int, body: bytes, raw: bytes) -> State:
         unexpected(self, msg_type)

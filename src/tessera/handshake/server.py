@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..enums import HandshakeType, ProtocolVersion
 from ..messages import ClientHello, decode_message
 from ..record.protection import NullProtection
-from . import server12
+from . import server12, server13
 from .context import ServerContext, State, require
 from .negotiation import negotiate_version, select_alpn, sni_of
 
@@ -21,8 +21,6 @@ class ExpectClientHello(State):
         ctx.transcript.add(raw)
         ctx.records.write = NullProtection(b"\x03\x03")
         if version == ProtocolVersion.TLS1_3:
-            from . import server13
-
             return server13.start(ctx, ch, raw)
         # A TLS 1.2 record layer must carry 0x0303 from now on.
         ctx.records.check_version = ProtocolVersion.TLS1_2

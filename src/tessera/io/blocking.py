@@ -138,9 +138,7 @@ class TLSSocket:
     def do_handshake(self, early_data: bytes | None = None) -> ConnectionInfo:
         conn = self.conn
         if isinstance(conn, ClientConnection) and conn._state is None:
-            conn.start_handshake()
-            if early_data:
-                conn.send_early_data(early_data)
+            conn.start_handshake(early_data or None)
         deadline = (
             None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
         )

@@ -114,6 +114,10 @@ class CertificateRequest13:
         context = r.opaque(1)
         return cls(context, X.decode_extensions(r, X.CERTIFICATE_REQUEST_13))
 
+    def find_schemes(self) -> tuple[int, ...] | None:
+        ext = X.find(self.extensions, X.SignatureAlgorithms)
+        return ext.schemes if ext is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:

@@ -8,7 +8,13 @@ fragmented at 2^14 bytes and sealed with the current write protection.
 from __future__ import annotations
 
 from ..enums import ContentType
-from ..errors import IllegalParameter, ProtocolVersionError, RecordOverflow, UnexpectedMessage
+from ..errors import (
+    BadRecordMac,
+    IllegalParameter,
+    ProtocolVersionError,
+    RecordOverflow,
+    UnexpectedMessage,
+)
 from .protection import MAX_PLAINTEXT, NullProtection, RecordProtection
 
 _KNOWN_TYPES = frozenset(int(t) for t in ContentType)
@@ -17,7 +23,10 @@ MAX_HANDSHAKE_MESSAGE = 1 << 17
 
 
 class RecordLayer:
-    __slots__ = ("_inbuf", "_pos", "check_version", "out", "read", "write")
+    __slots__ = (
+        "_inbuf", "_pos", "check_version", "out", "plaintext_alerts", "read", "skip_budget",
+        "write",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.read: RecordProtection = NullProtection()
@@ -27,6 +36,10 @@ class RecordLayer:
         self.out: list[bytes] = []
         # Once a version is agreed, TLS 1.2 records must carry it (None: only major 3 checked).
         self.check_version: int | None = None
+        # TLS 1.3 server that refused 0-RTT: bytes of undecryptable early data still skipped.
+        self.skip_budget = 0
+        # TLS 1.3: a peer may send a plaintext alert before it has switched to handshake keys.
+        self.plaintext_alerts = True
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -40,6 +53,42 @@ class RecordLayer:
 
     def next_record(self) -> tuple[int, bytes] | None:
         """The next whole record as (content type, plaintext), or None until more bytes come."""
+        while True:
+            rec = self._next_fragment()
+            if rec is None:
+                return None
+            ctype, fragment = rec
+            read = self.read
+            if not read.encrypted:
+                if ctype == ContentType.APPLICATION_DATA and self.skip_budget > 0:
+                    self._skip(len(fragment))  # 0-RTT data sent before a HelloRetryRequest
+                    continue
+                if not fragment and ctype != ContentType.APPLICATION_DATA:
+                    raise UnexpectedMessage(f"empty {ContentType(ctype).name} record")
+                return ctype, fragment
+            if read.plaintext_ccs and (
+                ctype == ContentType.CHANGE_CIPHER_SPEC
+                or (ctype == ContentType.ALERT and self.plaintext_alerts and len(fragment) == 2)
+            ):
+                return ctype, fragment  # TLS 1.3 never encrypts these
+            try:
+                ctype, plain = read.open(ctype, fragment)
+            except BadRecordMac:
+                if self.skip_budget > 0 and ctype == ContentType.APPLICATION_DATA:
+                    self._skip(len(fragment))  # refused 0-RTT data (RFC 8446 §4.2.10)
+                    continue
+                raise
+            self.skip_budget = 0
+            if len(plain) > MAX_PLAINTEXT:
+                raise RecordOverflow(f"decrypted record of {len(plain)} bytes exceeds 2^14")
+            return ctype, plain
+
+    def _skip(self, n: int) -> None:
+        self.skip_budget -= n
+        if self.skip_budget < 0:
+            raise UnexpectedMessage("more refused early data than max_early_data_size")
+
+    def _next_fragment(self) -> tuple[int, bytes] | None:
         buf = self._inbuf
         pos = self._pos
         if len(buf) - pos < 5:
@@ -56,22 +105,14 @@ class RecordLayer:
                 f"0x{self.check_version:04x}"
             )
         length = (buf[pos + 3] << 8) | buf[pos + 4]
-        read = self.read
-        if length > read.max_fragment:
-            raise RecordOverflow(f"record of {length} bytes exceeds the limit {read.max_fragment}")
+        limit = self.read.max_fragment
+        if length > limit:
+            raise RecordOverflow(f"record of {length} bytes exceeds the limit {limit}")
         end = pos + 5 + length
         if len(buf) < end:
             return None
-        fragment = bytes(buf[pos + 5 : end])
         self._pos = end
-        if not read.encrypted:
-            if length == 0 and ctype != ContentType.APPLICATION_DATA:
-                raise UnexpectedMessage(f"empty {ContentType(ctype).name} record")
-            return ctype, fragment
-        ctype, plain = read.open(ctype, fragment)
-        if len(plain) > MAX_PLAINTEXT:
-            raise RecordOverflow(f"decrypted record of {len(plain)} bytes exceeds 2^14")
-        return ctype, plain
+        return ctype, bytes(buf[pos + 5 : end])
 
     def _bad_first_bytes(self, ctype: int) -> None:
         head = bytes(self._inbuf[self._pos : self._pos + 5])

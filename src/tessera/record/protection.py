@@ -34,6 +34,7 @@ def _header(content_type: int, version: bytes, length: int) -> bytes:
 
 class RecordProtection(Protocol):
     encrypted: bool
+    plaintext_ccs: bool  # TLS 1.3: ChangeCipherSpec (and early alerts) stay unencrypted
     max_fragment: int  # the largest fragment this epoch accepts on the wire
 
     def seal(self, content_type: int, data: bytes) -> bytes: ...
@@ -45,6 +46,7 @@ class NullProtection:
     """Plaintext records, before the first ChangeCipherSpec / handshake keys."""
 
     encrypted = False
+    plaintext_ccs = False
     max_fragment = MAX_PLAINTEXT
 
     def __init__(self, version: bytes = b"\x03\x01") -> None:
@@ -77,6 +79,7 @@ class AEAD12(_Sequenced):
 
     __slots__ = ("_aead", "_chacha", "_iv_int", "_salt")
     encrypted = True
+    plaintext_ccs = False
     max_fragment = MAX_CIPHERTEXT_12
 
     def __init__(self, suite: CipherSuite, key: bytes, fixed_iv: bytes) -> None:
@@ -132,6 +135,7 @@ class CBC12(_Sequenced):
 
     __slots__ = ("_etm", "_hash", "_key", "_mac_key", "_mac_len")
     encrypted = True
+    plaintext_ccs = False
     max_fragment = MAX_CIPHERTEXT_12
 
     def __init__(self, suite: CipherSuite, key: bytes, mac_key: bytes, etm: bool) -> None:
@@ -208,6 +212,7 @@ class AEAD13(_Sequenced):
 
     __slots__ = ("_aead", "_iv_int")
     encrypted = True
+    plaintext_ccs = True
     max_fragment = MAX_CIPHERTEXT_13
 
     def __init__(self, suite: CipherSuite, key: bytes, iv: bytes) -> None:

@@ -1,8 +1,9 @@
 """Session stores: where a server keeps sessions by id.
 
-A store is a small protocol over bytes (``put``/``get``/``take``/``delete``), so the same session
-bytes can live in memory, in Redis or anywhere else. ``take`` is get-and-delete in one step:
-single-use TLS 1.3 tickets and 0-RTT anti-replay depend on it being reliable.
+A store is a small protocol over bytes (``put``/``get``/``take``/``delete``/``add``), so the same
+session bytes can live in memory, in Redis or anywhere else. ``take`` is get-and-delete in one
+step: single-use TLS 1.3 tickets depend on it being reliable. ``add`` stores only when the key
+is absent (SET NX): the 0-RTT anti-replay register depends on it being atomic.
 
 :class:`MemoryStore` is the built-in one: bounded by entry count, least-recently-used entries
 evicted first, every entry with a time to live. To hold many sessions per MiB it keeps each entry
@@ -32,15 +33,14 @@ class SessionStore(Protocol):
 
     def delete(self, key: bytes) -> None: ...
 
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool: ...
+
 
 class _Entry(bytes):
     """``len(key) | key | expiry (u32 seconds) | value`` that hashes and compares by key only,
     so one object is both the dict key and the stored value."""
 
     __slots__ = ()
-
-    def _key(self) -> bytes:
-        return self[1 : 1 + self[0]]
 
     def __hash__(self) -> int:
         return hash(self[1 : 1 + self[0]])
@@ -61,9 +61,13 @@ class _Entry(bytes):
         return self[5 + self[0] :]
 
 
-def _probe(key: bytes) -> _Entry:
+def _check_key(key: bytes) -> None:
     if not 1 <= len(key) <= 255:
         raise ValueError("a store key is 1..255 bytes")
+
+
+def _probe(key: bytes) -> _Entry:
+    _check_key(key)
     return _Entry(bytes((len(key),)) + key)
 
 
@@ -88,18 +92,35 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._data)
 
-    def put(self, key: bytes, value: bytes, ttl: float) -> None:
+    def _entry(self, key: bytes, value: bytes, ttl: float) -> _Entry:
+        _check_key(key)
         expiry = math.ceil(self._clock() + ttl)
-        entry = _Entry(bytes((len(key),)) + key + expiry.to_bytes(4, "big") + value)
+        return _Entry(bytes((len(key),)) + key + expiry.to_bytes(4, "big") + value)
+
+    def _insert(self, entry: _Entry) -> None:
+        """Insert as most recently used, evicting the least recently used if full (locked)."""
         data = self._data
+        data.pop(entry, None)
+        data[entry] = entry
+        if len(data) > self.max_entries:
+            victims = list(islice(data, self._batch))
+            for v in victims:
+                del data[v]
+            self.evictions += len(victims)
+
+    def put(self, key: bytes, value: bytes, ttl: float) -> None:
+        entry = self._entry(key, value, ttl)
         with self._lock:
-            data.pop(entry, None)
-            data[entry] = entry
-            if len(data) > self.max_entries:
-                victims = list(islice(data, self._batch))
-                for v in victims:
-                    del data[v]
-                self.evictions += len(victims)
+            self._insert(entry)
+
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
+        entry = self._entry(key, value, ttl)
+        with self._lock:
+            existing = self._data.get(entry)
+            if existing is not None and self._clock() < existing.expiry():
+                return False
+            self._insert(entry)
+        return True
 
     def _lookup(self, key: bytes, remove: bool) -> bytes | None:
         probe = _probe(key)

@@ -1,0 +1,101 @@
+"""The TLS 1.3 key schedule (RFC 8446 §7.1), on HKDF built from one-shot HMACs.
+
+::
+
+              0
+              |
+    PSK ->  HKDF-Extract = Early Secret --> binder_key, client_early_traffic_secret
+              |
+        Derive-Secret(., "derived", "")
+              |
+    (EC)DHE -> HKDF-Extract = Handshake Secret --> c/s hs traffic secrets
+              |
+        Derive-Secret(., "derived", "")
+              |
+    0 ->    HKDF-Extract = Master Secret --> c/s ap traffic, exporter, resumption secrets
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from .suites import CipherSuite
+
+
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    return hmac.digest(salt, ikm, hash_name)
+
+
+def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes,
+                      length: int) -> bytes:  # fmt: skip
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
+    out = b""
+    block = b""
+    i = 1
+    while len(out) < length:
+        block = hmac.digest(secret, block + info + bytes((i,)), hash_name)
+        out += block
+        i += 1
+    return out[:length]
+
+
+class KeySchedule:
+    """One connection's TLS 1.3 secrets for one cipher suite's hash."""
+
+    __slots__ = ("_empty_hash", "hash_len", "hash_name", "secret", "suite")
+
+    def __init__(self, suite: CipherSuite, psk: bytes | None = None) -> None:
+        self.suite = suite
+        self.hash_name = suite.prf_hash
+        self.hash_len = suite.hash_len
+        self._empty_hash = hashlib.new(self.hash_name).digest()
+        zeros = bytes(self.hash_len)
+        self.secret = hkdf_extract(self.hash_name, zeros, psk if psk is not None else zeros)
+
+    def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        return hkdf_expand_label(self.hash_name, secret, label, context, length)
+
+    def derive(self, label: bytes, transcript_hash: bytes) -> bytes:
+        """Derive-Secret(current secret, label, messages) given the messages' hash."""
+        return hkdf_expand_label(self.hash_name, self.secret, label, transcript_hash, self.hash_len)
+
+    def _advance(self, ikm: bytes | None) -> None:
+        derived = self.derive(b"derived", self._empty_hash)
+        self.secret = hkdf_extract(self.hash_name, derived, ikm or bytes(self.hash_len))
+
+    def binder_key(self, external: bool = False) -> bytes:
+        return self.derive(b"ext binder" if external else b"res binder", self._empty_hash)
+
+    def to_handshake(self, shared_secret: bytes | None) -> None:
+        """Early Secret -> Handshake Secret, mixing in the (EC)DHE secret (None for psk_ke)."""
+        self._advance(shared_secret)
+
+    def to_master(self) -> None:
+        self._advance(None)
+
+    # -- derived keys --------------------------------------------------------------------
+    def finished_key(self, base_secret: bytes) -> bytes:
+        return self.expand_label(base_secret, b"finished", b"", self.hash_len)
+
+    def finished_mac(self, base_secret: bytes, transcript_hash: bytes) -> bytes:
+        return hmac.digest(self.finished_key(base_secret), transcript_hash, self.hash_name)
+
+    def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
+        """(key, iv) for a traffic secret."""
+        key = self.expand_label(secret, b"key", b"", self.suite.key_len)
+        iv = self.expand_label(secret, b"iv", b"", 12)
+        return key, iv
+
+    def next_traffic_secret(self, secret: bytes) -> bytes:
+        return self.expand_label(secret, b"traffic upd", b"", self.hash_len)
+
+    def resumption_psk(self, resumption_master: bytes, nonce: bytes) -> bytes:
+        return self.expand_label(resumption_master, b"resumption", nonce, self.hash_len)
+
+
+def psk_binder(suite: CipherSuite, psk: bytes, transcript_hash: bytes) -> bytes:
+    """The binder for a resumption PSK over the (partial) ClientHello transcript hash."""
+    ks = KeySchedule(suite, psk)
+    return ks.finished_mac(ks.binder_key(), transcript_hash)

@@ -1,0 +1,92 @@
+"""Pieces both TLS 1.3 roles use: signatures over the transcript, traffic keys, KeyUpdate and
+the post-handshake traffic state."""
+
+from __future__ import annotations
+
+from ..crypto import signatures
+from ..crypto.key_schedule import KeySchedule
+from ..enums import AlertDescription, HandshakeType, KeyUpdateRequest
+from ..errors import BadCertificate, DecodeError, IllegalParameter
+from ..events import KeyUpdated
+from ..messages import KeyUpdate, NewSessionTicket13, decode_message
+from ..record.protection import AEAD13
+from .context import HandshakeContext, State, unexpected
+
+SERVER_CV_CONTEXT = b"TLS 1.3, server CertificateVerify"
+CLIENT_CV_CONTEXT = b"TLS 1.3, client CertificateVerify"
+MAX_TICKET_LIFETIME = 7 * 24 * 3600
+
+
+def cv_content(context: bytes, transcript_hash: bytes) -> bytes:
+    """RFC 8446 §4.4.3: 64 spaces, the context string, a zero byte, the transcript hash."""
+    return b" " * 64 + context + b"\x00" + transcript_hash
+
+
+def protection(ks: KeySchedule, secret: bytes) -> AEAD13:
+    key, iv = ks.traffic_keys(secret)
+    return AEAD13(ks.suite, key, iv)
+
+
+def verify_cv(ctx: HandshakeContext, scheme: int, signature: bytes, context: bytes,  # type: ignore[type-arg]
+              transcript_hash: bytes, offered: tuple[int, ...]) -> None:  # fmt: skip
+    if not ctx.peer_chain:
+        raise DecodeError("CertificateVerify without a certificate")
+    key = ctx.peer_chain[0].public_key()
+    if scheme not in offered:
+        raise IllegalParameter(
+            f"CertificateVerify uses scheme 0x{scheme:04x}, which was not offered"
+        )
+    if not signatures.scheme_fits_key(scheme, key, tls13=True):  # type: ignore[arg-type]
+        raise IllegalParameter(f"signature scheme 0x{scheme:04x} does not fit the certificate")
+    signatures.verify(key, scheme, cv_content(context, transcript_hash), signature, tls13=True)  # type: ignore[arg-type]
+
+
+def require_leaf_fits(ctx: HandshakeContext, offered: tuple[int, ...]) -> None:  # type: ignore[type-arg]
+    key = ctx.peer_chain[0].public_key()
+    if not any(signatures.scheme_fits_key(s, key, tls13=True) for s in offered):  # type: ignore[arg-type]
+        raise BadCertificate(
+            "the peer's certificate key cannot sign with any scheme we offered",
+            alert=AlertDescription.unsupported_certificate,
+        )
+
+
+class Traffic13(State):
+    """Application data flows; KeyUpdate in both directions; tickets arrive (client)."""
+
+    accepts_application_data = True
+    handshake_done = True
+
+    def __init__(self, ks: KeySchedule, read_secret: bytes, write_secret: bytes,
+                 resumption_master: bytes) -> None:  # fmt: skip
+        self.ks = ks
+        self.read_secret = read_secret
+        self.write_secret = write_secret
+        self.resumption_master = resumption_master
+
+    def handle(self, ctx: HandshakeContext, msg_type: int, body: bytes, raw: bytes) -> State:  # type: ignore[type-arg]
+        if msg_type == HandshakeType.KEY_UPDATE:
+            ku = decode_message(KeyUpdate, body)
+            self.read_secret = self.ks.next_traffic_secret(self.read_secret)
+            ctx.set_read_protection(protection(self.ks, self.read_secret))
+            ctx.events.append(KeyUpdated("peer"))
+            if ku.request_update == KeyUpdateRequest.update_requested:
+                self.update_write(ctx, request_peer=False)
+            return self
+        if msg_type == HandshakeType.NEW_SESSION_TICKET and ctx.is_client:
+            from .client13 import receive_ticket
+
+            receive_ticket(ctx, self, decode_message(NewSessionTicket13, body))  # type: ignore[arg-type]
+            return self
+        unexpected(self, msg_type)
+
+    def update_write(self, ctx: HandshakeContext, request_peer: bool) -> None:  # type: ignore[type-arg]
+        """Send KeyUpdate under the current keys, then switch to the next write secret."""
+        req = (
+            KeyUpdateRequest.update_requested
+            if request_peer
+            else KeyUpdateRequest.update_not_requested
+        )
+        ctx.send_untranscribed(KeyUpdate(req))
+        self.write_secret = self.ks.next_traffic_secret(self.write_secret)
+        ctx.set_write_protection(protection(self.ks, self.write_secret))
+        ctx.events.append(KeyUpdated("local"))
