@@ -118,6 +118,8 @@ def start(ctx: ClientContext, session: ClientSession | None, suites: list[int],
     offer = _Offer(None, shares, session, psk_suite, early_data)
     ch_raw = _send_hello(ctx, offer, _build_hello(ctx, offer, session_id, tuple(suites)), b"")
     ctx.transcript.add(ch_raw)
+    # Only the first ClientHello may carry record version 0x0301 (RFC 8446 §5.1).
+    ctx.records.write = NullProtection(b"\x03\x03")
     if early_data is not None and psk_suite is not None and session is not None:
         ks = KeySchedule(psk_suite, session.state.secret)
         h = hashlib.new(psk_suite.prf_hash, ch_raw).digest()
