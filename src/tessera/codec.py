@@ -7,6 +7,8 @@ was given, so a sub-reader for a vector cannot read into the bytes that follow t
 
 from __future__ import annotations
 
+from struct import unpack_from
+
 from .errors import DecodeError, LocalProtocolError
 
 _MAX_FOR_LEN = {1: 0xFF, 2: 0xFFFF, 3: 0xFFFFFF, 4: 0xFFFFFFFF}
@@ -38,7 +40,10 @@ class Reader:
         return self._buf[pos]
 
     def u16(self) -> int:
-        p = self._take(2)
+        p = self._pos
+        if p + 2 > self._end:
+            raise DecodeError(f"truncated: needed 2 more byte(s), {self._end - p} left")
+        self._pos = p + 2
         b = self._buf
         return (b[p] << 8) | b[p + 1]
 
@@ -61,20 +66,26 @@ class Reader:
 
     # -- vectors -------------------------------------------------------------------------
     def _vector_bounds(self, len_bytes: int, min_len: int, max_len: int | None) -> tuple[int, int]:
+        p = self._pos
+        start = p + len_bytes
+        if start > self._end:
+            raise DecodeError(f"truncated: a {len_bytes}-byte vector length is cut off")
+        b = self._buf
         if len_bytes == 1:
-            n = self.u8()
+            n = b[p]
         elif len_bytes == 2:
-            n = self.u16()
-        elif len_bytes == 3:
-            n = self.u24()
+            n = (b[p] << 8) | b[p + 1]
         else:
-            n = self.u32()
+            n = int.from_bytes(b[p:start], "big")
         if n < min_len:
             raise DecodeError(f"vector of {n} byte(s) is shorter than the minimum {min_len}")
         if max_len is not None and n > max_len:
             raise DecodeError(f"vector of {n} byte(s) is longer than the maximum {max_len}")
-        start = self._take(n)
-        return start, start + n
+        end = start + n
+        if end > self._end:
+            raise DecodeError(f"truncated: a vector of {n} byte(s) has {self._end - start} left")
+        self._pos = end
+        return start, end
 
     def opaque(self, len_bytes: int, min_len: int = 0, max_len: int | None = None) -> bytes:
         """A length-prefixed byte string ``opaque x<min..max>``."""
@@ -93,8 +104,7 @@ class Reader:
         start, end = self._vector_bounds(len_bytes, min_len, max_len)
         if (end - start) & 1:
             raise DecodeError("a list of 16-bit values has an odd length")
-        b = self._buf
-        return tuple((b[i] << 8) | b[i + 1] for i in range(start, end, 2))
+        return unpack_from(f">{(end - start) >> 1}H", self._buf, start)
 
     def u8_list(
         self, len_bytes: int, min_len: int = 0, max_len: int | None = None

@@ -153,7 +153,7 @@ class ServerConfig(_CommonConfig):
     ticket_keyring: TicketKeyring | None = None
     ticket_lifetime: int = 7200  # seconds; the lifetime hint in tickets
     stats: SessionStats | None = None
-    # TLS 1.3
+    # TLS 1.3: tickets after a full handshake (a resumed one gets one fresh ticket, as in OpenSSL)
     num_tickets: int = 2
     stateful_tickets: bool = False  # 1.3 tickets are ids into session_store (single use)
     psk_ke: bool = False  # accept psk_ke (resumption without a fresh (EC)DHE)
@@ -173,6 +173,10 @@ class ServerConfig(_CommonConfig):
             raise ConfigError("session_timeout must be positive")
         if not 0 <= self.num_tickets <= 16:
             raise ConfigError("num_tickets must be between 0 and 16")
+        if self.stateful_tickets and self.session_store is None:
+            raise ConfigError("stateful_tickets keeps tickets in the session store: set one")
+        if self.max_early_data_size < 0:
+            raise ConfigError("max_early_data_size must be zero or more")
         if self.stats is None:
             from .session.stats import SessionStats
 

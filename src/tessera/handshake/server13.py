@@ -505,7 +505,8 @@ class ExpectFinished(State):
         else:
             stats.incr("full_handshakes")
         ctx.complete()
-        send_tickets(ctx, f.ks, res_master, ctx.config.num_tickets)
+        count = ctx.config.num_tickets
+        send_tickets(ctx, f.ks, res_master, min(count, 1) if ctx.resumed_by else count)
         return Traffic13(f.ks, f.c_ap, f.s_ap, res_master)
 
 

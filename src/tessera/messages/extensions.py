@@ -483,9 +483,11 @@ def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
         if cls is None:
             out.append(UnknownExtension(code, body.rest()))
             continue
-        ext = cls.decode(body)
-        body.expect_empty(f"extension {ExtensionType(code).name}")
-        out.append(ext)
+        out.append(cls.decode(body))
+        if not body.at_end():
+            raise DecodeError(
+                f"{body.remaining} trailing byte(s) in extension {ExtensionType(code).name}"
+            )
     return tuple(out)
 
 
