@@ -156,7 +156,8 @@ class ServerConfig(_CommonConfig):
     # TLS 1.3: tickets after a full handshake (a resumed one gets one fresh ticket, as in OpenSSL)
     num_tickets: int = 2
     stateful_tickets: bool = False  # 1.3 tickets are ids into session_store (single use)
-    psk_ke: bool = False  # accept psk_ke (resumption without a fresh (EC)DHE)
+    # Accept, and prefer, psk_ke: resumption without a fresh (EC)DHE (no forward secrecy).
+    psk_ke: bool = False
     max_early_data_size: int = 0  # 0: refuse 0-RTT
     max_ticket_age_skew: float = 10.0  # seconds of tolerance on the obfuscated ticket age
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,3 +101,30 @@ def openssl_s_server(port: int, log_dir: Path, cert: Path, key: Path, *args: str
     if "-www" not in args and "-WWW" not in args and "-rev" not in args:
         argv.append("-www")
     return Peer(argv, port=port, log_dir=log_dir, name="openssl-s_server")
+
+
+# -- helpers added for the TLS 1.2 interop tests (tests/interop/test_tls12_*.py) ------------------
+
+HTTP_GET = b"GET / HTTP/1.0\r\n\r\n"
+
+
+def openssl_s_client(port: int, *args: str, input: bytes = b"", timeout: float = 20.0,
+                     host: str = "127.0.0.1") -> str:  # fmt: skip
+    """Run ``openssl s_client -connect HOST:PORT ARGS`` to completion; its merged output.
+
+    With empty ``input`` s_client quits right after the handshake. To read a reply, pass a
+    request and ``-ign_eof`` and talk to a server that closes after answering (``--www``).
+    """
+    argv = ["openssl", "s_client", "-connect", f"{host}:{port}", *args]
+    return run(argv, input=input, timeout=timeout).stdout.decode(errors="replace")
+
+
+def ssl_alert_numbers(output: str) -> list[int]:
+    """The alert numbers OpenSSL reports (``... SSL alert number 40``) in a peer's output."""
+    return [int(n) for n in re.findall(r"SSL alert number (\d+)", output)]
+
+
+def node_script(script: str, *, env: dict[str, str] | None = None,
+                timeout: float = 20.0) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    """Run an inline Node.js script (``node -e``), bounded in time, output merged."""
+    return run(["node", "-e", script], env=env, timeout=timeout)

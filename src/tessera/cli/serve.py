@@ -192,6 +192,13 @@ def read_request(tls: TLSSocket) -> bytes | None:
     help="Ask for a client certificate.",
 )
 @click.option("--client-ca", metavar="FILE", help="CA file for client certificates.")
+@click.option(
+    "--handshake-timeout",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds a client may take to complete the handshake.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
 @common_options
 def serve(
@@ -215,6 +222,7 @@ def serve(
     psk_ke: bool,
     verify_client: str,
     client_ca: str | None,
+    handshake_timeout: float,
     quiet: bool,
     tls1_2: bool,
     tls1_3: bool,
@@ -277,7 +285,7 @@ def serve(
                 return
             tls.sendall(data)
 
-    server = TLSServer((host, port), config, handler)
+    server = TLSServer((host, port), config, handler, handshake_timeout=handshake_timeout)
     host_shown, port_shown = server.address
     resumption = []
     if config.session_store is not None:

@@ -85,23 +85,37 @@ def ordered_suites(config: ServerConfig, ch: ClientHello, version: int) -> list[
     return [BY_CODE[c] for c in ch.cipher_suites if c in enabled]
 
 
-def client_schemes_12(ch: ClientHello) -> tuple[int, ...]:
-    ext = ch.find(X.SignatureAlgorithms)
-    return ext.schemes if ext is not None else TLS12_IMPLICIT_SCHEMES
+_CURVE_NAMES: dict[int, str] = {
+    NamedGroup.secp256r1: "secp256r1",
+    NamedGroup.secp384r1: "secp384r1",
+    NamedGroup.secp521r1: "secp521r1",
+}
 
 
 def select_suite_12(
     config: ServerConfig, ch: ClientHello, certs: tuple[CertifiedKey, ...], group: int | None
 ) -> tuple[CipherSuite, CertifiedKey, int | None]:
-    """The TLS 1.2 suite, the certificate for it and the ServerKeyExchange signature scheme."""
-    schemes = client_schemes_12(ch)
-    ours = config.signature_schemes + TLS12_IMPLICIT_SCHEMES
+    """The TLS 1.2 suite, the certificate for it and the ServerKeyExchange signature scheme.
+
+    SHA-1 signatures are used only with a client that sends no signature_algorithms at all
+    (RFC 5246 §7.4.1.4.1 defaults; RFC 9155). An ECDSA certificate must be on a curve the client
+    lists in supported_groups (RFC 8422 §5.3).
+    """
+    sigalgs = ch.find(X.SignatureAlgorithms)
+    schemes = sigalgs.schemes if sigalgs is not None else TLS12_IMPLICIT_SCHEMES
+    ours = config.signature_schemes if sigalgs is not None else TLS12_IMPLICIT_SCHEMES
+    groups_ext = ch.find(X.SupportedGroups)
+    client_curves = (
+        {_CURVE_NAMES.get(g) for g in groups_ext.groups} if groups_ext is not None else None
+    )
     for suite in ordered_suites(config, ch, ProtocolVersion.TLS1_2):
         if suite.kx is KeyExchange.ECDHE and group is None:
             continue
         kinds = _AUTH_KIND[suite.auth]
         for cert in certs:
             if cert.kind not in kinds:
+                continue
+            if cert.kind == "ec" and client_curves is not None and cert.curve not in client_curves:
                 continue
             if suite.kx is KeyExchange.RSA:
                 return suite, cert, None

@@ -244,8 +244,10 @@ def _choose_psk(ctx: ServerContext, ch: ClientHello, raw: bytes, suite: CipherSu
     modes = ch.find(X.PskKeyExchangeModes)
     if modes is None:
         raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
-    dhe = PskKeyExchangeMode.psk_dhe_ke in modes.modes
+    # A server configured with psk_ke prefers it (no (EC)DHE: cheaper, but no forward secrecy
+    # for the resumed connection); otherwise psk_dhe_ke is required.
     ke_only = PskKeyExchangeMode.psk_ke in modes.modes and config.psk_ke
+    dhe = PskKeyExchangeMode.psk_dhe_ke in modes.modes and not ke_only
     if not dhe and not ke_only:
         stats.fallback(FallbackReason.PSK_MODE_UNSUPPORTED)
         return None
