@@ -59,7 +59,7 @@ class _Connection:
         self._empty_budget = MAX_EMPTY_RECORDS
 
     # -- reading -------------------------------------------------------------------------
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes received from the peer; events become available from :meth:`events`."""
         if self._failed is not None:
             raise ConnectionClosedError(f"the connection failed earlier: {self._failed}")

@@ -10,18 +10,13 @@ VERIFY_DATA_LEN = 12
 
 def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
     """P_hash(secret, seed): HMAC iterated until ``length`` bytes are produced."""
-    base = hmac.new(secret, digestmod=hash_name)
-    out = bytearray()
+    digest = hmac.digest
+    out = b""
     a = seed
     while len(out) < length:
-        h = base.copy()
-        h.update(a)
-        a = h.digest()
-        h = base.copy()
-        h.update(a)
-        h.update(seed)
-        out += h.digest()
-    return bytes(out[:length])
+        a = digest(secret, a, hash_name)
+        out += digest(secret, a + seed, hash_name)
+    return out[:length]
 
 
 def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:

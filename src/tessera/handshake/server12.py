@@ -225,7 +225,9 @@ def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bo
     if config.client_auth is not ClientAuth.NONE:
         ctx.transcript.keep_messages()
     ctx.transcript.set_hash(suite.prf_hash)
-    if config.session_store is not None:
+    if config.session_store is not None and not tickets_ok:
+        # A client that takes a ticket resumes with it; like OpenSSL, give it no session id
+        # and keep nothing in the cache for it (RFC 5077 §3.4).
         ctx.session_id = ctx.rng(32)
     _send_server_hello(ctx, ch, suite, tickets_ok, ecdhe_formats=pf is not None)
     ctx.send(Certificate12(cert.chain_der))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -41,7 +42,7 @@ from ..events import (
 from ..session.model import ClientSession
 
 log = logging.getLogger("tessera")
-RECV_SIZE = 1 << 18
+RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connection
 
 
 class TLSSocket:
@@ -57,6 +58,8 @@ class TLSSocket:
         self._app: deque[bytes] = deque()
         self._eof = False
         self._closed = False
+        self._buf = bytearray(RECV_SIZE)
+        self._view = memoryview(self._buf)
         self.early_data: list[bytes] = []  # 0-RTT data a server received (replayable!)
         self.early_data_rejected = False
         self.sessions: list[ClientSession] = []
@@ -101,16 +104,16 @@ class TLSSocket:
     def _pump(self) -> bool:
         """Read once from the socket and process it; False at end of stream."""
         try:
-            data = self.sock.recv(RECV_SIZE)
-        except TimeoutError:
-            raise
+            n = self.sock.recv_into(self._buf)
+        except (TimeoutError, BlockingIOError):
+            raise TimeoutError from None
         except OSError as e:
             raise ConnectionClosedError(f"the connection broke: {e}") from e
-        if not data:
+        if not n:
             self._eof = True
             return False
         try:
-            self.conn.receive_data(data)
+            self.conn.receive_data(self._view[:n])
         except AlertError:
             with contextlib.suppress(OSError):
                 self._flush()
@@ -139,23 +142,23 @@ class TLSSocket:
         conn = self.conn
         if isinstance(conn, ClientConnection) and conn._state is None:
             conn.start_handshake(early_data or None)
-        deadline = (
-            None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
-        )
-        old_timeout = self.sock.gettimeout()
+        timeout = self.handshake_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # A blocking socket gets a kernel receive/send timeout (SO_RCVTIMEO/SO_SNDTIMEO): no
+        # poll() before every read. A socket with its own Python timeout keeps it.
+        kernel_timeout = timeout is not None and self.sock.gettimeout() is None
+        if kernel_timeout:
+            self._set_kernel_timeout(timeout)
         try:
             self._flush()
             while not conn.handshake_complete:
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    self.sock.settimeout(left)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError
                 if not self._pump():
                     raise ConnectionClosedError(
                         f"the peer closed the connection during the handshake ({conn.state_name})"
                     )
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             self._abort()
             raise HandshakeTimeout(
                 f"no progress from the peer within {self.handshake_timeout} s "
@@ -165,11 +168,22 @@ class TLSSocket:
             self._abort()
             raise
         finally:
-            if not self._closed:
-                self.sock.settimeout(old_timeout)
+            if kernel_timeout and not self._closed:
+                self._set_kernel_timeout(None)
         info = conn.info
         assert info is not None
         return info
+
+    def _set_kernel_timeout(self, seconds: float | None) -> None:
+        """Set (or with None clear) the kernel's receive and send timeouts."""
+        whole, usec = 0, 0
+        if seconds is not None:
+            whole = int(seconds)
+            usec = max(int((seconds - whole) * 1e6), 0 if whole else 1)  # 0/0 means "none"
+        tv = struct.pack("ll", whole, usec)
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
     # -- data ----------------------------------------------------------------------------
     def sendall(self, data: bytes) -> None:
@@ -187,11 +201,20 @@ class TLSSocket:
             if self._eof or self._closed:
                 return b""
             self._pump()
-        chunk = self._app.popleft()
+        app = self._app
+        chunk = app.popleft()
         if len(chunk) > bufsize:
-            self._app.appendleft(chunk[bufsize:])
-            chunk = chunk[:bufsize]
-        return chunk
+            app.appendleft(chunk[bufsize:])
+            return chunk[:bufsize]
+        if not app or len(chunk) + len(app[0]) > bufsize:
+            return chunk
+        parts = [chunk]
+        size = len(chunk)
+        while app and size + len(app[0]) <= bufsize:
+            nxt = app.popleft()
+            parts.append(nxt)
+            size += len(nxt)
+        return b"".join(parts)
 
     read = recv
 

@@ -42,7 +42,7 @@ class RecordLayer:
         self.plaintext_alerts = True
 
     # -- input ---------------------------------------------------------------------------
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self._pos:
             del self._inbuf[: self._pos]
             self._pos = 0
