@@ -1,0 +1,309 @@
+"""Shared pieces of the benchmarks: test certificates, the server subprocess, the CPython ``ssl``
+client used against both servers, and small statistics and table helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import selectors
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+BENCH_DIR = Path(__file__).resolve().parent
+SERVER_PROGRAM = BENCH_DIR / "server.py"
+HOST = "127.0.0.1"
+SNI = "localhost"
+IMPLS = ("tessera", "openssl")
+OP_ALLOW_NO_DHE_KEX = 1 << 10  # SSL_OP_ALLOW_NO_DHE_KEX (not exported by CPython 3.11)
+
+# TLS 1.2 suite per certificate kind: the same for both servers, pinned by the client.
+SUITE_12 = {
+    "ecdsa": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "rsa": "ECDHE-RSA-AES128-GCM-SHA256",
+}
+CERT_KINDS = {"ecdsa": "ec", "rsa": "rsa"}  # tessera.certs key kinds: P-256, RSA-2048
+
+
+# -- certificates -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CertFiles:
+    cert: Path
+    key: Path
+
+
+@contextlib.contextmanager
+def test_certificates(kinds: Sequence[str] = ("ecdsa", "rsa")) -> Iterator[dict[str, CertFiles]]:
+    """A temporary test CA and one leaf per kind (leaf + CA chain, key in PKCS#8 PEM)."""
+    from tessera.certs import generate_ca, issue_leaf
+
+    ca = generate_ca("ec")
+    with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
+        out = {}
+        for kind in kinds:
+            leaf = issue_leaf(ca, names=(SNI, HOST), kind=CERT_KINDS[kind])
+            chain_pem, key_pem = leaf.to_pem()
+            files = CertFiles(Path(tmp, f"{kind}.crt"), Path(tmp, f"{kind}.key"))
+            files.cert.write_bytes(chain_pem)
+            files.key.write_bytes(key_pem)
+            out[kind] = files
+        yield out
+
+
+# -- the server subprocess --------------------------------------------------------------------
+class ServerProcess:
+    """``server.py`` in its own process, controlled over its stdin/stdout (one JSON line per
+    command). Always stopped on exit: ``quit``, then SIGKILL if it does not go."""
+
+    def __init__(
+        self,
+        impl: str,
+        certs: CertFiles,
+        *,
+        version: str = "1.2",
+        cache: bool = True,
+        cache_size: int = 20_480,
+        tickets: bool = True,
+        psk_ke: bool = False,
+        max_seconds: float = 1800.0,
+    ) -> None:
+        self.impl = impl
+        argv = [
+            sys.executable,
+            str(SERVER_PROGRAM),
+            "--impl",
+            impl,
+            "--cert",
+            str(certs.cert),
+            "--key",
+            str(certs.key),
+            "--version",
+            version,
+            "--cache-size",
+            str(cache_size),
+            "--max-seconds",
+            str(max_seconds),
+        ]
+        argv += [] if cache else ["--no-cache"]
+        argv += [] if tickets else ["--no-tickets"]
+        argv += ["--psk-ke"] if psk_ke else []
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+        )
+        self._buf = b""
+        try:
+            hello = self._read_line(timeout=30.0)
+        except BaseException:
+            self.stop()
+            raise
+        self.port: int = hello["port"]
+        self.start_rss_kib: int = hello["rss_kib"]
+
+    def _read_line(self, timeout: float) -> dict[str, object]:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.impl} server: no answer within {timeout} s")
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(
+                        f"{self.impl} server exited (code {self.proc.poll()}); see stderr above"
+                    )
+                self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def command(self, cmd: str, timeout: float = 60.0) -> dict[str, object]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(cmd.encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._read_line(timeout)
+
+    def stats(self) -> dict[str, object]:
+        """Counters since the previous call (the server resets them)."""
+        return self.command("stats")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b"quit\n")
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5.0)
+        for f in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                if f is not None:
+                    f.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# -- the client (CPython ssl, the same for both servers) ----------------------------------------
+def client_context(
+    version: str = "1.2",
+    cert_kind: str = "ecdsa",
+    *,
+    tickets: bool = True,
+    psk_ke: bool = False,
+    group: str | None = None,
+) -> ssl.SSLContext:
+    """A CPython ssl client context: verification off (the server's cost is what we measure),
+    the version pinned, and for TLS 1.2 the suite pinned to the certificate's AES-128-GCM one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    v = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = ctx.maximum_version = v
+    if version == "1.2":
+        ctx.set_ciphers(SUITE_12[cert_kind])
+    if not tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+    if psk_ke:
+        ctx.options |= OP_ALLOW_NO_DHE_KEX
+    if group is not None:
+        ctx.set_ecdh_curve(group)  # OpenSSL 3: the only group offered
+    return ctx
+
+
+def open_tls(
+    port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> ssl.SSLSocket:
+    raw = socket.create_connection((HOST, port), timeout=10.0)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=SNI, session=session)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def close_tls(s: ssl.SSLSocket) -> None:
+    """Send close_notify and wait for the server's, then close."""
+    try:
+        with contextlib.suppress(OSError, ValueError):
+            s.unwrap()
+    finally:
+        s.close()
+
+
+def request(op: str, n: int = 0) -> bytes:
+    """The 16-byte request header ``server.py`` understands."""
+    return op.encode() + str(n).rjust(15, "0").encode()
+
+
+def recv_exactly(s: ssl.SSLSocket, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError(f"server closed after {len(out)} of {n} bytes")
+        out += chunk
+    return bytes(out)
+
+
+def handshake_once(
+    port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None, ping: bool = False
+) -> tuple[bool, ssl.SSLSession | None]:
+    """One connection: handshake (resuming ``session`` if given), optionally one ping round trip
+    (so a TLS 1.3 client reads its tickets), close. Returns (resumed, the session to reuse)."""
+    s = open_tls(port, ctx, session)
+    try:
+        if ping:
+            s.sendall(request("P"))
+            recv_exactly(s, 1)
+        return s.session_reused, s.session
+    finally:
+        close_tls(s)
+
+
+# -- statistics and output --------------------------------------------------------------------
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def num(x: float) -> str:
+    """A number with as many decimals as its size deserves."""
+    if math.isnan(x):
+        return "nan"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def spread(xs: Sequence[float]) -> str:
+    """min..max, to show the noise next to a median."""
+    return f"{num(min(xs))}..{num(max(xs))}" if xs else "-"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, r in enumerate(cells):
+        lines.append(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def environment() -> str:
+    import platform
+
+    import cryptography
+
+    return (
+        f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, "
+        f"cryptography {cryptography.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+def tessera_supports_tls13() -> bool:
+    try:
+        import tessera.handshake.server13  # noqa: F401
+    except ImportError:
+        return False
+    return True
