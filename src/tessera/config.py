@@ -182,6 +182,8 @@ class ServerConfig(_CommonConfig):
             from .session.stats import SessionStats
 
             object.__setattr__(self, "stats", SessionStats())
+        if self.session_store is not None:
+            self.statistics.track_store(self.session_store)
 
     @property
     def statistics(self) -> SessionStats:

@@ -22,6 +22,7 @@ and/or ticket it presents.
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass, field, replace
 
 from ..codec import Reader, Writer
@@ -59,7 +60,8 @@ class ServerSession:
         return now >= self.created + self.lifetime or now < self.created - 60
 
     def remaining(self, now: float) -> int:
-        return max(0, int(self.created + self.lifetime - now))
+        """Whole seconds of lifetime left, rounded up (0 once expired)."""
+        return max(0, math.ceil(self.created + self.lifetime - now))
 
     def to_bytes(self) -> bytes:
         w = Writer()

@@ -55,6 +55,12 @@ class SessionStats:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._reasons: Counter[FallbackReason] = Counter()
+        self._stores: list[object] = []
+
+    def track_store(self, store: object) -> None:
+        """Report a store's own ``evictions`` counter (cache full) in :meth:`snapshot`."""
+        if hasattr(store, "evictions") and all(s is not store for s in self._stores):
+            self._stores.append(store)
 
     def incr(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -65,11 +71,13 @@ class SessionStats:
             self._reasons[reason] += 1
 
     def __getitem__(self, name: str) -> int:
-        return self._counts[name]
+        return self.snapshot()[name] if name == "evictions" else self._counts[name]
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {name: self._counts[name] for name in self.COUNTERS}
+            counts = {name: self._counts[name] for name in self.COUNTERS}
+        counts["evictions"] += sum(int(getattr(s, "evictions", 0)) for s in self._stores)
+        return counts
 
     def fallback_reasons(self) -> dict[str, int]:
         with self._lock:
