@@ -32,7 +32,10 @@ class CertifiedKey:
         der = tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
         object.__setattr__(self, "chain_der", der)
         object.__setattr__(self, "names", frozenset(self._leaf_names()))
-        if self.chain[0].public_key().public_numbers() != self.key.public_key().public_numbers():  # type: ignore[union-attr]
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if self.chain[0].public_key().public_bytes(*spki) != self.key.public_key().public_bytes(
+            *spki
+        ):
             raise ConfigError("the private key does not match the leaf certificate")
 
     @property

@@ -82,8 +82,6 @@ class _Connection:
             self._failed = e
             self._on_fatal()
             raise
-        except (ConnectionClosedError, LocalProtocolError):
-            raise
         except Exception as e:  # a bug or an unforeseen library error: fail closed, typed
             err = InternalError(f"{type(e).__name__}: {e}")
             self._fail(err)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol, Self, TypeVar
 
 from ..codec import Reader, Writer
-from ..enums import ExtensionType, NameType
+from ..enums import AlertDescription, ExtensionType, NameType
 from ..errors import DecodeError, IllegalParameter
 
 T = TypeVar("T", bound="Extension")
@@ -84,6 +84,11 @@ class ServerName:
                 raise IllegalParameter("server_name lists more than one host_name")
             if b"\x00" in name:
                 raise IllegalParameter("server_name contains a NUL byte")
+            if len(name) > 255:
+                raise IllegalParameter(
+                    f"server_name of {len(name)} bytes; a DNS host name is at most 255",
+                    alert=AlertDescription.unrecognized_name,
+                )
             try:
                 host = name.decode("ascii")
             except UnicodeDecodeError:

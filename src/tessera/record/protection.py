@@ -232,12 +232,18 @@ class AEAD13(_Sequenced):
             raise UnexpectedMessage(
                 f"a protected TLS 1.3 record must have type application_data, not {content_type}"
             )
-        nonce = (self._iv_int ^ self._next_seq()).to_bytes(12, "big")
+        # The sequence number advances only when a record decrypts: a server skipping refused
+        # 0-RTT records must not count them.
+        seq = self.seq
+        if seq >= _SEQ_LIMIT:
+            raise InternalError("the record sequence number would wrap; the connection must end")
+        nonce = (self._iv_int ^ seq).to_bytes(12, "big")
         header = _header(content_type, _V12, len(fragment))
         try:
             plain = self._aead.decrypt(nonce, fragment, header)
         except InvalidTag:
             raise BadRecordMac("record authentication failed") from None
+        self.seq = seq + 1
         # Strip the zero padding; the last non-zero byte is the real content type.
         end = len(plain.rstrip(b"\x00"))
         if end == 0:

@@ -133,6 +133,7 @@ def write_key_file(path: str | Path, keys: Sequence[TicketKey], fmt: KeyFileForm
 class _Snapshot:
     encrypt: TicketKey | None
     by_name: dict[bytes, TicketKey]
+    oldest: float  # creation time of the oldest key kept
 
 
 class TicketKeyring:
@@ -177,7 +178,9 @@ class TicketKeyring:
         return self.rotation_interval * (self.keep + 1)
 
     def _build(self, keys: list[TicketKey]) -> _Snapshot:
-        return _Snapshot(keys[0] if keys else None, {k.name: k for k in keys[: self.keep + 1]})
+        kept = keys[: self.keep + 1]
+        oldest = min((k.created for k in kept), default=float("inf"))
+        return _Snapshot(keys[0] if keys else None, {k.name: k for k in kept}, oldest)
 
     def _ordered(self) -> list[TicketKey]:
         snap = self._snap
@@ -207,7 +210,12 @@ class TicketKeyring:
         if self.generate:
             enc = snap.encrypt
             if enc is not None and now - enc.created < self.rotation_interval:
-                return snap
+                if now - snap.oldest < self.max_key_age:
+                    return snap
+                with self._lock:
+                    if self._snap is snap:
+                        self._snap = self._build(self._live(now))
+                return self._snap
             with self._lock:
                 if self._snap is snap:
                     key = TicketKey.generate(now, self.key_size, self._rng)

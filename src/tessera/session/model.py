@@ -74,7 +74,7 @@ class ServerSession:
         w.raw(bytes((FORMAT, self.version & 0xFF)))
         w.u16(self.cipher_suite)
         w.u8(flags)
-        w.raw(int(self.created * 1000).to_bytes(6, "big"))
+        w.raw(round(self.created * 1000).to_bytes(6, "big"))
         w.u32(self.lifetime)
         w.raw(self.secret)
         w.opaque(1, self.server_name.encode("ascii") if self.server_name else b"")

@@ -94,7 +94,7 @@ class MemoryStore:
 
     def _entry(self, key: bytes, value: bytes, ttl: float) -> _Entry:
         _check_key(key)
-        expiry = math.ceil(self._clock() + ttl)
+        expiry = math.floor(self._clock() + ttl)  # never returned after its ttl
         return _Entry(bytes((len(key),)) + key + expiry.to_bytes(4, "big") + value)
 
     def _insert(self, entry: _Entry) -> None:

@@ -1,0 +1,150 @@
+"""TicketSealer: ``key_name | iv | AES-CBC(state) | HMAC-SHA256``; MAC first, length first."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+import pytest
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from tessera import TicketKey, TicketKeyring
+from tessera.session import sealer as sealer_module
+from tessera.session.sealer import MAX_TICKET, MIN_TICKET, Opened, TicketSealer
+from tessera.session.stats import FallbackReason
+
+
+class Clock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=[48, 80], ids=["aes128", "aes256"])
+def ring(request: pytest.FixtureRequest) -> TicketKeyring:
+    return TicketKeyring([TicketKey.generate(0.0, request.param)], clock=Clock())
+
+
+def test_format(ring: TicketKeyring) -> None:
+    k = ring.encryption_key()
+    assert k is not None
+    iv = bytes(range(16))
+    state = b"session state of some length"
+    ticket = TicketSealer(ring).seal(state, iv)
+    assert ticket is not None
+    assert ticket[:16] == k.name
+    assert ticket[16:32] == iv
+    body, mac = ticket[:-32], ticket[-32:]
+    assert mac == hmac.digest(k.hmac_key, body, hashlib.sha256)
+    dec = Cipher(algorithms.AES(k.aes_key), modes.CBC(iv)).decryptor()
+    padded = dec.update(ticket[32:-32]) + dec.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    assert unpadder.update(padded) + unpadder.finalize() == state
+    assert (len(ticket) - 64) % 16 == 0
+
+
+def test_open_round_trip(ring: TicketKeyring) -> None:
+    for state in (b"", b"x", bytes(16), os.urandom(1000)):
+        ticket = TicketSealer(ring).seal(state, os.urandom(16))
+        assert TicketSealer(ring).open(ticket) == Opened(state, True)
+
+
+def test_old_key_is_not_current() -> None:
+    clock = Clock()
+    ring = TicketKeyring(rotation_interval=10, keep=1, clock=clock)
+    ticket = TicketSealer(ring).seal(b"state", bytes(16))
+    clock.now = 10
+    assert TicketSealer(ring).open(ticket) == Opened(b"state", False)
+    fresh = TicketSealer(ring).seal(b"state", bytes(16))
+    assert fresh[:16] != ticket[:16]
+    assert TicketSealer(ring).open(fresh) == Opened(b"state", True)
+
+
+def test_no_key_no_ticket() -> None:
+    ring = TicketKeyring([], generate=False, clock=Clock())
+    assert TicketSealer(ring).seal(b"state", bytes(16)) is None
+
+
+def test_every_bit_is_authenticated(ring: TicketKeyring) -> None:
+    ticket = TicketSealer(ring).seal(b"0123456789", bytes(16))
+    for i in range(len(ticket)):
+        bad = bytearray(ticket)
+        bad[i] ^= 0x04
+        expected = FallbackReason.TICKET_UNKNOWN_KEY if i < 16 else FallbackReason.TICKET_MAC_FAILED
+        assert TicketSealer(ring).open(bytes(bad)) is expected
+
+
+def test_valid_mac_over_bad_padding(ring: TicketKeyring) -> None:
+    """Someone holding the keys made a ticket with broken padding: refused, not a crash."""
+    k = ring.encryption_key()
+    assert k is not None
+    iv = bytes(16)
+    enc = Cipher(algorithms.AES(k.aes_key), modes.CBC(iv)).encryptor()
+    body = k.name + iv + enc.update(b"\x00" * 15 + b"\x11") + enc.finalize()
+    ticket = body + hmac.digest(k.hmac_key, body, hashlib.sha256)
+    assert TicketSealer(ring).open(ticket) is FallbackReason.TICKET_MAC_FAILED
+
+
+@pytest.mark.parametrize(
+    "length",
+    [0, 1, 16, 63, 64, MIN_TICKET - 1, MIN_TICKET + 1, MIN_TICKET + 15, MAX_TICKET + 16, 10**5],
+)
+def test_impossible_lengths_rejected_before_any_crypto(
+    ring: TicketKeyring, length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kw: object) -> None:
+        raise AssertionError("cryptography ran on a ticket of impossible length")
+
+    monkeypatch.setattr(ring, "decryption_key", boom)
+    monkeypatch.setattr(sealer_module.hmac, "digest", boom)
+    monkeypatch.setattr(sealer_module.hmac, "compare_digest", boom)
+    monkeypatch.setattr(sealer_module, "Cipher", boom)
+    assert TicketSealer(ring).open(bytes(length)) is FallbackReason.TICKET_MALFORMED
+
+
+def test_mac_checked_with_compare_digest_before_decrypting(
+    ring: TicketKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = TicketSealer(ring).seal(b"state", bytes(16))
+    assert ticket is not None
+    calls: list[str] = []
+    real_compare = hmac.compare_digest
+    real_cipher = sealer_module.Cipher
+
+    def compare(a: bytes, b: bytes) -> bool:
+        calls.append("compare_digest")
+        return real_compare(a, b)
+
+    def cipher(*args: object, **kw: object) -> object:
+        calls.append("Cipher")
+        return real_cipher(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sealer_module.hmac, "compare_digest", compare)
+    monkeypatch.setattr(sealer_module, "Cipher", cipher)
+    assert TicketSealer(ring).open(ticket) == Opened(b"state", True)
+    assert calls == ["compare_digest", "Cipher"]
+
+    calls.clear()
+    bad = ticket[:-1] + bytes([ticket[-1] ^ 1])
+    assert TicketSealer(ring).open(bad) is FallbackReason.TICKET_MAC_FAILED
+    assert calls == ["compare_digest"]  # no decryption of an unauthenticated ticket
+
+
+def test_unknown_key_name_needs_no_mac(
+    ring: TicketKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = TicketSealer(ring).seal(b"state", bytes(16))
+    assert ticket is not None
+    other = TicketKeyring([TicketKey.generate(0.0)], clock=Clock())
+    assert TicketSealer(other).open(ticket) is FallbackReason.TICKET_UNKNOWN_KEY
+
+
+def test_iv_is_what_the_caller_gives(ring: TicketKeyring) -> None:
+    a = TicketSealer(ring).seal(b"same", b"\x01" * 16)
+    b = TicketSealer(ring).seal(b"same", b"\x02" * 16)
+    assert a is not None and b is not None
+    assert a[32:-32] != b[32:-32]
