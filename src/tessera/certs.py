@@ -138,25 +138,28 @@ def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(entries)
 
 
-def _validity(days: int) -> tuple[datetime.datetime, datetime.datetime]:
+def _builder(subject: str, issuer: x509.Name | None, key: PrivateKey,
+             days: int) -> x509.CertificateBuilder:  # fmt: skip
+    """A certificate for ``key`` named ``subject``, issued by ``issuer`` (None: self-issued)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.datetime.now(datetime.UTC)
-    return now - datetime.timedelta(hours=1), now + datetime.timedelta(days=days)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer if issuer is not None else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
 
 
 def generate_ca(
     kind: str = "ec", common_name: str = "tessera test CA", days: int = 30
 ) -> CertifiedKey:
     key = new_private_key(kind)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    start, end = _validity(days)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
+        _builder(common_name, None, key, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
@@ -177,17 +180,10 @@ def issue_leaf(
 ) -> CertifiedKey:
     """A leaf certificate for ``names`` signed by ``ca``; the chain includes the CA."""
     key = new_private_key(kind)
-    start, end = _validity(days)
     cn = names[0] if names else "tessera client"
     eku = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(ca.leaf.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
+        _builder(cn, ca.leaf.subject, key, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         .add_extension(
@@ -206,16 +202,8 @@ def generate_self_signed(
 ) -> CertifiedKey:
     """A self-signed server certificate (for ``tessera serve`` with no certificate given)."""
     key = new_private_key(kind)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "tessera")])
-    start, end = _validity(days)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
+        _builder(names[0] if names else "tessera", None, key, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(_san(names), critical=False)

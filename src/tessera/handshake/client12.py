@@ -53,7 +53,7 @@ from ..messages import extensions as X
 from ..record.protection import NullProtection, RecordProtection
 from ..session.model import ClientSession, ServerSession
 from . import keys12
-from .context import ClientContext, State, require, verify_finished
+from .context import ClientContext, State, check_finished12, require
 from .traffic import Traffic12
 
 # How long a client keeps a TLS 1.2 session when the server gives no ticket lifetime hint.
@@ -311,12 +311,9 @@ class ExpectFinished(State):
 
     def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
         require(self, msg_type, HandshakeType.FINISHED)
+        check_finished12(ctx, body, raw, from_client=False)
         suite = ctx.suite
         assert suite is not None
-        expected = keys12.finished_data(suite, ctx.master_secret, False, ctx.transcript.digest())
-        verify_finished(decode_message(Finished, body).verify_data, expected)
-        ctx.server_verify_data = expected
-        ctx.transcript.add(raw)
         resume = self.prev.resume
         if resume is not None:
             client_w = resume[1]

@@ -230,6 +230,22 @@ class Failed(State):
         raise InternalError("the connection has already failed")
 
 
+def check_finished12(ctx: HandshakeContext, body: bytes, raw: bytes, from_client: bool) -> bytes:  # type: ignore[type-arg]
+    """Verify the peer's TLS 1.2 Finished, add it to the transcript; returns its verify_data."""
+    from ..messages import Finished, decode_message
+    from .keys12 import finished_data
+
+    assert ctx.suite is not None
+    expected = finished_data(ctx.suite, ctx.master_secret, from_client, ctx.transcript.digest())
+    verify_finished(decode_message(Finished, body).verify_data, expected)
+    ctx.transcript.add(raw)
+    if from_client:
+        ctx.client_verify_data = expected
+    else:
+        ctx.server_verify_data = expected
+    return expected
+
+
 def verify_finished(received: bytes, expected: bytes) -> None:
     """Compare Finished verify_data in constant time; a mismatch is decrypt_error."""
     if len(received) != len(expected):

@@ -63,7 +63,7 @@ from ..session.model import ServerSession, SessionDecodeError
 from ..session.sealer import Opened, TicketSealer
 from ..session.stats import FallbackReason
 from . import keys12
-from .context import ServerContext, State, require, verify_finished
+from .context import ServerContext, State, check_finished12, require
 from .negotiation import select_group, select_suite_12
 from .traffic import Traffic12
 
@@ -446,12 +446,9 @@ class ExpectFinished(State):
 
     def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
         require(self, msg_type, HandshakeType.FINISHED)
+        check_finished12(ctx, body, raw, from_client=True)
         suite = ctx.suite
         assert suite is not None
-        expected = keys12.finished_data(suite, ctx.master_secret, True, ctx.transcript.digest())
-        verify_finished(decode_message(Finished, body).verify_data, expected)
-        ctx.client_verify_data = expected
-        ctx.transcript.add(raw)
         config = ctx.config
         stats = config.statistics
         if self.prev.resumed:
