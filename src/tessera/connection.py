@@ -121,11 +121,14 @@ class _Connection:
                 self._records.plaintext_alerts = False
             return
         if ctype == ContentType.CHANGE_CIPHER_SPEC:
+            tls13 = ctx.version == ProtocolVersion.TLS1_3 or state.ignores_ccs
             if payload != b"\x01":
+                if tls13:
+                    raise UnexpectedMessage("a TLS 1.3 ChangeCipherSpec must be the byte 1")
                 raise IllegalParameter("a ChangeCipherSpec message must be the single byte 1")
             if self._reassembler.pending:
                 raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")
-            if ctx.version == ProtocolVersion.TLS1_3 or state.ignores_ccs:
+            if tls13:
                 # TLS 1.3 middlebox compatibility: dropped during the handshake, else an error.
                 if not state.ignores_ccs:
                     raise UnexpectedMessage("ChangeCipherSpec outside the TLS 1.3 handshake")

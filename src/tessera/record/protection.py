@@ -250,4 +250,6 @@ class AEAD13(_Sequenced):
             raise UnexpectedMessage("a TLS 1.3 record has no content type (all padding)")
         if end - 1 > MAX_PLAINTEXT:
             raise RecordOverflow("decrypted TLS 1.3 record exceeds 2^14 bytes")
+        if plain[end - 1] == ContentType.CHANGE_CIPHER_SPEC:
+            raise UnexpectedMessage("an encrypted ChangeCipherSpec (RFC 8446 §5)")
         return plain[end - 1], plain[: end - 1]
