@@ -15,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .crypto.signatures import PrivateKey, key_curve, key_kind
 from .errors import ConfigError
+from .messages import Certificate12, encode_handshake
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,9 @@ class CertifiedKey:
     key: PrivateKey
     chain_der: tuple[bytes, ...] = field(init=False, repr=False)
     names: frozenset[str] = field(init=False, repr=False)
+    kind: str = field(init=False, repr=False)  # "rsa", "ec", "ed25519" or "ed448"
+    curve: str | None = field(init=False, repr=False)
+    certificate12: bytes = field(init=False, repr=False)  # the encoded TLS 1.2 Certificate
 
     def __post_init__(self) -> None:
         if not self.chain:
@@ -32,20 +36,14 @@ class CertifiedKey:
         der = tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
         object.__setattr__(self, "chain_der", der)
         object.__setattr__(self, "names", frozenset(self._leaf_names()))
+        object.__setattr__(self, "kind", key_kind(self.key))
+        object.__setattr__(self, "curve", key_curve(self.key))
+        object.__setattr__(self, "certificate12", encode_handshake(Certificate12(der)))
         spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         if self.chain[0].public_key().public_bytes(*spki) != self.key.public_key().public_bytes(
             *spki
         ):
             raise ConfigError("the private key does not match the leaf certificate")
-
-    @property
-    def kind(self) -> str:
-        """ "rsa", "ec", "ed25519" or "ed448"."""
-        return key_kind(self.key)
-
-    @property
-    def curve(self) -> str | None:
-        return key_curve(self.key)
 
     @property
     def leaf(self) -> x509.Certificate:

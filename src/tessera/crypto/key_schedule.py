@@ -19,40 +19,65 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from .suites import CipherSuite
 
+try:  # OpenSSL's one-shot HMAC, without the argument checks of hmac.digest()
+    from _hashlib import hmac_digest as _hmac
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _hmac = hmac.digest  # type: ignore[assignment]
+
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
-    return hmac.digest(salt, ikm, hash_name)
+    return bytes(_hmac(salt, ikm, hash_name))
+
+
+@lru_cache(maxsize=64)
+def _label_prefix(label: bytes, length: int) -> bytes:
+    full = b"tls13 " + label
+    return length.to_bytes(2, "big") + bytes((len(full),)) + full
 
 
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes,
                       length: int) -> bytes:  # fmt: skip
-    full = b"tls13 " + label
-    info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
-    out = b""
-    block = b""
-    i = 1
+    info = _label_prefix(label, length) + bytes((len(context),)) + context
+    block = bytes(_hmac(secret, info + b"\x01", hash_name))
+    if length <= len(block):
+        return block[:length]
+    out = block
+    i = 2
     while len(out) < length:
-        block = hmac.digest(secret, block + info + bytes((i,)), hash_name)
+        block = bytes(_hmac(secret, block + info + bytes((i,)), hash_name))
         out += block
         i += 1
     return out[:length]
 
 
+@lru_cache(maxsize=8)
+def _no_psk_secrets(hash_name: str) -> tuple[bytes, bytes]:
+    """(Early Secret, its "derived" secret) without a PSK: the same for every handshake."""
+    zeros = bytes(hashlib.new(hash_name).digest_size)
+    early = hkdf_extract(hash_name, zeros, zeros)
+    empty = hashlib.new(hash_name).digest()
+    return early, hkdf_expand_label(hash_name, early, b"derived", empty, len(zeros))
+
+
 class KeySchedule:
     """One connection's TLS 1.3 secrets for one cipher suite's hash."""
 
-    __slots__ = ("_empty_hash", "hash_len", "hash_name", "secret", "suite")
+    __slots__ = ("_empty_hash", "_psk", "hash_len", "hash_name", "secret", "suite")
 
     def __init__(self, suite: CipherSuite, psk: bytes | None = None) -> None:
         self.suite = suite
         self.hash_name = suite.prf_hash
         self.hash_len = suite.hash_len
         self._empty_hash = hashlib.new(self.hash_name).digest()
-        zeros = bytes(self.hash_len)
-        self.secret = hkdf_extract(self.hash_name, zeros, psk if psk is not None else zeros)
+        if psk is None:
+            self.secret = _no_psk_secrets(self.hash_name)[0]
+        else:
+            self.secret = hkdf_extract(self.hash_name, bytes(self.hash_len), psk)
+        self._psk = psk is not None
 
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         return hkdf_expand_label(self.hash_name, secret, label, context, length)
@@ -62,7 +87,10 @@ class KeySchedule:
         return hkdf_expand_label(self.hash_name, self.secret, label, transcript_hash, self.hash_len)
 
     def _advance(self, ikm: bytes | None) -> None:
-        derived = self.derive(b"derived", self._empty_hash)
+        if not self._psk and self.secret is _no_psk_secrets(self.hash_name)[0]:
+            derived = _no_psk_secrets(self.hash_name)[1]
+        else:
+            derived = self.derive(b"derived", self._empty_hash)
         self.secret = hkdf_extract(self.hash_name, derived, ikm or bytes(self.hash_len))
 
     def binder_key(self, external: bool = False) -> bytes:
@@ -80,7 +108,7 @@ class KeySchedule:
         return self.expand_label(base_secret, b"finished", b"", self.hash_len)
 
     def finished_mac(self, base_secret: bytes, transcript_hash: bytes) -> bytes:
-        return hmac.digest(self.finished_key(base_secret), transcript_hash, self.hash_name)
+        return bytes(_hmac(self.finished_key(base_secret), transcript_hash, self.hash_name))
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(key, iv) for a traffic secret."""
@@ -94,8 +122,10 @@ class KeySchedule:
     def resumption_psk(self, resumption_master: bytes, nonce: bytes) -> bytes:
         return self.expand_label(resumption_master, b"resumption", nonce, self.hash_len)
 
+    def binder(self, transcript_hash: bytes) -> bytes:
+        """The resumption PSK binder over the (partial) ClientHello transcript hash."""
+        return self.finished_mac(self.binder_key(), transcript_hash)
+
 
 def psk_binder(suite: CipherSuite, psk: bytes, transcript_hash: bytes) -> bytes:
-    """The binder for a resumption PSK over the (partial) ClientHello transcript hash."""
-    ks = KeySchedule(suite, psk)
-    return ks.finished_mac(ks.binder_key(), transcript_hash)
+    return KeySchedule(suite, psk).binder(transcript_hash)

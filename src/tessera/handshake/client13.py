@@ -379,7 +379,8 @@ class ExpectFinished(_Handshake13):
         s_ap = ks.derive(b"s ap traffic", app_hash)
         ctx.keylog("CLIENT_TRAFFIC_SECRET_0", c_ap)
         ctx.keylog("SERVER_TRAFFIC_SECRET_0", s_ap)
-        ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
+        if ctx.config.keylog is not None:
+            ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
         # Our second flight.
         if ctx.early_data_accepted:
             ctx.send(EndOfEarlyData())

@@ -19,9 +19,11 @@ from ..crypto.transcript import Transcript
 from ..enums import AlertDescription, AlertLevel, ContentType, HandshakeType, ProtocolVersion
 from ..errors import DecodeError, DecryptError, InternalError, UnexpectedMessage
 from ..events import ConnectionInfo, Event, HandshakeCompleted
+from ..messages import Finished, decode_message
 from ..messages.base import HandshakeMessage, encode_handshake
 from ..record.layer import HandshakeReassembler, RecordLayer
 from ..record.protection import RecordProtection
+from .keys12 import finished_data
 
 if TYPE_CHECKING:
     from ..session.model import ClientSession, ServerSession
@@ -75,6 +77,11 @@ class HandshakeContext(Generic[C]):
         self.transcript.add(raw)
         self._pending.append(raw)
         return raw
+
+    def send_encoded(self, raw: bytes) -> None:
+        """Like :meth:`send` for a message already encoded (with its handshake header)."""
+        self.transcript.add(raw)
+        self._pending.append(raw)
 
     def send_untranscribed(self, msg: HandshakeMessage) -> None:
         """Queue a message that is not part of the transcript (post-handshake messages)."""
@@ -232,9 +239,6 @@ class Failed(State):
 
 def check_finished12(ctx: HandshakeContext, body: bytes, raw: bytes, from_client: bool) -> bytes:  # type: ignore[type-arg]
     """Verify the peer's TLS 1.2 Finished, add it to the transcript; returns its verify_data."""
-    from ..messages import Finished, decode_message
-    from .keys12 import finished_data
-
     assert ctx.suite is not None
     expected = finished_data(ctx.suite, ctx.master_secret, from_client, ctx.transcript.digest())
     verify_finished(decode_message(Finished, body).verify_data, expected)

@@ -230,7 +230,7 @@ def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bo
         # and keep nothing in the cache for it (RFC 5077 §3.4).
         ctx.session_id = ctx.rng(32)
     _send_server_hello(ctx, ch, suite, tickets_ok, ecdhe_formats=pf is not None)
-    ctx.send(Certificate12(cert.chain_der))
+    ctx.send_encoded(cert.certificate12)
     share: KeyShare | None = None
     if suite.kx is KeyExchange.ECDHE:
         assert group is not None and scheme is not None

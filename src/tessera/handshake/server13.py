@@ -32,7 +32,7 @@ from ..certs import CertifiedKey
 from ..config import ClientAuth, ServerConfig
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
-from ..crypto.key_schedule import KeySchedule, psk_binder
+from ..crypto.key_schedule import KeySchedule
 from ..crypto.suites import BY_CODE, CipherSuite
 from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
 from ..enums import HandshakeType, ProtocolVersion, PskKeyExchangeMode
@@ -96,6 +96,7 @@ class _PskChoice:
     index: int
     dhe: bool
     early_ok: bool
+    ks: KeySchedule  # the early secret from this PSK, already computed for the binder
 
 
 def start(ctx: ServerContext, ch: ClientHello, raw: bytes) -> State:
@@ -156,7 +157,7 @@ def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry
         ctx.signature_scheme = scheme
 
     # -- ServerHello ---------------------------------------------------------------------
-    ks = KeySchedule(suite, psk.session.secret if psk else None)
+    ks = psk.ks if psk is not None else KeySchedule(suite)
     early_secret_hash = ctx.transcript.digest()  # ClientHello (after any retry)
     exts: list[Extension] = [X.SupportedVersionSelected(ProtocolVersion.TLS1_3)]
     shared: bytes | None = None
@@ -220,7 +221,8 @@ def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry
     s_ap = ks.derive(b"s ap traffic", app_hash)
     ctx.keylog("CLIENT_TRAFFIC_SECRET_0", c_ap)
     ctx.keylog("SERVER_TRAFFIC_SECRET_0", s_ap)
-    ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
+    if ctx.config.keylog is not None:
+        ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
     ctx.set_write_protection(protection(ks, s_ap))
     if psk is not None:
         ctx.resumed_by = "psk"
@@ -269,8 +271,8 @@ def _choose_psk(ctx: ServerContext, ch: ClientHello, raw: bytes, suite: CipherSu
         if retry is not None:
             h.update(retry.prefix)
         h.update(raw[: len(raw) - binders_len])
-        expected = psk_binder(suite, session.secret, h.digest())
-        if not hmac.compare_digest(expected, offered.binders[index]):
+        ks = KeySchedule(suite, session.secret)
+        if not hmac.compare_digest(ks.binder(h.digest()), offered.binders[index]):
             raise DecryptError("the PSK binder does not verify")
         early_ok = (
             index == 0
@@ -282,7 +284,7 @@ def _choose_psk(ctx: ServerContext, ch: ClientHello, raw: bytes, suite: CipherSu
             and session.alpn == ctx.alpn
             and _fresh_for_early_data(ctx, ident.identity, session, single_use)
         )
-        return _PskChoice(session, index, dhe, early_ok)
+        return _PskChoice(session, index, dhe, early_ok, ks)
     if first_reason is not None:
         stats.fallback(first_reason)
         if first_reason in (FallbackReason.TICKET_MAC_FAILED, FallbackReason.TICKET_MALFORMED,

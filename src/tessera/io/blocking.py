@@ -45,14 +45,25 @@ log = logging.getLogger("tessera")
 RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connection
 
 
+def set_receive_timeout(sock: socket.socket, seconds: float) -> None:
+    """Set the kernel receive timeout (SO_RCVTIMEO); accepted sockets inherit it."""
+    whole = int(seconds)
+    usec = max(int((seconds - whole) * 1e6), 0 if whole else 1)  # 0/0 would mean "none"
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, usec))
+
+
 class TLSSocket:
     def __init__(
         self,
         sock: socket.socket,
         conn: ClientConnection | ServerConnection,
         handshake_timeout: float | None = 30.0,
+        kernel_timeout_set: bool = False,
     ) -> None:
         self.sock = sock
+        # SO_RCVTIMEO already carries the handshake timeout (inherited from a listening socket).
+        self._kernel_timeout = kernel_timeout_set
         self.conn = conn
         self.handshake_timeout = handshake_timeout
         self._app: deque[bytes] = deque()
@@ -78,6 +89,7 @@ class TLSSocket:
     ) -> TLSSocket:
         """Open a TCP connection and complete the handshake."""
         sock = socket.create_connection(address, timeout=timeout)
+        sock.settimeout(None)  # blocking from now on; do_handshake bounds the handshake
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         name = server_name if server_name is not None else address[0]
         try:
@@ -91,9 +103,13 @@ class TLSSocket:
 
     @classmethod
     def wrap_server(
-        cls, sock: socket.socket, config: ServerConfig, handshake_timeout: float | None = 30.0
+        cls,
+        sock: socket.socket,
+        config: ServerConfig,
+        handshake_timeout: float | None = 30.0,
+        kernel_timeout_set: bool = False,
     ) -> TLSSocket:
-        return cls(sock, ServerConnection(config), handshake_timeout)
+        return cls(sock, ServerConnection(config), handshake_timeout, kernel_timeout_set)
 
     # -- the pump ------------------------------------------------------------------------
     def _flush(self) -> None:
@@ -105,7 +121,11 @@ class TLSSocket:
         """Read once from the socket and process it; False at end of stream."""
         try:
             n = self.sock.recv_into(self._buf)
-        except (TimeoutError, BlockingIOError):
+        except BlockingIOError:
+            # The kernel receive timeout (the handshake's) ran out: fatal during the
+            # handshake, only a wake-up afterwards.
+            if self.conn.handshake_complete:
+                return True
             raise TimeoutError from None
         except OSError as e:
             raise ConnectionClosedError(f"the connection broke: {e}") from e
@@ -144,11 +164,11 @@ class TLSSocket:
             conn.start_handshake(early_data or None)
         timeout = self.handshake_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        # A blocking socket gets a kernel receive/send timeout (SO_RCVTIMEO/SO_SNDTIMEO): no
-        # poll() before every read. A socket with its own Python timeout keeps it.
-        kernel_timeout = timeout is not None and self.sock.gettimeout() is None
-        if kernel_timeout:
-            self._set_kernel_timeout(timeout)
+        # A blocking socket gets a kernel receive timeout (SO_RCVTIMEO), set once and kept: no
+        # poll() before every read. A socket with its own Python timeout keeps that instead.
+        if timeout is not None and not self._kernel_timeout and self.sock.gettimeout() is None:
+            set_receive_timeout(self.sock, timeout)
+            self._kernel_timeout = True
         try:
             self._flush()
             while not conn.handshake_complete:
@@ -158,7 +178,7 @@ class TLSSocket:
                     raise ConnectionClosedError(
                         f"the peer closed the connection during the handshake ({conn.state_name})"
                     )
-        except (TimeoutError, BlockingIOError):
+        except TimeoutError:
             self._abort()
             raise HandshakeTimeout(
                 f"no progress from the peer within {self.handshake_timeout} s "
@@ -167,23 +187,9 @@ class TLSSocket:
         except (ConnectionClosedError, OSError):
             self._abort()
             raise
-        finally:
-            if kernel_timeout and not self._closed:
-                self._set_kernel_timeout(None)
         info = conn.info
         assert info is not None
         return info
-
-    def _set_kernel_timeout(self, seconds: float | None) -> None:
-        """Set (or with None clear) the kernel's receive and send timeouts."""
-        whole, usec = 0, 0
-        if seconds is not None:
-            whole = int(seconds)
-            usec = max(int((seconds - whole) * 1e6), 0 if whole else 1)  # 0/0 means "none"
-        tv = struct.pack("ll", whole, usec)
-        with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
     # -- data ----------------------------------------------------------------------------
     def sendall(self, data: bytes) -> None:
@@ -304,6 +310,7 @@ class TLSServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(address)
         self.sock.listen(backlog)
+        set_receive_timeout(self.sock, handshake_timeout)  # inherited by accepted sockets
         self._stop = threading.Event()
         self.handshake_failures = 0
 
@@ -331,7 +338,7 @@ class TLSServer:
                 self._serve_one(client)
 
     def _serve_one(self, client: socket.socket) -> None:
-        tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout)
+        tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout, True)
         try:
             tls.do_handshake()
         except (TLSError, OSError) as e:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers import algorithms
+
 from ..errors import ConfigError
 
 
@@ -50,6 +52,7 @@ class TicketKey:
     hmac_key: bytes = field(repr=False)
     aes_key: bytes = field(repr=False)
     created: float = 0.0
+    aes: algorithms.AES = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.name) != 16:
@@ -58,6 +61,7 @@ class TicketKey:
             raise ConfigError("a ticket AES key is 16 or 32 bytes")
         if len(self.hmac_key) < 16:
             raise ConfigError("a ticket HMAC key is at least 16 bytes")
+        object.__setattr__(self, "aes", algorithms.AES(self.aes_key))
 
     @classmethod
     def generate(
