@@ -35,6 +35,7 @@ from .errors import (
 )
 from .events import ApplicationData, ConnectionClosed, ConnectionInfo, Event
 from .handshake import client as client_hs
+from .handshake import client13
 from .handshake.context import ClientContext, HandshakeContext, ServerContext, State
 from .handshake.server import ExpectClientHello
 from .messages import Alert
@@ -299,6 +300,12 @@ class ClientConnection(_Connection):
     @property
     def offered_session(self) -> ClientSession | None:
         return self._ctx.offered_session
+
+    @property
+    def early_data_limit(self) -> int:
+        """How many bytes of 0-RTT data ``start_handshake(early_data=...)`` may carry: what the
+        offered session's ticket allows, or 0 when no TLS 1.3 session usable here is offered."""
+        return client13.early_data_allowance(self._ctx, self._ctx.offered_session)
 
     def _on_fatal(self) -> None:
         self._ctx.forget_session()

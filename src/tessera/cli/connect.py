@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import selectors
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from cryptography import x509
 
 from ..certs import CertifiedKey
 from ..config import ClientConfig
+from ..connection import ClientConnection
 from ..crypto.x509 import describe_name
-from ..enums import NamedGroup, code_name
+from ..enums import NamedGroup, ProtocolVersion, code_name
 from ..errors import ConfigError, TLSError
 from ..events import ConnectionInfo
 from ..io.blocking import TLSSocket
@@ -54,7 +56,8 @@ def summary(tls: TLSSocket) -> list[str]:
     lines.append(f"Session-ID: {info.session_id.hex().upper() or '(none)'}")
     if info.resumed:
         lines.append(f"Resumed by: {info.resumed_by}")
-    lines.append(f"Extended master secret: {'yes' if info.extended_master_secret else 'no'}")
+    if info.version != ProtocolVersion.TLS1_3:  # TLS 1.3 always binds the whole handshake
+        lines.append(f"Extended master secret: {'yes' if info.extended_master_secret else 'no'}")
     if info.alpn_protocol:
         lines.append(f"ALPN: {info.alpn_protocol}")
     if info.early_data_accepted:
@@ -64,8 +67,14 @@ def summary(tls: TLSSocket) -> list[str]:
     return lines
 
 
-def relay(tls: TLSSocket) -> None:
-    """Copy stdin to the server and the server's data to stdout until one side closes."""
+def relay(tls: TLSSocket, linger: float) -> None:
+    """Copy stdin to the server and the server's data to stdout until one side closes.
+
+    At the end of input nothing is closed at once: many servers (``openssl s_server -www``
+    among them) stop reading and answering as soon as a close_notify arrives. The server's
+    data is read on until it closes, or until it has been silent for ``linger`` seconds; then
+    our close_notify goes out.
+    """
     sel = selectors.DefaultSelector()
     sel.register(tls.sock, selectors.EVENT_READ, "net")
     stdin_open = True
@@ -81,23 +90,23 @@ def relay(tls: TLSSocket) -> None:
         out.flush()
         if tls.peer_closed:
             return
-        for key, _ in sel.select():
+        ready = sel.select(None if stdin_open else linger)
+        if not ready:
+            return  # input over and the server silent for `linger` seconds
+        for key, _ in ready:
             if key.data == "net":
-                data = tls.recv(1 << 20)
-                if not data:
+                if not tls.receive_some():
+                    while tls.pending():
+                        out.write(tls.recv(1 << 20))
+                    out.flush()
                     return
-                out.write(data)
-                out.flush()
             elif stdin_open:
                 chunk = os.read(sys.stdin.fileno(), 65536)
                 if chunk:
                     tls.sendall(chunk)
                 else:
-                    # End of input: say we are done, then read what the server still sends.
                     stdin_open = False
                     sel.unregister(sys.stdin.fileno())
-                    tls.conn.close()
-                    tls._flush()
 
 
 def drain(tls: TLSSocket) -> None:
@@ -148,7 +157,20 @@ def drain(tls: TLSSocket) -> None:
     help="Send FILE as TLS 1.3 0-RTT data when resuming.",
 )
 @click.option("--psk-ke", is_flag=True, help="TLS 1.3: also offer resumption without (EC)DHE.")
-@click.option("--timeout", default=30.0, show_default=True, type=float)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds allowed for connecting and for the handshake.",
+)
+@click.option(
+    "--linger",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="After the end of input, wait this many seconds of server silence before closing.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the New/Reused line.")
 @common_options
 def connect(
@@ -167,6 +189,7 @@ def connect(
     early_data: str | None,
     psk_ke: bool,
     timeout: float,
+    linger: float,
     quiet: bool,
     tls1_2: bool,
     tls1_3: bool,
@@ -218,19 +241,34 @@ def connect(
     early = Path(early_data).read_bytes() if early_data else None
 
     def once(sess: ClientSession | None) -> TLSSocket:
-        return TLSSocket.connect(
-            (host, port),
-            config,
-            name_for_tls,
-            session=sess,
-            timeout=timeout,
-            early_data=early if sess or early else None,
-        )
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            name = name_for_tls if name_for_tls is not None else host
+            conn = ClientConnection(config, name, address=(host, port), session=sess)
+            tls = TLSSocket(sock, conn, timeout)
+            send_early = early is not None and 0 < len(early) <= conn.early_data_limit
+            if early is not None and not send_early and not quiet:
+                why = (
+                    f"the session allows {conn.early_data_limit} bytes"
+                    if conn.early_data_limit
+                    else "no TLS 1.3 session that allows it"
+                )
+                click.echo(f"Early data: not sent ({why})", err=True)
+            tls.do_handshake(early_data=early if send_early else None)
+        except BaseException:
+            sock.close()
+            raise
+        return tls
 
     if reconnect:
         for i in range(RECONNECTS + 1):
             tls = once(session if i == 0 else None)
             click.echo(session_line(tls.info))
+            if early is not None and tls.info.resumed and not quiet:
+                accepted = tls.info.early_data_accepted
+                click.echo(f"Early data: {'accepted' if accepted else 'rejected'}", err=True)
             drain(tls)
             tls.close()
             if i == 0 and not quiet:
@@ -241,7 +279,7 @@ def connect(
     for line in summary(tls) if not quiet else [session_line(tls.info)]:
         click.echo(line, err=not line.startswith(("New,", "Reused,")))
     try:
-        relay(tls)
+        relay(tls, linger)
     finally:
         tls.close()
         if sess_out:

@@ -96,6 +96,11 @@ def _psk_usable(ctx: ClientContext, session: ClientSession | None) -> CipherSuit
     return suite
 
 
+def early_data_allowance(ctx: ClientContext, session: ClientSession | None) -> int:
+    """How many bytes of 0-RTT data offering ``session`` would allow (0: none)."""
+    return session.state.max_early_data if _psk_usable(ctx, session) and session else 0
+
+
 def start(ctx: ClientContext, session: ClientSession | None, suites: list[int],
           early_data: bytes | None = None) -> State:  # fmt: skip
     """Send the first ClientHello offering TLS 1.3 (and TLS 1.2 if enabled)."""
@@ -103,7 +108,7 @@ def start(ctx: ClientContext, session: ClientSession | None, suites: list[int],
 
     config = ctx.config
     psk_suite = _psk_usable(ctx, session)
-    usable_early = session.state.max_early_data if psk_suite and session else 0
+    usable_early = early_data_allowance(ctx, session)
     if early_data is not None and usable_early < len(early_data):
         raise LocalProtocolError(
             "0-RTT needs a TLS 1.3 session whose ticket allows this much early data"

@@ -234,7 +234,17 @@ class TLSSocket:
         return bytes(out)
 
     def pending(self) -> int:
+        """Bytes of application data received and decrypted, not yet read."""
         return sum(len(c) for c in self._app)
+
+    def receive_some(self) -> bool:
+        """Read once from the socket (blocking only if nothing is there) and process what came:
+        application data becomes ``pending()``, tickets land in ``sessions``. For callers that
+        select() on ``sock``: unlike ``recv``, this never waits for application data that a
+        readable socket did not bring. False once the peer has closed."""
+        if self._eof or self._closed:
+            return False
+        return self._pump() and not self._eof
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:
