@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,3 +129,62 @@ def node_script(script: str, *, env: dict[str, str] | None = None,
                 timeout: float = 20.0) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """Run an inline Node.js script (``node -e``), bounded in time, output merged."""
     return run(["node", "-e", script], env=env, timeout=timeout)
+
+
+# -- helpers added for the TLS 1.3 interop tests (tests/interop/test_tls13_*.py) ------------------
+
+
+def openssl_s_client_paced(port: int, *args: str, writes: Sequence[tuple[float, bytes]] = (),
+                           linger: float = 0.5, timeout: float = 20.0,
+                           host: str = "127.0.0.1") -> str:  # fmt: skip
+    """``openssl s_client -connect HOST:PORT ARGS`` whose stdin stays open while it runs.
+
+    Each ``(delay, data)`` in ``writes`` is written after sleeping ``delay`` seconds; stdin is
+    closed ``linger`` seconds after the last write. This lets s_client read what arrives after
+    the handshake (TLS 1.3 tickets) and lets it act on interactive commands (a line ``k`` or
+    ``K`` sends a KeyUpdate; commands need no ``-ign_eof``). The whole run is bounded by
+    ``timeout``; whatever is left is killed. Output (stdout and stderr) merged.
+    """
+    argv = ["openssl", "s_client", "-connect", f"{host}:{port}", *args]
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        try:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError, OSError):
+                for delay, data in writes:
+                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                    if proc.poll() is not None:
+                        break
+                    proc.stdin.write(data)
+                    proc.stdin.flush()
+                time.sleep(min(linger, max(0.0, deadline - time.monotonic())))
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        out.seek(0)
+        return out.read().decode(errors="replace")
+
+
+def wait_for_output(peer: Peer, text: str, count: int = 1, timeout: float = 10.0) -> str:
+    """Wait until ``text`` appears ``count`` times in a peer's output; that output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = peer.output()
+        if out.count(text) >= count:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} x{count} not in {peer.argv[:3]}'s output:\n{out}")
+        time.sleep(0.05)
+
+
+def tessera_serve13(port: int, log_dir: Path, *args: str) -> Peer:
+    """``tessera serve --tls1_3 ARGS`` (a wide terminal, so its per-connection lines stay whole)."""
+    argv = [*TESSERA, "serve", "--port", str(port), "--tls1_3", *args]
+    return Peer(argv, port=port, log_dir=log_dir, name="tessera-serve13", env={"COLUMNS": "300"})
