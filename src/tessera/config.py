@@ -35,6 +35,20 @@ class ClientAuth(Enum):
     REQUIRED = "required"
 
 
+def _as_suites(value: object) -> tuple[CipherSuite, ...]:
+    """Suites given as an OpenSSL-style string, or a sequence of names and/or CipherSuites."""
+    if isinstance(value, str):
+        return parse_cipher_list(value)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"cipher_suites: expected a string or a list of suites, not {value!r}")
+    if all(isinstance(v, CipherSuite) for v in value):
+        return tuple(value)
+    parts = [v.openssl_name if isinstance(v, CipherSuite) else v for v in value]
+    if not all(isinstance(p, str) for p in parts):
+        raise ConfigError(f"cipher_suites: expected suite names or CipherSuites, not {value!r}")
+    return parse_cipher_list(":".join(parts))
+
+
 def _as_alpn(protocols: Sequence[str | bytes]) -> tuple[bytes, ...]:
     out = []
     for p in protocols:
@@ -63,8 +77,7 @@ class _CommonConfig:
     keylog: Callable[[str], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.cipher_suites, str):
-            object.__setattr__(self, "cipher_suites", parse_cipher_list(self.cipher_suites))
+        object.__setattr__(self, "cipher_suites", _as_suites(self.cipher_suites))
         object.__setattr__(self, "alpn_protocols", _as_alpn(self.alpn_protocols))
         if self.min_version < ProtocolVersion.TLS1_2:
             raise ConfigError("TLS 1.1 and older are not supported; the minimum is TLS 1.2")

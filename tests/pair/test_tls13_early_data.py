@@ -220,3 +220,17 @@ def test_tls13_early_data_needs_alpn_to_match(world: World) -> None:
     pair = start_early(world, other, ticket, client=client)
     _rejected(pair)
     assert pair.client.info.alpn_protocol == "http/1.1"
+
+
+def test_early_data_limit_says_what_the_offered_ticket_allows(world: World) -> None:
+    """ClientConnection.early_data_limit: the offered ticket's max_early_data, 0 without a
+    usable TLS 1.3 session (none, or one whose suite the client no longer offers)."""
+    server = server13(world, max_early_data_size=1024)
+    session = ticket_for(world, server)
+    assert world.pair(client13(world, session_cache=None), server).client.early_data_limit == 0
+    pair = world.pair(client13(world, session_cache=None), server, session=session)
+    assert pair.client.early_data_limit == 1024
+    other_suite = client13(world, session_cache=None, cipher_suites=["TLS_AES_256_GCM_SHA384"])
+    assert world.pair(other_suite, server, session=session).client.early_data_limit == 0
+    no_early = ticket_for(world, server13(world))
+    assert world.pair(client13(world), server, session=no_early).client.early_data_limit == 0
