@@ -3,6 +3,7 @@ or group, plaintext HTTP, or nothing at all (a stalled handshake)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -18,6 +19,7 @@ from peers import (
     run,
     ssl_alert_numbers,
     tessera_serve,
+    wait_for_output,
 )
 
 from conftest import Pki, free_port, require_program
@@ -60,10 +62,14 @@ def s_client(peer: Peer, *args: str) -> str:
 @pytest.mark.parametrize("flag", ["-tls1", "-tls1_1"])
 def test_old_versions_get_protocol_version(server: Peer, flag: str) -> None:
     """OpenSSL 3 offers TLS 1.0/1.1 only at security level 0."""
+    before = server.output().count("handshake failed: protocol_version (70)")
     out = s_client(server, flag, "-cipher", "DEFAULT@SECLEVEL=0")
     assert ssl_alert_numbers(out) == [70], out
     assert "alert protocol version" in out, out
     assert "Cipher is (NONE)" in out, out
+    # The server says so too, with the client's address.
+    log = wait_for_output(server, "handshake failed: protocol_version (70)", before + 1)
+    assert re.search(r"127\.0\.0\.1:\d+: handshake failed: protocol_version \(70\)", log), log
 
 
 def test_tls13_only_client_gets_protocol_version(server: Peer) -> None:
@@ -238,9 +244,12 @@ def test_stalled_handshake_is_cut_off(
 
 
 def test_stalled_handshake_on_the_cli_server(server: Peer, pki: Pki) -> None:
-    """``tessera serve`` has no option for the handshake timeout; TLSServer's default (10 s)
-    applies. Two stalled connections must be closed by it, and must not block a real client."""
+    """Without --handshake-timeout, TLSServer's default (10 s) applies. Two stalled connections
+    must be closed by it, and must not block a real client. The one that sent half a
+    ClientHello is reported as a failed handshake; the one that sent nothing (a port probe,
+    as far as the server can tell) is not."""
     assert server.port is not None
+    timeouts_before = server.output().count("handshake failed: no progress")
     silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     half = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     try:
@@ -250,6 +259,9 @@ def test_stalled_handshake_on_the_cli_server(server: Peer, pki: Pki) -> None:
         for sock in (silent, half):
             data, _ = read_until_closed(sock, 15)
             assert data == b"", data.hex()
+        log = wait_for_output(server, "handshake failed: no progress", timeouts_before + 1)
+        time.sleep(0.2)
+        assert server.output().count("handshake failed: no progress") == timeouts_before + 1, log
     except TimeoutError:
         pytest.fail("tessera serve kept a stalled handshake open for more than 15 s")
     finally:

@@ -23,7 +23,7 @@ from ..session.keyring import KeyFileFormat, TicketKeyring, read_key_file
 from ..session.store import MemoryStore
 from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay whole
 MAX_REQUEST = 16 * 1024
 
 
@@ -285,7 +285,19 @@ def serve(
                 return
             tls.sendall(data)
 
-    server = TLSServer((host, port), config, handler, handshake_timeout=handshake_timeout)
+    def handshake_error(peer: Any, error: Exception) -> None:
+        if not quiet:
+            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+            with lock:
+                err.print(f"{where}: handshake failed: {error}", markup=False)
+
+    server = TLSServer(
+        (host, port),
+        config,
+        handler,
+        handshake_timeout=handshake_timeout,
+        on_handshake_error=handshake_error,
+    )
     host_shown, port_shown = server.address
     resumption = []
     if config.session_store is not None:

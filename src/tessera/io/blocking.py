@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from ..config import ClientConfig, ServerConfig
 from ..connection import ClientConnection, ServerConnection
@@ -69,6 +70,7 @@ class TLSSocket:
         self._app: deque[bytes] = deque()
         self._eof = False
         self._closed = False
+        self.bytes_received = 0  # from the network, records included
         self._buf = bytearray(RECV_SIZE)
         self._view = memoryview(self._buf)
         self.early_data: list[bytes] = []  # 0-RTT data a server received (replayable!)
@@ -132,6 +134,7 @@ class TLSSocket:
         if not n:
             self._eof = True
             return False
+        self.bytes_received += n
         try:
             self.conn.receive_data(self._view[:n])
         except AlertError:
@@ -298,7 +301,9 @@ class TLSSocket:
 class TLSServer:
     """A threaded TCP server that runs ``handler(tls_socket)`` for each completed handshake.
 
-    Handshake failures are logged and counted, never raised out of the accept loop.
+    Handshake failures are logged and counted, never raised out of the accept loop;
+    ``on_handshake_error(peer_address, error)`` also hears of each one from a peer that sent
+    anything at all (a port probe that connects and closes is not a TLS failure).
     """
 
     def __init__(
@@ -310,8 +315,10 @@ class TLSServer:
         handshake_timeout: float = 10.0,
         threaded: bool = True,
         backlog: int = 128,
+        on_handshake_error: Callable[[Any, TLSError | OSError], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_handshake_error = on_handshake_error
         self.handler = handler
         self.handshake_timeout = handshake_timeout
         self.threaded = threaded
@@ -333,7 +340,7 @@ class TLSServer:
         self.sock.settimeout(0.25)
         while not self._stop.is_set():
             try:
-                client, _ = self.sock.accept()
+                client, peer = self.sock.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -343,11 +350,11 @@ class TLSServer:
             client.settimeout(None)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.threaded:
-                threading.Thread(target=self._serve_one, args=(client,), daemon=True).start()
+                threading.Thread(target=self._serve_one, args=(client, peer), daemon=True).start()
             else:
-                self._serve_one(client)
+                self._serve_one(client, peer)
 
-    def _serve_one(self, client: socket.socket) -> None:
+    def _serve_one(self, client: socket.socket, peer: Any = None) -> None:
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout, True)
         try:
             tls.do_handshake()
@@ -355,6 +362,8 @@ class TLSServer:
             self.handshake_failures += 1
             log.info("handshake failed: %s", e)
             tls.close()
+            if self.on_handshake_error is not None and tls.bytes_received:
+                self.on_handshake_error(peer, e)
             return
         try:
             self.handler(tls)
