@@ -24,13 +24,13 @@ from functools import lru_cache
 from .suites import CipherSuite
 
 try:  # OpenSSL's one-shot HMAC, without the argument checks of hmac.digest()
-    from _hashlib import hmac_digest as _hmac
+    from _hashlib import hmac_digest as hmac_digest  # noqa: PLC0414 (re-exported for prf.py)
 except ImportError:  # pragma: no cover - CPython without OpenSSL
-    _hmac = hmac.digest  # type: ignore[assignment]
+    hmac_digest = hmac.digest  # type: ignore[assignment]
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
-    return bytes(_hmac(salt, ikm, hash_name))
+    return bytes(hmac_digest(salt, ikm, hash_name))
 
 
 @lru_cache(maxsize=64)
@@ -42,13 +42,13 @@ def _label_prefix(label: bytes, length: int) -> bytes:
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes,
                       length: int) -> bytes:  # fmt: skip
     info = _label_prefix(label, length) + bytes((len(context),)) + context
-    block = bytes(_hmac(secret, info + b"\x01", hash_name))
+    block = bytes(hmac_digest(secret, info + b"\x01", hash_name))
     if length <= len(block):
         return block[:length]
     out = block
     i = 2
     while len(out) < length:
-        block = bytes(_hmac(secret, block + info + bytes((i,)), hash_name))
+        block = bytes(hmac_digest(secret, block + info + bytes((i,)), hash_name))
         out += block
         i += 1
     return out[:length]
@@ -108,7 +108,7 @@ class KeySchedule:
         return self.expand_label(base_secret, b"finished", b"", self.hash_len)
 
     def finished_mac(self, base_secret: bytes, transcript_hash: bytes) -> bytes:
-        return bytes(_hmac(self.finished_key(base_secret), transcript_hash, self.hash_name))
+        return bytes(hmac_digest(self.finished_key(base_secret), transcript_hash, self.hash_name))
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(key, iv) for a traffic secret."""

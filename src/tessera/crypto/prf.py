@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
+from .key_schedule import hmac_digest
 
 MASTER_SECRET_LEN = 48
 VERIFY_DATA_LEN = 12
@@ -10,13 +10,12 @@ VERIFY_DATA_LEN = 12
 
 def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
     """P_hash(secret, seed): HMAC iterated until ``length`` bytes are produced."""
-    digest = hmac.digest
     out = b""
     a = seed
     while len(out) < length:
-        a = digest(secret, a, hash_name)
-        out += digest(secret, a + seed, hash_name)
-    return out[:length]
+        a = hmac_digest(secret, a, hash_name)
+        out += hmac_digest(secret, a + seed, hash_name)
+    return bytes(out[:length])
 
 
 def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
