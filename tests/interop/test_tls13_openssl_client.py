@@ -103,6 +103,7 @@ def test_suites_groups_and_certificates(
     assert page.fields["Cipher"] == suite, out
     assert page.fields["Group"] == tessera_group, out
     assert page.fields["Resumed"] == "no", out
+    assert page.fields["Extended master secret"] == "n/a (TLS 1.3)", out
     assert "</pre></body></html>" in out, out
     assert not ssl_alert_numbers(out), out
 

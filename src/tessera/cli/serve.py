@@ -16,7 +16,7 @@ from rich.console import Console
 
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ClientAuth, ServerConfig
-from ..enums import NamedGroup, code_name
+from ..enums import NamedGroup, ProtocolVersion, code_name
 from ..errors import ConfigError, TLSError
 from ..io.blocking import TLSServer, TLSSocket
 from ..session.keyring import KeyFileFormat, TicketKeyring, read_key_file
@@ -60,7 +60,12 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
         ("Cipher", info.cipher_suite.openssl_name),
         ("Session-ID", info.session_id.hex().upper() or "(none)"),
         ("Resumed", f"yes, by {info.resumed_by}" if info.resumed else "no"),
-        ("Extended master secret", "yes" if info.extended_master_secret else "no"),
+        (
+            "Extended master secret",
+            "n/a (TLS 1.3)"
+            if info.version == ProtocolVersion.TLS1_3
+            else ("yes" if info.extended_master_secret else "no"),
+        ),
         ("Group", code_name(NamedGroup, info.group) if info.group else "(none)"),
         ("SNI", info.server_name or "(none)"),
         ("ALPN", info.alpn_protocol or "(none)"),
