@@ -33,6 +33,7 @@ from peers import (
     openssl_s_client,
     openssl_s_server,
     ssl_alert_numbers,
+    tessera_serve,
     tessera_serve13,
     wait_for_output,
 )
@@ -469,6 +470,27 @@ def test_tls12_only_client_through_the_same_proxy(s_server12_13: Peer, pki: Pki)
     assert server_hello_random(proxy.replies[0])[1][-8:] == DOWNGRADE_TLS12
     text = page.decode(errors="replace")
     assert re.search(r"^New, TLSv1\.2, Cipher is ECDHE-ECDSA-", text, re.MULTILINE), text
+
+
+def test_tessera_server_sentinel_caught_by_s_client(pki: Pki, work: Path) -> None:
+    """The other way round: ``openssl s_client`` (offering 1.2 and 1.3) through the proxy that
+    removes supported_versions, to a default ``tessera serve`` (1.2 and 1.3). tessera picks
+    TLS 1.2 and, able to do 1.3, ends its random with DOWNGRD\\x01; OpenSSL's client detects
+    it and aborts with illegal_parameter, which tessera reports as received."""
+    port = free_port()
+    certs = ["--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key)]
+    with (
+        tessera_serve(port, work, "--www", *certs) as peer,
+        FirstRecordProxy(port, strip_supported_versions) as proxy,
+    ):
+        out = openssl_s_client(proxy.port, "-CAfile", str(pki.ca_file), input=HTTP_GET)
+        log = wait_for_output(peer, "handshake failed", 1)
+    assert proxy.errors == [], proxy.errors
+    version, random = server_hello_random(proxy.replies[0])
+    assert version == 0x0303 and random[-8:] == DOWNGRADE_TLS12, random.hex()
+    assert "ssl_choose_client_version:inappropriate fallback" in out, out
+    assert "New, (NONE), Cipher is (NONE)" in out, out
+    assert "handshake failed: illegal_parameter (47): the peer sent a fatal alert" in log, log
 
 
 # -- 3. tickets that must fall back to a full handshake ----------------------------------------
