@@ -112,6 +112,8 @@ def test_s_client_without_certificate_is_refused(required: Peer, pki: Pki) -> No
     out = s_client(required, pki)
     assert ssl_alert_numbers(out) == [40], out
     assert "HTTP/1.0 200" not in out, out
+    # The CertificateRequest named the CA that --client-ca trusts (RFC 5246 §7.4.4).
+    assert "Acceptable client certificate CA names\nCN = tessera test CA\n" in out, out
 
 
 def test_s_client_with_untrusted_certificate_is_refused(

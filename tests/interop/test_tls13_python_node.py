@@ -267,6 +267,8 @@ def test_s_client_without_client_certificate_gets_alert_116(client_auth: Peer, p
     assert "New, TLSv1.3" in out, out
     assert ssl_alert_numbers(out) == [116], out
     assert "certificate required" in out, out
+    # certificate_authorities in the CertificateRequest (RFC 8446 §4.2.4) named the CA.
+    assert "Acceptable client certificate CA names\nCN = tessera test CA\n" in out, out
 
 
 # -- Node.js ----------------------------------------------------------------------------------

@@ -29,6 +29,27 @@ def load_pem_certificates(path: str | Path) -> list[x509.Certificate]:
 
 
 @functools.lru_cache(maxsize=8)
+def _ca_subjects(path: str) -> tuple[bytes, ...]:
+    names: list[bytes] = []
+    size = 0
+    for cert in load_pem_certificates(path):
+        dn = cert.subject.public_bytes()
+        if dn in names:
+            continue
+        size += 2 + len(dn)
+        if size > 0xFFFF - 64:  # the list must fit its 2-byte length (and the message)
+            break
+        names.append(dn)
+    return tuple(names)
+
+
+def ca_subjects(path: str | Path) -> tuple[bytes, ...]:
+    """The distinct DER subject names of the certificates in a PEM file (for the
+    certificate_authorities a server sends when it asks for a client certificate)."""
+    return _ca_subjects(str(Path(path).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
 def _store_for(path: str) -> Store:
     return Store(load_pem_certificates(path))
 

@@ -246,6 +246,7 @@ def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bo
             CertificateRequest12(
                 (CertificateType.rsa_sign, CertificateType.ecdsa_sign),
                 config.signature_schemes,
+                config.client_ca_names(),
             )
         )
         ctx.send(ServerHelloDone())

@@ -207,7 +207,10 @@ def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry
     ctx.send(EncryptedExtensions(tuple(ee)))
     want_client_cert = psk is None and config.client_auth is not ClientAuth.NONE
     if want_client_cert:
-        ctx.send(CertificateRequest13(b"", (X.SignatureAlgorithms(config.signature_schemes),)))
+        req_exts: list[Extension] = [X.SignatureAlgorithms(config.signature_schemes)]
+        if names := config.client_ca_names():
+            req_exts.append(X.CertificateAuthorities(names))
+        ctx.send(CertificateRequest13(b"", tuple(req_exts)))
     if cert is not None and scheme is not None:
         ctx.send(Certificate13(b"", tuple(CertificateEntry(d) for d in cert.chain_der)))
         content = cv_content(SERVER_CV_CONTEXT, ctx.transcript.digest())

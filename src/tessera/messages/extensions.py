@@ -150,6 +150,29 @@ class SignatureAlgorithmsCert(SignatureAlgorithms):
     ext_type: ClassVar[int] = ExtensionType.signature_algorithms_cert
 
 
+# --- certificate_authorities (RFC 8446 §4.2.4) -------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CertificateAuthorities:
+    """DER-encoded distinguished names of the CAs whose certificates the sender accepts."""
+
+    names: tuple[bytes, ...]
+    ext_type: ClassVar[int] = ExtensionType.certificate_authorities
+
+    def encode(self, w: Writer) -> None:
+        m = w.open(2)
+        for dn in self.names:
+            w.opaque(2, dn)
+        w.close(m, 2)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Self:
+        lst = r.vector(2, 3)
+        names = []
+        while not lst.at_end():
+            names.append(lst.opaque(2, 1))
+        return cls(tuple(names))
+
+
 # --- ALPN (RFC 7301) -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ALPN:
@@ -458,7 +481,9 @@ HELLO_RETRY_REQUEST: Registry = _registry(SupportedVersionSelected, KeyShareRetr
 ENCRYPTED_EXTENSIONS: Registry = _registry(
     ServerNameAck, SupportedGroups, ALPN, EarlyDataIndication
 )
-CERTIFICATE_REQUEST_13: Registry = _registry(SignatureAlgorithms, SignatureAlgorithmsCert)
+CERTIFICATE_REQUEST_13: Registry = _registry(
+    SignatureAlgorithms, SignatureAlgorithmsCert, CertificateAuthorities
+)
 NEW_SESSION_TICKET_13: Registry = _registry(EarlyDataLimit)
 EMPTY: Registry = {}
 

@@ -58,6 +58,8 @@ GOLDEN = [
     (X.PskKeyExchangeModes((1,)), "0101"),
     (X.EarlyDataLimit(16384), "00004000"),
     (X.Cookie(b"cookie"), "0006" + b"cookie".hex()),
+    # RFC 8446 §4.2.4: DistinguishedName authorities<3..2^16-1>, each <1..2^16-1>
+    (X.CertificateAuthorities((b"\x30\x00", b"\x30\x01\x05")), "0009" + "00023000" + "0003300105"),
 ]
 
 
@@ -163,6 +165,8 @@ def test_server_name_skips_other_name_types() -> None:
         (X.PskKeyExchangeModes, "00"),
         (X.Cookie, "0000"),
         (X.RenegotiationInfo, "05"),
+        (X.CertificateAuthorities, "0000"),  # the list may not be empty
+        (X.CertificateAuthorities, "000400000000"),  # nor may a name
     ],
 )
 def test_bounds(cls: Any, hexdata: str) -> None:
