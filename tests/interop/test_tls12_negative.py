@@ -9,12 +9,14 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from peers import (
     HTTP_GET,
     Peer,
     openssl_s_client,
+    openssl_s_client_paced,
     openssl_s_server,
     run,
     ssl_alert_numbers,
@@ -267,3 +269,26 @@ def test_stalled_handshake_on_the_cli_server(server: Peer, pki: Pki) -> None:
     finally:
         silent.close()
         half.close()
+
+
+# -- renegotiation ----------------------------------------------------------------------------
+
+
+def test_client_renegotiation_is_declined(pki: Pki, tmp_path: Path) -> None:
+    """tessera offers secure renegotiation's renegotiation_info (RFC 5746) but does not
+    renegotiate: an interactive s_client ``R`` (a new ClientHello on the open connection) gets
+    a warning no_renegotiation alert (100, RFC 5246 §7.2.2). OpenSSL's client then gives up
+    with handshake_failure; data sent before went through."""
+    port = free_port()
+    certs = ["--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key)]
+    with tessera_serve(port, tmp_path, "--tls1_2", "--echo", *certs):
+        out = openssl_s_client_paced(
+            port, "-tls1_2", "-CAfile", str(pki.ca_file), "-state",
+            writes=[(0.3, b"before renegotiation\n"), (0.5, b"R\n")], linger=1.0,
+        )  # fmt: skip
+    assert "Secure Renegotiation IS supported" in out, out
+    head, _, tail = out.partition("RENEGOTIATING")
+    # s_client does not print what it sends: the one line is tessera's echo.
+    assert head.count("before renegotiation") == 1, out
+    assert "SSL_connect:SSLv3/TLS write client hello" in tail, out
+    assert "SSL3 alert read:warning:no renegotiation" in tail, out
