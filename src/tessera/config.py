@@ -188,6 +188,8 @@ class ServerConfig(_CommonConfig):
             )
         if self.session_timeout <= 0:
             raise ConfigError("session_timeout must be positive")
+        if self.max_ticket_age_skew < 0:
+            raise ConfigError("max_ticket_age_skew must not be negative")
         if not 0 <= self.num_tickets <= 16:
             raise ConfigError("num_tickets must be between 0 and 16")
         if self.stateful_tickets and self.session_store is None:

@@ -537,8 +537,8 @@ def shift_session_time(pem: str, seconds: int) -> str:
 
 
 def test_ticket_age_outside_the_window(server: Server, pki: Pki, tmp_path: Path) -> None:
-    """tessera's tolerance is ServerConfig.max_ticket_age_skew (10 s; ``serve`` has no option
-    for it). A session file whose creation time is moved back 60 s makes s_client report a
+    """tessera's tolerance is ServerConfig.max_ticket_age_skew (``--ticket-age-skew``, 10 s by
+    default). A session file whose creation time is moved back 60 s makes s_client report a
     ticket age ~60 s while the server knows it is ~0 s: "ticket age outside the window"."""
     sess = tmp_path / "sess.pem"
     before = new_session(server, pki, sess)
@@ -550,6 +550,18 @@ def test_ticket_age_outside_the_window(server: Server, pki: Pki, tmp_path: Path)
     new_session(server, pki, sess2)
     sess2.write_text(shift_session_time(sess2.read_text(), 5))
     assert outcomes(get_page(server.port, pki, "-sess_in", str(sess2))) == ["Reused"]
+
+
+def test_ticket_age_skew_option(pki: Pki, work: Path, tmp_path: Path) -> None:
+    """``--ticket-age-skew 120`` widens the window: the session 60 s off now resumes."""
+    peer, srv = start_server(pki, work, "skew", "--ticket-age-skew", "120")
+    with peer:
+        sess = tmp_path / "sess.pem"
+        new_session(srv, pki, sess)
+        sess.write_text(shift_session_time(sess.read_text(), 60))
+        out = get_page(srv.port, pki, "-sess_in", str(sess))
+    assert outcomes(out) == ["Reused"], out
+    assert parse_status_page(out).reason("ticket age outside the window") == 0, out
 
 
 # -- 4. SSLKEYLOGFILE --------------------------------------------------------------------------

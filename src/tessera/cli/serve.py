@@ -188,6 +188,13 @@ def read_request(tls: TLSSocket) -> bytes | None:
     type=int,
     help="Accept up to N bytes of TLS 1.3 0-RTT data (0: refuse).",
 )
+@click.option(
+    "--ticket-age-skew",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="TLS 1.3: seconds a client's ticket age may differ from the server's.",
+)
 @click.option("--psk-ke", is_flag=True, help="TLS 1.3: accept resumption without (EC)DHE.")
 @click.option(
     "--verify-client",
@@ -224,6 +231,7 @@ def serve(
     num_tickets: int,
     stateful_tickets: bool,
     max_early_data: int,
+    ticket_age_skew: float,
     psk_ke: bool,
     verify_client: str,
     client_ca: str | None,
@@ -262,6 +270,7 @@ def serve(
             num_tickets=num_tickets,
             stateful_tickets=stateful_tickets,
             max_early_data_size=max_early_data,
+            max_ticket_age_skew=ticket_age_skew,
             psk_ke=psk_ke,
             client_auth=ClientAuth(verify_client),
             client_cafile=client_ca,
