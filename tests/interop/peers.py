@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from tessera import TLSSocket
+
 TESSERA = [sys.executable, "-m", "tessera.cli.main"]
 
 
@@ -188,3 +190,14 @@ def tessera_serve13(port: int, log_dir: Path, *args: str) -> Peer:
     """``tessera serve --tls1_3 ARGS`` (a wide terminal, so its per-connection lines stay whole)."""
     argv = [*TESSERA, "serve", "--port", str(port), "--tls1_3", *args]
     return Peer(argv, port=port, log_dir=log_dir, name="tessera-serve13", env={"COLUMNS": "300"})
+
+
+def http_get(tls: TLSSocket, timeout: float = 10.0, limit: int = 1 << 20) -> bytes:
+    """Send ``HTTP_GET`` over a connected ``TLSSocket`` and read the reply until the server
+    closes (at most ``limit`` bytes, each read bounded by ``timeout``)."""
+    tls.sendall(HTTP_GET)
+    tls.sock.settimeout(timeout)
+    page = b""
+    while len(page) < limit and (chunk := tls.recv(65536)):
+        page += chunk
+    return page

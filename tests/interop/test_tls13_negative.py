@@ -30,6 +30,7 @@ import pytest
 from peers import (
     HTTP_GET,
     Peer,
+    http_get,
     openssl_s_client,
     openssl_s_server,
     ssl_alert_numbers,
@@ -457,11 +458,7 @@ def test_tls12_only_client_through_the_same_proxy(s_server12_13: Peer, pki: Pki)
     config = ClientConfig(cafile=pki.ca_file, max_version=ProtocolVersion.TLS1_2)
     with FirstRecordProxy(s_server12_13.port, strip_supported_versions) as proxy:
         with TLSSocket.connect(("127.0.0.1", proxy.port), config, "localhost", timeout=10) as tls:
-            tls.sendall(HTTP_GET)
-            tls.sock.settimeout(10)
-            page = b""
-            while chunk := tls.recv(65536):
-                page += chunk
+            page = http_get(tls)
         assert tls.info.version == ProtocolVersion.TLS1_2
     assert proxy.errors == [], proxy.errors
     original, forwarded = proxy.hellos[0]
@@ -633,11 +630,7 @@ def test_keylog_tessera_client_matches_s_server(pki: Pki, work: Path, tmp_path: 
             with TLSSocket.connect(
                 ("127.0.0.1", peer.port), config, "localhost", timeout=10
             ) as tls:
-                tls.sendall(HTTP_GET)
-                tls.sock.settimeout(10)
-                page = b""
-                while chunk := tls.recv(65536):
-                    page += chunk
+                page = http_get(tls)
             assert tls.info.version == ProtocolVersion.TLS1_3
             resumed.append(tls.info.resumed)
             text = page.decode(errors="replace")

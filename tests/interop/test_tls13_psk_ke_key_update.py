@@ -18,6 +18,7 @@ import pytest
 from peers import (
     HTTP_GET,
     Peer,
+    http_get,
     openssl_s_client,
     openssl_s_client_paced,
     ssl_alert_numbers,
@@ -128,11 +129,7 @@ def test_tessera_client_psk_ke(psk_ke_server: Peer, pki: Pki, psk_ke: bool) -> N
         with TLSSocket.connect(
             ("127.0.0.1", psk_ke_server.port), config, "localhost", timeout=10
         ) as tls:
-            tls.sendall(HTTP_GET)
-            tls.sock.settimeout(10)
-            page = b""
-            while chunk := tls.recv(65536):
-                page += chunk
+            page = http_get(tls)
             pages.append(parse_status_page(page.decode()))
             infos.append(tls.info)
     assert not infos[0].resumed and infos[0].group is not None
