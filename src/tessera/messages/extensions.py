@@ -499,20 +499,33 @@ def encode_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
 
 
 def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
-    """Decode an ``Extension extensions<0..2^16-1>`` block; duplicates are a decode_error."""
+    """Decode an ``Extension extensions<0..2^16-1>`` block; duplicates are a decode_error.
+
+    The extension headers are read straight from the buffer (this runs for every hello); each
+    known extension body is decoded by its class inside a Reader bounded to its length.
+    """
     block = r.vector(2)
+    buf, p, end = block._buf, block._pos, block._end
     out: list[Extension] = []
     seen: set[int] = set()
-    while not block.at_end():
-        code = block.u16()
-        body = block.vector(2)
+    while p < end:
+        if p + 4 > end:
+            raise DecodeError(f"truncated: an extension header needs 4 bytes, {end - p} left")
+        code = (buf[p] << 8) | buf[p + 1]
+        start = p + 4
+        p = start + ((buf[p + 2] << 8) | buf[p + 3])
+        if p > end:
+            raise DecodeError(
+                f"truncated: extension {code} claims {p - start} byte(s), {end - start} left"
+            )
         if code in seen:
             raise DecodeError(f"extension {code} appears twice")
         seen.add(code)
         cls = registry.get(code)
         if cls is None:
-            out.append(UnknownExtension(code, body.rest()))
+            out.append(UnknownExtension(code, bytes(buf[start:p])))
             continue
+        body = Reader(buf, start, p)
         out.append(cls.decode(body))
         if not body.at_end():
             raise DecodeError(
