@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from ..errors import ConfigError
 
@@ -53,6 +53,8 @@ class TicketKey:
     aes_key: bytes = field(repr=False)
     created: float = 0.0
     aes: algorithms.AES = field(init=False, repr=False, compare=False)
+    # Per-thread AES block contexts for cbc_encrypt/cbc_decrypt: they die with the key.
+    _blocks: threading.local = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.name) != 16:
@@ -62,6 +64,39 @@ class TicketKey:
         if len(self.hmac_key) < 16:
             raise ConfigError("a ticket HMAC key is at least 16 bytes")
         object.__setattr__(self, "aes", algorithms.AES(self.aes_key))
+        object.__setattr__(self, "_blocks", threading.local())
+
+    # -- AES-CBC over whole blocks ---------------------------------------------------------
+    # A ticket is sealed or opened per handshake; building a cryptography ``Cipher`` for each
+    # costs more than the encryption (about 20 us on a busy server). CBC is chained here over
+    # raw AES block operations (the ECB primitive), whose contexts are made once per thread:
+    # C_i = E(P_i ^ C_i-1), P_i = D(C_i) ^ C_i-1, C_0 = IV.
+    def _contexts(self) -> tuple[CipherContext, CipherContext]:
+        blocks = self._blocks
+        try:
+            return blocks.pair  # type: ignore[no-any-return]
+        except AttributeError:
+            ecb = Cipher(self.aes, modes.ECB())  # noqa: S305 - the block primitive for CBC
+            blocks.pair = (ecb.encryptor(), ecb.decryptor())
+            return blocks.pair  # type: ignore[no-any-return]
+
+    def cbc_encrypt(self, iv: bytes, plaintext: bytes) -> bytes:
+        """AES-CBC of ``plaintext`` (a whole number of blocks, padded by the caller)."""
+        block = self._contexts()[0].update
+        out = []
+        prev = int.from_bytes(iv, "big")
+        for i in range(0, len(plaintext), 16):
+            c = block((prev ^ int.from_bytes(plaintext[i : i + 16], "big")).to_bytes(16, "big"))
+            out.append(c)
+            prev = int.from_bytes(c, "big")
+        return b"".join(out)
+
+    def cbc_decrypt(self, iv: bytes, ciphertext: bytes) -> bytes:
+        """The inverse of :meth:`cbc_encrypt` (``ciphertext`` a whole number of blocks)."""
+        n = len(ciphertext)
+        raw = self._contexts()[1].update(ciphertext)
+        chain = int.from_bytes(iv + ciphertext[: n - 16], "big")
+        return (int.from_bytes(raw, "big") ^ chain).to_bytes(n, "big")
 
     @classmethod
     def generate(

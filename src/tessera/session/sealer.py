@@ -6,12 +6,10 @@ decrypted. Input of an impossible length is rejected before any cryptography run
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
+from ..crypto.key_schedule import hmac_digest
 from .keyring import TicketKeyring
 from .stats import FallbackReason
 
@@ -35,9 +33,8 @@ class TicketSealer:
         if key is None:
             return None
         pad = 16 - len(state) % 16
-        enc = Cipher(key.aes, modes.CBC(iv)).encryptor()
-        body = key.name + iv + enc.update(state + bytes((pad,)) * pad) + enc.finalize()
-        return body + hmac.digest(key.hmac_key, body, hashlib.sha256)
+        body = key.name + iv + key.cbc_encrypt(iv, state + bytes((pad,)) * pad)
+        return body + hmac_digest(key.hmac_key, body, "sha256")
 
     def open(self, ticket: bytes) -> Opened | FallbackReason:
         """The sealed state, or the reason the ticket cannot be used."""
@@ -49,10 +46,9 @@ class TicketSealer:
             return FallbackReason.TICKET_UNKNOWN_KEY
         key, current = found
         body, mac = ticket[:-32], ticket[-32:]
-        if not hmac.compare_digest(hmac.digest(key.hmac_key, body, hashlib.sha256), mac):
+        if not hmac.compare_digest(hmac_digest(key.hmac_key, body, "sha256"), mac):
             return FallbackReason.TICKET_MAC_FAILED
-        dec = Cipher(key.aes, modes.CBC(ticket[16:32])).decryptor()
-        padded = dec.update(ticket[32:-32]) + dec.finalize()
+        padded = key.cbc_decrypt(ticket[16:32], ticket[32:-32])
         pad = padded[-1]
         if not 1 <= pad <= 16 or padded[-pad:] != bytes((pad,)) * pad:
             return FallbackReason.TICKET_MAC_FAILED  # a valid MAC over bad padding: a key bug
