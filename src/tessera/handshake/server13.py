@@ -518,7 +518,11 @@ class ExpectFinished(State):
 
 
 def send_tickets(ctx: ServerContext, ks: KeySchedule, res_master: bytes, count: int) -> None:
-    """NewSessionTicket messages: sealed under the keyring, or ids into the store (stateful)."""
+    """NewSessionTicket messages: sealed under the keyring, or ids into the store (stateful).
+
+    The randomness for a flight of tickets (each one's ticket_age_add and IV or id) is drawn
+    at once, and the flight is counted once.
+    """
     config = ctx.config
     if count <= 0 or ctx.suite is None:
         return
@@ -528,34 +532,40 @@ def send_tickets(ctx: ServerContext, ks: KeySchedule, res_master: bytes, count: 
         return
     lifetime = min(config.ticket_lifetime, MAX_TICKET_LIFETIME)
     max_early = config.max_early_data_size
+    created = ctx.now()
+    random = ctx.rng((4 + 32) * count)  # per ticket: ticket_age_add, then an IV or an id
+    exts: tuple[Extension, ...] = (X.EarlyDataLimit(max_early),) if max_early else ()
+    issued = 0
     for i in range(count):
         nonce = i.to_bytes(1, "big")
+        r = random[36 * i : 36 * (i + 1)]
         session = ServerSession(
             version=ProtocolVersion.TLS1_3,
             cipher_suite=ctx.suite.code,
             secret=ks.resumption_psk(res_master, nonce),
             extended_master_secret=False,
-            created=ctx.now(),
+            created=created,
             lifetime=lifetime,
             server_name=ctx.server_name,
             alpn=ctx.alpn,
             peer_chain=ctx.peer_chain_der,
-            ticket_age_add=int.from_bytes(ctx.rng(4), "big"),
+            ticket_age_add=int.from_bytes(r[:4], "big"),
             max_early_data=max_early,
         )
         state = session.to_bytes()
         if config.stateful_tickets:
             assert store is not None
-            identity = ctx.rng(32)
+            identity = r[4:]
             store.put(identity, state, lifetime)
         else:
             assert sealer is not None
-            sealed = sealer.seal(state, ctx.rng(16))
+            sealed = sealer.seal(state, r[4:20])
             if sealed is None:
-                return  # every ticket key has expired: simply no tickets
+                break  # every ticket key has expired: simply no tickets
             identity = sealed
-        exts: tuple[Extension, ...] = (X.EarlyDataLimit(max_early),) if max_early else ()
         ctx.send_untranscribed(
             NewSessionTicket13(lifetime, session.ticket_age_add, nonce, identity, exts)
         )
-        config.statistics.incr("tickets_issued")
+        issued += 1
+    if issued:
+        config.statistics.incr("tickets_issued", issued)
