@@ -234,6 +234,13 @@ class MemSocket:
             self.first_sent = bytes(data)
         self.sent += len(data)
 
+    def sendmsg(self, buffers: list[bytes]) -> int:
+        n = 0
+        for b in buffers:
+            self.sendall(b)
+            n += len(b)
+        return n
+
     def recv(self, n: int) -> bytes:
         piece = bytes(self._in[self._pos : self._pos + n])
         self._pos += len(piece)

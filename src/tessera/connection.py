@@ -188,6 +188,11 @@ class _Connection:
         """Bytes to write to the transport (may be empty)."""
         return self._records.take_output()
 
+    def records_to_send(self) -> list[bytes]:
+        """Like :meth:`data_to_send`, as a list of records (for ``socket.sendmsg``): a large
+        ``send_data`` is not copied once more into one big buffer."""
+        return self._records.take_records()
+
     def send_data(self, data: bytes) -> None:
         """Queue application data; it is encrypted into records of at most 2^14 bytes."""
         if self._failed is not None:

@@ -43,6 +43,7 @@ from ..events import (
 from ..session.model import ClientSession
 
 log = logging.getLogger("tessera")
+_IOV_MAX = 512  # buffers per sendmsg() call (Linux allows 1024)
 RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connection
 
 
@@ -115,9 +116,31 @@ class TLSSocket:
 
     # -- the pump ------------------------------------------------------------------------
     def _flush(self) -> None:
-        out = self.conn.data_to_send()
-        if out:
-            self.sock.sendall(out)
+        records = self.conn.records_to_send()
+        if len(records) == 1:
+            self.sock.sendall(records[0])
+        elif records:
+            self._send_vectored(records)
+
+    def _send_vectored(self, records: list[bytes]) -> None:
+        """sendall() for many records without joining them: joining a megabyte of records
+        costs a fresh large buffer (page faults) on every call."""
+        sock = self.sock
+        if not hasattr(sock, "sendmsg"):  # e.g. Windows
+            sock.sendall(b"".join(records))
+            return
+        parts: list[bytes | memoryview] = list(records)
+        i = 0
+        while i < len(parts):
+            sent = sock.sendmsg(parts[i : i + _IOV_MAX])
+            while sent:
+                n = len(parts[i])
+                if sent >= n:
+                    sent -= n
+                    i += 1
+                else:
+                    parts[i] = memoryview(parts[i])[sent:]
+                    sent = 0
 
     def _pump(self) -> bool:
         """Read once from the socket and process it; False at end of stream."""

@@ -136,6 +136,13 @@ class RecordLayer:
         for i in range(0, n, MAX_PLAINTEXT):
             out.append(seal(content_type, bytes(view[i : i + MAX_PLAINTEXT])))
 
+    def take_records(self) -> list[bytes]:
+        """The queued records, each one bytes object (for vectored writes: no joined copy)."""
+        out = self.out
+        records = out[:]
+        out.clear()
+        return records
+
     def take_output(self) -> bytes:
         out = self.out
         if not out:
