@@ -119,6 +119,8 @@ class TLSSocket:
         records = self.conn.records_to_send()
         if len(records) == 1:
             self.sock.sendall(records[0])
+        elif len(records) <= 4:  # a handshake flight, a small write: one small buffer
+            self.sock.sendall(b"".join(records))
         elif records:
             self._send_vectored(records)
 
