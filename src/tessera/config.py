@@ -175,9 +175,6 @@ class ServerConfig(_CommonConfig):
     max_ticket_age_skew: float = 10.0  # seconds of tolerance on the obfuscated ticket age
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
-    _client_ca_names: tuple[bytes, ...] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -219,13 +216,11 @@ class ServerConfig(_CommonConfig):
     def client_ca_names(self) -> tuple[bytes, ...]:
         """DER subjects of the certificates in ``client_cafile``, sent in CertificateRequest
         so that a client with several certificates can pick one these CAs accept."""
-        if self._client_ca_names is None:
-            from .crypto.x509 import ca_subjects
+        if not self.client_cafile:
+            return ()
+        from .crypto.x509 import ca_subjects
 
-            names = ca_subjects(self.client_cafile) if self.client_cafile else ()
-            object.__setattr__(self, "_client_ca_names", names)
-        assert self._client_ca_names is not None
-        return self._client_ca_names
+        return ca_subjects(self.client_cafile)  # read once per file, like the trust store
 
     def certificates_for(self, server_name: str | None) -> tuple[CertifiedKey, ...]:
         if server_name:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import selectors
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -241,24 +240,17 @@ def connect(
     early = Path(early_data).read_bytes() if early_data else None
 
     def once(sess: ClientSession | None) -> TLSSocket:
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = TLSSocket.open((host, port), config, name_for_tls, session=sess, timeout=timeout)
+        assert isinstance(tls.conn, ClientConnection)
+        limit = tls.conn.early_data_limit
+        send_early = early is not None and 0 < len(early) <= limit
+        if early is not None and not send_early and not quiet:
+            why = f"the session allows {limit} bytes" if limit else "no TLS 1.3 session allows it"
+            click.echo(f"Early data: not sent ({why})", err=True)
         try:
-            name = name_for_tls if name_for_tls is not None else host
-            conn = ClientConnection(config, name, address=(host, port), session=sess)
-            tls = TLSSocket(sock, conn, timeout)
-            send_early = early is not None and 0 < len(early) <= conn.early_data_limit
-            if early is not None and not send_early and not quiet:
-                why = (
-                    f"the session allows {conn.early_data_limit} bytes"
-                    if conn.early_data_limit
-                    else "no TLS 1.3 session that allows it"
-                )
-                click.echo(f"Early data: not sent ({why})", err=True)
             tls.do_handshake(early_data=early if send_early else None)
         except BaseException:
-            sock.close()
+            tls.sock.close()
             raise
         return tls
 

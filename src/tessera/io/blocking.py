@@ -91,18 +91,37 @@ class TLSSocket:
         early_data: bytes | None = None,
     ) -> TLSSocket:
         """Open a TCP connection and complete the handshake."""
+        tls = cls.open(address, config, server_name, session=session, timeout=timeout)
+        try:
+            tls.do_handshake(early_data=early_data)
+        except BaseException:
+            tls.sock.close()
+            raise
+        return tls
+
+    @classmethod
+    def open(
+        cls,
+        address: tuple[str, int],
+        config: ClientConfig,
+        server_name: str | None = None,
+        *,
+        session: ClientSession | None = None,
+        timeout: float | None = 30.0,
+    ) -> TLSSocket:
+        """Open a TCP connection with a client connection on it, before the handshake (for
+        callers that look at ``conn`` first, e.g. at ``conn.early_data_limit``); then call
+        :meth:`do_handshake`."""
         sock = socket.create_connection(address, timeout=timeout)
         sock.settimeout(None)  # blocking from now on; do_handshake bounds the handshake
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         name = server_name if server_name is not None else address[0]
         try:
             conn = ClientConnection(config, name, address=address, session=session)
-            tls = cls(sock, conn, timeout)
-            tls.do_handshake(early_data=early_data)
         except BaseException:
             sock.close()
             raise
-        return tls
+        return cls(sock, conn, timeout)
 
     @classmethod
     def wrap_server(
@@ -117,12 +136,10 @@ class TLSSocket:
     # -- the pump ------------------------------------------------------------------------
     def _flush(self) -> None:
         records = self.conn.records_to_send()
-        if len(records) == 1:
-            self.sock.sendall(records[0])
-        elif len(records) <= 4:  # a handshake flight, a small write: one small buffer
-            self.sock.sendall(b"".join(records))
-        elif records:
+        if len(records) > 4:
             self._send_vectored(records)
+        elif records:  # a handshake flight, a small write: one small buffer
+            self.sock.sendall(records[0] if len(records) == 1 else b"".join(records))
 
     def _send_vectored(self, records: list[bytes]) -> None:
         """sendall() for many records without joining them: joining a megabyte of records

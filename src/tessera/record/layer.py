@@ -138,9 +138,8 @@ class RecordLayer:
 
     def take_records(self) -> list[bytes]:
         """The queued records, each one bytes object (for vectored writes: no joined copy)."""
-        out = self.out
-        records = out[:]
-        out.clear()
+        records = self.out
+        self.out = []
         return records
 
     def take_output(self) -> bytes:

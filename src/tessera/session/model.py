@@ -94,15 +94,14 @@ class ServerSession:
     @classmethod
     def from_bytes(cls, data: bytes) -> ServerSession:
         try:
-            return cls._decode(Reader(data))
+            return cls._decode(data)
         except (DecodeError, UnicodeDecodeError, ValueError) as e:
             raise SessionDecodeError(f"not a valid session: {e}") from None
 
     @classmethod
-    def _decode(cls, r: Reader) -> ServerSession:
+    def _decode(cls, data: bytes) -> ServerSession:
         # The fixed header in one unpack (this runs for every ticket or cached id a client
         # offers): format, version, suite, flags, created (u48 as u16 + u32), lifetime.
-        data = r.rest()
         if len(data) < _HEADER.size:
             raise SessionDecodeError(f"a session is at least {_HEADER.size} bytes")
         fmt, minor, suite_code, flags, created_hi, created_lo, lifetime = _HEADER.unpack_from(data)
