@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -168,6 +169,21 @@ def write_key_file(path: str | Path, keys: Sequence[TicketKey], fmt: KeyFileForm
         f.write(data)
 
 
+@runtime_checkable
+class TicketKeySource(Protocol):
+    """Where a ticket sealer gets its keys: this module's :class:`TicketKeyring`, or a fleet
+    keyring fed from a shared store."""
+
+    def encryption_key(self) -> TicketKey | None:
+        """The key that seals new tickets now, or None (issue no tickets)."""
+
+    def decryption_key(self, name: bytes) -> tuple[TicketKey, bool] | None:
+        """(key, is the current encrypting key) for a key name, or None if unknown/erased."""
+
+    def decrypts_until(self, key: TicketKey) -> float | None:
+        """When ``key`` will be erased (seconds since the epoch), or None if not known."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     encrypt: TicketKey | None
@@ -216,13 +232,13 @@ class TicketKeyring:
     def max_key_age(self) -> float:
         return self.rotation_interval * (self.keep + 1)
 
-    def _build(self, keys: list[TicketKey]) -> _Snapshot:
-        kept = keys[: self.keep + 1]
-        oldest = min((k.created for k in kept), default=float("inf"))
-        return _Snapshot(keys[0] if keys else None, {k.name: k for k in kept}, oldest)
+    @staticmethod
+    def _build(keys: list[TicketKey]) -> _Snapshot:
+        oldest = min((k.created for k in keys), default=float("inf"))
+        return _Snapshot(keys[0] if keys else None, {k.name: k for k in keys}, oldest)
 
-    def _ordered(self) -> list[TicketKey]:
-        snap = self._snap
+    def _ordered(self, snap: _Snapshot | None = None) -> list[TicketKey]:
+        snap = snap or self._snap
         rest = [k for k in snap.by_name.values() if k is not snap.encrypt]
         rest.sort(key=lambda k: -k.created)
         return ([snap.encrypt] if snap.encrypt else []) + rest
@@ -232,48 +248,65 @@ class TicketKeyring:
         return self._ordered()
 
     def rotate(self) -> TicketKey:
-        """Make a new random key the encrypting key now; older ones become decrypt-only."""
+        """Make a new random key the encrypting key now; the previous ``keep`` keys become
+        decrypt-only and older ones are erased."""
         with self._lock:
             key = TicketKey.generate(self._clock(), self.key_size, self._rng)
-            self._snap = self._build([key, *self._ordered()])
+            self._snap = self._build([key, *self._ordered()][: self.keep + 1])
             self.rotations += 1
             return key
 
     def install(self, keys: Sequence[TicketKey]) -> None:
-        """Replace the keys (the first encrypts), e.g. after a fleet-wide key file changes."""
+        """Replace the keys, e.g. after a fleet-wide key file changes: the first encrypts, all
+        the others decrypt (the whole list is kept, whatever ``keep`` says)."""
+        names = [k.name for k in keys]
+        if len(set(names)) != len(names):
+            raise ConfigError("two ticket keys share a key name; every key needs its own name")
         with self._lock:
             self._snap = self._build(list(keys))
 
     def _maintain(self, now: float) -> _Snapshot:
+        """The current snapshot, after any rotation or erasure that is due. Changes are made
+        under the lock and only if still due for the snapshot current under the lock
+        (compare-and-swap, as rustls' ``TicketRotator::maybe_roll``), so a concurrent
+        :meth:`install` or rotation is never overwritten."""
         snap = self._snap
+        if not self._due(snap, now):
+            return snap
+        with self._lock:
+            snap = self._snap
+            if self._due(snap, now):
+                live = self._live(snap, now)
+                if self.generate and (not live or now - live[0].created >= self.rotation_interval):
+                    key = TicketKey.generate(now, self.key_size, self._rng)
+                    live = [key, *live][: self.keep + 1]
+                    self.rotations += 1
+                self._snap = self._build(live)
+            return self._snap
+
+    def _due(self, snap: _Snapshot, now: float) -> bool:
+        """Whether a key must be erased or made now."""
         if self.generate:
             enc = snap.encrypt
-            if enc is not None and now - enc.created < self.rotation_interval:
-                if now - snap.oldest < self.max_key_age:
-                    return snap
-                with self._lock:
-                    if self._snap is snap:
-                        self._snap = self._build(self._live(now))
-                return self._snap
-            with self._lock:
-                if self._snap is snap:
-                    key = TicketKey.generate(now, self.key_size, self._rng)
-                    self._snap = self._build([key, *self._live(now)])
-                    self.rotations += 1
-            return self._snap
+            if enc is None or now - enc.created >= self.rotation_interval:
+                return True
+            return now - snap.oldest >= self.max_key_age
         if self.static_key_lifetime is None:
-            return snap
-        live = self._live(now)
-        if len(live) != len(snap.by_name):
-            with self._lock:
-                self._snap = self._build(live)
-        return self._snap
+            return False
+        return now - snap.oldest >= self.static_key_lifetime
 
-    def _live(self, now: float) -> list[TicketKey]:
-        """Keys not yet past their lifetime, the encrypting one first."""
-        limit = self.max_key_age if self.generate else self.static_key_lifetime
-        keys = self._ordered()
+    def _lifetime(self) -> float | None:
+        return self.max_key_age if self.generate else self.static_key_lifetime
+
+    def _live(self, snap: _Snapshot, now: float) -> list[TicketKey]:
+        """The snapshot's keys not yet past their lifetime, the encrypting one first."""
+        limit = self._lifetime()
+        keys = self._ordered(snap)
         return keys if limit is None else [k for k in keys if now - k.created < limit]
+
+    def decrypts_until(self, key: TicketKey) -> float | None:
+        limit = self._lifetime()
+        return None if limit is None else key.created + limit
 
     def encryption_key(self) -> TicketKey | None:
         return self._maintain(self._clock()).encrypt

@@ -148,11 +148,20 @@ def test_install_replaces_atomically() -> None:
     assert ring.encryption_key() is None and ring.keys() == []
 
 
-def test_install_respects_keep() -> None:
+def test_install_keeps_the_whole_list() -> None:
+    """An installed list is never truncated to ``keep`` (that silently lost keys a fleet or a
+    HAProxy file still needed); ``keep`` only bounds generated rotations."""
     ring = TicketKeyring([key(1)], keep=1, clock=Clock())
     ring.install([key(1), key(2), key(3)])
-    assert ring.decryption_key(key(3).name) is None
-    assert [k.name[0] for k in ring.keys()] == [1, 2]  # noqa: SIM118 (a list, not a dict)
+    assert ring.decryption_key(key(3).name) == (key(3), False)
+    assert [k.name[0] for k in ring.keys()] == [1, 2, 3]  # noqa: SIM118 (a list, not a dict)
+
+
+def test_install_refuses_duplicate_names() -> None:
+    ring = TicketKeyring([key(1)], clock=Clock())
+    with pytest.raises(ConfigError, match="share a key name"):
+        ring.install([key(2), key(2)])
+    assert ring.keys() == [key(1)]
 
 
 def test_keyring_validation() -> None:
@@ -265,3 +274,45 @@ def test_keyring_from_file_keys(tmp_path: Path) -> None:
     for k in keys:
         found = ring.decryption_key(k.name)
         assert found is not None and found[1] is (k == keys[1])
+
+
+def test_install_during_maintenance_is_never_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Erasing expired keys (static keys with a lifetime) races with install(). The erasure is
+    computed and swapped under the lock, from the snapshot current there, so an install() that
+    comes in the middle waits and is never overwritten (the lost update the issue reproduced).
+
+    The maintenance is held in the middle of computing the live keys while another thread
+    installs; with the computation outside the lock the install would land first and then be
+    overwritten by the stale result."""
+    import threading
+
+    clock = Clock()
+    clock.now = 1000.0
+    stale = TicketKey(b"\xee" * 16, b"h" * 32, b"a" * 32, created=0.0)  # past its lifetime
+    ring = TicketKeyring([key(1), stale], static_key_lifetime=100.0, clock=clock)
+    fresh = TicketKey(b"\x42" * 16, b"h" * 32, b"a" * 32, created=1000.0)
+    original = TicketKeyring._ordered
+    holding, installed = threading.Event(), threading.Event()
+
+    def slow_ordered(self: TicketKeyring, *args: object) -> list[TicketKey]:
+        out = original(self, *args)  # type: ignore[arg-type]
+        if threading.current_thread().name == "maintainer" and not holding.is_set():
+            holding.set()
+            installed.wait(0.5)  # give the installer every chance to land first
+        return out
+
+    monkeypatch.setattr(TicketKeyring, "_ordered", slow_ordered)
+    maintainer = threading.Thread(target=ring.encryption_key, name="maintainer")
+    maintainer.start()
+    assert holding.wait(5)
+
+    def install() -> None:
+        ring.install([fresh, stale])
+        installed.set()
+
+    installer = threading.Thread(target=install)
+    installer.start()
+    installer.join(5)
+    maintainer.join(5)
+    assert ring.decryption_key(fresh.name) == (fresh, True)
+    assert ring.decryption_key(stale.name) is None  # and erasure itself still happens
