@@ -1,6 +1,6 @@
 """tessera: TLS 1.2/1.3 in Python, with session resumption you can see and control."""
 
-from .certs import CertifiedKey
+from .certs import CertifiedKey, generate_self_signed
 from .config import ClientAuth, ClientConfig, ServerConfig
 from .connection import ClientConnection, ServerConnection
 from .enums import AlertDescription, ProtocolVersion
@@ -12,6 +12,7 @@ from .errors import (
     HandshakeTimeout,
     LocalProtocolError,
     RemoteProtocolError,
+    StoreError,
     TLSError,
 )
 from .events import (
@@ -21,12 +22,18 @@ from .events import (
     EarlyDataRejected,
     HandshakeCompleted,
     KeyUpdated,
+    ResumptionDecided,
+    SessionLookupRequired,
+    SessionStoreUpdate,
     SessionTicketReceived,
 )
 from .io.blocking import TLSServer, TLSSocket
 from .session.client_cache import ClientSessionCache
-from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring
+from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring, TicketKeySource
 from .session.model import ClientSession, ServerSession
+from .session.observer import ResumptionObserver
+from .session.resumption import EarlyDataRefusal, Mechanism, ResumptionDecision
+from .session.sealer import Rfc5077Sealer, TicketSealer
 from .session.stats import FallbackReason, SessionStats
 from .session.store import MemoryStore, SessionStore
 
@@ -47,6 +54,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionInfo",
+    "EarlyDataRefusal",
     "EarlyDataRejected",
     "FallbackReason",
     "HandshakeCompleted",
@@ -54,18 +62,29 @@ __all__ = [
     "KeyFileFormat",
     "KeyUpdated",
     "LocalProtocolError",
+    "Mechanism",
     "MemoryStore",
     "ProtocolVersion",
     "RemoteProtocolError",
+    "ResumptionDecided",
+    "ResumptionDecision",
+    "ResumptionObserver",
+    "Rfc5077Sealer",
     "ServerConfig",
     "ServerConnection",
     "ServerSession",
+    "SessionLookupRequired",
     "SessionStats",
     "SessionStore",
+    "SessionStoreUpdate",
     "SessionTicketReceived",
+    "StoreError",
     "TLSError",
     "TLSServer",
     "TLSSocket",
     "TicketKey",
+    "TicketKeySource",
     "TicketKeyring",
+    "TicketSealer",
+    "generate_self_signed",
 ]

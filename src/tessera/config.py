@@ -24,9 +24,23 @@ if TYPE_CHECKING:
     from cryptography.x509.verification import Store
 
     from .session.client_cache import ClientSessionCache
-    from .session.keyring import TicketKeyring
+    from .session.keyring import TicketKeySource
+    from .session.observer import ResumptionObserver
+    from .session.sealer import TicketSealer
     from .session.stats import SessionStats
     from .session.store import SessionStore
+
+
+def _default_store() -> SessionStore:
+    from .session.store import MemoryStore
+
+    return MemoryStore()
+
+
+def _default_keyring() -> TicketKeySource:
+    from .session.keyring import TicketKeyring
+
+    return TicketKeyring()
 
 
 class ClientAuth(Enum):
@@ -160,12 +174,23 @@ class ServerConfig(_CommonConfig):
     prefer_server_ciphers: bool = True
     client_auth: ClientAuth = ClientAuth.NONE
     client_cafile: str | Path | None = None
-    # Resumption (RFC 5246 session IDs, RFC 5077 tickets, RFC 8446 PSK).
-    session_store: SessionStore | None = None
+    # Resumption (RFC 5246 session IDs, RFC 5077 tickets, RFC 8446 PSK) is on by default, as in
+    # OpenSSL: an in-memory session cache and an in-memory rotating ticket keyring. Pass
+    # session_store=None and/or ticket_keyring=None to turn either off.
+    session_store: SessionStore | None = field(default_factory=_default_store)
     session_timeout: float = 300.0
-    ticket_keyring: TicketKeyring | None = None
+    ticket_keyring: TicketKeySource | None = field(default_factory=_default_keyring)
+    # Seals tickets; by default the RFC 5077 sealer over ticket_keyring (see ``sealer``).
+    ticket_sealer: TicketSealer | None = None
     ticket_lifetime: int = 7200  # seconds; the lifetime hint in tickets
     stats: SessionStats | None = None
+    # Told every resumption decision and handshake outcome, after ``stats``.
+    observers: tuple[ResumptionObserver, ...] = ()
+    # False: the connection calls session_store itself (a store failure is a full handshake).
+    # True: it emits SessionLookupRequired / SessionStoreUpdate events and the caller answers
+    # (an asyncio front end awaiting an async store); session_store is then only a marker that
+    # a store exists and may be any object.
+    external_session_lookup: bool = False
     # TLS 1.3: tickets after a full handshake (a resumed one gets one fresh ticket, as in OpenSSL)
     num_tickets: int = 2
     stateful_tickets: bool = False  # 1.3 tickets are ids into session_store (single use)
@@ -175,6 +200,10 @@ class ServerConfig(_CommonConfig):
     max_ticket_age_skew: float = 10.0  # seconds of tolerance on the obfuscated ticket age
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
+    _sealer: TicketSealer | None = field(default=None, init=False, repr=False, compare=False)
+    _observers: tuple[ResumptionObserver, ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -199,6 +228,24 @@ class ServerConfig(_CommonConfig):
             object.__setattr__(self, "stats", SessionStats())
         if self.session_store is not None:
             self.statistics.track_store(self.session_store)
+        sealer = self.ticket_sealer
+        if sealer is None and self.ticket_keyring is not None:
+            from .session.sealer import Rfc5077Sealer
+
+            sealer = Rfc5077Sealer(self.ticket_keyring)
+        object.__setattr__(self, "_sealer", sealer)
+        object.__setattr__(self, "_observers", (self.statistics, *self.observers))
+
+    @property
+    def sealer(self) -> TicketSealer | None:
+        """What seals and opens tickets: ``ticket_sealer``, else the RFC 5077 sealer over
+        ``ticket_keyring``; None when tickets are off."""
+        return self._sealer
+
+    @property
+    def all_observers(self) -> tuple[ResumptionObserver, ...]:
+        """``stats`` first, then ``observers``."""
+        return self._observers
 
     @property
     def statistics(self) -> SessionStats:

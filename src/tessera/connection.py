@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from collections.abc import Callable, Sequence
 
 from .config import ClientConfig, ServerConfig
 from .enums import AlertDescription, AlertLevel, ContentType, ProtocolVersion
@@ -33,14 +34,18 @@ from .errors import (
     RemoteProtocolError,
     UnexpectedMessage,
 )
-from .events import ApplicationData, ConnectionClosed, ConnectionInfo, Event
+from .events import ApplicationData, ConnectionClosed, ConnectionInfo, Event, SessionLookupRequired
 from .handshake import client as client_hs
 from .handshake import client13
 from .handshake.context import ClientContext, HandshakeContext, ServerContext, State
+from .handshake.lookup import AwaitSessionLookup
 from .handshake.server import ExpectClientHello
 from .messages import Alert
 from .record.layer import HandshakeReassembler, RecordLayer
+from .session import inline
 from .session.model import ClientSession
+from .session.observer import HandshakeFailed
+from .session.resumption import LookupAnswer, StoreWrite, session_id_key
 
 # Consecutive empty records or warning alerts tolerated before we call it an attack.
 MAX_EMPTY_RECORDS = 32
@@ -68,30 +73,42 @@ class _Connection:
             return
         if self._state is None:
             raise LocalProtocolError("call start_handshake() before feeding data to a client")
+        self._records.feed(data)
+        if not self._paused:
+            self._guarded(self._process_records)
+
+    def _process_records(self) -> None:
         records = self._records
-        records.feed(data)
+        while not self._peer_closed and not self._paused:
+            rec = records.next_record()
+            if rec is None:
+                break
+            self._handle_record(rec[0], rec[1])
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run ``step``; a protocol error queues its alert and fails the connection, and
+        nothing but a TLSError ever leaves."""
         try:
-            while not self._peer_closed:
-                rec = records.next_record()
-                if rec is None:
-                    break
-                self._handle_record(rec[0], rec[1])
+            step()
         except RemoteProtocolError as e:
             self._fail(e)
             raise
         except AlertReceived as e:
             self._failed = e
-            self._on_fatal()
+            self._on_fatal(e.alert, sent=False)
             raise
         except Exception as e:  # a bug or an unforeseen library error: fail closed, typed
             err = InternalError(f"{type(e).__name__}: {e}")
             self._fail(err)
             raise err from e
 
+    @property
+    def _paused(self) -> bool:
+        return False
+
     def _handle_record(self, ctype: int, payload: bytes) -> None:
         state = self._state
         assert state is not None
-        ctx = self._ctx
         if ctype == ContentType.APPLICATION_DATA:
             if self._reassembler.pending:
                 raise UnexpectedMessage("application data inside a fragmented handshake message")
@@ -111,34 +128,35 @@ class _Connection:
         if ctype == ContentType.HANDSHAKE:
             self._reassembler.add(payload)
             self._empty_budget = MAX_EMPTY_RECORDS
-            while True:
-                msg = self._reassembler.next_message()
-                if msg is None:
-                    break
-                state = state.handle(ctx, msg[0], msg[1], msg[2])
-                self._state = state
-                ctx.flush()
-            if state.handshake_done:
-                self._records.plaintext_alerts = False
+            self._handle_messages()
             return
         if ctype == ContentType.CHANGE_CIPHER_SPEC:
-            tls13 = ctx.version == ProtocolVersion.TLS1_3 or state.ignores_ccs
-            if payload != b"\x01":
-                if tls13:
-                    raise UnexpectedMessage("a TLS 1.3 ChangeCipherSpec must be the byte 1")
-                raise IllegalParameter("a ChangeCipherSpec message must be the single byte 1")
-            if self._reassembler.pending:
-                raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")
-            if tls13:
-                # TLS 1.3 middlebox compatibility: dropped during the handshake, else an error.
-                if not state.ignores_ccs:
-                    raise UnexpectedMessage("ChangeCipherSpec outside the TLS 1.3 handshake")
-                self._spend_empty_budget()
-                return
-            self._state = state.handle_ccs(ctx)
-            ctx.flush()
+            self._handle_ccs(payload)
             return
-        # Alert
+        self._handle_alert(payload)
+
+    def _handle_ccs(self, payload: bytes) -> None:
+        state = self._state
+        assert state is not None
+        ctx = self._ctx
+        tls13 = ctx.version == ProtocolVersion.TLS1_3 or state.ignores_ccs
+        if payload != b"\x01":
+            if tls13:
+                raise UnexpectedMessage("a TLS 1.3 ChangeCipherSpec must be the byte 1")
+            raise IllegalParameter("a ChangeCipherSpec message must be the single byte 1")
+        if self._reassembler.pending:
+            raise UnexpectedMessage("ChangeCipherSpec inside a fragmented handshake message")
+        if tls13:
+            # TLS 1.3 middlebox compatibility: dropped during the handshake, else an error.
+            if not state.ignores_ccs:
+                raise UnexpectedMessage("ChangeCipherSpec outside the TLS 1.3 handshake")
+            self._spend_empty_budget()
+            return
+        self._state = state.handle_ccs(ctx)
+        ctx.flush()
+
+    def _handle_alert(self, payload: bytes) -> None:
+        ctx = self._ctx
         if self._reassembler.pending:
             raise UnexpectedMessage("an alert inside a fragmented handshake message")
         alert = Alert.decode(payload)
@@ -157,6 +175,23 @@ class _Connection:
             )
         self._spend_empty_budget()
 
+    def _handle_messages(self) -> None:
+        """Run every complete handshake message through the states (stopping when paused)."""
+        ctx = self._ctx
+        while not self._paused:
+            msg = self._reassembler.next_message()
+            if msg is None:
+                break
+            assert self._state is not None
+            self._state = self._state.handle(ctx, msg[0], msg[1], msg[2])
+            ctx.flush()
+            self._after_transition()
+        if self._state is not None and self._state.handshake_done:
+            self._records.plaintext_alerts = False
+
+    def _after_transition(self) -> None:
+        """A hook for the server: answer or announce a pending store lookup."""
+
     def _spend_empty_budget(self) -> None:
         self._empty_budget -= 1
         if self._empty_budget < 0:
@@ -168,9 +203,9 @@ class _Connection:
         # If even the alert cannot be sealed, nothing more can be sent; the error is raised anyway.
         with contextlib.suppress(Exception):
             self._records.write_records(ContentType.ALERT, bytes((AlertLevel.FATAL, err.alert)))
-        self._on_fatal()
+        self._on_fatal(err.alert, sent=True)
 
-    def _on_fatal(self) -> None:
+    def _on_fatal(self, alert: AlertDescription, sent: bool) -> None:
         """A connection that ends in a fatal alert must not be resumed later."""
 
     # -- events --------------------------------------------------------------------------
@@ -312,24 +347,85 @@ class ClientConnection(_Connection):
         offered session's ticket allows, or 0 when no TLS 1.3 session usable here is offered."""
         return client13.early_data_allowance(self._ctx, self._ctx.offered_session)
 
-    def _on_fatal(self) -> None:
+    def _on_fatal(self, alert: AlertDescription, sent: bool) -> None:
         self._ctx.forget_session()
 
 
 class ServerConnection(_Connection):
+    """The server side.
+
+    Resumption may need the session store. With a synchronous store (the default) the
+    connection asks it itself, inside :meth:`receive_data`. With
+    ``ServerConfig(external_session_lookup=True)`` it pauses instead and emits
+    :class:`~tessera.events.SessionLookupRequired`; until :meth:`provide_session` is called
+    with the answers, received bytes are only buffered (0-RTT records stay encrypted) and
+    ``send_data`` is refused. Store writes then come out as
+    :class:`~tessera.events.SessionStoreUpdate` events.
+    """
+
     _ctx: ServerContext
 
     def __init__(self, config: ServerConfig) -> None:
         super().__init__()
         self._ctx = ServerContext(config, self._records, self._reassembler, self._events)
         self._state = ExpectClientHello()
+        self._lookup: AwaitSessionLookup | None = None
 
     @property
     def config(self) -> ServerConfig:
         return self._ctx.config
 
-    def _on_fatal(self) -> None:
+    @property
+    def _paused(self) -> bool:
+        return self._lookup is not None
+
+    @property
+    def awaiting_session(self) -> bool:
+        """True between a SessionLookupRequired event and :meth:`provide_session`."""
+        return self._lookup is not None
+
+    def _after_transition(self) -> None:
         ctx = self._ctx
-        store = ctx.config.session_store
-        if store is not None and ctx.session is not None and ctx.session_id:
-            store.delete(ctx.session_id)
+        config = ctx.config
+        while isinstance(self._state, AwaitSessionLookup):
+            if config.external_session_lookup:
+                self._lookup = self._state
+                self._events.append(SessionLookupRequired(self._state.operations))
+                return
+            answers = inline.answer(config.session_store, self._state.operations)
+            for op, answer in zip(self._state.operations, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    ctx.store_failed(op, answer)
+            self._state = self._state.provide(answers)
+            ctx.flush()
+
+    def provide_session(self, answers: Sequence[LookupAnswer]) -> None:
+        """Answer the pending SessionLookupRequired: one answer per operation, in order (bytes
+        or None for get/take, a bool for add, or the exception the store raised — a
+        :class:`~tessera.errors.StoreError` for a timeout). Then the handshake goes on with the
+        data received meanwhile."""
+        if self._failed is not None:
+            raise ConnectionClosedError(f"the connection failed earlier: {self._failed}")
+        lookup = self._lookup
+        if lookup is None:
+            raise LocalProtocolError("provide_session() without a pending SessionLookupRequired")
+        if len(answers) != len(lookup.operations):
+            raise LocalProtocolError(
+                f"provide_session() needs {len(lookup.operations)} answers, got {len(answers)}"
+            )
+        self._lookup = None
+
+        def resume() -> None:
+            self._state = lookup.provide(tuple(answers))
+            self._ctx.flush()
+            self._after_transition()
+            self._handle_messages()
+            self._process_records()
+
+        self._guarded(resume)
+
+    def _on_fatal(self, alert: AlertDescription, sent: bool) -> None:
+        ctx = self._ctx
+        ctx.observe(HandshakeFailed(alert, sent, during_handshake=ctx.info is None))
+        if ctx.cached_session_id and ctx.config.session_store is not None:
+            ctx.store_write(StoreWrite("delete", session_id_key(ctx.cached_session_id)))

@@ -9,6 +9,7 @@
      ├─ AlertReceived        the peer sent a fatal alert (``.alert``)
      ├─ ConnectionClosedError the connection is closed or failed; no further use
      ├─ HandshakeTimeout     a front end gave up waiting for the peer
+ ├─ StoreError           a session store could not answer (resumption falls back)
      └─ ConfigError          a configuration that cannot work
 
 ``AlertError`` is the common base of every error that carries an alert (sent or received), so
@@ -34,6 +35,11 @@ class ConfigError(TLSError):
 
 class ConnectionClosedError(TLSError):
     """The connection is closed (or failed earlier) and can no longer be used."""
+
+
+class StoreError(TLSError):
+    """A session store could not answer (down, or too slow). Given as an answer to
+    ``provide_session`` it means a full handshake, counted as "session store unavailable"."""
 
 
 class HandshakeTimeout(TLSError):

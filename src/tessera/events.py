@@ -12,6 +12,7 @@ from .enums import ProtocolVersion
 
 if TYPE_CHECKING:
     from .session.model import ClientSession
+    from .session.resumption import ResumptionDecision, StoreLookup, StoreWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class ConnectionInfo:
     signature_scheme: int | None
     resumed_by: str | None = None  # "session_id", "ticket" or "psk" when resumed
     early_data_accepted: bool = False
+    # Server side: how this connection resumed, or why it did not (the fallback reason).
+    resumption: ResumptionDecision | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,37 @@ class KeyUpdated:
     initiator: str
 
 
+@dataclass(frozen=True, slots=True)
+class ResumptionDecided:
+    """A server decided whether (and how) to resume the client's session, or why not."""
+
+    decision: ResumptionDecision
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLookupRequired:
+    """The server connection needs these store operations answered before it can go on.
+
+    Only with ``ServerConfig(external_session_lookup=True)``. Perform them in order and pass the
+    answers to ``ServerConnection.provide_session`` — bytes or None for ``get``/``take``, a bool
+    for ``add``, or the exception the store raised (that becomes a full handshake). Until then
+    the connection only buffers what it receives.
+    """
+
+    operations: tuple[StoreLookup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStoreUpdate:
+    """Store writes (``put``/``delete``) to perform, with ``external_session_lookup=True``.
+
+    Handle it before sending ``data_to_send()``: a session must be in the store before the
+    records that let the client resume it leave.
+    """
+
+    operations: tuple[StoreWrite, ...]
+
+
 Event = (
     HandshakeCompleted
     | ApplicationData
@@ -77,4 +111,7 @@ Event = (
     | SessionTicketReceived
     | EarlyDataRejected
     | KeyUpdated
+    | ResumptionDecided
+    | SessionLookupRequired
+    | SessionStoreUpdate
 )

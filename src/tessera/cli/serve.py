@@ -60,6 +60,7 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
         ("Cipher", info.cipher_suite.openssl_name),
         ("Session-ID", info.session_id.hex().upper() or "(none)"),
         ("Resumed", f"yes, by {info.resumed_by}" if info.resumed else "no"),
+        ("Resumption", info.resumption.describe() if info.resumption else "(none)"),
         (
             "Extended master secret",
             "n/a (TLS 1.3)"

@@ -64,7 +64,6 @@ MAX_TICKET_LIFETIME = 7 * 24 * 3600
 def handle_server_hello(
     ctx: ClientContext, ch: ClientHello, sh: ServerHello, offered: ClientSession | None
 ) -> State:
-    config = ctx.config
     suite = BY_CODE.get(sh.cipher_suite)
     if suite is None or suite.is_tls13 or suite.code not in ch.cipher_suites:
         raise IllegalParameter(
@@ -72,6 +71,30 @@ def handle_server_hello(
         )
     if sh.compression_method != 0:
         raise IllegalParameter("the server chose a compression method other than null")
+    _check_server_extensions(ctx, ch, sh, suite)
+    ticket_expected = sh.find(X.SessionTicketExt) is not None
+    ctx.version = ProtocolVersion.TLS1_2
+    ctx.records.check_version = ProtocolVersion.TLS1_2
+    ctx.records.write = NullProtection(b"\x03\x03")
+    ctx.suite = suite
+    ctx.server_random = sh.random
+    ctx.session_id = sh.session_id
+    ctx.transcript.set_hash(suite.prf_hash)
+    if (
+        offered is not None
+        and offered.version == ProtocolVersion.TLS1_2
+        and sh.session_id
+        and sh.session_id == ch.session_id
+    ):
+        return _resumed(ctx, offered, suite, ticket_expected)
+    return ExpectCertificate(suite, ticket_expected)
+
+
+def _check_server_extensions(
+    ctx: ClientContext, ch: ClientHello, sh: ServerHello, suite: CipherSuite
+) -> None:
+    """Only extensions we offered; renegotiation_info, EMS, ETM and ALPN as negotiated."""
+    config = ctx.config
     offered_types = {X.ext_code(e) for e in ch.extensions}
     for ext in sh.extensions:
         if X.ext_code(ext) not in offered_types:
@@ -93,39 +116,30 @@ def handle_server_hello(
         if len(alpn.protocols) != 1 or alpn.protocols[0] not in config.alpn_protocols:
             raise IllegalParameter("the server selected an ALPN protocol we did not offer")
         ctx.alpn = alpn.protocols[0]
-    ticket_expected = sh.find(X.SessionTicketExt) is not None
-    ctx.version = ProtocolVersion.TLS1_2
-    ctx.records.check_version = ProtocolVersion.TLS1_2
-    ctx.records.write = NullProtection(b"\x03\x03")
-    ctx.suite = suite
-    ctx.server_random = sh.random
-    ctx.session_id = sh.session_id
-    ctx.transcript.set_hash(suite.prf_hash)
-    if (
-        offered is not None
-        and offered.version == ProtocolVersion.TLS1_2
-        and sh.session_id
-        and sh.session_id == ch.session_id
-    ):
-        state = offered.state
-        if state.cipher_suite != suite.code:
-            raise IllegalParameter("the server resumed our session with a different cipher suite")
-        if state.extended_master_secret != ems:
-            raise HandshakeFailure(
-                "the server resumed a session with a different extended master secret state "
-                "(RFC 7627 §5.3)"
-            )
-        ctx.master_secret = state.secret
-        ctx.resumed_by = "ticket" if offered.ticket else "session_id"
-        if state.peer_chain:
-            ctx.peer_chain_der = state.peer_chain
-            ctx.peer_chain = tuple(parse_chain(state.peer_chain))
-        client_w, server_w = keys12.protections(
-            suite, state.secret, ctx.client_random, ctx.server_random, ctx.etm
+
+
+def _resumed(
+    ctx: ClientContext, offered: ClientSession, suite: CipherSuite, ticket_expected: bool
+) -> State:
+    """The server echoed our session id: an abbreviated handshake."""
+    state = offered.state
+    if state.cipher_suite != suite.code:
+        raise IllegalParameter("the server resumed our session with a different cipher suite")
+    if state.extended_master_secret != ctx.ems:
+        raise HandshakeFailure(
+            "the server resumed a session with a different extended master secret state "
+            "(RFC 7627 §5.3)"
         )
-        ctx.keylog("CLIENT_RANDOM", state.secret)
-        return ExpectTicketOrCCS(server_w, ticket_expected, resume=(offered, client_w))
-    return ExpectCertificate(suite, ticket_expected)
+    ctx.master_secret = state.secret
+    ctx.resumed_by = "ticket" if offered.ticket else "session_id"
+    if state.peer_chain:
+        ctx.peer_chain_der = state.peer_chain
+        ctx.peer_chain = tuple(parse_chain(state.peer_chain))
+    client_w, server_w = keys12.protections(
+        suite, state.secret, ctx.client_random, ctx.server_random, ctx.etm
+    )
+    ctx.keylog("CLIENT_RANDOM", state.secret)
+    return ExpectTicketOrCCS(server_w, ticket_expected, resume=(offered, client_w))
 
 
 def _check_key_type(suite: CipherSuite, leaf: x509.Certificate) -> None:

@@ -54,13 +54,17 @@ from ..messages import (
 from ..messages import extensions as X
 from ..record.protection import NullProtection
 from ..session.model import ClientSession, ServerSession
+from ..session.resumption import Requirements, unusable
+from ..session.stats import FallbackReason
 from .client12 import verify_peer
 from .common13 import (
     CLIENT_CV_CONTEXT,
     MAX_TICKET_LIFETIME,
     SERVER_CV_CONTEXT,
     Traffic13,
+    application_secrets,
     cv_content,
+    handshake_secrets,
     protection,
     require_leaf_fits,
     verify_cv,
@@ -86,14 +90,20 @@ def _age_ms(session: ClientSession, now: float) -> int:
 
 
 def _psk_usable(ctx: ClientContext, session: ClientSession | None) -> CipherSuite | None:
-    if session is None or session.version != ProtocolVersion.TLS1_3 or not session.ticket:
+    """The suite to offer ``session`` with, if the shared rules say it can resume here."""
+    if session is None or not session.ticket:
         return None
-    suite = BY_CODE.get(session.cipher_suite)
-    if suite is None or suite not in ctx.config.suites_for(ProtocolVersion.TLS1_3):
+    suites = ctx.config.suites_for(ProtocolVersion.TLS1_3)
+    req = Requirements(
+        version=ProtocolVersion.TLS1_3,
+        now=ctx.now(),
+        server_name=ctx.sni,
+        suites={s.code for s in suites},
+        expired_reason=FallbackReason.TICKET_EXPIRED,
+    )
+    if unusable(session.state, req) is not None:
         return None
-    if session.state.server_name != ctx.sni or session.expired(ctx.now()):
-        return None
-    return suite
+    return BY_CODE[session.cipher_suite]
 
 
 def early_data_allowance(ctx: ClientContext, session: ClientSession | None) -> int:
@@ -189,7 +199,6 @@ def handle_server_hello(ctx: ClientContext, waiting: State, sh: ServerHello, raw
     assert isinstance(waiting, ExpectServerHello)
     offer = waiting.offer13
     assert offer is not None and offer.ch is not None
-    config = ctx.config
     ch = offer.ch
     if sh.session_id != ch.session_id:
         raise IllegalParameter("the server did not echo our legacy_session_id")
@@ -212,6 +221,24 @@ def handle_server_hello(ctx: ClientContext, waiting: State, sh: ServerHello, raw
     ctx.server_random = sh.random
     ctx.session_id = sh.session_id
 
+    psk, shared = _server_psk_and_share(ctx, offer, sh, suite)
+
+    ks = KeySchedule(suite, psk)
+    c_hs, s_hs = handshake_secrets(ctx, ks, shared)
+    ctx.set_read_protection(protection(ks, s_hs))
+    if psk is not None:
+        ctx.resumed_by = "psk"
+        assert offer.session is not None
+        if offer.session.state.peer_chain:
+            ctx.peer_chain_der = offer.session.state.peer_chain
+            ctx.peer_chain = tuple(parse_chain(offer.session.state.peer_chain))
+    return ExpectEncryptedExtensions(_Keys(ks, c_hs, s_hs, offer))
+
+
+def _server_psk_and_share(
+    ctx: ClientContext, offer: _Offer, sh: ServerHello, suite: CipherSuite
+) -> tuple[bytes | None, bytes | None]:
+    """The PSK the server selected (if any) and the (EC)DHE shared secret (if any)."""
     psk_sel = sh.find(X.PreSharedKeySelected)
     psk: bytes | None = None
     if psk_sel is not None:
@@ -230,24 +257,9 @@ def handle_server_hello(ctx: ClientContext, waiting: State, sh: ServerHello, raw
         ctx.group = share.entry.group
     elif psk is None:
         raise MissingExtension("the server sent neither a key share nor a PSK")
-    elif not config.psk_ke:
+    elif not ctx.config.psk_ke:
         raise HandshakeFailure("the server chose psk_ke, which we did not offer")
-
-    ks = KeySchedule(suite, psk)
-    ks.to_handshake(shared)
-    hs_hash = ctx.transcript.digest()
-    c_hs = ks.derive(b"c hs traffic", hs_hash)
-    s_hs = ks.derive(b"s hs traffic", hs_hash)
-    ctx.keylog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", c_hs)
-    ctx.keylog("SERVER_HANDSHAKE_TRAFFIC_SECRET", s_hs)
-    ctx.set_read_protection(protection(ks, s_hs))
-    if psk is not None:
-        ctx.resumed_by = "psk"
-        assert offer.session is not None
-        if offer.session.state.peer_chain:
-            ctx.peer_chain_der = offer.session.state.peer_chain
-            ctx.peer_chain = tuple(parse_chain(offer.session.state.peer_chain))
-    return ExpectEncryptedExtensions(_Keys(ks, c_hs, s_hs, offer))
+    return psk, shared
 
 
 def _handle_retry(ctx: ClientContext, offer: _Offer, hrr: ServerHello, raw: bytes,
@@ -378,14 +390,7 @@ class ExpectFinished(_Handshake13):
         verify_finished(decode_message(Finished, body).verify_data, expected)
         ctx.server_verify_data = expected
         ctx.transcript.add(raw)
-        ks.to_master()
-        app_hash = ctx.transcript.digest()
-        c_ap = ks.derive(b"c ap traffic", app_hash)
-        s_ap = ks.derive(b"s ap traffic", app_hash)
-        ctx.keylog("CLIENT_TRAFFIC_SECRET_0", c_ap)
-        ctx.keylog("SERVER_TRAFFIC_SECRET_0", s_ap)
-        if ctx.config.keylog is not None:
-            ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
+        c_ap, s_ap = application_secrets(ctx, ks)
         # Our second flight.
         if ctx.early_data_accepted:
             ctx.send(EndOfEarlyData())

@@ -41,6 +41,34 @@ def verify_cv(ctx: HandshakeContext, scheme: int, signature: bytes, context: byt
     signatures.verify(key, scheme, cv_content(context, transcript_hash), signature, tls13=True)  # type: ignore[arg-type]
 
 
+def handshake_secrets(
+    ctx: HandshakeContext,  # type: ignore[type-arg]
+    ks: KeySchedule,
+    shared: bytes | None,
+) -> tuple[bytes, bytes]:
+    """Advance to the handshake secret; (client, server) handshake traffic secrets, logged."""
+    ks.to_handshake(shared)
+    hs_hash = ctx.transcript.digest()
+    c_hs = ks.derive(b"c hs traffic", hs_hash)
+    s_hs = ks.derive(b"s hs traffic", hs_hash)
+    ctx.keylog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", c_hs)
+    ctx.keylog("SERVER_HANDSHAKE_TRAFFIC_SECRET", s_hs)
+    return c_hs, s_hs
+
+
+def application_secrets(ctx: HandshakeContext, ks: KeySchedule) -> tuple[bytes, bytes]:  # type: ignore[type-arg]
+    """Advance to the master secret; (client, server) application traffic secrets, logged."""
+    ks.to_master()
+    app_hash = ctx.transcript.digest()
+    c_ap = ks.derive(b"c ap traffic", app_hash)
+    s_ap = ks.derive(b"s ap traffic", app_hash)
+    ctx.keylog("CLIENT_TRAFFIC_SECRET_0", c_ap)
+    ctx.keylog("SERVER_TRAFFIC_SECRET_0", s_ap)
+    if ctx.config.keylog is not None:
+        ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
+    return c_ap, s_ap
+
+
 def require_leaf_fits(ctx: HandshakeContext, offered: tuple[int, ...]) -> None:  # type: ignore[type-arg]
     key = ctx.peer_chain[0].public_key()
     if not any(signatures.scheme_fits_key(s, key, tls13=True) for s in offered):  # type: ignore[arg-type]

@@ -18,15 +18,24 @@ from ..crypto.suites import CipherSuite
 from ..crypto.transcript import Transcript
 from ..enums import AlertDescription, AlertLevel, ContentType, HandshakeType, ProtocolVersion
 from ..errors import DecodeError, DecryptError, InternalError, UnexpectedMessage
-from ..events import ConnectionInfo, Event, HandshakeCompleted
+from ..events import (
+    ConnectionInfo,
+    Event,
+    HandshakeCompleted,
+    ResumptionDecided,
+    SessionStoreUpdate,
+)
 from ..messages import Finished, decode_message
 from ..messages.base import HandshakeMessage, encode_handshake
 from ..record.layer import HandshakeReassembler, RecordLayer
 from ..record.protection import RecordProtection
+from ..session import inline
+from ..session.observer import StoreFailed
 from .keys12 import finished_data
 
 if TYPE_CHECKING:
     from ..session.model import ClientSession, ServerSession
+    from ..session.resumption import ResumptionDecision, StoreLookup, StoreWrite
 
 C = TypeVar("C", ClientConfig, ServerConfig)
 
@@ -66,6 +75,7 @@ class HandshakeContext(Generic[C]):
         self.server_verify_data = b""
         self.resumed_by: str | None = None
         self.early_data_accepted = False
+        self.resumption: ResumptionDecision | None = None  # the server's decision
         self.info: ConnectionInfo | None = None
         # Post-handshake (TLS 1.3) secrets and the session to resume, set by the states.
         self.secrets: dict[str, Any] = {}
@@ -142,6 +152,7 @@ class HandshakeContext(Generic[C]):
             signature_scheme=self.signature_scheme,
             resumed_by=self.resumed_by,
             early_data_accepted=self.early_data_accepted,
+            resumption=self.resumption,
         )
         self.info = info
         self.events.append(HandshakeCompleted(info))
@@ -194,6 +205,38 @@ class ServerContext(HandshakeContext[ServerConfig]):
     ) -> None:
         super().__init__(config, records, reassembler, events)
         self.session: ServerSession | None = None
+        # The id this connection's TLS 1.2 session is stored under (to forget it on a fatal
+        # alert), once it is in the store.
+        self.cached_session_id = b""
+
+    # -- resumption: facts for observers, writes for the store ---------------------------
+    def observe(self, fact: object) -> None:
+        for observer in self.config.all_observers:
+            observer.observe(fact)
+
+    def decided(self, decision: ResumptionDecision) -> None:
+        self.resumption = decision
+        self.observe(decision)
+        self.events.append(ResumptionDecided(decision))
+        if decision.writes:
+            self.store_write(*decision.writes)
+
+    def store_write(self, *writes: StoreWrite) -> None:
+        """Write to the session store: now, through the inline adapter, or as a
+        SessionStoreUpdate event ahead of the records that depend on it."""
+        config = self.config
+        if config.external_session_lookup:
+            self.events.append(SessionStoreUpdate(writes))
+        elif config.session_store is not None:
+            inline.apply(config.session_store, writes, self.store_failed)
+
+    def store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
+        self.observe(StoreFailed(op.op, f"{type(error).__name__}: {error}"))
+
+    def complete(self) -> ConnectionInfo:
+        info = super().complete()
+        self.observe(HandshakeCompleted(info))
+        return info
 
 
 class State:

@@ -59,12 +59,15 @@ from ..messages import (
 from ..messages import extensions as X
 from ..messages.hello import DOWNGRADE_TLS12
 from ..record.protection import RecordProtection
-from ..session.model import ServerSession, SessionDecodeError
-from ..session.sealer import Opened, TicketSealer
-from ..session.stats import FallbackReason
+from ..session import resumption
+from ..session.model import ServerSession
+from ..session.observer import SessionCached, TicketsIssued
+from ..session.resumption import Mechanism, ResumptionDecision, StoreWrite, session_id_key
 from . import keys12
 from .context import ServerContext, State, check_finished12, require
+from .lookup import drive
 from .negotiation import select_group, select_suite_12
+from .summary import HelloSummary
 from .traffic import Traffic12
 
 if TYPE_CHECKING:
@@ -75,9 +78,9 @@ if TYPE_CHECKING:
 EXPIRED_GRACE = 60.0
 
 
-def start(ctx: ServerContext, ch: ClientHello) -> State:
+def start(ctx: ServerContext, hello: HelloSummary) -> State:
     """Answer a ClientHello for which TLS 1.2 was negotiated."""
-    config = ctx.config
+    ch = hello.hello
     ri = ch.find(X.RenegotiationInfo)
     if ri is not None:
         if ri.renegotiated_connection:
@@ -88,116 +91,46 @@ def start(ctx: ServerContext, ch: ClientHello) -> State:
     if 0 not in ch.compression_methods:
         raise IllegalParameter("the client does not offer null compression")
     ctx.version = ProtocolVersion.TLS1_2
-    ems_offered = ch.find(X.ExtendedMasterSecret) is not None
-    etm_offered = config.encrypt_then_mac and ch.find(X.EncryptThenMac) is not None
-    tickets_ok = config.ticket_keyring is not None and ch.find(X.SessionTicketExt) is not None
-
-    resumed = _try_resume(ctx, ch, ems_offered)
-    if resumed is not None:
-        session, by, renew = resumed
-        return _abbreviated(ctx, ch, session, by, renew and tickets_ok, etm_offered)
-    ctx.ems = ems_offered and config.extended_master_secret
-    return _full(ctx, ch, etm_offered, tickets_ok)
+    resolution = resumption.resolve12(ctx.config, hello, ctx.now())
+    return drive(ctx, resolution, lambda decision: _decided(ctx, hello, decision))
 
 
-# -- resumption -----------------------------------------------------------------------------
-def _try_resume(
-    ctx: ServerContext, ch: ClientHello, ems_offered: bool
-) -> tuple[ServerSession, str, bool] | None:
-    """The session to resume, how it was found and whether to re-issue its ticket; or None
-    (counted with its reason) for a full handshake."""
+def _decided(ctx: ServerContext, hello: HelloSummary, decision: ResumptionDecision) -> State:
     config = ctx.config
-    stats = config.statistics
-    ticket_ext = ch.find(X.SessionTicketExt) if config.ticket_keyring is not None else None
-    session: ServerSession | None = None
-    renew = False
-    if ticket_ext is not None and ticket_ext.ticket:
-        by = "ticket"
-        opened = TicketSealer(config.ticket_keyring).open(ticket_ext.ticket)  # type: ignore[arg-type]
-        if not isinstance(opened, Opened):
-            stats.incr("ticket_failures")
-            stats.fallback(opened)
-            return None
-        try:
-            session = ServerSession.from_bytes(opened.state)
-        except SessionDecodeError:
-            stats.incr("ticket_failures")
-            stats.fallback(FallbackReason.TICKET_MALFORMED)
-            return None
-        renew = not opened.key_is_current
-    elif ch.session_id and config.session_store is not None:
-        by = "session_id"
-        value = config.session_store.get(ch.session_id)
-        if value is None:
-            stats.incr("misses")
-            stats.fallback(FallbackReason.UNKNOWN_SESSION_ID)
-            return None
-        try:
-            session = ServerSession.from_bytes(value)
-        except SessionDecodeError:
-            stats.incr("misses")
-            stats.fallback(FallbackReason.UNKNOWN_SESSION_ID)
-            return None
-    else:
-        return None
-    reason = _unusable(ctx, ch, session, ems_offered, by)
-    if reason is not None:
-        stats.fallback(reason)
-        if reason in (FallbackReason.SESSION_EXPIRED, FallbackReason.TICKET_EXPIRED):
-            stats.incr("timeouts")
-            if by == "session_id" and config.session_store is not None:
-                config.session_store.delete(ch.session_id)
-        if reason is FallbackReason.EMS_MISMATCH and session.extended_master_secret:
-            # RFC 7627 §5.3: the session used EMS but this ClientHello does not offer it.
-            raise HandshakeFailure(
-                "the client resumes an extended-master-secret session without offering "
-                "extended_master_secret (RFC 7627 §5.3)"
-            )
-        return None
-    return session, by, renew
-
-
-def _unusable(
-    ctx: ServerContext, ch: ClientHello, s: ServerSession, ems_offered: bool, by: str
-) -> FallbackReason | None:
-    config = ctx.config
-    if s.expired(ctx.now()):
-        return FallbackReason.TICKET_EXPIRED if by == "ticket" else FallbackReason.SESSION_EXPIRED
-    if s.version != ProtocolVersion.TLS1_2:
-        return FallbackReason.VERSION_MISMATCH
-    suite = BY_CODE.get(s.cipher_suite)
-    if suite is None or s.cipher_suite not in ch.cipher_suites or suite not in config.cipher_suites:
-        return FallbackReason.CIPHER_MISMATCH
-    if s.server_name != ctx.server_name:
-        return FallbackReason.SNI_MISMATCH
-    if s.extended_master_secret != (ems_offered and config.extended_master_secret):
-        return FallbackReason.EMS_MISMATCH
-    if config.client_auth is ClientAuth.REQUIRED and not s.peer_chain:
-        return FallbackReason.CLIENT_CERT_MISMATCH
-    return None
+    if decision.abort is not None:
+        raise HandshakeFailure(decision.abort)
+    etm_offered = config.encrypt_then_mac and hello.etm
+    tickets_ok = config.sealer is not None and hello.ticket is not None
+    if decision.session is not None and decision.resumed_by is not None:
+        renew = decision.renew_ticket and tickets_ok
+        return _abbreviated(ctx, hello, decision.session, decision.resumed_by, renew, etm_offered)
+    ctx.ems = hello.ems and config.extended_master_secret
+    return _full(ctx, hello.hello, etm_offered, tickets_ok)
 
 
 def _abbreviated(
     ctx: ServerContext,
-    ch: ClientHello,
+    hello: HelloSummary,
     session: ServerSession,
-    by: str,
+    by: Mechanism,
     renew: bool,
     etm_offered: bool,
 ) -> State:
     suite = BY_CODE[session.cipher_suite]
     ctx.suite = suite
     ctx.session = session
-    ctx.session_id = ch.session_id
+    ctx.session_id = hello.session_id
+    if by is Mechanism.SESSION_ID:
+        ctx.cached_session_id = hello.session_id
     ctx.ems = session.extended_master_secret
     ctx.etm = etm_offered and not suite.is_aead
     ctx.master_secret = session.secret
-    ctx.resumed_by = by
+    ctx.resumed_by = by.value
     if session.peer_chain:
         ctx.peer_chain_der = session.peer_chain
         ctx.peer_chain = tuple(parse_chain(session.peer_chain))
     ctx.transcript.set_hash(suite.prf_hash)
-    _send_server_hello(ctx, ch, suite, renew)
+    _send_server_hello(ctx, hello.hello, suite, renew)
     if renew:
         _send_ticket(ctx, session)
     client_w, server_w = keys12.protections(
@@ -289,14 +222,14 @@ def _send_server_hello(
 
 
 def _send_ticket(ctx: ServerContext, session: ServerSession) -> None:
-    config = ctx.config
-    assert config.ticket_keyring is not None
-    ticket = TicketSealer(config.ticket_keyring).seal(session.to_bytes(), ctx.rng(16))
+    sealer = ctx.config.sealer
+    assert sealer is not None
+    ticket = sealer.seal(session.to_bytes(), ctx.rng(16))
     # With no usable key the promised NewSessionTicket carries an empty ticket (RFC 5077 §3.3).
     hint = session.remaining(ctx.now()) if ticket else 0
     ctx.send(NewSessionTicket12(hint, ticket or b""))
     if ticket:
-        config.statistics.incr("tickets_issued")
+        ctx.observe(TicketsIssued(1, ProtocolVersion.TLS1_2))
 
 
 def _rsa_premaster(
@@ -312,6 +245,23 @@ def _rsa_premaster(
     if len(pms) != 48:
         return version + random46
     return version + pms[2:]
+
+
+def _cache_session(ctx: ServerContext) -> None:
+    """Store the session under its id (before our Finished lets the client resume it)."""
+    config = ctx.config
+    session = _new_session(ctx, int(config.session_timeout))
+    ttl = config.session_timeout + EXPIRED_GRACE
+    ctx.store_write(StoreWrite("put", session_id_key(ctx.session_id), session.to_bytes(), ttl))
+    ctx.cached_session_id = ctx.session_id
+    ctx.session = session
+    ctx.observe(SessionCached())
+
+
+def _ticket_lifetime(ctx: ServerContext) -> int:
+    sealer = ctx.config.sealer
+    assert sealer is not None
+    return sealer.lifetime(ctx.config.ticket_lifetime, ctx.now())
 
 
 def _new_session(ctx: ServerContext, lifetime: int) -> ServerSession:
@@ -451,22 +401,14 @@ class ExpectFinished(State):
         suite = ctx.suite
         assert suite is not None
         config = ctx.config
-        stats = config.statistics
         if self.prev.resumed:
-            stats.incr("resumed")
-            stats.incr("resumed_ticket" if ctx.resumed_by == "ticket" else "resumed_session_id")
             ctx.complete()
             return Traffic12()
         # Full handshake: remember the session, issue a ticket, then our Finished.
-        stats.incr("full_handshakes")
-        store = config.session_store
-        if store is not None and ctx.session_id:
-            session = _new_session(ctx, int(config.session_timeout))
-            store.put(ctx.session_id, session.to_bytes(), config.session_timeout + EXPIRED_GRACE)
-            stats.incr("sessions_cached")
-            ctx.session = session
+        if config.session_store is not None and ctx.session_id:
+            _cache_session(ctx)
         if self.prev.tickets_ok:
-            _send_ticket(ctx, _new_session(ctx, config.ticket_lifetime))
+            _send_ticket(ctx, _new_session(ctx, _ticket_lifetime(ctx)))
         ctx.send_ccs()
         assert self.prev.server_w is not None
         ctx.set_write_protection(self.prev.server_w)

@@ -17,25 +17,27 @@
     {Finished}                                 -->
                                                <--  [NewSessionTicket] x num_tickets
 
-Resumption picks the first offered PSK identity that opens, is unexpired, matches this
-connection and passes the ticket-age check; its binder is then verified (a bad binder is fatal,
-RFC 8446 §4.2.11). Anything else falls back to a full handshake and is counted.
+The HelloRetryRequest is decided before any session store access, so a single-use ticket
+survives it. Resumption (``session.resumption.resolve13``) then picks the first of the first few
+offered PSK identities that opens, is unexpired, matches this connection and passes the
+ticket-age check; its binder is verified here (a bad binder is fatal, RFC 8446 §4.2.11).
+Anything else falls back to a full handshake, with its reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..certs import CertifiedKey
 from ..config import ClientAuth, ServerConfig
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.key_schedule import KeySchedule
-from ..crypto.suites import BY_CODE, CipherSuite
+from ..crypto.suites import CipherSuite
 from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
-from ..enums import HandshakeType, ProtocolVersion, PskKeyExchangeMode
+from ..enums import HandshakeType, ProtocolVersion
 from ..errors import (
     CertificateRequired,
     DecryptError,
@@ -60,20 +62,31 @@ from ..messages import (
 from ..messages import extensions as X
 from ..messages.extensions import Extension
 from ..messages.hello import HELLO_RETRY_REQUEST_RANDOM
-from ..session.model import ServerSession, SessionDecodeError
-from ..session.sealer import Opened, TicketSealer
-from ..session.stats import FallbackReason
+from ..session import resumption
+from ..session.model import ServerSession
+from ..session.observer import TicketsIssued
+from ..session.resumption import (
+    BinderCheck,
+    Psk13Context,
+    ResumptionDecision,
+    StoreWrite,
+    stateful_ticket_key,
+)
 from .common13 import (
     CLIENT_CV_CONTEXT,
     MAX_TICKET_LIFETIME,
     SERVER_CV_CONTEXT,
     Traffic13,
+    application_secrets,
     cv_content,
+    handshake_secrets,
     protection,
     verify_cv,
 )
 from .context import ServerContext, State, require, verify_finished
+from .lookup import drive
 from .negotiation import ordered_suites, select_group
+from .summary import HelloSummary, summarize
 
 # Records that fail to decrypt are skipped, up to this many bytes, when 0-RTT is refused.
 MIN_EARLY_SKIP = 1 << 16
@@ -85,33 +98,51 @@ class _Retry:
 
     suite: CipherSuite
     group: int
-    cookie: bytes
-    prefix: bytes  # message_hash(ClientHello1) | HelloRetryRequest, for PSK binders
-    first_ch: ClientHello
+    cookie: bytes = field(repr=False)
+    prefix: bytes = field(repr=False)  # message_hash(ClientHello1) | HelloRetryRequest
+    first_ch: ClientHello = field(repr=False)
+    early_data_offered: bool  # the first ClientHello asked for 0-RTT
 
 
-@dataclass(slots=True)
-class _PskChoice:
-    session: ServerSession
-    index: int
-    dhe: bool
-    early_ok: bool
-    ks: KeySchedule  # the early secret from this PSK, already computed for the binder
+def start(ctx: ServerContext, hello: HelloSummary) -> State:
+    return _client_hello(ctx, hello, None)
 
 
-def start(ctx: ServerContext, ch: ClientHello, raw: bytes) -> State:
-    return _client_hello(ctx, ch, raw, None)
-
-
-def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry | None) -> State:
+def _client_hello(ctx: ServerContext, hello: HelloSummary, retry: _Retry | None) -> State:
+    """Validate the hello, decide the HelloRetryRequest (before any store access), then
+    decide resumption and answer."""
     config = ctx.config
     ctx.version = ProtocolVersion.TLS1_3
+    suite = _check_hello(ctx, hello, retry)
+    share = _find_key_share(config, hello, retry)
+    _, ke_only = resumption.psk_modes(config, hello)
+    if share is None and not (ke_only and hello.psks is not None):
+        return _retry_or_fail(ctx, hello, suite, retry)
+    pc = Psk13Context(
+        server_name=ctx.server_name,
+        alpn=ctx.alpn,
+        suite=suite,
+        now=ctx.now(),
+        retried=retry is not None,
+        early_data_offered=hello.early_data or (retry is not None and retry.early_data_offered),
+    )
+    schedules: dict[int, KeySchedule] = {}
+    check = _binder_check(hello, suite, retry, schedules)
+    resolution = resumption.resolve13(config, hello, pc, check)
+    return drive(ctx, resolution, lambda d: _decided(ctx, hello, retry, suite, share, d, schedules))
+
+
+def _check_hello(ctx: ServerContext, hello: HelloSummary, retry: _Retry | None) -> CipherSuite:
+    """The checks every TLS 1.3 ClientHello passes; returns the cipher suite."""
+    ch = hello.hello
     if ch.compression_methods != (0,):
         raise IllegalParameter("a TLS 1.3 ClientHello must offer only null compression")
-    offered_psks = ch.find(X.OfferedPsks)
-    if offered_psks is not None and ch.extensions[-1] is not offered_psks:
-        raise IllegalParameter("pre_shared_key must be the last ClientHello extension")
-    suites = ordered_suites(config, ch, ProtocolVersion.TLS1_3)
+    if hello.psks is not None:
+        if ch.extensions[-1] is not hello.psks:
+            raise IllegalParameter("pre_shared_key must be the last ClientHello extension")
+        if hello.psk_modes is None:
+            raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
+    suites = ordered_suites(ctx.config, ch, ProtocolVersion.TLS1_3)
     if not suites:
         raise HandshakeFailure("no TLS 1.3 cipher suite in common with the client")
     suite = suites[0]
@@ -119,7 +150,7 @@ def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry
         if retry.suite.code not in ch.cipher_suites:
             raise IllegalParameter("the second ClientHello dropped the cipher suite we chose")
         suite = retry.suite
-        if ch.find(X.EarlyDataIndication) is not None:
+        if hello.early_data:
             raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest")
         cookie = ch.find(X.Cookie)
         if cookie is None or not hmac.compare_digest(cookie.cookie, retry.cookie):
@@ -127,86 +158,163 @@ def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry
     if not ctx.transcript.hash_ready:
         ctx.transcript.set_hash(suite.prf_hash)
     ctx.suite = suite
+    return suite
 
-    psk = _choose_psk(ctx, ch, raw, suite, offered_psks, retry) if offered_psks else None
 
-    share_entry: X.KeyShareEntry | None = None
-    if psk is None or psk.dhe:
-        groups = ch.find(X.SupportedGroups)
-        offer = ch.find(X.KeyShareOffer)
-        if groups is None or offer is None:
-            raise MissingExtension("a TLS 1.3 ClientHello needs supported_groups and key_share")
-        by_group = {e.group: e for e in offer.entries}
-        for g in config.groups:
-            if g in by_group and g in groups.groups:
-                share_entry = by_group[g]
-                break
+def _find_key_share(
+    config: ServerConfig, hello: HelloSummary, retry: _Retry | None
+) -> X.KeyShareEntry | None:
+    """Our most preferred group among the client's key shares, if any."""
+    ch = hello.hello
+    groups = ch.find(X.SupportedGroups)
+    offer = ch.find(X.KeyShareOffer)
+    if groups is None or offer is None:
+        return None
+    by_group = {e.group: e for e in offer.entries}
+    share = next((by_group[g] for g in config.groups if g in by_group and g in groups.groups), None)
+    if (
+        retry is not None
+        and share is not None
+        and (share.group != retry.group or len(offer.entries) != 1)
+    ):
+        raise IllegalParameter("the second ClientHello lacks the key share we asked for")
+    return share
+
+
+def _retry_or_fail(
+    ctx: ServerContext, hello: HelloSummary, suite: CipherSuite, retry: _Retry | None
+) -> State:
+    """No usable key share: ask for one (HelloRetryRequest), or fail if we already did."""
+    ch = hello.hello
+    if ch.find(X.SupportedGroups) is None or ch.find(X.KeyShareOffer) is None:
+        raise MissingExtension("a TLS 1.3 ClientHello needs supported_groups and key_share")
+    if retry is not None:
+        raise IllegalParameter("the second ClientHello lacks the key share we asked for")
+    group = select_group(ctx.config, ch)
+    if group is None:
+        raise HandshakeFailure("no key exchange group in common with the client")
+    return _send_retry(ctx, hello, suite, group)
+
+
+def _binder_check(
+    hello: HelloSummary, suite: CipherSuite, retry: _Retry | None,
+    schedules: dict[int, KeySchedule],
+) -> BinderCheck:  # fmt: skip
+    """Verifies a PSK's binder over the (truncated) ClientHello; a wrong one is fatal. The
+    early secret it computes is kept in ``schedules`` for the key schedule."""
+
+    def check(index: int, session: ServerSession) -> None:
+        psks = hello.psks
+        assert psks is not None
+        h = hashlib.new(suite.prf_hash)
         if retry is not None:
-            if share_entry is None or share_entry.group != retry.group or len(offer.entries) != 1:
-                raise IllegalParameter("the second ClientHello lacks the key share we asked for")
-        elif share_entry is None:
-            group = select_group(config, ch)
-            if group is None:
-                raise HandshakeFailure("no key exchange group in common with the client")
-            return _send_retry(ctx, ch, raw, suite, group)
+            h.update(retry.prefix)
+        raw = hello.raw
+        h.update(raw[: len(raw) - psks.binders_length()])
+        ks = KeySchedule(suite, session.secret)
+        if not hmac.compare_digest(ks.binder(h.digest()), psks.binders[index]):
+            raise DecryptError("the PSK binder does not verify")
+        schedules[index] = ks
 
+    return check
+
+
+# -- after the decision -------------------------------------------------------------------
+def _decided(
+    ctx: ServerContext, hello: HelloSummary, retry: _Retry | None, suite: CipherSuite,
+    share: X.KeyShareEntry | None, d: ResumptionDecision, schedules: dict[int, KeySchedule],
+) -> State:  # fmt: skip
+    psk = d.session if d.resumed_by is not None else None
+    if psk is None or d.psk_dhe:
+        if share is None:  # psk_ke was the plan, but the PSK did not resume
+            return _retry_or_fail(ctx, hello, suite, retry)
+    else:
+        share = None  # psk_ke: no key exchange
     cert: CertifiedKey | None = None
     scheme: int | None = None
     if psk is None:
-        cert, scheme = _select_certificate(config, ch, ctx.server_name)
+        cert, scheme = _select_certificate(ctx.config, hello.hello, ctx.server_name)
         ctx.signature_scheme = scheme
+    ks = schedules[d.psk_index] if psk is not None and d.psk_index is not None else None
+    ks = ks or KeySchedule(suite)
+    early_hash = ctx.transcript.digest()  # ClientHello (after any retry)
+    shared = _send_server_hello(ctx, hello, suite, share, d, retry)
+    c_hs, s_hs = _handshake_keys(ctx, ks, shared, hello, d, early_hash)
+    _send_server_flight(ctx, d, cert, scheme, ks, s_hs)
+    c_ap, s_ap = _application_keys(ctx, ks)
+    if psk is not None:
+        ctx.resumed_by = "psk"
+        ctx.session = psk
+        if psk.peer_chain:
+            ctx.peer_chain_der = psk.peer_chain
+            ctx.peer_chain = tuple(parse_chain(psk.peer_chain))
+    want_client_cert = psk is None and ctx.config.client_auth is not ClientAuth.NONE
+    final = _Final(ks, c_hs, c_ap, s_ap, want_client_cert)
+    if d.early_data_accepted and psk is not None:
+        return ExpectEarlyData(final, psk.max_early_data)
+    return final.next_state()
 
-    # -- ServerHello ---------------------------------------------------------------------
-    ks = psk.ks if psk is not None else KeySchedule(suite)
-    early_secret_hash = ctx.transcript.digest()  # ClientHello (after any retry)
+
+def _send_server_hello(
+    ctx: ServerContext, hello: HelloSummary, suite: CipherSuite,
+    share: X.KeyShareEntry | None, d: ResumptionDecision, retry: _Retry | None,
+) -> bytes | None:  # fmt: skip
+    """Send the ServerHello; returns the (EC)DHE shared secret, if any."""
     exts: list[Extension] = [X.SupportedVersionSelected(ProtocolVersion.TLS1_3)]
     shared: bytes | None = None
-    if share_entry is not None:
-        ours = KeyShare(share_entry.group)
-        shared = ours.exchange(share_entry.key_exchange)
-        exts.append(X.KeyShareSelected(X.KeyShareEntry(share_entry.group, ours.public)))
-        ctx.group = share_entry.group
-    if psk is not None:
-        exts.append(X.PreSharedKeySelected(psk.index))
+    if share is not None:
+        ours = KeyShare(share.group)
+        shared = ours.exchange(share.key_exchange)
+        exts.append(X.KeyShareSelected(X.KeyShareEntry(share.group, ours.public)))
+        ctx.group = share.group
+    if d.resumed_by is not None and d.psk_index is not None:
+        exts.append(X.PreSharedKeySelected(d.psk_index))
     ctx.server_random = ctx.rng(32)
-    ctx.session_id = ch.session_id
-    ctx.send(ServerHello(0x0303, ctx.server_random, ch.session_id, suite.code, 0, tuple(exts)))
-    if ch.session_id and retry is None:
+    ctx.session_id = hello.session_id
+    ctx.send(ServerHello(0x0303, ctx.server_random, hello.session_id, suite.code, 0, tuple(exts)))
+    if hello.session_id and retry is None:
         ctx.send_ccs()  # middlebox compatibility (RFC 8446 §D.4)
+    return shared
 
-    early_accepted = False
-    if psk is not None and psk.early_ok:
-        early_secret = ks.derive(b"c e traffic", early_secret_hash)
+
+def _handshake_keys(
+    ctx: ServerContext, ks: KeySchedule, shared: bytes | None, hello: HelloSummary,
+    d: ResumptionDecision, early_hash: bytes,
+) -> tuple[bytes, bytes]:  # fmt: skip
+    """Derive the handshake traffic secrets and switch keys; early data, when accepted, is
+    read under the early traffic key until EndOfEarlyData."""
+    early_secret = b""
+    if d.early_data_accepted:
+        early_secret = ks.derive(b"c e traffic", early_hash)
         ctx.keylog("CLIENT_EARLY_TRAFFIC_SECRET", early_secret)
-        early_accepted = True
-    ks.to_handshake(shared)
-    hs_hash = ctx.transcript.digest()
-    c_hs = ks.derive(b"c hs traffic", hs_hash)
-    s_hs = ks.derive(b"s hs traffic", hs_hash)
-    ctx.keylog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", c_hs)
-    ctx.keylog("SERVER_HANDSHAKE_TRAFFIC_SECRET", s_hs)
+    c_hs, s_hs = handshake_secrets(ctx, ks, shared)
     ctx.set_write_protection(protection(ks, s_hs))
-    if early_accepted:
+    if d.early_data_accepted:
         ctx.set_read_protection(protection(ks, early_secret))
+        ctx.early_data_accepted = True
     else:
         ctx.set_read_protection(protection(ks, c_hs))
-        if ch.find(X.EarlyDataIndication) is not None:
-            ctx.records.skip_budget = max(config.max_early_data_size, MIN_EARLY_SKIP)
-            config.statistics.incr("early_data_rejected")
+        if hello.early_data:  # refused: skip the 0-RTT records we cannot decrypt
+            ctx.records.skip_budget = max(ctx.config.max_early_data_size, MIN_EARLY_SKIP)
+    return c_hs, s_hs
 
-    # -- EncryptedExtensions .. Finished -------------------------------------------------
+
+def _send_server_flight(
+    ctx: ServerContext, d: ResumptionDecision, cert: CertifiedKey | None, scheme: int | None,
+    ks: KeySchedule, s_hs: bytes,
+) -> None:  # fmt: skip
+    """EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished."""
+    config = ctx.config
+    resumed = d.resumed_by is not None
     ee: list[Extension] = []
-    if ctx.server_name is not None and psk is None:
+    if ctx.server_name is not None and not resumed:
         ee.append(X.ServerNameAck())
     if ctx.alpn is not None:
         ee.append(X.ALPN((ctx.alpn,)))
-    if early_accepted:
+    if d.early_data_accepted:
         ee.append(X.EarlyDataIndication())
-        ctx.early_data_accepted = True
-        config.statistics.incr("early_data_accepted")
     ctx.send(EncryptedExtensions(tuple(ee)))
-    want_client_cert = psk is None and config.client_auth is not ClientAuth.NONE
-    if want_client_cert:
+    if not resumed and config.client_auth is not ClientAuth.NONE:
         req_exts: list[Extension] = [X.SignatureAlgorithms(config.signature_schemes)]
         if names := config.client_ca_names():
             req_exts.append(X.CertificateAuthorities(names))
@@ -218,154 +326,20 @@ def _client_hello(ctx: ServerContext, ch: ClientHello, raw: bytes, retry: _Retry
     ctx.server_verify_data = ks.finished_mac(s_hs, ctx.transcript.digest())
     ctx.send(Finished(ctx.server_verify_data))
 
-    ks.to_master()
-    app_hash = ctx.transcript.digest()
-    c_ap = ks.derive(b"c ap traffic", app_hash)
-    s_ap = ks.derive(b"s ap traffic", app_hash)
-    ctx.keylog("CLIENT_TRAFFIC_SECRET_0", c_ap)
-    ctx.keylog("SERVER_TRAFFIC_SECRET_0", s_ap)
-    if ctx.config.keylog is not None:
-        ctx.keylog("EXPORTER_SECRET", ks.derive(b"exp master", app_hash))
+
+def _application_keys(ctx: ServerContext, ks: KeySchedule) -> tuple[bytes, bytes]:
+    c_ap, s_ap = application_secrets(ctx, ks)
     ctx.set_write_protection(protection(ks, s_ap))
-    if psk is not None:
-        ctx.resumed_by = "psk"
-        ctx.session = psk.session
-        if psk.session.peer_chain:
-            ctx.peer_chain_der = psk.session.peer_chain
-            ctx.peer_chain = tuple(parse_chain(psk.session.peer_chain))
-    final = _Final(ks, c_hs, c_ap, s_ap, want_client_cert)
-    if early_accepted:
-        return ExpectEarlyData(final, psk.session.max_early_data if psk else 0)
-    return final.next_state()
-
-
-# -- PSK ----------------------------------------------------------------------------------
-def _choose_psk(ctx: ServerContext, ch: ClientHello, raw: bytes, suite: CipherSuite,
-                offered: X.OfferedPsks, retry: _Retry | None) -> _PskChoice | None:  # fmt: skip
-    config = ctx.config
-    stats = config.statistics
-    if config.ticket_keyring is None and not config.stateful_tickets:
-        return None
-    modes = ch.find(X.PskKeyExchangeModes)
-    if modes is None:
-        raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
-    # A server configured with psk_ke prefers it (no (EC)DHE: cheaper, but no forward secrecy
-    # for the resumed connection); otherwise psk_dhe_ke is required.
-    ke_only = PskKeyExchangeMode.psk_ke in modes.modes and config.psk_ke
-    dhe = PskKeyExchangeMode.psk_dhe_ke in modes.modes and not ke_only
-    if not dhe and not ke_only:
-        stats.fallback(FallbackReason.PSK_MODE_UNSUPPORTED)
-        return None
-    now = ctx.now()
-    first_reason: FallbackReason | None = None
-    for index, ident in enumerate(offered.identities):
-        found = _open_identity(ctx, ident.identity)
-        if isinstance(found, FallbackReason):
-            first_reason = first_reason or found
-            continue
-        session, single_use = found
-        reason = _unusable13(ctx, session, suite, now, ident.obfuscated_ticket_age)
-        if reason is not None:
-            first_reason = first_reason or reason
-            continue
-        # The binder proves the client holds the PSK; a wrong one is fatal.
-        binders_len = offered.binders_length()
-        h = hashlib.new(suite.prf_hash)
-        if retry is not None:
-            h.update(retry.prefix)
-        h.update(raw[: len(raw) - binders_len])
-        ks = KeySchedule(suite, session.secret)
-        if not hmac.compare_digest(ks.binder(h.digest()), offered.binders[index]):
-            raise DecryptError("the PSK binder does not verify")
-        early_ok = (
-            index == 0
-            and retry is None
-            and ch.find(X.EarlyDataIndication) is not None
-            and config.max_early_data_size > 0
-            and session.max_early_data > 0
-            and session.cipher_suite == suite.code
-            and session.alpn == ctx.alpn
-            and _fresh_for_early_data(ctx, ident.identity, session, single_use)
-        )
-        return _PskChoice(session, index, dhe, early_ok, ks)
-    if first_reason is not None:
-        stats.fallback(first_reason)
-        if first_reason in (FallbackReason.TICKET_MAC_FAILED, FallbackReason.TICKET_MALFORMED,
-                            FallbackReason.TICKET_UNKNOWN_KEY):  # fmt: skip
-            stats.incr("ticket_failures")
-        if first_reason is FallbackReason.TICKET_EXPIRED:
-            stats.incr("timeouts")
-    return None
-
-
-def _open_identity(
-    ctx: ServerContext, identity: bytes
-) -> tuple[ServerSession, bool] | FallbackReason:
-    """(session, single_use) for a ticket identity, or why it cannot be used."""
-    config = ctx.config
-    if config.stateful_tickets:
-        store = config.session_store
-        if store is None or not 1 <= len(identity) <= 255:
-            return FallbackReason.UNKNOWN_SESSION_ID
-        value = store.take(identity)
-        if value is None:
-            return FallbackReason.PSK_ALREADY_USED
-        state = value
-        single_use = True
-    else:
-        if config.ticket_keyring is None:
-            return FallbackReason.TICKET_UNKNOWN_KEY
-        opened = TicketSealer(config.ticket_keyring).open(identity)
-        if not isinstance(opened, Opened):
-            return opened
-        state = opened.state
-        single_use = False
-    try:
-        return ServerSession.from_bytes(state), single_use
-    except SessionDecodeError:
-        return FallbackReason.TICKET_MALFORMED
-
-
-def _unusable13(ctx: ServerContext, s: ServerSession, suite: CipherSuite, now: float,
-                obfuscated_age: int) -> FallbackReason | None:  # fmt: skip
-    config = ctx.config
-    if s.version != ProtocolVersion.TLS1_3:
-        return FallbackReason.VERSION_MISMATCH
-    if s.expired(now):
-        return FallbackReason.TICKET_EXPIRED
-    resumed_suite = BY_CODE.get(s.cipher_suite)
-    if resumed_suite is None or resumed_suite.prf_hash != suite.prf_hash:
-        return FallbackReason.CIPHER_MISMATCH
-    if s.server_name != ctx.server_name:
-        return FallbackReason.SNI_MISMATCH
-    client_age_ms = (obfuscated_age - s.ticket_age_add) & 0xFFFFFFFF
-    server_age_ms = (now - s.created) * 1000
-    if abs(client_age_ms - server_age_ms) > config.max_ticket_age_skew * 1000:
-        return FallbackReason.PSK_AGE_INVALID
-    if config.client_auth is ClientAuth.REQUIRED and not s.peer_chain:
-        return FallbackReason.CLIENT_CERT_MISMATCH
-    return None
-
-
-def _fresh_for_early_data(ctx: ServerContext, identity: bytes, session: ServerSession,
-                          single_use: bool) -> bool:  # fmt: skip
-    """Anti-replay (RFC 8446 §8): the ticket age was checked; the ticket must be single-use
-    (stateful) or seen for the first time in the store's strike register."""
-    if single_use:
-        return True
-    store = ctx.config.session_store
-    if store is None:
-        return False
-    mark = b"0rtt:" + hashlib.sha256(identity).digest()[:24]
-    return store.add(mark, b"", max(1.0, session.remaining(ctx.now())))
+    return c_ap, s_ap
 
 
 # -- HelloRetryRequest -------------------------------------------------------------------
-def _send_retry(ctx: ServerContext, ch: ClientHello, raw: bytes, suite: CipherSuite,
+def _send_retry(ctx: ServerContext, hello: HelloSummary, suite: CipherSuite,
                 group: int) -> State:  # fmt: skip
     config = ctx.config
+    ch = hello.hello
     ctx.transcript.replace_with_message_hash()
-    ch1_hash = hashlib.new(suite.prf_hash, raw).digest()
+    ch1_hash = hashlib.new(suite.prf_hash, hello.raw).digest()
     cookie = hmac.digest(config.cookie_key, ch1_hash, "sha256")
     hrr = ServerHello(
         0x0303, HELLO_RETRY_REQUEST_RANDOM, ch.session_id, suite.code, 0,
@@ -376,11 +350,11 @@ def _send_retry(ctx: ServerContext, ch: ClientHello, raw: bytes, suite: CipherSu
     hrr_raw = ctx.send(hrr)
     if ch.session_id:
         ctx.send_ccs()
-    if ch.find(X.EarlyDataIndication) is not None:
+    if hello.early_data:
         # 0-RTT records after the first ClientHello are skipped (RFC 8446 §4.2.10).
         ctx.records.skip_budget = max(config.max_early_data_size, MIN_EARLY_SKIP)
-        config.statistics.incr("early_data_rejected")
-    return ExpectSecondClientHello(_Retry(suite, group, cookie, synthetic + hrr_raw, ch))
+    retry = _Retry(suite, group, cookie, synthetic + hrr_raw, ch, hello.early_data)
+    return ExpectSecondClientHello(retry)
 
 
 class ExpectSecondClientHello(State):
@@ -391,16 +365,16 @@ class ExpectSecondClientHello(State):
 
     def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
         require(self, msg_type, HandshakeType.CLIENT_HELLO)
-        ch = decode_message(ClientHello, body)
+        hello = summarize(decode_message(ClientHello, body), raw)
+        ch = hello.hello
         first = self.retry.first_ch
-        sv = ch.find(X.SupportedVersionsOffer)
-        if sv is None or ProtocolVersion.TLS1_3 not in sv.versions:
+        if not hello.offers_tls13:
             raise IllegalParameter("the second ClientHello no longer offers TLS 1.3")
         if ch.random != first.random or ch.session_id != first.session_id:
             raise IllegalParameter("the second ClientHello changed its random or session id")
         ctx.transcript.add(raw)
         ctx.records.skip_budget = 0
-        return _client_hello(ctx, ch, raw, self.retry)
+        return _client_hello(ctx, hello, self.retry)
 
 
 def _select_certificate(config: ServerConfig, ch: ClientHello,
@@ -418,10 +392,10 @@ def _select_certificate(config: ServerConfig, ch: ClientHello,
 # -- the client's second flight ----------------------------------------------------------
 @dataclass(slots=True)
 class _Final:
-    ks: KeySchedule
-    c_hs: bytes
-    c_ap: bytes
-    s_ap: bytes
+    ks: KeySchedule = field(repr=False)
+    c_hs: bytes = field(repr=False)
+    c_ap: bytes = field(repr=False)
+    s_ap: bytes = field(repr=False)
     want_client_cert: bool
 
     def next_state(self) -> State:
@@ -505,12 +479,6 @@ class ExpectFinished(State):
         ctx.transcript.add(raw)
         ctx.set_read_protection(protection(f.ks, f.c_ap))
         res_master = f.ks.derive(b"res master", ctx.transcript.digest())
-        stats = ctx.config.statistics
-        if ctx.resumed_by is not None:
-            stats.incr("resumed")
-            stats.incr("resumed_psk")
-        else:
-            stats.incr("full_handshakes")
         ctx.complete()
         count = ctx.config.num_tickets
         send_tickets(ctx, f.ks, res_master, min(count, 1) if ctx.resumed_by else count)
@@ -518,19 +486,21 @@ class ExpectFinished(State):
 
 
 def send_tickets(ctx: ServerContext, ks: KeySchedule, res_master: bytes, count: int) -> None:
-    """NewSessionTicket messages: sealed under the keyring, or ids into the store (stateful).
+    """NewSessionTicket messages: sealed tickets, or ids into the store (stateful, single use;
+    each written to the store before its ticket leaves).
 
     The randomness for a flight of tickets (each one's ticket_age_add and IV or id) is drawn
-    at once, and the flight is counted once.
+    at once, and the flight is reported once.
     """
     config = ctx.config
     if count <= 0 or ctx.suite is None:
         return
-    store = config.session_store
-    sealer = TicketSealer(config.ticket_keyring) if config.ticket_keyring is not None else None
-    if (store is None) if config.stateful_tickets else (sealer is None):
+    sealer = config.sealer
+    if (config.session_store is None) if config.stateful_tickets else (sealer is None):
         return
     lifetime = min(config.ticket_lifetime, MAX_TICKET_LIFETIME)
+    if sealer is not None and not config.stateful_tickets:
+        lifetime = sealer.lifetime(lifetime, ctx.now())
     max_early = config.max_early_data_size
     created = ctx.now()
     random = ctx.rng((4 + 32) * count)  # per ticket: ticket_age_add, then an IV or an id
@@ -552,20 +522,25 @@ def send_tickets(ctx: ServerContext, ks: KeySchedule, res_master: bytes, count: 
             ticket_age_add=int.from_bytes(r[:4], "big"),
             max_early_data=max_early,
         )
-        state = session.to_bytes()
-        if config.stateful_tickets:
-            assert store is not None
-            identity = r[4:]
-            store.put(identity, state, lifetime)
-        else:
-            assert sealer is not None
-            sealed = sealer.seal(state, r[4:20])
-            if sealed is None:
-                break  # every ticket key has expired: simply no tickets
-            identity = sealed
+        identity = _ticket_identity(ctx, session, r[4:])
+        if identity is None:
+            break  # every ticket key has expired: simply no tickets
         ctx.send_untranscribed(
             NewSessionTicket13(lifetime, session.ticket_age_add, nonce, identity, exts)
         )
         issued += 1
     if issued:
-        config.statistics.incr("tickets_issued", issued)
+        ctx.observe(TicketsIssued(issued, ProtocolVersion.TLS1_3))
+
+
+def _ticket_identity(ctx: ServerContext, session: ServerSession, random: bytes) -> bytes | None:
+    """The ticket's identity: a store key for a single-use ticket (written now), else the
+    sealed session."""
+    config = ctx.config
+    state = session.to_bytes()
+    if config.stateful_tickets:
+        key = stateful_ticket_key(random)
+        ctx.store_write(StoreWrite("put", key, state, session.lifetime))
+        return random
+    assert config.sealer is not None
+    return config.sealer.seal(state, random[:16])

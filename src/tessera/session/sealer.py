@@ -1,16 +1,24 @@
-"""RFC 5077 §4 tickets: ``key_name[16] | iv[16] | AES-CBC(state) | HMAC-SHA256[32]``.
+"""Ticket sealing: the :class:`TicketSealer` seam and the RFC 5077 §4 sealer.
 
-The MAC covers name, IV and ciphertext, and is checked in constant time before anything is
-decrypted. Input of an impossible length is rejected before any cryptography runs.
+A sealer turns a session's bytes into an opaque ticket and back; ``ServerConfig.ticket_sealer``
+takes any object with these methods (the shape of rustls' ``ProducesTickets`` and Go's
+``WrapSession``). The default, :class:`Rfc5077Sealer`, seals
+``key_name[16] | iv[16] | AES-CBC(state) | HMAC-SHA256[32]`` under the keys of a
+:class:`~tessera.session.keyring.TicketKeySource` (a rotating keyring, a fleet keyring fed from
+Redis, a key file). The MAC covers name, IV and ciphertext, and is checked in constant time
+before anything is decrypted. Input of an impossible length is rejected before any cryptography
+runs.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from ..crypto.key_schedule import hmac_digest
-from .keyring import TicketKeyring
+from .keyring import TicketKeySource
 from .stats import FallbackReason
 
 MIN_TICKET = 16 + 16 + 16 + 32
@@ -20,16 +28,33 @@ MAX_TICKET = 16 * 1024
 @dataclass(frozen=True, slots=True)
 class Opened:
     state: bytes
-    key_is_current: bool
+    key_is_current: bool  # False: sealed under an older key, so a fresh ticket is due
+    key_name: bytes | None = None
 
 
-class TicketSealer:
-    def __init__(self, keyring: TicketKeyring) -> None:
-        self.keyring = keyring
+@runtime_checkable
+class TicketSealer(Protocol):
+    def seal(self, state: bytes, iv: bytes) -> bytes | None:
+        """The ticket for ``state`` (``iv``: 16 fresh random bytes), or None when no ticket
+        can be issued now (say, every key has expired)."""
+
+    def open(self, ticket: bytes) -> Opened | FallbackReason:
+        """The sealed state, or the reason the ticket cannot be used."""
+
+    def lifetime(self, requested: int, now: float) -> int:
+        """The longest lifetime, up to ``requested`` seconds, that a ticket sealed now can be
+        honoured for (a ticket must not outlive the key that opens it)."""
+
+
+class Rfc5077Sealer:
+    def __init__(self, keys: TicketKeySource) -> None:
+        self.keys = keys
+
+    def __repr__(self) -> str:
+        return f"Rfc5077Sealer({type(self.keys).__name__})"
 
     def seal(self, state: bytes, iv: bytes) -> bytes | None:
-        """The ticket for ``state``, or None when the keyring has no usable key."""
-        key = self.keyring.encryption_key()
+        key = self.keys.encryption_key()
         if key is None:
             return None
         pad = 16 - len(state) % 16
@@ -37,11 +62,11 @@ class TicketSealer:
         return body + hmac_digest(key.hmac_key, body, "sha256")
 
     def open(self, ticket: bytes) -> Opened | FallbackReason:
-        """The sealed state, or the reason the ticket cannot be used."""
         n = len(ticket)
         if n < MIN_TICKET or n > MAX_TICKET or (n - 64) % 16:
             return FallbackReason.TICKET_MALFORMED
-        found = self.keyring.decryption_key(ticket[:16])
+        name = ticket[:16]
+        found = self.keys.decryption_key(name)
         if found is None:
             return FallbackReason.TICKET_UNKNOWN_KEY
         key, current = found
@@ -52,4 +77,13 @@ class TicketSealer:
         pad = padded[-1]
         if not 1 <= pad <= 16 or padded[-pad:] != bytes((pad,)) * pad:
             return FallbackReason.TICKET_MAC_FAILED  # a valid MAC over bad padding: a key bug
-        return Opened(padded[:-pad], current)
+        return Opened(padded[:-pad], current, name)
+
+    def lifetime(self, requested: int, now: float) -> int:
+        key = self.keys.encryption_key()
+        if key is None:
+            return 0
+        until = self.keys.decrypts_until(key)
+        if until is None:
+            return requested
+        return max(0, min(requested, math.floor(until - now)))

@@ -1,6 +1,8 @@
 """Resumption statistics, like OpenSSL's SSL_CTX_sess_* counters and CPython's session_stats().
 
-Every resumption attempt that falls back to a full handshake is counted with its reason.
+:class:`SessionStats` is an observer (see :mod:`tessera.session.observer`): it counts the facts a
+server reports. Every resumption attempt that falls back to a full handshake is counted with its
+reason.
 """
 
 from __future__ import annotations
@@ -8,6 +10,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .resumption import ResumptionDecision
 
 
 class FallbackReason(Enum):
@@ -30,6 +36,18 @@ class FallbackReason(Enum):
     PSK_MODE_UNSUPPORTED = "no acceptable psk_key_exchange_mode"
     PSK_ALREADY_USED = "single-use ticket already used"
     STORE_UNAVAILABLE = "session store unavailable"
+    SESSION_CORRUPT = "stored session unreadable"
+    RESUMPTION_DISABLED = "resumption disabled on this server"
+
+
+_TICKET_FAILURES = frozenset(
+    (
+        FallbackReason.TICKET_MALFORMED,
+        FallbackReason.TICKET_MAC_FAILED,
+        FallbackReason.TICKET_UNKNOWN_KEY,
+    )
+)
+_TIMEOUTS = frozenset((FallbackReason.SESSION_EXPIRED, FallbackReason.TICKET_EXPIRED))
 
 
 class SessionStats:
@@ -49,6 +67,8 @@ class SessionStats:
         "sessions_cached",
         "early_data_accepted",
         "early_data_rejected",
+        "store_errors",  # store operations that raised (the handshake went on without them)
+        "handshake_failures",  # connections that ended in a fatal alert during the handshake
     )
 
     def __init__(self) -> None:
@@ -62,6 +82,54 @@ class SessionStats:
         if hasattr(store, "evictions") and all(s is not store for s in self._stores):
             self._stores.append(store)
 
+    # -- the observer ----------------------------------------------------------------------
+    def observe(self, fact: object) -> None:
+        from ..events import HandshakeCompleted
+        from .observer import HandshakeFailed, SessionCached, StoreFailed, TicketsIssued
+        from .resumption import ResumptionDecision
+
+        if isinstance(fact, ResumptionDecision):
+            self._decision(fact)
+        elif isinstance(fact, HandshakeCompleted):
+            by = fact.info.resumed_by
+            with self._lock:
+                if by is None:
+                    self._counts["full_handshakes"] += 1
+                else:
+                    self._counts["resumed"] += 1
+                    self._counts["resumed_" + by] += 1
+        elif isinstance(fact, TicketsIssued):
+            self.incr("tickets_issued", fact.count)
+        elif isinstance(fact, SessionCached):
+            self.incr("sessions_cached")
+        elif isinstance(fact, StoreFailed):
+            self.incr("store_errors")
+        elif isinstance(fact, HandshakeFailed) and fact.during_handshake:
+            self.incr("handshake_failures")
+
+    def _decision(self, d: ResumptionDecision) -> None:
+        from .resumption import Mechanism
+
+        reason = d.fallback
+        with self._lock:
+            counts = self._counts
+            if reason is not None:
+                self._reasons[reason] += 1
+                if (
+                    reason is FallbackReason.UNKNOWN_SESSION_ID
+                    and d.offered is Mechanism.SESSION_ID
+                ):
+                    counts["misses"] += 1
+                elif reason in _TIMEOUTS:
+                    counts["timeouts"] += 1
+                elif reason in _TICKET_FAILURES:
+                    counts["ticket_failures"] += 1
+            if d.early_data_accepted:
+                counts["early_data_accepted"] += 1
+            elif d.early_data_offered:
+                counts["early_data_rejected"] += 1
+
+    # -- counting by hand ------------------------------------------------------------------
     def incr(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n

@@ -1,0 +1,65 @@
+"""A ClientHello read once: what the rest of the server's handshake (and resumption) asks of it.
+
+The decoded message keeps every extension; the summary pulls out, once, the values that the
+version negotiation, the TLS 1.2 and TLS 1.3 states and the resumption planner each need, so no
+two of them look the same thing up differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..enums import ProtocolVersion
+from ..messages import ClientHello
+from ..messages import extensions as X
+from .negotiation import sni_of
+
+# How many offered PSK identities the server looks at (Go looks at 5). The rest are ignored,
+# never fatal: each one may cost a store round trip (single-use tickets) or an unseal.
+MAX_PSK_IDENTITIES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class HelloSummary:
+    hello: ClientHello = field(repr=False)
+    raw: bytes = field(repr=False)  # the ClientHello as received, with its handshake header
+    server_name: str | None
+    session_id: bytes
+    offers_tls13: bool
+    ems: bool  # extended_master_secret offered
+    etm: bool  # encrypt_then_mac offered
+    ticket: bytes | None  # the TLS 1.2 session_ticket extension (b"": asks for one)
+    psks: X.OfferedPsks | None = field(repr=False)
+    psk_modes: tuple[int, ...] | None
+    early_data: bool
+
+    @property
+    def cipher_suites(self) -> tuple[int, ...]:
+        return self.hello.cipher_suites
+
+    @property
+    def psk_identities(self) -> tuple[X.PskIdentity, ...]:
+        """The identities the server considers, in the client's order (at most
+        :data:`MAX_PSK_IDENTITIES`)."""
+        if self.psks is None:
+            return ()
+        return self.psks.identities[:MAX_PSK_IDENTITIES]
+
+
+def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
+    sv = ch.find(X.SupportedVersionsOffer)
+    ticket = ch.find(X.SessionTicketExt)
+    modes = ch.find(X.PskKeyExchangeModes)
+    return HelloSummary(
+        hello=ch,
+        raw=raw,
+        server_name=sni_of(ch),
+        session_id=ch.session_id,
+        offers_tls13=sv is not None and ProtocolVersion.TLS1_3 in sv.versions,
+        ems=ch.find(X.ExtendedMasterSecret) is not None,
+        etm=ch.find(X.EncryptThenMac) is not None,
+        ticket=ticket.ticket if ticket is not None else None,
+        psks=ch.find(X.OfferedPsks),
+        psk_modes=tuple(modes.modes) if modes is not None else None,
+        early_data=ch.find(X.EarlyDataIndication) is not None,
+    )
