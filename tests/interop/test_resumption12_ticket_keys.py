@@ -36,7 +36,7 @@ from resumption_helpers import (
 from conftest import Pki, free_port, require_program
 from tessera import KeyFileFormat, TicketKeyring
 from tessera.session.keyring import read_key_file
-from tessera.session.sealer import Opened, TicketSealer
+from tessera.session.sealer import Opened, Rfc5077Sealer
 
 pytestmark = pytest.mark.interop
 
@@ -193,13 +193,13 @@ def test_native_key_file_is_the_peer_layout(pki: Pki, tmp_path: Path, peer: str,
         page = parse_status_page(out)
         assert page.reasons == {"ticket malformed": 1}, page.text
         keyring = TicketKeyring(read_key_file(keyfile, KeyFileFormat.NATIVE, 0.0), generate=False)
-        opened = TicketSealer(keyring).open(ticket)
+        opened = Rfc5077Sealer(keyring).open(ticket)
         assert isinstance(opened, Opened), opened
         assert opened.state[0] == 0x30, "an ASN.1 SSL_SESSION"
         assert ossl_master_key(pem) in opened.state
 
         # 2. sealed by tessera, resumed by the peer.
-        again = TicketSealer(keyring).seal(opened.state, os.urandom(16))
+        again = Rfc5077Sealer(keyring).seal(opened.state, os.urandom(16))
         assert again is not None and again != ticket and len(again) == len(ticket)
         resealed.write_text(ossl_replace_ticket(pem, again))
         out = s_client(fport, "-sess_in", str(resealed))

@@ -17,7 +17,12 @@ from tessera import (
 from tessera.crypto.suites import Auth, KeyExchange
 from tessera.enums import AlertDescription, ContentType, HandshakeType, NamedGroup, SignatureScheme
 from tessera.errors import BadCertificate, HandshakeFailure
-from tessera.events import ApplicationData, HandshakeCompleted, SessionTicketReceived
+from tessera.events import (
+    ApplicationData,
+    HandshakeCompleted,
+    ResumptionDecided,
+    SessionTicketReceived,
+)
 
 from .helpers import (
     ALL_GROUPS,
@@ -416,7 +421,11 @@ def test_events_and_info(world: World) -> None:
     assert c.server_name == s.server_name == "localhost"
     assert s.peer_certificates == ()
     assert [type(e) for e in pair.client_events] == [HandshakeCompleted, SessionTicketReceived]
-    assert [type(e) for e in pair.server_events] == [HandshakeCompleted]
+    assert [type(e) for e in pair.server_events] == [ResumptionDecided, HandshakeCompleted]
+    decided = pair.server_events[0]
+    assert isinstance(decided, ResumptionDecided)
+    assert decided.decision.kind == "full" and decided.decision.offered is None
+    assert s.resumption is decided.decision
 
 
 def test_keylog_lines(world: World) -> None:

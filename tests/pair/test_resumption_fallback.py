@@ -13,6 +13,7 @@ from tessera import AlertReceived, ClientAuth, ClientSession, ServerConfig
 from tessera.enums import AlertDescription, ContentType
 from tessera.errors import BadRecordMac, HandshakeFailure
 from tessera.events import SessionTicketReceived
+from tessera.session.resumption import session_id_key
 from tessera.session.stats import FallbackReason
 
 from .helpers import (
@@ -125,11 +126,11 @@ def test_ticket_from_another_server(world: World) -> None:
 
 def test_ticket_with_garbage_state(world: World) -> None:
     """A ticket that opens (right key, right MAC) but holds no valid session."""
-    from tessera.session.sealer import TicketSealer
+    from tessera.session.sealer import Rfc5077Sealer
 
     server = world.server_config(session_store=None)
     session = ticket_session(world, server)
-    junk = TicketSealer(server.ticket_keyring).seal(b"\x01not a session", b"\x00" * 16)
+    junk = Rfc5077Sealer(server.ticket_keyring).seal(b"\x01not a session", b"\x00" * 16)
     p, log = resume_with(world, server, replace(session, ticket=junk))
     assert_full(p, log)
     assert_reason(server, FallbackReason.TICKET_MALFORMED, ticket_failures=1)
@@ -178,11 +179,13 @@ def test_expired_session(world: World) -> None:
     server = world.server_config(ticket_keyring=None, session_store=store, session_timeout=100)
     session = id_session(world, server)
     world.clock.advance(101)
-    assert store.get(session.session_id) is not None  # kept a while to report "expired"
+    assert (
+        store.get(session_id_key(session.session_id)) is not None
+    )  # kept a while to report "expired"
     p, log = resume_with(world, server, session)
     assert_full(p, log)
     assert_reason(server, FallbackReason.SESSION_EXPIRED, timeouts=1, misses=0)
-    assert store.get(session.session_id) is None  # and dropped
+    assert store.get(session_id_key(session.session_id)) is None  # and dropped
 
 
 def test_long_gone_session_is_unknown(world: World) -> None:
@@ -206,10 +209,12 @@ def test_corrupt_session_in_store(world: World) -> None:
     store = world.store()
     server = world.server_config(ticket_keyring=None, session_store=store)
     session = id_session(world, server)
-    store.put(session.session_id, b"\x01garbage", 100)
+    store.put(session_id_key(session.session_id), b"\x01garbage", 100)
     p, log = resume_with(world, server, session)
     assert_full(p, log)
-    assert_reason(server, FallbackReason.UNKNOWN_SESSION_ID, misses=1)
+    # A corrupt entry is not an unknown id: its own reason, no miss, and it is deleted.
+    assert_reason(server, FallbackReason.SESSION_CORRUPT)
+    assert store.get(session_id_key(session.session_id)) is None
 
 
 def test_evicted_session(world: World) -> None:
@@ -375,10 +380,10 @@ def test_store_forgets_session_after_fatal_alert(world: World) -> None:
     server = world.server_config(ticket_keyring=None, session_store=store)
     p = world.connect(world.client_config(session_cache=None), server)
     session = p.client.session
-    assert store.get(session.session_id) is not None
+    assert store.get(session_id_key(session.session_id)) is not None
     with pytest.raises(BadRecordMac):
         _corrupt_next_record(p, Direction.C2S)
-    assert store.get(session.session_id) is None
+    assert store.get(session_id_key(session.session_id)) is None
     q, log = resume_with(world, server, session)
     assert_full(q, log)
     assert_reason(server, FallbackReason.UNKNOWN_SESSION_ID, misses=1)
@@ -392,7 +397,7 @@ def test_store_forgets_resumed_session_after_fatal_alert(world: World) -> None:
     assert p.server.info.resumed_by == "session_id"
     with pytest.raises(BadRecordMac):
         _corrupt_next_record(p, Direction.C2S)
-    assert store.get(session.session_id) is None
+    assert store.get(session_id_key(session.session_id)) is None
 
 
 def test_store_forgets_session_when_peer_sends_fatal_alert(world: World) -> None:
@@ -405,7 +410,7 @@ def test_store_forgets_session_when_peer_sends_fatal_alert(world: World) -> None
     with pytest.raises(AlertReceived) as err:
         p.deliver(Direction.C2S)
     assert err.value.alert is AlertDescription.bad_record_mac
-    assert store.get(sid) is None
+    assert store.get(session_id_key(sid)) is None
 
 
 def test_client_forgets_session_after_fatal_alert(world: World) -> None:
@@ -439,4 +444,4 @@ def test_close_notify_keeps_sessions(world: World) -> None:
     p.server.close()
     p.pump()
     assert cache.count(CACHE_KEY) == 1
-    assert store.get(p.server.info.session_id) is not None
+    assert store.get(session_id_key(p.server.info.session_id)) is not None

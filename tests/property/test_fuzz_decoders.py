@@ -41,7 +41,7 @@ from tessera.messages import (
 )
 from tessera.messages import extensions as X
 from tessera.session.model import SessionDecodeError
-from tessera.session.sealer import Opened, TicketSealer
+from tessera.session.sealer import Opened, Rfc5077Sealer
 from tessera.session.stats import FallbackReason
 
 from .strategies import messages
@@ -165,6 +165,6 @@ KEYRING = TicketKeyring([TicketKey(b"K" * 16, b"h" * 32, b"a" * 32)])
 @SETTINGS
 @given(st.one_of(st.binary(max_size=300), st.binary(max_size=200).map(lambda b: b"K" * 16 + b)))
 def test_arbitrary_tickets(ticket: bytes) -> None:
-    result = TicketSealer(KEYRING).open(ticket)
+    result = Rfc5077Sealer(KEYRING).open(ticket)
     assert isinstance(result, FallbackReason | Opened)
     assert not isinstance(result, Opened)  # forging needs the MAC key

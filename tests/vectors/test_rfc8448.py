@@ -26,7 +26,7 @@ from tessera.crypto.suites import BY_CODE
 from tessera.crypto.transcript import Transcript
 from tessera.enums import ContentType, HandshakeType, NamedGroup, ProtocolVersion
 from tessera.errors import BadRecordMac, DecryptError
-from tessera.events import ApplicationData
+from tessera.events import ApplicationData, ResumptionDecided
 from tessera.messages import (
     Certificate13,
     CertificateVerify,
@@ -41,6 +41,7 @@ from tessera.messages import (
 from tessera.messages import extensions as X
 from tessera.record.protection import AEAD13
 from tessera.session.model import ServerSession
+from tessera.session.resumption import stateful_ticket_key
 
 TRACE = Path(__file__).with_name("rfc8448_trace.txt")
 SUITE = BY_CODE[0x1301]  # TLS_AES_128_GCM_SHA256, used throughout RFC 8448
@@ -443,7 +444,7 @@ def _server_holding_the_s3_ticket(
         ticket_age_add=nst.age_add,
         max_early_data=1024,
     )
-    store.put(nst.ticket, session.to_bytes(), 30)
+    store.put(stateful_ticket_key(nst.ticket), session.to_bytes(), 30)
     config = ServerConfig(
         certificates=(generate_self_signed("ec", ("server",)),),
         session_store=store,
@@ -468,6 +469,8 @@ def test_s4_server_verifies_the_rfc_binder_and_reads_the_rfc_early_data() -> Non
     assert sh.find(X.PreSharedKeySelected) == X.PreSharedKeySelected(0)
     assert sh.cipher_suite == SUITE.code
     # The RFC's 0-RTT record decrypts under the server's client_early_traffic_secret.
+    (decided,) = server.events()
+    assert isinstance(decided, ResumptionDecided) and decided.decision.kind == "psk_0rtt"
     server.receive_data(header(S4["early_ap_record"]) + S4["early_ap_record"])
     (event,) = server.events()
     assert isinstance(event, ApplicationData) and event.early is True and len(event.data) == 6

@@ -1,4 +1,4 @@
-"""TicketSealer: ``key_name | iv | AES-CBC(state) | HMAC-SHA256``; MAC first, length first."""
+"""Rfc5077Sealer: ``key_name | iv | AES-CBC(state) | HMAC-SHA256``; MAC first, length first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tessera import TicketKey, TicketKeyring
 from tessera.session import sealer as sealer_module
-from tessera.session.sealer import MAX_TICKET, MIN_TICKET, Opened, TicketSealer
+from tessera.session.sealer import MAX_TICKET, MIN_TICKET, Opened, Rfc5077Sealer
 from tessera.session.stats import FallbackReason
 
 
@@ -34,7 +34,7 @@ def test_format(ring: TicketKeyring) -> None:
     assert k is not None
     iv = bytes(range(16))
     state = b"session state of some length"
-    ticket = TicketSealer(ring).seal(state, iv)
+    ticket = Rfc5077Sealer(ring).seal(state, iv)
     assert ticket is not None
     assert ticket[:16] == k.name
     assert ticket[16:32] == iv
@@ -49,33 +49,33 @@ def test_format(ring: TicketKeyring) -> None:
 
 def test_open_round_trip(ring: TicketKeyring) -> None:
     for state in (b"", b"x", bytes(16), os.urandom(1000)):
-        ticket = TicketSealer(ring).seal(state, os.urandom(16))
-        assert TicketSealer(ring).open(ticket) == Opened(state, True)
+        ticket = Rfc5077Sealer(ring).seal(state, os.urandom(16))
+        assert Rfc5077Sealer(ring).open(ticket) == Opened(state, True, ticket[:16])
 
 
 def test_old_key_is_not_current() -> None:
     clock = Clock()
     ring = TicketKeyring(rotation_interval=10, keep=1, clock=clock)
-    ticket = TicketSealer(ring).seal(b"state", bytes(16))
+    ticket = Rfc5077Sealer(ring).seal(b"state", bytes(16))
     clock.now = 10
-    assert TicketSealer(ring).open(ticket) == Opened(b"state", False)
-    fresh = TicketSealer(ring).seal(b"state", bytes(16))
+    assert Rfc5077Sealer(ring).open(ticket) == Opened(b"state", False, ticket[:16])
+    fresh = Rfc5077Sealer(ring).seal(b"state", bytes(16))
     assert fresh[:16] != ticket[:16]
-    assert TicketSealer(ring).open(fresh) == Opened(b"state", True)
+    assert Rfc5077Sealer(ring).open(fresh) == Opened(b"state", True, fresh[:16])
 
 
 def test_no_key_no_ticket() -> None:
     ring = TicketKeyring([], generate=False, clock=Clock())
-    assert TicketSealer(ring).seal(b"state", bytes(16)) is None
+    assert Rfc5077Sealer(ring).seal(b"state", bytes(16)) is None
 
 
 def test_every_bit_is_authenticated(ring: TicketKeyring) -> None:
-    ticket = TicketSealer(ring).seal(b"0123456789", bytes(16))
+    ticket = Rfc5077Sealer(ring).seal(b"0123456789", bytes(16))
     for i in range(len(ticket)):
         bad = bytearray(ticket)
         bad[i] ^= 0x04
         expected = FallbackReason.TICKET_UNKNOWN_KEY if i < 16 else FallbackReason.TICKET_MAC_FAILED
-        assert TicketSealer(ring).open(bytes(bad)) is expected
+        assert Rfc5077Sealer(ring).open(bytes(bad)) is expected
 
 
 def test_valid_mac_over_bad_padding(ring: TicketKeyring) -> None:
@@ -86,7 +86,7 @@ def test_valid_mac_over_bad_padding(ring: TicketKeyring) -> None:
     enc = Cipher(algorithms.AES(k.aes_key), modes.CBC(iv)).encryptor()
     body = k.name + iv + enc.update(b"\x00" * 15 + b"\x11") + enc.finalize()
     ticket = body + hmac.digest(k.hmac_key, body, hashlib.sha256)
-    assert TicketSealer(ring).open(ticket) is FallbackReason.TICKET_MAC_FAILED
+    assert Rfc5077Sealer(ring).open(ticket) is FallbackReason.TICKET_MAC_FAILED
 
 
 @pytest.mark.parametrize(
@@ -103,13 +103,13 @@ def test_impossible_lengths_rejected_before_any_crypto(
     monkeypatch.setattr(sealer_module, "hmac_digest", boom)
     monkeypatch.setattr(sealer_module.hmac, "compare_digest", boom)
     monkeypatch.setattr(TicketKey, "cbc_decrypt", boom)
-    assert TicketSealer(ring).open(bytes(length)) is FallbackReason.TICKET_MALFORMED
+    assert Rfc5077Sealer(ring).open(bytes(length)) is FallbackReason.TICKET_MALFORMED
 
 
 def test_mac_checked_with_compare_digest_before_decrypting(
     ring: TicketKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ticket = TicketSealer(ring).seal(b"state", bytes(16))
+    ticket = Rfc5077Sealer(ring).seal(b"state", bytes(16))
     assert ticket is not None
     calls: list[str] = []
     real_compare = hmac.compare_digest
@@ -125,27 +125,27 @@ def test_mac_checked_with_compare_digest_before_decrypting(
 
     monkeypatch.setattr(sealer_module.hmac, "compare_digest", compare)
     monkeypatch.setattr(TicketKey, "cbc_decrypt", decrypt)
-    assert TicketSealer(ring).open(ticket) == Opened(b"state", True)
+    assert Rfc5077Sealer(ring).open(ticket) == Opened(b"state", True, ticket[:16])
     assert calls == ["compare_digest", "decrypt"]
 
     calls.clear()
     bad = ticket[:-1] + bytes([ticket[-1] ^ 1])
-    assert TicketSealer(ring).open(bad) is FallbackReason.TICKET_MAC_FAILED
+    assert Rfc5077Sealer(ring).open(bad) is FallbackReason.TICKET_MAC_FAILED
     assert calls == ["compare_digest"]  # no decryption of an unauthenticated ticket
 
 
 def test_unknown_key_name_needs_no_mac(
     ring: TicketKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ticket = TicketSealer(ring).seal(b"state", bytes(16))
+    ticket = Rfc5077Sealer(ring).seal(b"state", bytes(16))
     assert ticket is not None
     other = TicketKeyring([TicketKey.generate(0.0)], clock=Clock())
-    assert TicketSealer(other).open(ticket) is FallbackReason.TICKET_UNKNOWN_KEY
+    assert Rfc5077Sealer(other).open(ticket) is FallbackReason.TICKET_UNKNOWN_KEY
 
 
 def test_iv_is_what_the_caller_gives(ring: TicketKeyring) -> None:
-    a = TicketSealer(ring).seal(b"same", b"\x01" * 16)
-    b = TicketSealer(ring).seal(b"same", b"\x02" * 16)
+    a = Rfc5077Sealer(ring).seal(b"same", b"\x01" * 16)
+    b = Rfc5077Sealer(ring).seal(b"same", b"\x02" * 16)
     assert a is not None and b is not None
     assert a[32:-32] != b[32:-32]
 
@@ -168,7 +168,7 @@ def test_cbc_from_many_threads() -> None:
     import threading
 
     ring = TicketKeyring([TicketKey.generate(0.0)], clock=Clock())
-    sealer = TicketSealer(ring)
+    sealer = Rfc5077Sealer(ring)
     errors: list[str] = []
 
     def work(n: int) -> None:
@@ -177,7 +177,7 @@ def test_cbc_from_many_threads() -> None:
             ticket = sealer.seal(state, os.urandom(16))
             assert ticket is not None
             opened = sealer.open(ticket)
-            if opened != Opened(state, True):
+            if opened != Opened(state, True, ticket[:16]):
                 errors.append(f"{n}/{i}: {opened!r}")
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
