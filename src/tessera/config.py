@@ -89,6 +89,12 @@ class _CommonConfig:
     rng: Callable[[int], bytes] = os.urandom
     # Receives NSS key log lines ("CLIENT_RANDOM <cr> <secret>"); None writes nothing.
     keylog: Callable[[str], None] | None = field(default=None, repr=False)
+    _suites_by_version: dict[int, tuple[CipherSuite, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _suite_codes_by_version: dict[int, frozenset[int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cipher_suites", _as_suites(self.cipher_suites))
@@ -111,10 +117,23 @@ class _CommonConfig:
             raise ConfigError("no cipher suite is enabled for the configured versions")
 
     def suites_for(self, version: int) -> tuple[CipherSuite, ...]:
-        if not self.min_version <= version <= self.max_version:
-            return ()
-        tls13 = version == ProtocolVersion.TLS1_3
-        return tuple(s for s in self.cipher_suites if s.is_tls13 == tls13)
+        cache: dict[int, tuple[CipherSuite, ...]] = self._suites_by_version
+        found = cache.get(version)
+        if found is None:
+            found = ()
+            if self.min_version <= version <= self.max_version:
+                tls13 = version == ProtocolVersion.TLS1_3
+                found = tuple(s for s in self.cipher_suites if s.is_tls13 == tls13)
+            cache[version] = found
+        return found
+
+    def suite_codes_for(self, version: int) -> frozenset[int]:
+        """The codes of :meth:`suites_for`, as a set."""
+        cache = self._suite_codes_by_version
+        found = cache.get(version)
+        if found is None:
+            found = cache[version] = frozenset(s.code for s in self.suites_for(version))
+        return found
 
     @property
     def versions(self) -> tuple[ProtocolVersion, ...]:
@@ -200,8 +219,10 @@ class ServerConfig(_CommonConfig):
     max_ticket_age_skew: float = 10.0  # seconds of tolerance on the obfuscated ticket age
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
-    _sealer: TicketSealer | None = field(default=None, init=False, repr=False, compare=False)
-    _observers: tuple[ResumptionObserver, ...] = field(
+    # What seals and opens tickets: ticket_sealer, else the RFC 5077 sealer over ticket_keyring;
+    # None when tickets are off. Derived, like all_observers (stats first, then observers).
+    sealer: TicketSealer | None = field(default=None, init=False, repr=False, compare=False)
+    all_observers: tuple[ResumptionObserver, ...] = field(
         default=(), init=False, repr=False, compare=False
     )
 
@@ -233,19 +254,8 @@ class ServerConfig(_CommonConfig):
             from .session.sealer import Rfc5077Sealer
 
             sealer = Rfc5077Sealer(self.ticket_keyring)
-        object.__setattr__(self, "_sealer", sealer)
-        object.__setattr__(self, "_observers", (self.statistics, *self.observers))
-
-    @property
-    def sealer(self) -> TicketSealer | None:
-        """What seals and opens tickets: ``ticket_sealer``, else the RFC 5077 sealer over
-        ``ticket_keyring``; None when tickets are off."""
-        return self._sealer
-
-    @property
-    def all_observers(self) -> tuple[ResumptionObserver, ...]:
-        """``stats`` first, then ``observers``."""
-        return self._observers
+        object.__setattr__(self, "sealer", sealer)
+        object.__setattr__(self, "all_observers", (self.statistics, *self.observers))
 
     @property
     def statistics(self) -> SessionStats:

@@ -63,6 +63,7 @@ class _Connection:
         self._peer_closed = False
         self._local_closed = False
         self._empty_budget = MAX_EMPTY_RECORDS
+        self._paused = False  # the server waits for provide_session(): input is only buffered
 
     # -- reading -------------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -101,10 +102,6 @@ class _Connection:
             err = InternalError(f"{type(e).__name__}: {e}")
             self._fail(err)
             raise err from e
-
-    @property
-    def _paused(self) -> bool:
-        return False
 
     def _handle_record(self, ctype: int, payload: bytes) -> None:
         state = self._state
@@ -376,10 +373,6 @@ class ServerConnection(_Connection):
         return self._ctx.config
 
     @property
-    def _paused(self) -> bool:
-        return self._lookup is not None
-
-    @property
     def awaiting_session(self) -> bool:
         """True between a SessionLookupRequired event and :meth:`provide_session`."""
         return self._lookup is not None
@@ -390,6 +383,7 @@ class ServerConnection(_Connection):
         while isinstance(self._state, AwaitSessionLookup):
             if config.external_session_lookup:
                 self._lookup = self._state
+                self._paused = True
                 self._events.append(SessionLookupRequired(self._state.operations))
                 return
             answers = inline.answer(config.session_store, self._state.operations)
@@ -414,6 +408,7 @@ class ServerConnection(_Connection):
                 f"provide_session() needs {len(lookup.operations)} answers, got {len(answers)}"
             )
         self._lookup = None
+        self._paused = False
 
         def resume() -> None:
             self._state = lookup.provide(tuple(answers))

@@ -93,12 +93,11 @@ def _psk_usable(ctx: ClientContext, session: ClientSession | None) -> CipherSuit
     """The suite to offer ``session`` with, if the shared rules say it can resume here."""
     if session is None or not session.ticket:
         return None
-    suites = ctx.config.suites_for(ProtocolVersion.TLS1_3)
     req = Requirements(
         version=ProtocolVersion.TLS1_3,
         now=ctx.now(),
         server_name=ctx.sni,
-        suites={s.code for s in suites},
+        suites=ctx.config.suite_codes_for(ProtocolVersion.TLS1_3),
         expired_reason=FallbackReason.TICKET_EXPIRED,
     )
     if unusable(session.state, req) is not None:

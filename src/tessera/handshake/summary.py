@@ -47,19 +47,22 @@ class HelloSummary:
 
 
 def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
-    sv = ch.find(X.SupportedVersionsOffer)
-    ticket = ch.find(X.SessionTicketExt)
-    modes = ch.find(X.PskKeyExchangeModes)
+    by_type = {type(e): e for e in ch.extensions}  # one pass (at most one of each is legal)
+    sni = by_type.get(X.ServerName)
+    sv = by_type.get(X.SupportedVersionsOffer)
+    ticket = by_type.get(X.SessionTicketExt)
+    modes = by_type.get(X.PskKeyExchangeModes)
+    psks = by_type.get(X.OfferedPsks)
     return HelloSummary(
         hello=ch,
         raw=raw,
-        server_name=sni_of(ch),
+        server_name=sni_of(ch) if sni is not None else None,
         session_id=ch.session_id,
-        offers_tls13=sv is not None and ProtocolVersion.TLS1_3 in sv.versions,
-        ems=ch.find(X.ExtendedMasterSecret) is not None,
-        etm=ch.find(X.EncryptThenMac) is not None,
-        ticket=ticket.ticket if ticket is not None else None,
-        psks=ch.find(X.OfferedPsks),
-        psk_modes=tuple(modes.modes) if modes is not None else None,
-        early_data=ch.find(X.EarlyDataIndication) is not None,
+        offers_tls13=sv is not None and ProtocolVersion.TLS1_3 in sv.versions,  # type: ignore[attr-defined]
+        ems=X.ExtendedMasterSecret in by_type,
+        etm=X.EncryptThenMac in by_type,
+        ticket=ticket.ticket if ticket is not None else None,  # type: ignore[attr-defined]
+        psks=psks,  # type: ignore[arg-type]
+        psk_modes=tuple(modes.modes) if modes is not None else None,  # type: ignore[attr-defined]
+        early_data=X.EarlyDataIndication in by_type,
     )

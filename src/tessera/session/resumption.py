@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
+from ..config import ClientAuth
+from ..crypto.suites import BY_CODE
 from ..enums import ProtocolVersion, PskKeyExchangeMode
 from .model import ServerSession, SessionDecodeError
 from .stats import FallbackReason
@@ -258,11 +260,9 @@ def _ticket12(
 
 def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: ServerSession,
              by: Mechanism, key_name: bytes | None, renew: bool) -> ResumptionDecision:  # fmt: skip
-    from ..config import ClientAuth
-
     ems = hello.ems and config.extended_master_secret
     offered = hello.hello.cipher_suites
-    enabled = {s.code for s in config.suites_for(ProtocolVersion.TLS1_2)}
+    enabled = config.suite_codes_for(ProtocolVersion.TLS1_2)
     req = Requirements(
         version=ProtocolVersion.TLS1_2,
         now=now,
@@ -370,9 +370,6 @@ def resolve13(
 def _requirements13(
     config: ServerConfig, pc: Psk13Context, session: ServerSession, obfuscated_age: int
 ) -> Requirements:
-    from ..config import ClientAuth
-    from ..crypto.suites import BY_CODE
-
     resumed = BY_CODE.get(session.cipher_suite)
     same_hash = resumed is not None and resumed.prf_hash == pc.suite.prf_hash
     return Requirements(

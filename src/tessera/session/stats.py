@@ -84,42 +84,37 @@ class SessionStats:
 
     # -- the observer ----------------------------------------------------------------------
     def observe(self, fact: object) -> None:
-        from ..events import HandshakeCompleted
-        from .observer import HandshakeFailed, SessionCached, StoreFailed, TicketsIssued
-        from .resumption import ResumptionDecision
-
-        if isinstance(fact, ResumptionDecision):
-            self._decision(fact)
-        elif isinstance(fact, HandshakeCompleted):
-            by = fact.info.resumed_by
+        # Dispatch on the class name: no imports here (this module is below the ones that
+        # define the facts) and no chain of isinstance checks on every handshake.
+        kind = type(fact).__name__
+        if kind == "ResumptionDecision":
+            self._decision(fact)  # type: ignore[arg-type]
+        elif kind == "HandshakeCompleted":
+            by = fact.info.resumed_by  # type: ignore[attr-defined]
             with self._lock:
                 if by is None:
                     self._counts["full_handshakes"] += 1
                 else:
                     self._counts["resumed"] += 1
                     self._counts["resumed_" + by] += 1
-        elif isinstance(fact, TicketsIssued):
-            self.incr("tickets_issued", fact.count)
-        elif isinstance(fact, SessionCached):
+        elif kind == "TicketsIssued":
+            self.incr("tickets_issued", fact.count)  # type: ignore[attr-defined]
+        elif kind == "SessionCached":
             self.incr("sessions_cached")
-        elif isinstance(fact, StoreFailed):
+        elif kind == "StoreFailed":
             self.incr("store_errors")
-        elif isinstance(fact, HandshakeFailed) and fact.during_handshake:
+        elif kind == "HandshakeFailed" and fact.during_handshake:  # type: ignore[attr-defined]
             self.incr("handshake_failures")
 
     def _decision(self, d: ResumptionDecision) -> None:
-        from .resumption import Mechanism
-
         reason = d.fallback
         with self._lock:
             counts = self._counts
             if reason is not None:
                 self._reasons[reason] += 1
-                if (
-                    reason is FallbackReason.UNKNOWN_SESSION_ID
-                    and d.offered is Mechanism.SESSION_ID
-                ):
-                    counts["misses"] += 1
+                if reason is FallbackReason.UNKNOWN_SESSION_ID:
+                    # An unknown session id (a single-use TLS 1.3 ticket has its own reason).
+                    counts["misses"] += d.offered is not None and d.offered.value == "session_id"
                 elif reason in _TIMEOUTS:
                     counts["timeouts"] += 1
                 elif reason in _TICKET_FAILURES:
