@@ -324,6 +324,7 @@ class ClientConnection(_Connection):
         rejected early data is not delivered and may be sent again)."""
         if self._state is not None:
             raise LocalProtocolError("the handshake has already started")
+        self._ctx.started = self._ctx.now()
         self._state = client_hs.start(self._ctx, early_data)
         self._ctx.flush()
 

@@ -35,6 +35,9 @@ class ConnectionInfo:
     early_data_accepted: bool = False
     # Server side: how this connection resumed, or why it did not (the fallback reason).
     resumption: ResumptionDecision | None = None
+    # Seconds from the first ClientHello (client: start_handshake) to completion, by the
+    # config's clock.
+    handshake_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ class HandshakeContext(Generic[C]):
         self.resumed_by: str | None = None
         self.early_data_accepted = False
         self.resumption: ResumptionDecision | None = None  # the server's decision
+        self.started: float | None = None  # when the handshake began (config clock)
         self.info: ConnectionInfo | None = None
         # Post-handshake (TLS 1.3) secrets and the session to resume, set by the states.
         self.secrets: dict[str, Any] = {}
@@ -153,6 +154,7 @@ class HandshakeContext(Generic[C]):
             resumed_by=self.resumed_by,
             early_data_accepted=self.early_data_accepted,
             resumption=self.resumption,
+            handshake_time=None if self.started is None else max(0.0, self.now() - self.started),
         )
         self.info = info
         self.events.append(HandshakeCompleted(info))

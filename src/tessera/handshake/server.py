@@ -14,6 +14,7 @@ from .summary import summarize
 class ExpectClientHello(State):
     def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
         require(self, msg_type, HandshakeType.CLIENT_HELLO)
+        ctx.started = ctx.now()
         hello = summarize(decode_message(ClientHello, body), raw)
         version = negotiate_version(ctx.config, hello.hello)
         ctx.client_random = hello.hello.random

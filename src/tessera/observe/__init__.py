@@ -1,0 +1,1 @@
+"""Observers of what a server decides: Prometheus metrics and connection log lines."""
