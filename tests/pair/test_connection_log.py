@@ -36,10 +36,4 @@ def test_resumed_connections_and_failures(world: World) -> None:
     text = format_record(ConnectionRecord(("::1", 1), p.server.info))
     assert "resumed=ticket" in text and "ticket_key=" in text and "handshake=" in text
     failed = format_record(ConnectionRecord(("10.0.0.1", 2), None, error="handshake_failure (40)"))
-    assert failed.split()[1:] == [
-        "10.0.0.1:2",
-        "in=0",
-        "out=0",
-        "duration=0.0s",
-        'error="handshake_failure (40)"',
-    ]
+    assert failed.endswith(' 10.0.0.1:2 in=0 out=0 duration=0.0s error="handshake_failure (40)"')
