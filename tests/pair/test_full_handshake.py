@@ -17,7 +17,12 @@ from tessera import (
 from tessera.crypto.suites import Auth, KeyExchange
 from tessera.enums import AlertDescription, ContentType, HandshakeType, NamedGroup, SignatureScheme
 from tessera.errors import BadCertificate, HandshakeFailure
-from tessera.events import ApplicationData, HandshakeCompleted, SessionTicketReceived
+from tessera.events import (
+    ApplicationData,
+    HandshakeCompleted,
+    ServerHelloReceived,
+    SessionTicketReceived,
+)
 
 from .helpers import (
     ALL_GROUPS,
@@ -415,7 +420,11 @@ def test_events_and_info(world: World) -> None:
     assert c.alpn_protocol == s.alpn_protocol == "h2"
     assert c.server_name == s.server_name == "localhost"
     assert s.peer_certificates == ()
-    assert [type(e) for e in pair.client_events] == [HandshakeCompleted, SessionTicketReceived]
+    assert [type(e) for e in pair.client_events] == [
+        ServerHelloReceived,
+        HandshakeCompleted,
+        SessionTicketReceived,
+    ]
     assert [type(e) for e in pair.server_events] == [HandshakeCompleted]
 
 
