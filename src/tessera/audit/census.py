@@ -34,7 +34,8 @@ class Sample:
 
     @property
     def prefix(self) -> bytes | None:
-        return self.tickets[0].prefix if self.tickets else None
+        """The newest key this sample showed (its last ticket's prefix)."""
+        return self.tickets[-1].prefix if self.tickets else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +147,16 @@ def _address(address: str, samples: Sequence[Sample]) -> AddressCensus:
     alternating = False
     previous: bytes | None = None
     for s in samples:
-        p = s.prefix
-        if p is None:
-            continue
-        if p not in first:
-            if first:
-                rotations.append(s.at)
-            first[p] = s.at
-        elif p != previous:
-            alternating = True
-        last[p] = s.at
-        count[p] = count.get(p, 0) + 1
-        previous = p
+        for p in dict.fromkeys(t.prefix for t in s.tickets):  # a rotation may split a sample
+            if p not in first:
+                if first:
+                    rotations.append(s.at)
+                first[p] = s.at
+            elif p != previous:
+                alternating = True
+            last[p] = s.at
+            count[p] = count.get(p, 0) + 1
+            previous = p
     keys = tuple(KeySighting(p, first[p], last[p], count[p]) for p in first)
     period = None
     if len(rotations) >= 2 and not alternating:
