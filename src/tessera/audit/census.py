@@ -94,18 +94,15 @@ def watch(
     (labels) are the addresses expected to share keys."""
     start = time.monotonic()
     samples: list[Sample] = []
-    rounds = 0
-    while True:
-        at = time.monotonic() - start
-        if at > duration + 1e-6:
-            break
-        for endpoint in endpoints:
-            samples.append(sample(endpoint, round(at, 3), timeout))
-        rounds += 1
-        step(f"census round {rounds}: {len(samples)} samples")
-        wait = start + rounds * interval - time.monotonic()
+    rounds = int(duration // interval + 1e-9) + 1  # at 0, interval, ... up to duration
+    for k in range(rounds):
+        wait = start + k * interval - time.monotonic()
         if wait > 0:
             sleep(wait)
+        at = round(time.monotonic() - start, 3)
+        for endpoint in endpoints:
+            samples.append(sample(endpoint, at, timeout))
+        step(f"census round {k + 1} of {rounds}")
     return summarise(samples, duration, interval, rounds, [e.label for e in endpoints], backends)
 
 

@@ -118,6 +118,8 @@ def classify(mechanism: Mechanism, offered: ClientSession, hs: Handshake) -> Out
     new_tickets = len(hs.tickets)
     if mechanism.tls13:
         said = "the ServerHello has no pre_shared_key"
+        if hs.hello_retry:
+            said += " (after a HelloRetryRequest)"
         if new_tickets:
             return Outcome(
                 False, Reason.TICKET_REISSUED, f"{said}; {new_tickets} new ticket(s) issued"

@@ -235,7 +235,11 @@ _VERDICT_STYLE = {
 def render(report: Report, console: Console) -> None:
     for a in report.addresses:
         console.print(_address_table(a))
+        for line in _why_not(a):
+            console.print(line)
         console.print(_timing_table(a))
+        if any(_note(m) for m in a.mechanisms if m.resumed):
+            console.print(Text(f"note: {NO_RTT_SAVED}.", style="italic"))
         console.print(_key_line(a))
         console.print()
     if report.matrix:
@@ -255,6 +259,24 @@ def render(report: Report, console: Console) -> None:
         console.print(Text(f"all {len(report.checks)} check(s) passed", style="bold green"))
 
 
+def _why_not(a: AddressReport) -> list[Text]:
+    """One line per mechanism that did not resume every time: the reason and its evidence."""
+    lines = []
+    for m in a.mechanisms:
+        if m.reason is not None:
+            lines.append(
+                Text(f"  {m.mechanism.title}: ", style="bold")
+                + Text(m.reason.text, style="red" if m.supported else "")
+                + Text(f" — {m.evidence}")
+            )
+        if m.replay is not None:
+            style = "bold red" if m.replay.replay_accepted else ""
+            lines.append(
+                Text("  0-RTT replay probe: ", style="bold") + Text(m.replay.evidence, style=style)
+            )
+    return lines
+
+
 def _lifetime(m: MechanismResult) -> str:
     hint = m.issued.lifetime_hint
     if hint is None:
@@ -265,32 +287,18 @@ def _lifetime(m: MechanismResult) -> str:
 def _address_table(a: AddressReport) -> Table:
     sni = f", SNI {a.endpoint.sni}" if a.endpoint.sni else ", no SNI"
     t = Table(title=f"{a.endpoint.label} ({a.role}{sni})", title_justify="left")
-    for col in (
-        "mechanism",
-        "verdict",
-        "resumed",
-        "lifetime",
-        "ticket",
-        "per conn.",
-        "renews",
-        "EMS",
-        "why not / evidence",
-    ):
-        t.add_column(col, overflow="fold")
+    for col in ("mechanism", "resumed", "lifetime", "ticket", "per conn.", "renews", "EMS"):
+        t.add_column(col, no_wrap=True)
     for m in a.mechanisms:
-        why = f"{m.reason.text}: {m.evidence}" if m.reason else m.evidence
-        if m.replay is not None:
-            why += f"; replay: {m.replay.evidence}"
+        shown = f"{m.resumed}/{m.attempts}" if m.supported else m.verdict
         t.add_row(
             m.mechanism.title,
-            Text(m.verdict, style=_VERDICT_STYLE.get(m.verdict, "")),
-            f"{m.resumed}/{m.attempts}" if m.supported else "—",
+            Text(shown, style=_VERDICT_STYLE.get(m.verdict, "")),
             _lifetime(m),
             f"{m.issued.ticket_size} B" if m.issued.ticket_size else "—",
             _per_connection(m),
-            _yes_no(m.renews),
+            _renews(m),
             _yes_no(m.extended_master_secret),
-            why,
         )
     return t
 
@@ -299,11 +307,14 @@ def _per_connection(m: MechanismResult) -> str:
     if m.mechanism is Mechanism.SESSION_ID:
         return "id" if m.issued.session_id else "—"
     n = m.issued.tickets_per_connection
-    if n is None:
-        return "—"
-    if m.renewed_tickets is not None:
-        return f"{n} (+{m.renewed_tickets} resumed)"
-    return str(n)
+    return "—" if n is None else str(n)
+
+
+def _renews(m: MechanismResult) -> str:
+    """Whether a resumed connection brought a new ticket (TLS 1.3: how many)."""
+    if m.renews and m.renewed_tickets:
+        return f"yes, {m.renewed_tickets}"
+    return _yes_no(m.renews)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -314,14 +325,10 @@ def _timing_table(a: AddressReport) -> Table:
     t = Table(title="round trips and time: full vs resumed handshakes", title_justify="left")
     for col in ("mechanism", "full RTT", "full ms", "resumed RTT", "resumed ms", "saved"):
         t.add_column(col)
-    notes = set()
     for m in a.mechanisms:
         if not m.resumed:
             continue
         rtt, ms = saved(m)
-        note = _note(m)
-        if note:
-            notes.add(note)
         t.add_row(
             m.mechanism.title,
             str(m.full.data_round_trips),
@@ -330,7 +337,6 @@ def _timing_table(a: AddressReport) -> Table:
             f"{m.resumed_timing.median_ms:.2f}",
             f"{rtt} RTT, {ms:.2f} ms" if rtt is not None and ms is not None else "—",
         )
-    t.caption = " ".join(sorted(notes)) or None
     return t
 
 

@@ -10,19 +10,21 @@ import pytest
 
 from tessera.audit.census import Sample, summarise
 from tessera.audit.checks import evaluate, parse_expect
-from tessera.audit.classify import Mechanism, Outcome, Reason
+from tessera.audit.classify import Mechanism, Outcome, Reason, classify
 from tessera.audit.keynames import KeyNameStatus, analyse
 from tessera.audit.matrix import Cell
-from tessera.audit.probe import TicketSeen
+from tessera.audit.probe import Endpoint, Handshake, TicketSeen
 from tessera.cli.check import parse_duration
-from tessera.enums import ProtocolVersion
+from tessera.enums import ExtensionType, ProtocolVersion
+from tessera.events import ServerHelloReceived
 from tessera.session.model import ClientSession, ServerSession
 
 KEY_A, KEY_B, KEY_C = b"A" * 16, b"B" * 16, b"C" * 16
 
 
-def ticket(prefix: bytes | None, connection: int, size: int = 144,
-           version: int = ProtocolVersion.TLS1_3) -> TicketSeen:  # fmt: skip
+def ticket(
+    prefix: bytes | None, connection: int, size: int = 144, version: int = ProtocolVersion.TLS1_3
+) -> TicketSeen:
     body = (prefix if prefix is not None else os.urandom(16)) + os.urandom(size - 16)
     suite = 0x1301 if version == ProtocolVersion.TLS1_3 else 0xC02B
     state = ServerSession(version, suite, bytes(48 if suite == 0xC02B else 32), False, 0.0, 7200)
@@ -68,8 +70,10 @@ def test_versions_are_judged_apart() -> None:
 
 
 def samples(plan: list[tuple[float, bytes]], address: str = "a:1") -> list[Sample]:
-    return [Sample(at, address, "TLSv1.3", (ticket(p, i), ticket(p, i)), None)
-            for i, (at, p) in enumerate(plan)]  # fmt: skip
+    return [
+        Sample(at, address, "TLSv1.3", (ticket(p, i), ticket(p, i)), None)
+        for i, (at, p) in enumerate(plan)
+    ]
 
 
 def test_rotation_period_from_first_sightings() -> None:
@@ -112,10 +116,16 @@ def test_expect_words() -> None:
 def test_matrix_checks_under_any() -> None:
     """With the default expectation, a mechanism that works on both backends must work across
     them; one that works on neither is not required across them."""
-    cell = Cell(Mechanism.TICKET, "a:1", "b:1", True,
-                Outcome(False, Reason.TICKET_REISSUED, "new ticket"))  # fmt: skip
-    no_id = Cell(Mechanism.SESSION_ID, "a:1", "b:1", False,
-                 Outcome(False, Reason.NO_SESSION_ID_ISSUED, "empty id"))  # fmt: skip
+    cell = Cell(
+        Mechanism.TICKET, "a:1", "b:1", True, Outcome(False, Reason.TICKET_REISSUED, "new ticket")
+    )
+    no_id = Cell(
+        Mechanism.SESSION_ID,
+        "a:1",
+        "b:1",
+        False,
+        Outcome(False, Reason.NO_SESSION_ID_ISSUED, "empty id"),
+    )
     checks = evaluate(("any",), [], [cell, no_id])
     assert checks == []  # no per-address results passed: nothing required across
     assert [c.name for c in evaluate(("ticket",), [], [cell, no_id])] == ["ticket a:1 → b:1"]
@@ -129,3 +139,43 @@ def test_durations() -> None:
     for bad in ("soon", "0s", "-1m", "10 minutes"):
         with pytest.raises(click.BadParameter):
             parse_duration(bad, "--watch")
+
+
+# -- classification from what the client saw -------------------------------------------------
+def tls12_session(ems: bool = True, sni: str | None = "localhost") -> ClientSession:
+    state = ServerSession(ProtocolVersion.TLS1_2, 0xC02B, bytes(48), ems, 0.0, 300, sni)
+    return ClientSession(state, b"\x01" * 32, b"")
+
+
+def hello(offered: bytes, answered: bytes, *extensions: int) -> ServerHelloReceived:
+    return ServerHelloReceived(ProtocolVersion.TLS1_2, 0xC02B, offered, answered, extensions)
+
+
+def test_classify_from_evidence() -> None:
+    ep = Endpoint("127.0.0.1", 1, "localhost")
+    ems = ExtensionType.extended_master_secret
+    session = tls12_session()
+    unknown = Handshake(
+        ep, version="TLSv1.2", cipher_suite=0xC02B, hello=hello(b"\x01" * 32, b"\x02" * 32, ems)
+    )
+    out = classify(Mechanism.SESSION_ID, session, unknown)
+    assert out.reason is Reason.SESSION_ID_UNKNOWN and "0101010101010101…" in out.evidence
+    no_ems = Handshake(
+        ep, version="TLSv1.2", cipher_suite=0xC02B, hello=hello(b"\x01" * 32, b"\x02" * 32)
+    )
+    assert classify(Mechanism.SESSION_ID, session, no_ems).reason is Reason.EMS_MISMATCH
+    other_suite = Handshake(
+        ep, version="TLSv1.2", cipher_suite=0xC02F, hello=hello(b"\x01" * 32, b"\x02" * 32, ems)
+    )
+    out = classify(Mechanism.SESSION_ID, session, other_suite)
+    assert out.reason is Reason.VERSION_OR_SUITE_CHANGED and "ECDHE-RSA" in out.evidence
+    other_name = Handshake(
+        Endpoint("127.0.0.1", 1, "other.test"),
+        version="TLSv1.2",
+        cipher_suite=0xC02B,
+        hello=hello(b"\x01" * 32, b"\x02" * 32, ems),
+    )
+    assert classify(Mechanism.SESSION_ID, session, other_name).reason is Reason.SNI_MISMATCH
+    failed = Handshake(ep, error="TCP connect failed: refused")
+    out = classify(Mechanism.TICKET, session, failed)
+    assert out.reason is Reason.CONNECTION_FAILED and "refused" in out.evidence
