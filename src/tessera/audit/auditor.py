@@ -39,12 +39,12 @@ class AuditOptions:
         """How many progress steps the audit takes (for the progress bar)."""
         n = len(self.endpoints) * len(self.mechanisms)
         if len(self.backends) > 1:
-            n += len(self.backends) ** 2 * len(self._matrix_mechanisms())
+            n += len(self.backends) ** 2 * len(self.matrix_mechanisms())
         if self.watch_s is not None:
             n += int(self.watch_s // self.interval_s) + 1
         return n
 
-    def _matrix_mechanisms(self) -> tuple[Mechanism, ...]:
+    def matrix_mechanisms(self) -> tuple[Mechanism, ...]:
         return tuple(m for m in MATRIX_MECHANISMS if m in self.mechanisms)
 
 
@@ -99,7 +99,7 @@ def audit(options: AuditOptions, step: Step = lambda _: None) -> Report:
     addresses = [probe_address(e, role, options, step) for e, role in options.endpoints]
     matrix: list[Cell] = []
     if len(options.backends) > 1:
-        matrix = cross(options.backends, options.timeout, step, options._matrix_mechanisms())
+        matrix = cross(options.backends, options.timeout, step, options.matrix_mechanisms())
     addresses = _attribute(addresses)
     census = None
     if options.watch_s is not None:
