@@ -62,6 +62,23 @@ class SessionTicketReceived:
     """A client learned a session it can resume later (also stored in its session cache)."""
 
     session: ClientSession = field(repr=False)
+    # The lifetime the NewSessionTicket announced, as sent (TLS 1.2: 0 means "unspecified");
+    # None for a TLS 1.2 session the server gave by session id only.
+    lifetime_hint: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHelloReceived:
+    """Client side: the server's answer to our ClientHello, kept as evidence of what it did
+    with an offered session (a TLS 1.2 server resumes by echoing our session id; a TLS 1.3 one
+    selects our PSK). A HelloRetryRequest is reported too, with ``hello_retry`` set."""
+
+    version: ProtocolVersion
+    cipher_suite: int
+    offered_session_id: bytes  # the legacy_session_id we sent
+    session_id: bytes  # the one the server answered with
+    extensions: tuple[int, ...]  # the ServerHello's extension types, in order
+    hello_retry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +134,5 @@ Event = (
     | ResumptionDecided
     | SessionLookupRequired
     | SessionStoreUpdate
+    | ServerHelloReceived
 )

@@ -21,6 +21,7 @@ from tessera.events import (
     ApplicationData,
     HandshakeCompleted,
     ResumptionDecided,
+    ServerHelloReceived,
     SessionTicketReceived,
 )
 
@@ -420,7 +421,11 @@ def test_events_and_info(world: World) -> None:
     assert c.alpn_protocol == s.alpn_protocol == "h2"
     assert c.server_name == s.server_name == "localhost"
     assert s.peer_certificates == ()
-    assert [type(e) for e in pair.client_events] == [HandshakeCompleted, SessionTicketReceived]
+    assert [type(e) for e in pair.client_events] == [
+        ServerHelloReceived,
+        HandshakeCompleted,
+        SessionTicketReceived,
+    ]
     assert [type(e) for e in pair.server_events] == [ResumptionDecided, HandshakeCompleted]
     decided = pair.server_events[0]
     assert isinstance(decided, ResumptionDecided)

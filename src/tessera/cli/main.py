@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import ConfigError, TLSError
+from .check import check
 from .connect import connect
 from .keys import keys
 from .serve import serve
@@ -21,6 +22,7 @@ def cli() -> None:
 cli.add_command(serve)
 cli.add_command(connect)
 cli.add_command(keys)
+cli.add_command(check)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -37,18 +39,31 @@ DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
 
 
 class KeyShare:
-    """One ephemeral private key and its encoded public value."""
+    """One ephemeral private key and its encoded public value.
+
+    With ``rng`` (the client passes its config's), X25519 and X448 private keys are drawn from
+    it, so a fixed rng reproduces a ClientHello byte for byte (the auditor's 0-RTT replay
+    probe); EC keys always come from OpenSSL's generator.
+    """
 
     __slots__ = ("_private", "group", "public")
 
-    def __init__(self, group: int) -> None:
+    def __init__(self, group: int, rng: Callable[[int], bytes] | None = None) -> None:
         self.group = group
         if group == NamedGroup.x25519:
-            xk = x25519.X25519PrivateKey.generate()
+            xk = (
+                x25519.X25519PrivateKey.from_private_bytes(rng(32))
+                if rng is not None
+                else x25519.X25519PrivateKey.generate()
+            )
             self._private: object = xk
             self.public = xk.public_key().public_bytes_raw()
         elif group == NamedGroup.x448:
-            k448 = x448.X448PrivateKey.generate()
+            k448 = (
+                x448.X448PrivateKey.from_private_bytes(rng(56))
+                if rng is not None
+                else x448.X448PrivateKey.generate()
+            )
             self._private = k448
             self.public = k448.public_key().public_bytes_raw()
         elif group in _CURVES:

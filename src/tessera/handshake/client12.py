@@ -34,7 +34,7 @@ from ..errors import (
     UnexpectedMessage,
     UnsupportedExtension,
 )
-from ..events import SessionTicketReceived
+from ..events import ServerHelloReceived, SessionTicketReceived
 from ..messages import (
     Certificate12,
     CertificateRequest12,
@@ -73,6 +73,10 @@ def handle_server_hello(
         raise IllegalParameter("the server chose a compression method other than null")
     _check_server_extensions(ctx, ch, sh, suite)
     ticket_expected = sh.find(X.SessionTicketExt) is not None
+    ctx.events.append(
+        ServerHelloReceived(ProtocolVersion.TLS1_2, suite.code, ch.session_id, sh.session_id,
+                            tuple(X.ext_code(e) for e in sh.extensions))
+    )  # fmt: skip
     ctx.version = ProtocolVersion.TLS1_2
     ctx.records.check_version = ProtocolVersion.TLS1_2
     ctx.records.write = NullProtection(b"\x03\x03")
@@ -367,7 +371,8 @@ def _remember_session(
         )
         session = ClientSession(state, ctx.session_id, ticket)
     ctx.new_session(session)
-    ctx.events.append(SessionTicketReceived(session))
+    hint = nst.lifetime_hint if nst is not None and nst.ticket else None
+    ctx.events.append(SessionTicketReceived(session, hint))
 
 
 def _lifetime(nst: NewSessionTicket12 | None) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ..config import ClientConfig
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.key_schedule import KeySchedule, psk_binder
@@ -36,7 +37,7 @@ from ..errors import (
     UnexpectedMessage,
     UnsupportedExtension,
 )
-from ..events import EarlyDataRejected, SessionTicketReceived
+from ..events import EarlyDataRejected, ServerHelloReceived, SessionTicketReceived
 from ..messages import (
     Certificate13,
     CertificateEntry,
@@ -85,6 +86,18 @@ class _Offer:
     retry_suite: CipherSuite | None = None
 
 
+def offered_psk_modes(config: ClientConfig) -> tuple[PskKeyExchangeMode, ...]:
+    """psk_dhe_ke, and psk_ke too with ``config.psk_ke``. A config that names its own
+    ``psk_modes`` (the resumption auditor's, which offers psk_ke alone to see whether a server
+    accepts it) offers exactly those."""
+    named: tuple[PskKeyExchangeMode, ...] | None = getattr(config, "psk_modes", None)
+    if named:
+        return named
+    if config.psk_ke:
+        return (PskKeyExchangeMode.psk_dhe_ke, PskKeyExchangeMode.psk_ke)
+    return (PskKeyExchangeMode.psk_dhe_ke,)
+
+
 def _age_ms(session: ClientSession, now: float) -> int:
     return max(0, int((now - session.state.created) * 1000))
 
@@ -128,7 +141,7 @@ def start(ctx: ClientContext, session: ClientSession | None, suites: list[int],
     else:
         session_id = ctx.rng(32)  # middlebox compatibility mode (RFC 8446 §D.4)
     share_groups = config.key_share_groups or config.groups[:1]
-    shares = {g: KeyShare(g) for g in share_groups}
+    shares = {g: KeyShare(g, ctx.rng) for g in share_groups}
     offer = _Offer(None, shares, session, psk_suite, early_data)
     ch_raw = _send_hello(ctx, offer, _build_hello(ctx, offer, session_id, tuple(suites)), b"")
     ctx.transcript.add(ch_raw)
@@ -159,10 +172,7 @@ def _build_hello(ctx: ClientContext, offer: _Offer, session_id: bytes, suites: t
     )
     if cookie is not None:
         exts.append(X.Cookie(cookie))
-    modes = [PskKeyExchangeMode.psk_dhe_ke]
-    if config.psk_ke:
-        modes.append(PskKeyExchangeMode.psk_ke)
-    exts.append(X.PskKeyExchangeModes(tuple(modes)))
+    exts.append(X.PskKeyExchangeModes(offered_psk_modes(config)))
     if offer.early_data is not None and not offer.retried:
         exts.append(X.EarlyDataIndication())
     if offer.psk_suite is not None and offer.session is not None:
@@ -210,6 +220,11 @@ def handle_server_hello(ctx: ClientContext, waiting: State, sh: ServerHello, raw
         )
     if offer.retry_suite is not None and suite is not offer.retry_suite:
         raise IllegalParameter("the ServerHello suite differs from the HelloRetryRequest's")
+    ctx.events.append(
+        ServerHelloReceived(ProtocolVersion.TLS1_3, suite.code, ch.session_id, sh.session_id,
+                            tuple(X.ext_code(e) for e in sh.extensions),
+                            sh.is_hello_retry_request)
+    )  # fmt: skip
     ctx.version = ProtocolVersion.TLS1_3
     ctx.suite = suite
     if not ctx.transcript.hash_ready:
@@ -256,8 +271,11 @@ def _server_psk_and_share(
         ctx.group = share.entry.group
     elif psk is None:
         raise MissingExtension("the server sent neither a key share nor a PSK")
-    elif not ctx.config.psk_ke:
+    modes = offered_psk_modes(ctx.config)
+    if psk is not None and share is None and PskKeyExchangeMode.psk_ke not in modes:
         raise HandshakeFailure("the server chose psk_ke, which we did not offer")
+    if psk is not None and share is not None and PskKeyExchangeMode.psk_dhe_ke not in modes:
+        raise IllegalParameter("the server chose psk_dhe_ke, but we offered psk_ke only")
     return psk, shared
 
 
@@ -286,7 +304,7 @@ def _handle_retry(ctx: ClientContext, offer: _Offer, hrr: ServerHello, raw: byte
     offer.retried = True
     offer.retry_suite = suite
     if retry is not None:
-        offer.shares = {retry.group: KeyShare(retry.group)}
+        offer.shares = {retry.group: KeyShare(retry.group, ctx.rng)}
     if offer.psk_suite is not None and offer.psk_suite.prf_hash != suite.prf_hash:
         offer.psk_suite = None  # the PSK cannot be used with this hash
     # The prefix for the binder: message_hash(ClientHello1) | HelloRetryRequest.
@@ -444,4 +462,4 @@ def receive_ticket(ctx: ClientContext, traffic: Traffic13, nst: NewSessionTicket
     )
     session = ClientSession(state, b"", nst.ticket)
     ctx.new_session(session)
-    ctx.events.append(SessionTicketReceived(session))
+    ctx.events.append(SessionTicketReceived(session, nst.lifetime))

@@ -1,0 +1,188 @@
+"""Why a resumption attempt did not resume, from what the client saw (never guessed).
+
+A TLS 1.2 server resumes by echoing the session id the client sent (RFC 5246 §7.4.1.3; with a
+ticket, the random id the client sent along, RFC 5077 §3.4); a TLS 1.3 server by selecting the
+offered PSK in its ServerHello (RFC 8446 §4.2.11). When it does not, what else it did tells
+why: a new ticket means it could not use ours (unknown key, expired, or already used); another
+cipher suite or version means the session could not fit; a different extended master secret
+state means RFC 7627 forbade it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from ..crypto.suites import BY_CODE
+from ..enums import ExtensionType, ProtocolVersion
+from ..session.model import ClientSession
+from .probe import Handshake
+
+
+class Mechanism(Enum):
+    """What is being resumed, named as in ``--expect``."""
+
+    SESSION_ID = "id"  # TLS 1.2 session id (server cache)
+    TICKET = "ticket"  # TLS 1.2 RFC 5077 ticket
+    PSK = "psk"  # TLS 1.3 PSK, psk_dhe_ke
+    PSK_KE = "psk_ke"  # TLS 1.3 PSK, psk_ke (no fresh (EC)DHE)
+    EARLY_DATA = "0rtt"  # TLS 1.3 0-RTT data on a PSK
+
+    @property
+    def title(self) -> str:
+        return _TITLES[self]
+
+    @property
+    def tls13(self) -> bool:
+        return self in (Mechanism.PSK, Mechanism.PSK_KE, Mechanism.EARLY_DATA)
+
+
+_TITLES = {
+    Mechanism.SESSION_ID: "TLS 1.2 session id",
+    Mechanism.TICKET: "TLS 1.2 ticket",
+    Mechanism.PSK: "TLS 1.3 PSK (psk_dhe_ke)",
+    Mechanism.PSK_KE: "TLS 1.3 PSK (psk_ke)",
+    Mechanism.EARLY_DATA: "TLS 1.3 0-RTT",
+}
+
+
+class Reason(Enum):
+    """Why there was no resumption; the value is the JSON code."""
+
+    NO_SESSION_ID_ISSUED = "no_session_id_issued"
+    NO_TICKET_ISSUED = "no_ticket_issued"
+    TICKET_REISSUED = "ticket_ignored_new_issued"
+    TICKET_IGNORED = "ticket_ignored"
+    SESSION_ID_UNKNOWN = "session_id_unknown"
+    VERSION_OR_SUITE_CHANGED = "version_or_suite_changed"
+    EMS_MISMATCH = "ems_mismatch"
+    SNI_MISMATCH = "sni_mismatch"
+    PSK_MODE_REFUSED = "psk_mode_refused"
+    EARLY_DATA_REFUSED = "early_data_refused"
+    CONNECTION_FAILED = "connection_failed"
+
+    @property
+    def text(self) -> str:
+        return _TEXTS[self]
+
+
+_TEXTS = {
+    Reason.NO_SESSION_ID_ISSUED: "no session id issued",
+    Reason.NO_TICKET_ISSUED: "no ticket issued",
+    Reason.TICKET_REISSUED: "ticket ignored and a new one issued (unknown key, expired or used)",
+    Reason.TICKET_IGNORED: "ticket ignored, no new ticket",
+    Reason.SESSION_ID_UNKNOWN: "session id unknown",
+    Reason.VERSION_OR_SUITE_CHANGED: "version or suite changed",
+    Reason.EMS_MISMATCH: "extended master secret mismatch",
+    Reason.SNI_MISMATCH: "SNI mismatch",
+    Reason.PSK_MODE_REFUSED: "PSK mode not accepted",
+    Reason.EARLY_DATA_REFUSED: "0-RTT refused",
+    Reason.CONNECTION_FAILED: "connection failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One resumption attempt: resumed, or the reason it did not, with the evidence."""
+
+    resumed: bool
+    reason: Reason | None
+    evidence: str
+
+
+def short(data: bytes, n: int = 8) -> str:
+    """The first ``n`` bytes in hex, with an ellipsis when there is more."""
+    return data[:n].hex() + ("…" if len(data) > n else "")
+
+
+def _suite(code: int) -> str:
+    suite = BY_CODE.get(code)
+    return suite.openssl_name if suite else f"0x{code:04x}"
+
+
+def classify(mechanism: Mechanism, offered: ClientSession, hs: Handshake) -> Outcome:
+    """The outcome of offering ``offered`` in the connection ``hs``."""
+    if not hs.ok:
+        mismatch = _mismatch(offered, hs) if hs.hello is not None else None
+        if mismatch is not None:  # e.g. a resumption with another EMS state, refused
+            return Outcome(False, mismatch.reason, f"{mismatch.evidence}; then: {hs.error}")
+        return Outcome(False, Reason.CONNECTION_FAILED, hs.error or "")
+    if hs.resumed:
+        how = f"resumed by {hs.resumed_by}"
+        if hs.tickets:
+            how += f"; {len(hs.tickets)} new ticket(s)"
+        return Outcome(True, None, how)
+    mismatch = _mismatch(offered, hs)
+    if mismatch is not None:
+        return mismatch
+    new_tickets = len(hs.tickets)
+    if mechanism.tls13:
+        said = "the ServerHello has no pre_shared_key"
+        if hs.hello_retry:
+            said += " (after a HelloRetryRequest)"
+        if new_tickets:
+            return Outcome(
+                False, Reason.TICKET_REISSUED, f"{said}; {new_tickets} new ticket(s) issued"
+            )
+        return Outcome(False, Reason.TICKET_IGNORED, f"{said}; no new ticket")
+    hello = hs.hello
+    assert hello is not None
+    echo = f"we sent session id {short(hello.offered_session_id)}, the server answered " + (
+        f"with {short(hello.session_id)}" if hello.session_id else "with an empty one"
+    )
+    if mechanism is Mechanism.TICKET:
+        if new_tickets:
+            return Outcome(
+                False,
+                Reason.TICKET_REISSUED,
+                f"{echo} and sent a new ticket ({len(hs.tickets[-1].ticket)} bytes)",
+            )
+        return Outcome(False, Reason.TICKET_IGNORED, f"{echo}; no new ticket")
+    return Outcome(False, Reason.SESSION_ID_UNKNOWN, echo)
+
+
+def _mismatch(offered: ClientSession, hs: Handshake) -> Outcome | None:
+    """A session that could not be resumed here whatever the server keeps."""
+    state = offered.state
+    version = ProtocolVersion(state.version).label
+    if hs.version != version:
+        return Outcome(
+            False,
+            Reason.VERSION_OR_SUITE_CHANGED,
+            f"the session is {version}, the server chose {hs.version}",
+        )
+    assert hs.cipher_suite is not None
+    if state.version == ProtocolVersion.TLS1_2 and hs.cipher_suite != state.cipher_suite:
+        return Outcome(
+            False,
+            Reason.VERSION_OR_SUITE_CHANGED,
+            f"the session's suite is {_suite(state.cipher_suite)}, the server "
+            f"chose {_suite(hs.cipher_suite)}",
+        )
+    if state.version == ProtocolVersion.TLS1_3:
+        mine, theirs = BY_CODE.get(state.cipher_suite), BY_CODE.get(hs.cipher_suite)
+        if mine is None or theirs is None or mine.prf_hash != theirs.prf_hash:
+            return Outcome(
+                False,
+                Reason.VERSION_OR_SUITE_CHANGED,
+                f"the ticket's suite is {_suite(state.cipher_suite)}, the server "
+                f"chose {_suite(hs.cipher_suite)} (another hash)",
+            )
+    if state.server_name != hs.endpoint.sni:
+        return Outcome(
+            False,
+            Reason.SNI_MISMATCH,
+            f"the session is for SNI {state.server_name!r}, this connection sent "
+            f"{hs.endpoint.sni!r}",
+        )
+    if state.version == ProtocolVersion.TLS1_2 and hs.hello is not None:
+        ems_now = ExtensionType.extended_master_secret in hs.hello.extensions
+        if ems_now != state.extended_master_secret:
+            return Outcome(
+                False,
+                Reason.EMS_MISMATCH,
+                f"the session {'has' if state.extended_master_secret else 'lacks'} "
+                f"the extended master secret, this ServerHello "
+                f"{'has' if ems_now else 'lacks'} it (RFC 7627 §5.3)",
+            )
+    return None

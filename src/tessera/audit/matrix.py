@@ -1,0 +1,70 @@
+"""The cross-backend matrix: a session or ticket from backend X offered to every backend Y.
+
+Behind a load balancer, a client's next connection may land anywhere; it resumes only if that
+backend can open what another one issued (a shared session cache, shared ticket keys). Each
+cell is one fresh full handshake at X and one resumption attempt at Y.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .classify import Mechanism, Outcome, Reason, classify
+from .mechanisms import Step, config_for, nothing_issued, resumable
+from .probe import Endpoint, handshake
+
+MATRIX_MECHANISMS = (Mechanism.SESSION_ID, Mechanism.TICKET, Mechanism.PSK)
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    mechanism: Mechanism
+    source: str  # where the session was obtained
+    target: str  # where it was offered
+    issued: bool  # the source gave something to resume with
+    outcome: Outcome
+
+    @property
+    def resumed(self) -> bool:
+        return self.outcome.resumed
+
+
+def cell(mechanism: Mechanism, source: Endpoint, target: Endpoint, timeout: float) -> Cell:
+    config = config_for(mechanism)
+    full = handshake(source, config, timeout=timeout)
+    if not full.ok:
+        failed = Outcome(False, Reason.CONNECTION_FAILED, f"at {source.label}: {full.error}")
+        return Cell(mechanism, source.label, target.label, False, failed)
+    sessions = resumable(mechanism, full)
+    if not sessions:
+        reason, evidence = nothing_issued(mechanism, [full])
+        return Cell(
+            mechanism,
+            source.label,
+            target.label,
+            False,
+            Outcome(False, reason, f"at {source.label}: {evidence}"),
+        )
+    offered = sessions[-1]
+    attempt = handshake(target, config, offered, timeout=timeout)
+    return Cell(mechanism, source.label, target.label, True, classify(mechanism, offered, attempt))
+
+
+def cross(
+    backends: Sequence[Endpoint],
+    timeout: float,
+    step: Step,
+    mechanisms: Sequence[Mechanism] = MATRIX_MECHANISMS,
+) -> list[Cell]:
+    cells = []
+    for mechanism in mechanisms:
+        for source in backends:
+            for target in backends:
+                step(f"matrix {mechanism.value}: {source.label} → {target.label}")
+                cells.append(cell(mechanism, source, target, timeout))
+    return cells
+
+
+def cells_needed(backends: int, mechanisms: int = len(MATRIX_MECHANISMS)) -> int:
+    return backends * backends * mechanisms
