@@ -197,6 +197,12 @@ def read_request(tls: TLSSocket) -> bytes | None:
 )
 @click.option("--psk-ke", is_flag=True, help="TLS 1.3: accept resumption without (EC)DHE.")
 @click.option(
+    "--legacy-sha1",
+    is_flag=True,
+    help="TLS 1.2: sign with SHA-1 for clients that send no signature_algorithms "
+    "(refused by default, RFC 9155).",
+)
+@click.option(
     "--verify-client",
     type=click.Choice([a.value for a in ClientAuth]),
     default="none",
@@ -233,6 +239,7 @@ def serve(
     max_early_data: int,
     ticket_age_skew: float,
     psk_ke: bool,
+    legacy_sha1: bool,
     verify_client: str,
     client_ca: str | None,
     handshake_timeout: float,
@@ -272,6 +279,7 @@ def serve(
             max_early_data_size=max_early_data,
             max_ticket_age_skew=ticket_age_skew,
             psk_ke=psk_ke,
+            legacy_sha1_signatures=legacy_sha1,
             client_auth=ClientAuth(verify_client),
             client_cafile=client_ca,
             keylog=keylog_option(keylogfile),

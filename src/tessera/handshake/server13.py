@@ -73,7 +73,7 @@ from .common13 import (
     verify_cv,
 )
 from .context import ServerContext, State, require, verify_finished
-from .negotiation import ordered_suites, select_group
+from .negotiation import check_legacy_version13, ordered_suites, select_group
 
 # Records that fail to decrypt are skipped, up to this many bytes, when 0-RTT is refused.
 MIN_EARLY_SKIP = 1 << 16
@@ -396,6 +396,7 @@ class ExpectSecondClientHello(State):
         sv = ch.find(X.SupportedVersionsOffer)
         if sv is None or ProtocolVersion.TLS1_3 not in sv.versions:
             raise IllegalParameter("the second ClientHello no longer offers TLS 1.3")
+        check_legacy_version13(ch)
         if ch.random != first.random or ch.session_id != first.session_id:
             raise IllegalParameter("the second ClientHello changed its random or session id")
         ctx.transcript.add(raw)
