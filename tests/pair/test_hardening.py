@@ -10,30 +10,36 @@ from typing import Any
 
 import pytest
 
-from tessera import ServerConnection
+from tessera import AlertReceived, ServerConnection
 from tessera.enums import AlertDescription as AD
 from tessera.enums import ContentType, HandshakeType, NamedGroup, ProtocolVersion
 from tessera.errors import (
     HandshakeFailure,
     ProtocolVersionError,
+    RecordOverflow,
 )
 from tessera.messages import ClientHello, ServerKeyExchangeECDHE
 from tessera.messages import extensions as X
 from tessera.messages.base import encode_handshake
+from tessera.record.layer import MAX_HANDSHAKE_MESSAGE
 
 from .helpers import (
+    Direction,
     Message,
     World,
     expect_failure,
     frame,
     parse_records,
+    record,
     split_messages,
 )
 from .test_tls13_support import (
     client13,
     expect_alert13,
+    expect_conn_alert13,
     nth_client_hello,
     on_hello_messages,
+    protected_record,
     server13,
 )
 
@@ -142,3 +148,105 @@ def test_tls13_second_client_hello_with_old_legacy_version(world: World) -> None
     )
     pair.start()
     assert expect_alert13(pair, ProtocolVersionError, AD.protocol_version) == "server"
+
+
+# -- item 10: the TLS 1.3 length limit applies to the whole TLSInnerPlaintext ---------------------
+def tls13_pair(world: World) -> Any:
+    return world.connect(client13(world), server13(world))
+
+
+def test_tls13_inner_plaintext_over_limit_mostly_padding(world: World) -> None:
+    """RFC 8446 §5.4: TLSInnerPlaintext (content, type and zeros) is at most 2^14 + 1 bytes."""
+    pair = tls13_pair(world)
+    inner = b"x" + bytes((ContentType.APPLICATION_DATA,)) + bytes(1 << 14)  # 2^14 + 2 bytes
+    expect_conn_alert13(
+        pair.server, protected_record(pair.client, inner), RecordOverflow, AD.record_overflow
+    )
+
+
+def test_tls13_inner_plaintext_at_the_limit_is_accepted(world: World) -> None:
+    pair = tls13_pair(world)
+    full = b"y" * (1 << 14) + bytes((ContentType.APPLICATION_DATA,))  # 2^14 + 1 bytes
+    padded = b"z" + bytes((ContentType.APPLICATION_DATA,)) + bytes((1 << 14) - 1)
+    client = pair.client
+    pair.server.receive_data(protected_record(client, full) + protected_record(client, padded, 1))
+    data = b"".join(getattr(e, "data", b"") for e in pair.server.events())
+    assert data == b"y" * (1 << 14) + b"z"
+
+
+# -- item 12: the largest valid ClientHello fits --------------------------------------------------
+def largest_client_hello(world: World) -> bytes:
+    """A ClientHello with every variable field at its maximum (RFC 5246 §7.4.1.2): a 32-byte
+    session id, 2^15 - 1 cipher suites, 255 compression methods and 2^16 - 1 bytes of
+    extensions (the real ones of a client, then padding)."""
+    ch = first_client_hello(world)
+    real = list(ch.cipher_suites)
+    suites = real + [c for c in range(0x0100, 0x8100) if c not in real]
+    suites = suites[: (0xFFFE // 2)]
+    body = bytearray()
+    body += (0x0303).to_bytes(2, "big") + ch.random
+    body += bytes((32,)) + bytes(range(32))
+    body += (len(suites) * 2).to_bytes(2, "big") + b"".join(c.to_bytes(2, "big") for c in suites)
+    body += bytes((255,)) + bytes(range(255))  # null compression (0) among them
+    exts = bytearray()
+    from tessera.codec import Writer
+
+    w = Writer()
+    X.encode_extensions(w, ch.extensions)
+    exts += bytes(w.buf)[2:]
+    pad = 0xFFFF - len(exts) - 4
+    exts += (21).to_bytes(2, "big") + pad.to_bytes(2, "big") + bytes(pad)  # padding (RFC 7685)
+    assert len(exts) == 0xFFFF
+    body += len(exts).to_bytes(2, "big") + exts
+    assert len(body) == 131_396
+    return bytes((HandshakeType.CLIENT_HELLO,)) + len(body).to_bytes(3, "big") + bytes(body)
+
+
+def test_largest_valid_client_hello_is_answered(world: World) -> None:
+    msg = largest_client_hello(world)
+    assert len(msg) - 4 <= MAX_HANDSHAKE_MESSAGE
+    conn = ServerConnection(world.server_config())
+    conn.receive_data(hello_records(msg))
+    assert server_hello_sent(conn)
+
+
+def test_handshake_message_limit_is_the_largest_client_hello() -> None:
+    """Memory stays bounded: no message larger than the largest valid ClientHello is buffered."""
+    assert MAX_HANDSHAKE_MESSAGE == 131_396
+
+
+# -- item 16: a TLS 1.2 peer's alert in a 0x0301 record before the version is settled ------------
+def test_tls12_server_reports_the_alert_in_a_tls10_record(world: World) -> None:
+    """A TLS 1.2-only client answers the server's first flight with handshake_failure in a
+    record of version 0x0301 (as OpenSSL accepts): the alert it sent is what is reported."""
+    conn = ServerConnection(world.server_config())
+    conn.receive_data(hello_records(first_client_hello(world)))
+    assert server_hello_sent(conn)
+    with pytest.raises(AlertReceived) as info:
+        conn.receive_data(record(ContentType.ALERT, b"\x02\x28", 0x0301))
+    assert info.value.alert is AD.handshake_failure
+
+
+def test_tls12_client_reports_the_alert_in_a_tls10_record(world: World) -> None:
+    """The same on the client, after the server's first flight settled the version."""
+    pair = world.pair()
+    pair.start()
+    pair.deliver(Direction.C2S)
+    pair.deliver(Direction.S2C)
+    with pytest.raises(AlertReceived) as info:
+        pair.client.receive_data(record(ContentType.ALERT, b"\x02\x2f", 0x0301))
+    assert info.value.alert is AD.illegal_parameter
+
+
+def test_tls10_record_version_still_refused_for_handshake_records(world: World) -> None:
+    """Only alerts get this leniency: a handshake record must carry the negotiated version."""
+    pair = world.pair()
+    pair.start()
+    pair.deliver(Direction.C2S)
+    pair.deliver(Direction.S2C)
+    expect_failure(
+        pair.server,
+        record(HS, b"\x10\x00\x00\x01\x00", 0x0301),
+        ProtocolVersionError,
+        AD.protocol_version,
+    )
