@@ -42,8 +42,12 @@ from .messages import Alert
 from .record.layer import HandshakeReassembler, RecordLayer
 from .session.model import ClientSession
 
-# Consecutive empty records or warning alerts tolerated before we call it an attack.
+# Consecutive empty application data records tolerated before we call it an attack.
 MAX_EMPTY_RECORDS = 32
+# Consecutive warning alerts tolerated (OpenSSL: MAX_WARN_ALERT_COUNT, the fifth is fatal).
+MAX_WARNING_ALERTS = 4
+# TLS 1.3 compatibility ChangeCipherSpec records dropped per connection (RFC 8446 §D.4: one).
+MAX_TLS13_CCS = 1
 
 
 class _Connection:
@@ -58,6 +62,8 @@ class _Connection:
         self._peer_closed = False
         self._local_closed = False
         self._empty_budget = MAX_EMPTY_RECORDS
+        self._warning_budget = MAX_WARNING_ALERTS
+        self._ccs13_budget = MAX_TLS13_CCS
 
     # -- reading -------------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -100,7 +106,7 @@ class _Connection:
                     f"application data before the handshake finished ({state!r})"
                 )
             if payload:
-                self._empty_budget = MAX_EMPTY_RECORDS
+                self._renew_budgets()
                 early = state.early
                 if early:
                     state.count(len(payload))
@@ -110,7 +116,7 @@ class _Connection:
             return
         if ctype == ContentType.HANDSHAKE:
             self._reassembler.add(payload)
-            self._empty_budget = MAX_EMPTY_RECORDS
+            self._renew_budgets()
             while True:
                 msg = self._reassembler.next_message()
                 if msg is None:
@@ -133,7 +139,11 @@ class _Connection:
                 # TLS 1.3 middlebox compatibility: dropped during the handshake, else an error.
                 if not state.ignores_ccs:
                     raise UnexpectedMessage("ChangeCipherSpec outside the TLS 1.3 handshake")
-                self._spend_empty_budget()
+                self._ccs13_budget -= 1
+                if self._ccs13_budget < 0:
+                    raise UnexpectedMessage(
+                        "a second ChangeCipherSpec in a TLS 1.3 handshake (RFC 8446 §D.4: one)"
+                    )
                 return
             self._state = state.handle_ccs(ctx)
             ctx.flush()
@@ -141,6 +151,8 @@ class _Connection:
         # Alert
         if self._reassembler.pending:
             raise UnexpectedMessage("an alert inside a fragmented handshake message")
+        if not payload:
+            raise UnexpectedMessage("an empty alert record (RFC 8446 §5.4)")
         alert = Alert.decode(payload)
         desc = alert.description_enum
         if alert.description == AlertDescription.close_notify:
@@ -155,12 +167,19 @@ class _Connection:
                 desc if desc is not None else AlertDescription.internal_error,
                 f"the peer sent a fatal alert {alert.description}",
             )
-        self._spend_empty_budget()
+        self._warning_budget -= 1
+        if self._warning_budget < 0:
+            raise UnexpectedMessage(f"more than {MAX_WARNING_ALERTS} warning alerts in a row")
+
+    def _renew_budgets(self) -> None:
+        """Data or a handshake message arrived: the peer is not just stalling."""
+        self._empty_budget = MAX_EMPTY_RECORDS
+        self._warning_budget = MAX_WARNING_ALERTS
 
     def _spend_empty_budget(self) -> None:
         self._empty_budget -= 1
         if self._empty_budget < 0:
-            raise UnexpectedMessage("too many empty records or warning alerts in a row")
+            raise UnexpectedMessage("too many empty records in a row")
 
     def _fail(self, err: RemoteProtocolError) -> None:
         self._failed = err

@@ -17,6 +17,7 @@ from tessera.errors import (
     HandshakeFailure,
     ProtocolVersionError,
     RecordOverflow,
+    UnexpectedMessage,
 )
 from tessera.messages import ClientHello, ServerKeyExchangeECDHE
 from tessera.messages import extensions as X
@@ -26,6 +27,7 @@ from tessera.record.layer import MAX_HANDSHAKE_MESSAGE
 from .helpers import (
     Direction,
     Message,
+    Record,
     World,
     expect_failure,
     frame,
@@ -174,6 +176,29 @@ def test_tls13_inner_plaintext_at_the_limit_is_accepted(world: World) -> None:
     assert data == b"y" * (1 << 14) + b"z"
 
 
+# -- item 11: zero-length alert or handshake records are unexpected_message -------------------
+@pytest.mark.parametrize("ctype", [ContentType.ALERT, ContentType.HANDSHAKE])
+def test_tls13_zero_length_protected_record(world: World, ctype: int) -> None:
+    """RFC 8446 §5.4: zero-length fragments of Handshake or Alert are unexpected_message."""
+    pair = tls13_pair(world)
+    expect_conn_alert13(
+        pair.server,
+        protected_record(pair.client, bytes((ctype,))),
+        UnexpectedMessage,
+        AD.unexpected_message,
+    )
+
+
+@pytest.mark.parametrize("ctype", [ContentType.ALERT, ContentType.HANDSHAKE])
+def test_tls12_zero_length_protected_record(world: World, ctype: int) -> None:
+    """RFC 5246 §6.2.1 forbids them too; the same alert as TLS 1.3."""
+    pair = world.connect(world.client_config(), world.server_config())
+    pair.client._records.write_records(ctype, b"")
+    expect_failure(
+        pair.server, pair.client.data_to_send(), UnexpectedMessage, AD.unexpected_message
+    )
+
+
 # -- item 12: the largest valid ClientHello fits --------------------------------------------------
 def largest_client_hello(world: World) -> bytes:
     """A ClientHello with every variable field at its maximum (RFC 5246 §7.4.1.2): a 32-byte
@@ -213,6 +238,50 @@ def test_largest_valid_client_hello_is_answered(world: World) -> None:
 def test_handshake_message_limit_is_the_largest_client_hello() -> None:
     """Memory stays bounded: no message larger than the largest valid ClientHello is buffered."""
     assert MAX_HANDSHAKE_MESSAGE == 131_396
+
+
+# -- item 15: tight budgets for TLS 1.3 ChangeCipherSpec and warning alerts -----------------------
+def test_tls13_second_change_cipher_spec_is_unexpected(world: World) -> None:
+    """RFC 8446 §D.4: one compatibility ChangeCipherSpec per side. A second one (here, a copy of
+    the client's) is unexpected_message instead of being dropped without bound."""
+
+    def twice(d: Direction, records: list[Record]) -> list[Record]:
+        out = []
+        for r in records:
+            out.append(r)
+            if d is Direction.C2S and r.content_type == ContentType.CHANGE_CIPHER_SPEC:
+                out.append(r)
+        return out
+
+    pair = world.pair(client13(world), server13(world), tamper=twice)
+    pair.start()
+    assert expect_alert13(pair, UnexpectedMessage, AD.unexpected_message) == "server"
+
+
+WARNING = bytes((1, AD.no_renegotiation))
+
+
+def test_five_warning_alerts_in_a_row_are_unexpected(world: World) -> None:
+    """Like OpenSSL (MAX_WARN_ALERT_COUNT): four warning alerts in a row are tolerated."""
+    pair = world.connect(world.client_config(), world.server_config())
+    for _ in range(4):
+        pair.client._records.write_records(ContentType.ALERT, WARNING)
+    pair.server.receive_data(pair.client.data_to_send())
+    assert not pair.server.failed
+    pair.client._records.write_records(ContentType.ALERT, WARNING)
+    expect_failure(
+        pair.server, pair.client.data_to_send(), UnexpectedMessage, AD.unexpected_message
+    )
+
+
+def test_data_between_warning_alerts_renews_their_allowance(world: World) -> None:
+    pair = world.connect(world.client_config(), world.server_config())
+    for _ in range(3):
+        for _ in range(4):
+            pair.client._records.write_records(ContentType.ALERT, WARNING)
+        pair.client.send_data(b"x")
+    pair.server.receive_data(pair.client.data_to_send())
+    assert not pair.server.failed
 
 
 # -- item 16: a TLS 1.2 peer's alert in a 0x0301 record before the version is settled ------------
