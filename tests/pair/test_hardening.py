@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from tessera import AlertReceived, ServerConnection
+from tessera import AlertReceived, ClientAuth, ServerConnection
 from tessera.enums import AlertDescription as AD
 from tessera.enums import ContentType, HandshakeType, NamedGroup, ProtocolVersion
 from tessera.errors import (
+    DecryptError,
     HandshakeFailure,
+    IllegalParameter,
     ProtocolVersionError,
     RecordOverflow,
     UnexpectedMessage,
 )
-from tessera.messages import ClientHello, ServerKeyExchangeECDHE
+from tessera.messages import CertificateVerify, ClientHello, ServerKeyExchangeECDHE
 from tessera.messages import extensions as X
 from tessera.messages.base import encode_handshake
 from tessera.record.layer import MAX_HANDSHAKE_MESSAGE
@@ -30,11 +32,15 @@ from .helpers import (
     Record,
     World,
     expect_failure,
+    expect_pair_failure,
     frame,
+    on_messages,
     parse_records,
     record,
+    rewrite,
     split_messages,
 )
+from .test_tls13_malformed import by_type, logged_pair, server_flight
 from .test_tls13_support import (
     client13,
     expect_alert13,
@@ -238,6 +244,72 @@ def test_largest_valid_client_hello_is_answered(world: World) -> None:
 def test_handshake_message_limit_is_the_largest_client_hello() -> None:
     """Memory stays bounded: no message larger than the largest valid ClientHello is buffered."""
     assert MAX_HANDSHAKE_MESSAGE == 131_396
+
+
+# -- item 13: an empty signature fails to verify: decrypt_error ----------------------------------
+def test_tls12_empty_client_certificate_verify(world: World) -> None:
+    def empty(m: Message) -> Message:
+        return Message.of(replace(m.decode(CertificateVerify), signature=b""))
+
+    pair = world.pair(
+        world.client_config(certificate=world.certs.client),
+        world.server_config(client_auth=ClientAuth.REQUIRED),
+        tamper=on_messages(rewrite(Direction.C2S, CV, empty)),
+    )
+    pair.start()
+    assert expect_pair_failure(pair, DecryptError, AD.decrypt_error) == "server"
+
+
+def test_tls12_empty_server_key_exchange_signature(world: World) -> None:
+    def empty(m: Message) -> Message:
+        return Message.of(replace(m.decode(ServerKeyExchangeECDHE), signature=b""))
+
+    pair = world.pair(
+        tamper=on_messages(rewrite(Direction.S2C, HandshakeType.SERVER_KEY_EXCHANGE, empty))
+    )
+    pair.start()
+    assert expect_pair_failure(pair, DecryptError, AD.decrypt_error) == "client"
+
+
+def test_tls13_empty_server_certificate_verify(world: World) -> None:
+    def empty(ms: list[Message]) -> list[Message]:
+        cv = by_type(ms, CV)
+        new = Message.of(replace(cv.decode(CertificateVerify), signature=b""))
+        return [new if m is cv else m for m in ms]
+
+    pair = logged_pair(world, server_flight(empty))
+    assert expect_alert13(pair, DecryptError, AD.decrypt_error) == "client"
+
+
+# -- item 14: server_name must be an ASCII DNS host name (RFC 6066 §3) ---------------------------
+@pytest.mark.parametrize(
+    "name",
+    ["bell\x07.example", "\x1b[31mred.example", "tab\t.example", "a b.example", "a..example",
+     ".example", "slash/example", "x" * 64 + ".example", "del\x7f.example"],
+)  # fmt: skip
+def test_server_name_that_is_not_a_dns_name(world: World, name: str) -> None:
+    ch = first_client_hello(world)
+    ch = replace(ch, extensions=tuple(
+        X.ServerName(name) if isinstance(e, X.ServerName) else e for e in ch.extensions))  # fmt: skip
+    expect_failure(
+        ServerConnection(world.server_config()),
+        hello_records(ch),
+        IllegalParameter,
+        AD.illegal_parameter,
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost", "a-b.example", "xn--bcher-kva.example", "_srv.example", "example.",
+             "127.0.0.1", "A" * 63 + ".example"],
+)  # fmt: skip
+def test_server_name_that_is_a_dns_name(world: World, name: str) -> None:
+    ch = first_client_hello(world)
+    ch = replace(ch, extensions=tuple(
+        X.ServerName(name) if isinstance(e, X.ServerName) else e for e in ch.extensions))  # fmt: skip
+    conn = ServerConnection(world.server_config())
+    conn.receive_data(hello_records(ch))
+    assert server_hello_sent(conn)
 
 
 # -- item 15: tight budgets for TLS 1.3 ChangeCipherSpec and warning alerts -----------------------
