@@ -45,6 +45,9 @@ from ..session.model import ClientSession
 log = logging.getLogger("tessera")
 _IOV_MAX = 512  # buffers per sendmsg() call (Linux allows 1024)
 RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connection
+# Sessions (TLS 1.3 tickets) a client socket keeps, newest last: a server that sends thousands
+# of tickets cannot make it hoard them.
+MAX_SESSIONS_KEPT = 8
 
 
 def set_receive_timeout(sock: socket.socket, seconds: float) -> None:
@@ -76,7 +79,7 @@ class TLSSocket:
         self._view = memoryview(self._buf)
         self.early_data: list[bytes] = []  # 0-RTT data a server received (replayable!)
         self.early_data_rejected = False
-        self.sessions: list[ClientSession] = []
+        self.sessions: deque[ClientSession] = deque(maxlen=MAX_SESSIONS_KEPT)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
