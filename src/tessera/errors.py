@@ -9,6 +9,7 @@
      ├─ AlertReceived        the peer sent a fatal alert (``.alert``)
      ├─ ConnectionClosedError the connection is closed or failed; no further use
      ├─ HandshakeTimeout     a front end gave up waiting for the peer
+     ├─ IdleTimeout          a front end cut a connection the peer left idle
      └─ ConfigError          a configuration that cannot work
 
 ``AlertError`` is the common base of every error that carries an alert (sent or received), so
@@ -38,6 +39,10 @@ class ConnectionClosedError(TLSError):
 
 class HandshakeTimeout(TLSError):
     """The peer stopped sending in the middle of the handshake."""
+
+
+class IdleTimeout(TLSError):
+    """After the handshake the peer sent nothing usable (or read nothing) for too long."""
 
 
 class AlertError(TLSError):

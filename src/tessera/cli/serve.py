@@ -217,6 +217,20 @@ def read_request(tls: TLSSocket) -> bytes | None:
     type=float,
     help="Seconds a client may take to complete the handshake.",
 )
+@click.option(
+    "--idle-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a connection may stay idle after the handshake before it is closed.",
+)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections served at once; more clients wait in the listen queue.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
 @common_options
 def serve(
@@ -243,6 +257,8 @@ def serve(
     verify_client: str,
     client_ca: str | None,
     handshake_timeout: float,
+    idle_timeout: float,
+    max_connections: int,
     quiet: bool,
     tls1_2: bool,
     tls1_3: bool,
@@ -318,6 +334,8 @@ def serve(
         config,
         handler,
         handshake_timeout=handshake_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
         on_handshake_error=handshake_error,
     )
     host_shown, port_shown = server.address
