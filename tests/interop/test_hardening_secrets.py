@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from peers import TESSERA, run
 
-from conftest import Pki
+from conftest import Pki, serving
 from tessera import (
     ClientSession,
     MemoryStore,
@@ -35,14 +34,8 @@ def server(pki: Pki) -> Iterator[TLSServer]:
     config = ServerConfig(
         certificates=(pki.ecdsa,), session_store=MemoryStore(), ticket_keyring=TicketKeyring()
     )
-    srv = TLSServer(("127.0.0.1", 0), config, echo)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(config, echo) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        thread.join(5)
 
 
 @pytest.mark.parametrize("version", ["--tls1_2", "--tls1_3"])

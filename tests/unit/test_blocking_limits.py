@@ -3,12 +3,11 @@ client with TLS 1.3 tickets cannot make TLSSocket hoard them."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from conftest import Pki
+from conftest import Pki, serving
 from tessera import ClientConfig, ClientSessionCache, ServerConfig, TLSServer, TLSSocket
 from tessera.messages.misc import NewSessionTicket13
 
@@ -30,15 +29,8 @@ def flood_tickets(tls: TLSSocket) -> None:
 
 @pytest.fixture
 def flooding_server(pki: Pki) -> Iterator[TLSServer]:
-    config = ServerConfig(certificates=(pki.ecdsa,), num_tickets=0)
-    server = TLSServer(("127.0.0.1", 0), config, flood_tickets)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ServerConfig(certificates=(pki.ecdsa,), num_tickets=0), flood_tickets) as server:
         yield server
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def test_a_ticket_flood_keeps_only_the_newest_sessions(flooding_server: TLSServer) -> None:
