@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..certs import CertifiedKey
 from ..config import ClientAuth, ServerConfig
@@ -420,9 +420,9 @@ def _select_certificate(config: ServerConfig, ch: ClientHello,
 @dataclass(slots=True)
 class _Final:
     ks: KeySchedule
-    c_hs: bytes
-    c_ap: bytes
-    s_ap: bytes
+    c_hs: bytes = field(repr=False)  # traffic secrets: never in a repr
+    c_ap: bytes = field(repr=False)
+    s_ap: bytes = field(repr=False)
     want_client_cert: bool
 
     def next_state(self) -> State:

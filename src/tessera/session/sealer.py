@@ -7,7 +7,7 @@ decrypted. Input of an impossible length is rejected before any cryptography run
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..crypto.key_schedule import hmac_digest
 from .keyring import TicketKeyring
@@ -19,7 +19,7 @@ MAX_TICKET = 16 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    state: bytes
+    state: bytes = field(repr=False)  # the session, secret included
     key_is_current: bool
 
 

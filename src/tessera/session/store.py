@@ -67,6 +67,9 @@ class _Entry(bytes):
     def value(self) -> bytes:
         return self[5 + self[0] :]
 
+    def __repr__(self) -> str:  # the value is a session, secret included: never shown
+        return f"_Entry(key={self[1 : 1 + self[0]].hex()}, expiry={self.expiry()})"
+
 
 def _check_key(key: bytes) -> None:
     if not 1 <= len(key) <= 255:
