@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tessera import ServerConfig, TLSServer, TLSSocket
 from tessera.certs import CertifiedKey, generate_ca, issue_leaf
 
 
@@ -70,3 +74,16 @@ def require_program(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed; .ci/run must install it")
     return path
+
+
+@contextlib.contextmanager
+def serving(config: ServerConfig, handler: Callable[[TLSSocket], None]) -> Iterator[TLSServer]:
+    """An in-process TLSServer on a free loopback port, served by a thread until the end."""
+    server = TLSServer(("127.0.0.1", 0), config, handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(5)

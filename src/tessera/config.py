@@ -217,6 +217,9 @@ class ServerConfig(_CommonConfig):
     psk_ke: bool = False
     max_early_data_size: int = 0  # 0: refuse 0-RTT
     max_ticket_age_skew: float = 10.0  # seconds of tolerance on the obfuscated ticket age
+    # TLS 1.2: sign with SHA-1 for a client that sends no signature_algorithms (RFC 9155 says
+    # to refuse it with handshake_failure, the default).
+    legacy_sha1_signatures: bool = False
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
     # What seals and opens tickets: ticket_sealer, else the RFC 5077 sealer over ticket_keyring;

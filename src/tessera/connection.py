@@ -47,8 +47,12 @@ from .session.model import ClientSession
 from .session.observer import HandshakeFailed
 from .session.resumption import LookupAnswer, StoreWrite, session_id_key
 
-# Consecutive empty records or warning alerts tolerated before we call it an attack.
+# Consecutive empty application data records tolerated before we call it an attack.
 MAX_EMPTY_RECORDS = 32
+# Consecutive warning alerts tolerated (OpenSSL: MAX_WARN_ALERT_COUNT, the fifth is fatal).
+MAX_WARNING_ALERTS = 4
+# TLS 1.3 compatibility ChangeCipherSpec records dropped per connection (RFC 8446 §D.4: one).
+MAX_TLS13_CCS = 1
 
 
 class _Connection:
@@ -64,6 +68,8 @@ class _Connection:
         self._local_closed = False
         self._empty_budget = MAX_EMPTY_RECORDS
         self._paused = False  # the server waits for provide_session(): input is only buffered
+        self._warning_budget = MAX_WARNING_ALERTS
+        self._ccs13_budget = MAX_TLS13_CCS
 
     # -- reading -------------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -114,7 +120,7 @@ class _Connection:
                     f"application data before the handshake finished ({state!r})"
                 )
             if payload:
-                self._empty_budget = MAX_EMPTY_RECORDS
+                self._renew_budgets()
                 early = state.early
                 if early:
                     state.count(len(payload))
@@ -124,7 +130,7 @@ class _Connection:
             return
         if ctype == ContentType.HANDSHAKE:
             self._reassembler.add(payload)
-            self._empty_budget = MAX_EMPTY_RECORDS
+            self._renew_budgets()
             self._handle_messages()
             return
         if ctype == ContentType.CHANGE_CIPHER_SPEC:
@@ -147,7 +153,11 @@ class _Connection:
             # TLS 1.3 middlebox compatibility: dropped during the handshake, else an error.
             if not state.ignores_ccs:
                 raise UnexpectedMessage("ChangeCipherSpec outside the TLS 1.3 handshake")
-            self._spend_empty_budget()
+            self._ccs13_budget -= 1
+            if self._ccs13_budget < 0:
+                raise UnexpectedMessage(
+                    "a second ChangeCipherSpec in a TLS 1.3 handshake (RFC 8446 §D.4: one)"
+                )
             return
         self._state = state.handle_ccs(ctx)
         ctx.flush()
@@ -156,6 +166,8 @@ class _Connection:
         ctx = self._ctx
         if self._reassembler.pending:
             raise UnexpectedMessage("an alert inside a fragmented handshake message")
+        if not payload:
+            raise UnexpectedMessage("an empty alert record (RFC 8446 §5.4)")
         alert = Alert.decode(payload)
         desc = alert.description_enum
         if alert.description == AlertDescription.close_notify:
@@ -170,7 +182,14 @@ class _Connection:
                 desc if desc is not None else AlertDescription.internal_error,
                 f"the peer sent a fatal alert {alert.description}",
             )
-        self._spend_empty_budget()
+        self._warning_budget -= 1
+        if self._warning_budget < 0:
+            raise UnexpectedMessage(f"more than {MAX_WARNING_ALERTS} warning alerts in a row")
+
+    def _renew_budgets(self) -> None:
+        """Data or a handshake message arrived: the peer is not just stalling."""
+        self._empty_budget = MAX_EMPTY_RECORDS
+        self._warning_budget = MAX_WARNING_ALERTS
 
     def _handle_messages(self) -> None:
         """Run every complete handshake message through the states (stopping when paused)."""
@@ -192,7 +211,7 @@ class _Connection:
     def _spend_empty_budget(self) -> None:
         self._empty_budget -= 1
         if self._empty_budget < 0:
-            raise UnexpectedMessage("too many empty records or warning alerts in a row")
+            raise UnexpectedMessage("too many empty records in a row")
 
     def _fail(self, err: RemoteProtocolError) -> None:
         self._failed = err

@@ -10,6 +10,7 @@
      ├─ ConnectionClosedError the connection is closed or failed; no further use
      ├─ HandshakeTimeout     a front end gave up waiting for the peer
  ├─ StoreError           a session store could not answer (resumption falls back)
+     ├─ IdleTimeout          a front end cut a connection the peer left idle
      └─ ConfigError          a configuration that cannot work
 
 ``AlertError`` is the common base of every error that carries an alert (sent or received), so
@@ -44,6 +45,10 @@ class StoreError(TLSError):
 
 class HandshakeTimeout(TLSError):
     """The peer stopped sending in the middle of the handshake."""
+
+
+class IdleTimeout(TLSError):
+    """After the handshake the peer sent nothing usable (or read nothing) for too long."""
 
 
 class AlertError(TLSError):

@@ -731,8 +731,10 @@ WARNING = bytes((1, AD.no_renegotiation))
 
 
 def test_warning_alerts_are_tolerated_up_to_a_limit(world: World) -> None:
+    from tessera.connection import MAX_WARNING_ALERTS
+
     conn = server(world)
-    conn.receive_data(record(ContentType.ALERT, WARNING) * 32)
+    conn.receive_data(record(ContentType.ALERT, WARNING) * MAX_WARNING_ALERTS)
     assert not conn.failed
     expect_failure(
         conn, record(ContentType.ALERT, WARNING), UnexpectedMessage, AD.unexpected_message

@@ -110,6 +110,17 @@ def test_tls13_early_data_needs_a_ticket_that_allows_it(world: World) -> None:
         pair.client.start_handshake(early_data=b"x")
 
 
+def accepted_first_flight(world: World, server) -> tuple[ConnectionPair, bytes]:  # type: ignore[no-untyped-def]
+    """A pair ready to replay a first flight (ClientHello + 0-RTT) that another connection of
+    ``server`` has already accepted with its early data."""
+    pair = start_early(world, server, ticket_for(world, server))
+    first_flight = pair.client.data_to_send()
+    original = ServerConnection(server)
+    original.receive_data(first_flight)
+    assert app_data(original.events(), early=True) == EARLY
+    return pair, first_flight
+
+
 def _rejected(pair: ConnectionPair) -> None:
     finish(pair)
     assert sum(isinstance(e, EarlyDataRejected) for e in pair.client_events) == 1
@@ -163,14 +174,7 @@ def test_tls13_early_data_replay_is_rejected(world: World) -> None:
     ticket keys and the store: the strike register refuses the 0-RTT data there, the PSK still
     resumes, and the client completes the handshake with that second server."""
     server = server13(world, max_early_data_size=1024)
-    ticket = ticket_for(world, server)
-    pair = start_early(world, server, ticket)
-    first_flight = pair.client.data_to_send()
-
-    original = ServerConnection(server)
-    original.receive_data(first_flight)
-    assert app_data(original.events(), early=True) == EARLY
-
+    pair, first_flight = accepted_first_flight(world, server)
     pair.inject(Direction.C2S, first_flight)  # the replay, to pair.server
     _rejected(pair)
     assert pair.server.info.resumed_by == "psk"

@@ -40,7 +40,13 @@ def u16s(min_size: int = 1, max_size: int = 8) -> st.SearchStrategy[tuple[int, .
     return st.lists(u16, min_size=min_size, max_size=max_size).map(tuple)
 
 
-host_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.", min_size=1, max_size=60)
+# DNS host names (RFC 6066 §3): dot-separated labels, at most one trailing dot.
+_labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=15)
+host_names = st.builds(
+    lambda labels, dot: ".".join(labels) + dot,
+    st.lists(_labels, min_size=1, max_size=4),
+    st.sampled_from(["", "."]),
+)
 alpn_protocols = st.lists(opaque(1, 12), min_size=1, max_size=4).map(tuple)
 
 

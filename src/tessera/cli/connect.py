@@ -22,6 +22,7 @@ from ..events import ConnectionInfo
 from ..io.blocking import TLSSocket
 from ..session.client_cache import ClientSessionCache
 from ..session.model import ClientSession, SessionDecodeError
+from .files import write_private
 from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
 
 RECONNECTS = 5
@@ -139,7 +140,10 @@ def drain(tls: TLSSocket) -> None:
     help=f"One full handshake, then {RECONNECTS} resumptions; print New/Reused.",
 )
 @click.option(
-    "--sess-out", metavar="FILE", type=click.Path(dir_okay=False), help="Save the session to FILE."
+    "--sess-out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Save the session (its secret too) to FILE, mode 0600.",
 )
 @click.option(
     "--sess-in",
@@ -279,4 +283,5 @@ def connect(
             if saved is None:
                 click.echo("tessera: the server gave no resumable session", err=True)
             else:
-                Path(sess_out).write_text(saved.to_pem())
+                pem = saved.to_pem()
+                write_private(sess_out, lambda tmp: tmp.write_text(pem), overwrite=True)

@@ -7,6 +7,7 @@ import time
 import click
 
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
+from .files import write_private
 
 FORMATS = click.Choice([f.value for f in KeyFileFormat])
 
@@ -23,8 +24,9 @@ def keys() -> None:
     "path",
     required=True,
     type=click.Path(dir_okay=False),
-    help="File to write (mode 0600).",
+    help="File to write (mode 0600; an existing file only with --force).",
 )
+@click.option("--force", is_flag=True, help="Replace FILE if it exists (it ends at mode 0600).")
 @click.option(
     "--size",
     type=click.Choice(["48", "80"]),
@@ -47,13 +49,13 @@ def keys() -> None:
     type=int,
     help="Keys to write (haproxy files hold several).",
 )
-def generate(path: str, size: str, fmt: str, count: int) -> None:
+def generate(path: str, force: bool, size: str, fmt: str, count: int) -> None:
     """Write a new random ticket key file."""
     kf = KeyFileFormat(fmt)
     if count < 1 or (kf is not KeyFileFormat.HAPROXY and count != 1):
         raise click.UsageError(f"a {fmt} key file holds exactly one key; use --count with haproxy")
     new = [TicketKey.generate(time.time(), int(size)) for _ in range(count)]
-    write_key_file(path, new, kf)
+    write_private(path, lambda tmp: write_key_file(tmp, new, kf), overwrite=force)
     names = ", ".join(k.name.hex() for k in new)
     click.echo(f"wrote {count} {size}-byte {fmt} ticket key(s) to {path}: {names}", err=True)
 

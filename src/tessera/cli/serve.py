@@ -198,6 +198,12 @@ def read_request(tls: TLSSocket) -> bytes | None:
 )
 @click.option("--psk-ke", is_flag=True, help="TLS 1.3: accept resumption without (EC)DHE.")
 @click.option(
+    "--legacy-sha1",
+    is_flag=True,
+    help="TLS 1.2: sign with SHA-1 for clients that send no signature_algorithms "
+    "(refused by default, RFC 9155).",
+)
+@click.option(
     "--verify-client",
     type=click.Choice([a.value for a in ClientAuth]),
     default="none",
@@ -211,6 +217,20 @@ def read_request(tls: TLSSocket) -> bytes | None:
     show_default=True,
     type=float,
     help="Seconds a client may take to complete the handshake.",
+)
+@click.option(
+    "--idle-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a connection may stay idle after the handshake before it is closed.",
+)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections served at once; more clients wait in the listen queue.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
 @common_options
@@ -234,9 +254,12 @@ def serve(
     max_early_data: int,
     ticket_age_skew: float,
     psk_ke: bool,
+    legacy_sha1: bool,
     verify_client: str,
     client_ca: str | None,
     handshake_timeout: float,
+    idle_timeout: float,
+    max_connections: int,
     quiet: bool,
     tls1_2: bool,
     tls1_3: bool,
@@ -273,6 +296,7 @@ def serve(
             max_early_data_size=max_early_data,
             max_ticket_age_skew=ticket_age_skew,
             psk_ke=psk_ke,
+            legacy_sha1_signatures=legacy_sha1,
             client_auth=ClientAuth(verify_client),
             client_cafile=client_ca,
             keylog=keylog_option(keylogfile),
@@ -311,6 +335,8 @@ def serve(
         config,
         handler,
         handshake_timeout=handshake_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
         on_handshake_error=handshake_error,
     )
     host_shown, port_shown = server.address

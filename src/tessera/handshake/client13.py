@@ -19,7 +19,7 @@ pick either version; client.py hands a TLS 1.2 ServerHello to client12.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import ClientConfig
 from ..crypto import signatures
@@ -321,8 +321,8 @@ def _handle_retry(ctx: ClientContext, offer: _Offer, hrr: ServerHello, raw: byte
 @dataclass(slots=True)
 class _Keys:
     ks: KeySchedule
-    c_hs: bytes
-    s_hs: bytes
+    c_hs: bytes = field(repr=False)  # traffic secrets: never in a repr
+    s_hs: bytes = field(repr=False)
     offer: _Offer
     cert_request: CertificateRequest13 | None = None
 

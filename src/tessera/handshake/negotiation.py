@@ -26,6 +26,12 @@ def negotiate_version(config: ServerConfig, ch: ClientHello) -> ProtocolVersion:
     ours = config.versions
     sv = ch.find(X.SupportedVersionsOffer)
     if sv is not None:
+        if ch.legacy_version <= 0x0300:
+            # RFC 8446 §D.5: SSL 3.0 (or garbage below it) in legacy_version is refused.
+            raise ProtocolVersionError(
+                f"the ClientHello's legacy_version is 0x{ch.legacy_version:04x}; SSL 3.0 and "
+                "older are refused"
+            )
         offered = set(sv.versions)
         for v in ours:
             if v in offered:
@@ -43,10 +49,20 @@ def negotiate_version(config: ServerConfig, ch: ClientHello) -> ProtocolVersion:
                 f"this server needs {ours[-1].label} or later"
             )
         chosen = ProtocolVersion.TLS1_2
+    if chosen == ProtocolVersion.TLS1_3:
+        check_legacy_version13(ch)
     # RFC 7507: a fallback retry from a client that could do better than what we pick.
     if TLS_FALLBACK_SCSV in ch.cipher_suites and chosen < ours[0]:
         raise InappropriateFallback("TLS_FALLBACK_SCSV with a version below our highest")
     return chosen
+
+
+def check_legacy_version13(ch: ClientHello) -> None:
+    """RFC 8446 §4.1.2: a ClientHello that gets TLS 1.3 has legacy_version 0x0303."""
+    if ch.legacy_version < ProtocolVersion.TLS1_2:
+        raise ProtocolVersionError(
+            f"a TLS 1.3 ClientHello has legacy_version 0x{ch.legacy_version:04x}, not 0x0303"
+        )
 
 
 def select_alpn(config: ServerConfig, ch: ClientHello) -> bytes | None:
@@ -97,11 +113,13 @@ def select_suite_12(
 ) -> tuple[CipherSuite, CertifiedKey, int | None]:
     """The TLS 1.2 suite, the certificate for it and the ServerKeyExchange signature scheme.
 
-    SHA-1 signatures are used only with a client that sends no signature_algorithms at all
-    (RFC 5246 §7.4.1.4.1 defaults; RFC 9155). An ECDSA certificate must be on a curve the client
-    lists in supported_groups (RFC 8422 §5.3).
+    A client that sends no signature_algorithms accepts only SHA-1 signatures (RFC 5246
+    §7.4.1.4.1 defaults): RFC 9155 §3 says to refuse it with handshake_failure unless nothing is
+    signed (static RSA), so SHA-1 is used only when ``legacy_sha1_signatures`` is set. An ECDSA
+    certificate must be on a curve the client lists in supported_groups (RFC 8422 §5.3).
     """
     sigalgs = ch.find(X.SignatureAlgorithms)
+    sha1_refused = sigalgs is None and not config.legacy_sha1_signatures
     schemes = sigalgs.schemes if sigalgs is not None else TLS12_IMPLICIT_SCHEMES
     ours = config.signature_schemes if sigalgs is not None else TLS12_IMPLICIT_SCHEMES
     groups_ext = ch.find(X.SupportedGroups)
@@ -109,7 +127,7 @@ def select_suite_12(
         {_CURVE_NAMES.get(g) for g in groups_ext.groups} if groups_ext is not None else None
     )
     for suite in ordered_suites(config, ch, ProtocolVersion.TLS1_2):
-        if suite.kx is KeyExchange.ECDHE and group is None:
+        if suite.kx is KeyExchange.ECDHE and (group is None or sha1_refused):
             continue
         kinds = _AUTH_KIND[suite.auth]
         for cert in certs:
@@ -122,6 +140,12 @@ def select_suite_12(
             scheme = choose_scheme(cert.key, schemes, ours, tls13=False)
             if scheme is not None:
                 return suite, cert, scheme
+    if sha1_refused:
+        raise HandshakeFailure(
+            "the client sent no signature_algorithms, so it accepts only SHA-1 signatures, "
+            "which RFC 9155 forbids; to allow them anyway set "
+            "ServerConfig(legacy_sha1_signatures=True) (tessera serve --legacy-sha1)"
+        )
     raise HandshakeFailure("no cipher suite in common with the client")
 
 

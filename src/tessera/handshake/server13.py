@@ -85,7 +85,7 @@ from .common13 import (
 )
 from .context import ServerContext, State, require, verify_finished
 from .lookup import drive
-from .negotiation import ordered_suites, select_group
+from .negotiation import check_legacy_version13, ordered_suites, select_group
 from .summary import HelloSummary, summarize
 
 # Records that fail to decrypt are skipped, up to this many bytes, when 0-RTT is refused.
@@ -370,6 +370,7 @@ class ExpectSecondClientHello(State):
         first = self.retry.first_ch
         if not hello.offers_tls13:
             raise IllegalParameter("the second ClientHello no longer offers TLS 1.3")
+        check_legacy_version13(ch)
         if ch.random != first.random or ch.session_id != first.session_id:
             raise IllegalParameter("the second ClientHello changed its random or session id")
         ctx.transcript.add(raw)

@@ -7,12 +7,14 @@
         print(s.recv(65536))
 
 All waiting happens here; every protocol decision is the connection's. A peer that stops
-sending in the middle of the handshake is cut off after ``handshake_timeout`` seconds.
+sending in the middle of the handshake is cut off after ``handshake_timeout`` seconds; a server
+connection whose peer then does nothing for ``idle_timeout`` seconds is cut too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import struct
@@ -27,8 +29,10 @@ from ..config import ClientConfig, ServerConfig
 from ..connection import ClientConnection, ServerConnection
 from ..errors import (
     AlertError,
+    ConfigError,
     ConnectionClosedError,
     HandshakeTimeout,
+    IdleTimeout,
     LocalProtocolError,
     TLSError,
 )
@@ -45,14 +49,37 @@ from ..session.model import ClientSession
 log = logging.getLogger("tessera")
 _IOV_MAX = 512  # buffers per sendmsg() call (Linux allows 1024)
 RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connection
+# Sessions (TLS 1.3 tickets) a client socket keeps, newest last: a server that sends thousands
+# of tickets cannot make it hoard them.
+MAX_SESSIONS_KEPT = 8
+# accept() failing for want of a resource (descriptors, buffers, memory): wait and retry, as Go's
+# net/http does, from 5 ms doubling up to 1 s; the pending connections wait in the listen queue.
+_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# accept() failing for one connection that died in the queue (accept(2), "Error handling").
+_ACCEPT_CONNECTION_ERRORS = frozenset({
+    errno.ECONNABORTED, errno.EPROTO, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+    errno.ENETDOWN, errno.ENETUNREACH, errno.EOPNOTSUPP,
+})  # fmt: skip
+_BACKOFF_FIRST = 0.005
+_BACKOFF_MAX = 1.0
+
+
+def _set_timeout_option(sock: socket.socket, option: int, seconds: float) -> None:
+    whole = int(seconds)
+    usec = max(int((seconds - whole) * 1e6), 0 if whole else 1)  # 0/0 would mean "none"
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, usec))
 
 
 def set_receive_timeout(sock: socket.socket, seconds: float) -> None:
     """Set the kernel receive timeout (SO_RCVTIMEO); accepted sockets inherit it."""
-    whole = int(seconds)
-    usec = max(int((seconds - whole) * 1e6), 0 if whole else 1)  # 0/0 would mean "none"
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, usec))
+    _set_timeout_option(sock, socket.SO_RCVTIMEO, seconds)
+
+
+def set_send_timeout(sock: socket.socket, seconds: float) -> None:
+    """Set the kernel send timeout (SO_SNDTIMEO): a write to a peer that reads nothing fails
+    after ``seconds`` instead of blocking forever; accepted sockets inherit it."""
+    _set_timeout_option(sock, socket.SO_SNDTIMEO, seconds)
 
 
 class TLSSocket:
@@ -76,7 +103,11 @@ class TLSSocket:
         self._view = memoryview(self._buf)
         self.early_data: list[bytes] = []  # 0-RTT data a server received (replayable!)
         self.early_data_rejected = False
-        self.sessions: list[ClientSession] = []
+        self.sessions: deque[ClientSession] = deque(maxlen=MAX_SESSIONS_KEPT)
+        # Set by a server after the handshake (see TLSServer): seconds without progress from
+        # the peer before the connection is cut with IdleTimeout.
+        self.idle_timeout: float | None = None
+        self._idle_since = 0.0
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -136,10 +167,18 @@ class TLSSocket:
     # -- the pump ------------------------------------------------------------------------
     def _flush(self) -> None:
         records = self.conn.records_to_send()
-        if len(records) > 4:
-            self._send_vectored(records)
-        elif records:  # a handshake flight, a small write: one small buffer
-            self.sock.sendall(records[0] if len(records) == 1 else b"".join(records))
+        try:
+            if len(records) > 4:
+                self._send_vectored(records)
+            elif records:  # a handshake flight, a small write: one small buffer
+                self.sock.sendall(records[0] if len(records) == 1 else b"".join(records))
+        except BlockingIOError:  # SO_SNDTIMEO ran out: the peer reads nothing
+            if self.idle_timeout is None:
+                raise
+            self._abort()
+            raise IdleTimeout(
+                f"the peer read nothing for {self.idle_timeout} s; connection closed"
+            ) from None
 
     def _send_vectored(self, records: list[bytes]) -> None:
         """sendall() for many records without joining them: joining a megabyte of records
@@ -167,8 +206,9 @@ class TLSSocket:
             n = self.sock.recv_into(self._buf)
         except BlockingIOError:
             # The kernel receive timeout (the handshake's) ran out: fatal during the
-            # handshake, only a wake-up afterwards.
+            # handshake, only a wake-up (and an idle check) afterwards.
             if self.conn.handshake_complete:
+                self._check_idle()
                 return True
             raise TimeoutError from None
         except OSError as e:
@@ -184,12 +224,29 @@ class TLSSocket:
                 self._flush()
             self._abort()
             raise
-        self._take_events()
+        if self._take_events():
+            self._idle_since = time.monotonic()
+        elif self.idle_timeout is not None:
+            self._check_idle()  # bytes that complete nothing (a trickle) are no progress
         self._flush()
         return True
 
-    def _take_events(self) -> None:
-        for ev in self.conn.events():
+    def set_idle_timeout(self, seconds: float | None) -> None:
+        """After the handshake: cut the connection with IdleTimeout when the peer sends nothing
+        usable for ``seconds`` while we wait for it (None: wait forever). The socket must wake
+        up in time to notice (a kernel or socket timeout of at most ``seconds``)."""
+        self.idle_timeout = seconds
+        self._idle_since = time.monotonic()
+
+    def _check_idle(self) -> None:
+        idle = self.idle_timeout
+        if idle is not None and time.monotonic() - self._idle_since > idle:
+            raise IdleTimeout(f"the peer sent nothing usable for {idle} s; connection closed")
+
+    def _take_events(self) -> bool:
+        """Deliver the connection's events; False if there were none."""
+        events = self.conn.events()
+        for ev in events:
             if isinstance(ev, ApplicationData):
                 if ev.early:
                     self.early_data.append(ev.data)
@@ -202,6 +259,7 @@ class TLSSocket:
                 self.early_data_rejected = True
             elif isinstance(ev, HandshakeCompleted):
                 pass
+        return bool(events)
 
     def do_handshake(self, early_data: bytes | None = None) -> ConnectionInfo:
         conn = self.conn
@@ -248,6 +306,7 @@ class TLSSocket:
 
     def recv(self, bufsize: int = 65536) -> bytes:
         """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
+        self._idle_since = time.monotonic()  # the wait for the peer starts now
         while not self._app:
             if self._eof or self._closed:
                 return b""
@@ -289,6 +348,7 @@ class TLSSocket:
         readable socket did not bring. False once the peer has closed."""
         if self._eof or self._closed:
             return False
+        self._idle_since = time.monotonic()
         return self._pump() and not self._eof
 
     # -- closing -------------------------------------------------------------------------
@@ -346,6 +406,19 @@ class TLSServer:
     Handshake failures are logged and counted, never raised out of the accept loop;
     ``on_handshake_error(peer_address, error)`` also hears of each one from a peer that sent
     anything at all (a port probe that connects and closes is not a TLS failure).
+
+    Limits, so that no client can pin unbounded threads or stop the server:
+
+    * ``handshake_timeout``: seconds a client may take to complete the handshake;
+    * ``idle_timeout`` (None: none): after the handshake, a connection whose peer sends nothing
+      usable (no complete record; a trickle of bytes does not count) while the handler waits for
+      it, or reads nothing while the handler writes, for that many seconds is cut
+      (:class:`~tessera.errors.IdleTimeout`);
+    * ``max_connections`` (None: no cap): connections served at once; further clients wait in
+      the listen queue (``backlog``) until one ends;
+    * ``accept()`` failing for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
+      logged and retried with a back-off (5 ms doubling to 1 s), so the server serves again as
+      soon as load drops; a connection that died in the queue (ECONNABORTED...) is skipped.
     """
 
     def __init__(
@@ -355,14 +428,22 @@ class TLSServer:
         handler: Callable[[TLSSocket], None],
         *,
         handshake_timeout: float = 10.0,
+        idle_timeout: float | None = 300.0,
+        max_connections: int | None = 1000,
         threaded: bool = True,
         backlog: int = 128,
         on_handshake_error: Callable[[Any, TLSError | OSError], None] | None = None,
     ) -> None:
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ConfigError("idle_timeout must be positive (or None for no idle timeout)")
+        if max_connections is not None and max_connections < 1:
+            raise ConfigError("max_connections must be at least 1 (or None for no cap)")
         self.config = config
         self.on_handshake_error = on_handshake_error
         self.handler = handler
         self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self.threaded = threaded
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
@@ -370,8 +451,14 @@ class TLSServer:
         self.sock.bind(address)
         self.sock.listen(backlog)
         set_receive_timeout(self.sock, handshake_timeout)  # inherited by accepted sockets
+        # Writes to a peer that reads nothing fail after the idle timeout (or the handshake's).
+        set_send_timeout(self.sock, idle_timeout or handshake_timeout)
         self._stop = threading.Event()
+        self._slots = threading.Semaphore(max_connections) if max_connections else None
+        self._count_lock = threading.Lock()
+        self.active_connections = 0
         self.handshake_failures = 0
+        self.accept_failures = 0  # accept() calls that failed and were retried
 
     @property
     def address(self) -> tuple[str, int]:
@@ -380,23 +467,82 @@ class TLSServer:
 
     def serve_forever(self) -> None:
         self.sock.settimeout(0.25)
+        backoff = 0.0
         while not self._stop.is_set():
+            if not self._take_slot():
+                break
             try:
                 client, peer = self.sock.accept()
             except TimeoutError:
+                self._release_slot()
                 continue
-            except OSError:
+            except OSError as e:
+                self._release_slot()
                 if self._stop.is_set():
                     break
-                raise
+                if e.errno in _ACCEPT_CONNECTION_ERRORS:
+                    continue
+                if e.errno not in _ACCEPT_RESOURCE_ERRORS:
+                    raise
+                backoff = self._back_off(e, backoff)
+                continue
+            if backoff:
+                log.warning("accept() works again after %d failure(s)", self.accept_failures)
+                backoff = 0.0
+            self._start(client, peer)
+
+    def _back_off(self, error: OSError, delay: float) -> float:
+        """Wait before the next accept(); the longer the longer it keeps failing."""
+        self.accept_failures += 1
+        if not delay:
+            log.warning(
+                "accept() failed: %s; retrying with a back-off. Connections wait in the listen "
+                "queue meanwhile: raise the descriptor limit (ulimit -n) or lower "
+                "max_connections (--max-connections)",
+                error,
+            )
+        delay = min(_BACKOFF_MAX, delay * 2 if delay else _BACKOFF_FIRST)
+        self._stop.wait(delay)
+        return delay
+
+    def _take_slot(self) -> bool:
+        """Wait for a free connection slot (excess clients wait in the listen queue); False if
+        the server stops meanwhile."""
+        if self._slots is not None:
+            while not self._slots.acquire(timeout=0.25):
+                if self._stop.is_set():
+                    return False
+        with self._count_lock:
+            self.active_connections += 1
+        return True
+
+    def _release_slot(self) -> None:
+        with self._count_lock:
+            self.active_connections -= 1
+        if self._slots is not None:
+            self._slots.release()
+
+    def _start(self, client: socket.socket, peer: Any) -> None:
+        try:
             client.settimeout(None)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.threaded:
                 threading.Thread(target=self._serve_one, args=(client, peer), daemon=True).start()
-            else:
-                self._serve_one(client, peer)
+                return
+        except (OSError, RuntimeError) as e:  # the peer left already; no thread to be had
+            log.warning("cannot serve a connection from %s: %s", peer, e)
+            client.close()
+            self._release_slot()
+            return
+        self._serve_one(client, peer)
 
     def _serve_one(self, client: socket.socket, peer: Any = None) -> None:
+        try:
+            self._serve_tls(client, peer)
+        finally:
+            self._release_slot()
+
+    def _serve_tls(self, client: socket.socket, peer: Any) -> None:
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout, True)
         try:
             tls.do_handshake()
@@ -407,8 +553,15 @@ class TLSServer:
             if self.on_handshake_error is not None and tls.bytes_received:
                 self.on_handshake_error(peer, e)
             return
+        idle = self.idle_timeout
+        if idle is not None:
+            tls.set_idle_timeout(idle)
+            if idle < self.handshake_timeout:  # wake up in time to notice
+                set_receive_timeout(client, idle)
         try:
             self.handler(tls)
+        except IdleTimeout as e:
+            log.info("%s", e)
         except (TLSError, OSError) as e:
             log.info("connection ended with an error: %s", e)
         finally:

@@ -131,4 +131,5 @@ class CertificateVerify:
 
     @classmethod
     def decode_body(cls, r: Reader) -> CertificateVerify:
-        return cls(r.u16(), r.opaque(2, 1))
+        # signature<0..2^16-1>: an empty one is well formed and fails to verify (decrypt_error).
+        return cls(r.u16(), r.opaque(2))

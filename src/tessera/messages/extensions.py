@@ -9,6 +9,7 @@ declared length and must be consumed entirely.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Self, TypeVar
@@ -58,6 +59,11 @@ class _Empty:
 
 
 # --- server_name (RFC 6066 §3) ---------------------------------------------------------------
+# A host name: labels of 1..63 letters, digits, hyphens (and underscores, seen in real names),
+# joined by dots, at most one trailing dot. No controls, spaces, slashes or empty labels.
+_DNS_NAME = re.compile(rb"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
 @dataclass(frozen=True, slots=True)
 class ServerName:
     """ClientHello ``server_name``: the one host name the client asks for."""
@@ -89,10 +95,12 @@ class ServerName:
                     f"server_name of {len(name)} bytes; a DNS host name is at most 255",
                     alert=AlertDescription.unrecognized_name,
                 )
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise IllegalParameter("server_name is not an ASCII host name") from None
+            if not _DNS_NAME.fullmatch(name):
+                raise IllegalParameter(
+                    f"server_name {name!r} is not an ASCII DNS host name (RFC 6066 §3): "
+                    "letters, digits, '-' and '_' in dot-separated labels of 1..63"
+                )
+            host = name.decode("ascii")
         if host is None:
             raise IllegalParameter("server_name has no host_name entry")
         return cls(host)

@@ -17,6 +17,15 @@ HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
 # RFC 8446 §4.1.3: the last 8 bytes of ServerHello.random when a TLS 1.3 server negotiates less.
 DOWNGRADE_TLS12 = b"DOWNGRD\x01"
 DOWNGRADE_TLS11 = b"DOWNGRD\x00"
+# The largest ClientHello body the grammar allows (RFC 5246 §7.4.1.2, RFC 8446 §4.1.2), every
+# variable-length field at its maximum: 131,396 bytes, the largest handshake message accepted.
+MAX_CLIENT_HELLO = (
+    2 + 32  # legacy_version, random
+    + 1 + 32  # legacy_session_id<0..32>
+    + 2 + 0xFFFE  # cipher_suites<2..2^16-2>
+    + 1 + 0xFF  # legacy_compression_methods<1..2^8-1>
+    + 2 + 0xFFFF  # extensions<8..2^16-1>
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

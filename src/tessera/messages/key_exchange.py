@@ -42,7 +42,7 @@ class ServerKeyExchangeECDHE:
         group = r.u16()
         public = r.opaque(1, 1)
         scheme = r.u16()
-        signature = r.opaque(2, 1)
+        signature = r.opaque(2)  # <0..2^16-1>: an empty one fails to verify (decrypt_error)
         return cls(group, public, scheme, signature)
 
 

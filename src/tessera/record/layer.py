@@ -7,7 +7,7 @@ fragmented at 2^14 bytes and sealed with the current write protection.
 
 from __future__ import annotations
 
-from ..enums import ContentType
+from ..enums import ContentType, ProtocolVersion
 from ..errors import (
     BadRecordMac,
     IllegalParameter,
@@ -15,11 +15,14 @@ from ..errors import (
     RecordOverflow,
     UnexpectedMessage,
 )
+from ..messages.hello import MAX_CLIENT_HELLO
 from .protection import MAX_PLAINTEXT, NullProtection, RecordProtection
 
 _KNOWN_TYPES = frozenset(int(t) for t in ContentType)
-# A handshake message larger than this is refused (OpenSSL allows 100 KiB of certificates).
-MAX_HANDSHAKE_MESSAGE = 1 << 17
+# A handshake message larger than the largest valid ClientHello is refused before any of it is
+# buffered, so reassembly never holds more than ~128 KiB (certificate chains are capped there
+# too; OpenSSL's default cap for them is 100 KiB).
+MAX_HANDSHAKE_MESSAGE = MAX_CLIENT_HELLO
 
 
 class RecordLayer:
@@ -99,7 +102,11 @@ class RecordLayer:
         version = (buf[pos + 1] << 8) | buf[pos + 2]
         if buf[pos + 1] != 3:
             raise ProtocolVersionError(f"record version 0x{version:04x} is not TLS")
-        if self.check_version is not None and version != self.check_version:
+        if (
+            self.check_version is not None
+            and version != self.check_version
+            and not self._early_alert(ctype, version)
+        ):
             raise ProtocolVersionError(
                 f"record version 0x{version:04x} differs from the negotiated "
                 f"0x{self.check_version:04x}"
@@ -113,6 +120,16 @@ class RecordLayer:
             return None
         self._pos = end
         return ctype, bytes(buf[pos + 5 : end])
+
+    def _early_alert(self, ctype: int, version: int) -> bool:
+        """An alert in a TLS 1.0 record before the peer's first protected record: a TLS 1.2
+        peer that has not yet settled the version (its answer to our first flight) may send one,
+        and OpenSSL accepts it. Reading the alert reports what the peer really said."""
+        return (
+            ctype == ContentType.ALERT
+            and version == ProtocolVersion.TLS1_0
+            and not self.read.encrypted
+        )
 
     def _bad_first_bytes(self, ctype: int) -> None:
         head = bytes(self._inbuf[self._pos : self._pos + 5])

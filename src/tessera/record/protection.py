@@ -244,12 +244,16 @@ class AEAD13(_Sequenced):
         except InvalidTag:
             raise BadRecordMac("record authentication failed") from None
         self.seq = seq + 1
+        # RFC 8446 §5.4: the whole TLSInnerPlaintext (content, type, padding) is at most
+        # 2^14 + 1 bytes, so padding cannot stretch a record past the limit.
+        if len(plain) > MAX_PLAINTEXT + 1:
+            raise RecordOverflow(
+                f"a TLS 1.3 record's inner plaintext is {len(plain)} bytes, over 2^14 + 1"
+            )
         # Strip the zero padding; the last non-zero byte is the real content type.
         end = len(plain.rstrip(b"\x00"))
         if end == 0:
             raise UnexpectedMessage("a TLS 1.3 record has no content type (all padding)")
-        if end - 1 > MAX_PLAINTEXT:
-            raise RecordOverflow("decrypted TLS 1.3 record exceeds 2^14 bytes")
         if plain[end - 1] == ContentType.CHANGE_CIPHER_SPEC:
             raise UnexpectedMessage("an encrypted ChangeCipherSpec (RFC 8446 §5)")
         return plain[end - 1], plain[: end - 1]

@@ -441,7 +441,10 @@ def _early_data(
         return True, None
     if config.session_store is None:
         return False, EarlyDataRefusal.NO_REPLAY_PROTECTION
-    ttl = max(1.0, float(session.remaining(pc.now)))
+    # A replay passes the ticket-age check for at most 2 x the skew after the original (the
+    # client's age is frozen in the ClientHello while the server's advances), so the mark only
+    # needs to outlive that window (RFC 8446 §8.2), not the ticket: a much smaller register.
+    ttl = 2 * config.max_ticket_age_skew + 1.0
     (answer,) = yield (StoreLookup("add", early_data_mark_key(identity), b"", ttl),)
     if answer is True:
         return True, None

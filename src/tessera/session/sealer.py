@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..crypto.key_schedule import hmac_digest
@@ -27,7 +27,7 @@ MAX_TICKET = 16 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    state: bytes
+    state: bytes = field(repr=False)  # the session, secret included
     key_is_current: bool  # False: sealed under an older key, so a fresh ticket is due
     key_name: bytes | None = None
 

@@ -119,7 +119,12 @@ def test_suite_and_certificate(config: ServerConfig, pki) -> None:  # type: igno
 
 
 def test_sha1_only_without_signature_algorithms(config: ServerConfig) -> None:
-    _, _, scheme = N.select_suite_12(config, hello((0xC02B,)), config.certificates, 0x1D)
+    with pytest.raises(HandshakeFailure, match="RFC 9155"):  # refused by default
+        N.select_suite_12(config, hello((0xC02B,)), config.certificates, 0x1D)
+    from dataclasses import replace
+
+    legacy = replace(config, legacy_sha1_signatures=True)
+    _, _, scheme = N.select_suite_12(legacy, hello((0xC02B,)), legacy.certificates, 0x1D)
     assert scheme == S.ecdsa_sha1  # RFC 5246 §7.4.1.4.1 default
     sigs = X.SignatureAlgorithms((S.ecdsa_sha1,))
     with pytest.raises(HandshakeFailure):  # offered, but we do not sign with SHA-1 then
