@@ -3,6 +3,7 @@
 from .certs import CertifiedKey
 from .config import ClientAuth, ClientConfig, ServerConfig
 from .connection import ClientConnection, ServerConnection
+from .crypto.x509 import VerifyProfile
 from .enums import AlertDescription, ProtocolVersion
 from .errors import (
     AlertError,
@@ -68,4 +69,5 @@ __all__ = [
     "TLSSocket",
     "TicketKey",
     "TicketKeyring",
+    "VerifyProfile",
 ]
