@@ -1,37 +1,86 @@
-"""tessera: TLS 1.2/1.3 in Python, with session resumption you can see and control."""
+"""tessera: TLS 1.2/1.3 in Python, with session resumption you can see and control.
 
-from .certs import CertifiedKey
-from .config import ClientAuth, ClientConfig, ServerConfig
-from .connection import ClientConnection, ServerConnection
-from .crypto.x509 import VerifyProfile
-from .enums import AlertDescription, ProtocolVersion
-from .errors import (
-    AlertError,
-    AlertReceived,
-    ConfigError,
-    ConnectionClosedError,
-    HandshakeTimeout,
-    LocalProtocolError,
-    RemoteProtocolError,
-    TLSError,
-)
-from .events import (
-    ApplicationData,
-    ConnectionClosed,
-    ConnectionInfo,
-    EarlyDataRejected,
-    HandshakeCompleted,
-    KeyUpdated,
-    SessionTicketReceived,
-)
-from .io.blocking import TLSServer, TLSSocket
-from .session.client_cache import ClientSessionCache
-from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring
-from .session.model import ClientSession, ServerSession
-from .session.stats import FallbackReason, SessionStats
-from .session.store import MemoryStore, SessionStore
+The public names are imported on first use (PEP 562), so that ``import tessera.cli.main`` (and
+``tessera --help``) does not load the whole protocol stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .certs import CertifiedKey
+    from .config import ClientAuth, ClientConfig, ServerConfig
+    from .connection import ClientConnection, ServerConnection
+    from .crypto.x509 import VerifyProfile
+    from .enums import AlertDescription, ProtocolVersion
+    from .errors import (
+        AlertError,
+        AlertReceived,
+        ConfigError,
+        ConnectionClosedError,
+        HandshakeTimeout,
+        LocalProtocolError,
+        RemoteProtocolError,
+        TLSError,
+    )
+    from .events import (
+        ApplicationData,
+        ConnectionClosed,
+        ConnectionInfo,
+        EarlyDataRejected,
+        HandshakeCompleted,
+        KeyUpdated,
+        SessionTicketReceived,
+    )
+    from .io.blocking import TLSServer, TLSSocket
+    from .session.client_cache import ClientSessionCache
+    from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring
+    from .session.model import ClientSession, ServerSession
+    from .session.stats import FallbackReason, SessionStats
+    from .session.store import MemoryStore, SessionStore
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "CertifiedKey": "certs",
+    "ClientAuth": "config",
+    "ClientConfig": "config",
+    "ServerConfig": "config",
+    "ClientConnection": "connection",
+    "ServerConnection": "connection",
+    "VerifyProfile": "crypto.x509",
+    "AlertDescription": "enums",
+    "ProtocolVersion": "enums",
+    "AlertError": "errors",
+    "AlertReceived": "errors",
+    "ConfigError": "errors",
+    "ConnectionClosedError": "errors",
+    "HandshakeTimeout": "errors",
+    "LocalProtocolError": "errors",
+    "RemoteProtocolError": "errors",
+    "TLSError": "errors",
+    "ApplicationData": "events",
+    "ConnectionClosed": "events",
+    "ConnectionInfo": "events",
+    "EarlyDataRejected": "events",
+    "HandshakeCompleted": "events",
+    "KeyUpdated": "events",
+    "SessionTicketReceived": "events",
+    "TLSServer": "io.blocking",
+    "TLSSocket": "io.blocking",
+    "ClientSessionCache": "session.client_cache",
+    "KeyFileFormat": "session.keyring",
+    "TicketKey": "session.keyring",
+    "TicketKeyring": "session.keyring",
+    "ClientSession": "session.model",
+    "ServerSession": "session.model",
+    "FallbackReason": "session.stats",
+    "SessionStats": "session.stats",
+    "MemoryStore": "session.store",
+    "SessionStore": "session.store",
+}
 
 __all__ = [
     "AlertDescription",
@@ -71,3 +120,16 @@ __all__ = [
     "TicketKeyring",
     "VerifyProfile",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tessera' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
