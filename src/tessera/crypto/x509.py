@@ -101,11 +101,21 @@ def load_pem_certificates(
     return certs
 
 
+def _version(path: str | Path) -> tuple[str, int, int]:
+    """A cache key that changes when the file does (so a reload sees the new contents)."""
+    resolved = Path(path).resolve()
+    try:
+        st = resolved.stat()
+    except OSError:
+        return str(resolved), 0, 0  # loading will say what is wrong
+    return str(resolved), st.st_mtime_ns, st.st_size
+
+
 @functools.lru_cache(maxsize=8)
-def _ca_subjects(path: str) -> tuple[bytes, ...]:
+def _ca_subjects(version: tuple[str, int, int]) -> tuple[bytes, ...]:
     names: list[bytes] = []
     size = 0
-    for cert in load_pem_certificates(path):
+    for cert in load_pem_certificates(version[0]):
         dn = cert.subject.public_bytes()
         if dn in names:
             continue
@@ -119,12 +129,12 @@ def _ca_subjects(path: str) -> tuple[bytes, ...]:
 def ca_subjects(path: str | Path) -> tuple[bytes, ...]:
     """The distinct DER subject names of the certificates in a PEM file (for the
     certificate_authorities a server sends when it asks for a client certificate)."""
-    return _ca_subjects(str(Path(path).resolve()))
+    return _ca_subjects(_version(path))
 
 
 @functools.lru_cache(maxsize=8)
-def _store_for(path: str, system: bool = False) -> Store:
-    return Store(load_pem_certificates(path, skip_unreadable=system))
+def _store_for(version: tuple[str, int, int], system: bool = False) -> Store:
+    return Store(load_pem_certificates(version[0], skip_unreadable=system))
 
 
 def system_bundle_path() -> str:
@@ -139,11 +149,12 @@ def system_bundle_path() -> str:
 
 
 def system_trust_store() -> Store:
-    return _store_for(system_bundle_path(), system=True)
+    return _store_for(_version(system_bundle_path()), system=True)
 
 
 def trust_store(cafile: str | Path | None) -> Store:
-    return system_trust_store() if cafile is None else _store_for(str(Path(cafile).resolve()))
+    """The CAs in ``cafile`` (read again when the file changes), or the system's."""
+    return system_trust_store() if cafile is None else _store_for(_version(cafile))
 
 
 def trust_source(cafile: str | Path | None) -> str:
