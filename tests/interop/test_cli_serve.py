@@ -40,6 +40,11 @@ def serve(port: int, log_dir: Path, *args: str) -> Peer:
     return Peer(argv, port=port, log_dir=log_dir, name="tessera-serve", env=WIDE)
 
 
+def banner_of(peer: Peer) -> str:
+    """The start-up lines (printed just after the port opens: wait for the last one)."""
+    return wait_for_output(peer, "signals: HUP reloads")
+
+
 def fails_at_start(*args: str) -> str:
     """Run ``tessera serve ARGS``; it must exit at once with status 2 and no traceback."""
     r = run([*TESSERA, "serve", "--port", str(free_port()), *args], timeout=30)
@@ -78,7 +83,7 @@ def test_tls13_names_in_ciphers_are_refused() -> None:
 def test_ciphersuites_keep_tls12_and_the_banner_is_true(tmp_path: Path) -> None:
     port = free_port()
     with serve(port, tmp_path, "--ciphersuites", "TLS_AES_256_GCM_SHA384") as peer:
-        assert "(TLSv1.3, TLSv1.2, echo)" in peer.output()
+        assert "(TLSv1.3, TLSv1.2, echo)" in banner_of(peer)
         out13 = openssl_s_client(port, "-tls1_3")
         out12 = openssl_s_client(port, "-tls1_2")
     assert "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384" in out13, out13
@@ -100,7 +105,7 @@ def test_save_cert_lets_connect_trust_the_server(tmp_path: Path) -> None:
     port = free_port()
     saved = tmp_path / "served.pem"
     with serve(port, tmp_path, "--www", "--save-cert", str(saved)) as peer:
-        assert f"saved to {saved}" in peer.output()
+        assert f"saved to {saved}" in banner_of(peer)
         r = run([*TESSERA, "connect", f"127.0.0.1:{port}"], timeout=30)
         refused = r.stdout.decode(errors="replace")
         r2 = run([*TESSERA, "connect", f"localhost:{port}", "--ca", str(saved)], input=HTTP_GET,
@@ -120,7 +125,7 @@ def test_no_ticket_keeps_tls13_resumption_with_stateful_tickets(tmp_path: Path) 
     port = free_port()
     sess = tmp_path / "sess.pem"
     with serve(port, tmp_path, "--no-ticket") as peer:
-        banner = peer.output()
+        banner = banner_of(peer)
         first = openssl_s_client_paced(port, "-tls1_3", "-sess_out", str(sess))
         again = openssl_s_client(port, "-tls1_3", "-sess_in", str(sess))
         replay = openssl_s_client(port, "-tls1_3", "-sess_in", str(sess))
@@ -139,7 +144,7 @@ def test_no_ticket_keeps_tls13_resumption_with_stateful_tickets(tmp_path: Path) 
 def test_no_ticket_no_cache_says_off(tmp_path: Path) -> None:
     port = free_port()
     with serve(port, tmp_path, "--no-ticket", "--no-cache") as peer:
-        assert "resumption: off" in peer.output()
+        assert "resumption: off" in banner_of(peer)
 
 
 # -- 14.8: log lines, SIGHUP, several key files, Ctrl-C -------------------------------------------
@@ -196,7 +201,7 @@ def test_several_ticket_key_files_first_encrypts(pki: Pki, tmp_path: Path) -> No
     assert ticket_name(sealed_by_old) == name_of(old)
     keys = ("--ticket-keys", str(new), "--ticket-keys", str(old))
     with pki_server(b, tmp_path, pki, *keys) as peer:
-        banner = peer.output()
+        banner = banner_of(peer)
         resumed, fresh = get_session(b, pki, sealed_by_old)
     assert resumed  # the second file decrypts
     assert ticket_name(fresh) == name_of(new)  # the first file encrypts
