@@ -153,6 +153,8 @@ def test_openssl_profile_refuses_a_leaf_as_issuer(dev_pki: DevPki) -> None:
             verify_server_chain(chain, "localhost", trust_store(dev_pki.ca.cert), now,
                                 profile=profile)  # fmt: skip
         assert e.value.alert == AlertDescription.unknown_ca, e.value
+        assert "a CA certificate of the chain has no basicConstraints extension" in str(e.value)
+        assert "--ca FILE" not in str(e.value)  # the CA is trusted: its issuer is the problem
 
 
 def fake_cert(made: Made):  # type: ignore[no-untyped-def]

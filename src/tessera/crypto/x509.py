@@ -343,10 +343,10 @@ def _check(chain: list[x509.Certificate], store: Store, now: datetime.datetime,
     try:
         _verify(chain, store, now, profile, hints.peer, subject)
     except VerificationError as e:
-        alert, text = explain(str(e), chain, hints.peer, _subject(subject), source)
+        alert, text = explain(str(e), chain, hints.peer, _subject(subject), source, profile)
         if _openssl_accepts(chain, store, now, profile, subject, hints):
             fix = f"; OpenSSL would accept it: {hints.profile_option}"
-        elif alert == AlertDescription.unknown_ca:
+        elif text.endswith(UNTRUSTED):
             fix = f"; {hints.trust}" + (f", or {hints.skip}" if hints.skip else "")
         else:
             fix = f"; {hints.skip}" if hints.skip else ""
@@ -420,6 +420,7 @@ def verify_client_chain(
 
 # -- failures in plain words -----------------------------------------------------------------
 
+UNTRUSTED = " (no chain to a trusted CA)"
 _PROCESSING = re.compile(r"\s*\(encountered processing <Certificate\(subject=<Name\((.*?)\)>.*$")
 _INVALID_EXTENSION = re.compile(r"invalid extension: ([0-9.]+): (.*)")
 _VALIDATOR = re.compile(r"Python extension validator failed: \w+: (.*)")
@@ -449,8 +450,8 @@ def _find(chain: list[x509.Certificate], subject: str | None) -> x509.Certificat
     return None
 
 
-def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str,
-            source: str) -> tuple[AlertDescription, str]:  # fmt: skip
+def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str, source: str,
+            profile: VerifyProfile) -> tuple[AlertDescription, str]:  # fmt: skip
     """The alert and a plain-words reason for one of cryptography's verification errors."""
     text = raw.removeprefix("validation failed: ")
     issuer_side = text.startswith("candidates exhausted: ")
@@ -467,7 +468,7 @@ def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str,
         issuer = leaf.issuer.rfc4514_string()
         own = " (it is self-signed)" if leaf.issuer == leaf.subject else ""
         return AlertDescription.unknown_ca, (
-            f"it was issued by {issuer!r}{own}, which is not a CA in {source}"
+            f"it was issued by {issuer!r}{own}, which is not a CA in {source}{UNTRUSTED}"
         )
     if m := _VALIDATOR.match(text):
         if "extendedKeyUsage allows" in m.group(1):  # OpenSSL: "unsupported certificate purpose"
@@ -476,8 +477,9 @@ def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str,
     if m := _INVALID_EXTENSION.match(text):
         ext = _oid_name(x509.ObjectIdentifier(m.group(1)))
         reason = m.group(2)
-        if reason == "Certificate is missing required extension":
-            return bad, f"{what} has no {ext} extension, which the Web-PKI profile requires"
+        if "missing required extension" in reason:
+            rules = "the Web-PKI profile" if profile is VerifyProfile.WEBPKI else "every CA"
+            return bad, f"{what} has no {ext} extension, which {rules} requires"
         return bad, f"{what}: its {ext} extension is not allowed here ({reason})"
     if text.startswith("basicConstraints.cA must not be asserted"):
         return bad, (
