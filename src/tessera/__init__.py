@@ -1,44 +1,109 @@
-"""tessera: TLS 1.2/1.3 in Python, with session resumption you can see and control."""
+"""tessera: TLS 1.2/1.3 in Python, with session resumption you can see and control.
 
-from .certs import CertifiedKey, generate_self_signed
-from .config import ClientAuth, ClientConfig, ServerConfig
-from .connection import ClientConnection, ServerConnection
-from .enums import AlertDescription, ProtocolVersion
-from .errors import (
-    AlertError,
-    AlertReceived,
-    ConfigError,
-    ConnectionClosedError,
-    HandshakeTimeout,
-    IdleTimeout,
-    LocalProtocolError,
-    RemoteProtocolError,
-    StoreError,
-    TLSError,
-)
-from .events import (
-    ApplicationData,
-    ConnectionClosed,
-    ConnectionInfo,
-    EarlyDataRejected,
-    HandshakeCompleted,
-    KeyUpdated,
-    ResumptionDecided,
-    SessionLookupRequired,
-    SessionStoreUpdate,
-    SessionTicketReceived,
-)
-from .io.blocking import TLSServer, TLSSocket
-from .session.client_cache import ClientSessionCache
-from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring, TicketKeySource
-from .session.model import ClientSession, ServerSession
-from .session.observer import ResumptionObserver
-from .session.resumption import EarlyDataRefusal, Mechanism, ResumptionDecision
-from .session.sealer import Rfc5077Sealer, TicketSealer
-from .session.stats import FallbackReason, SessionStats
-from .session.store import MemoryStore, SessionStore
+The public names are imported on first use (PEP 562), so that ``import tessera.cli.main`` (and
+``tessera --help``) does not load the whole protocol stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .certs import CertifiedKey, generate_self_signed
+    from .config import ClientAuth, ClientConfig, ServerConfig
+    from .connection import ClientConnection, ServerConnection
+    from .crypto.x509 import VerifyProfile
+    from .enums import AlertDescription, ProtocolVersion
+    from .errors import (
+        AlertError,
+        AlertReceived,
+        ConfigError,
+        ConnectionClosedError,
+        HandshakeTimeout,
+        IdleTimeout,
+        LocalProtocolError,
+        RemoteProtocolError,
+        StoreError,
+        TLSError,
+    )
+    from .events import (
+        ApplicationData,
+        ConnectionClosed,
+        ConnectionInfo,
+        EarlyDataRejected,
+        HandshakeCompleted,
+        KeyUpdated,
+        ResumptionDecided,
+        ServerHelloReceived,
+        SessionLookupRequired,
+        SessionStoreUpdate,
+        SessionTicketReceived,
+    )
+    from .io.blocking import TLSServer, TLSSocket
+    from .session.client_cache import ClientSessionCache
+    from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring, TicketKeySource
+    from .session.model import ClientSession, ServerSession
+    from .session.observer import ResumptionObserver
+    from .session.resumption import EarlyDataRefusal, Mechanism, ResumptionDecision
+    from .session.sealer import Rfc5077Sealer, TicketSealer
+    from .session.stats import FallbackReason, SessionStats
+    from .session.store import MemoryStore, SessionStore
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "CertifiedKey": "certs",
+    "generate_self_signed": "certs",
+    "ClientAuth": "config",
+    "ClientConfig": "config",
+    "ServerConfig": "config",
+    "ClientConnection": "connection",
+    "ServerConnection": "connection",
+    "VerifyProfile": "crypto.x509",
+    "AlertDescription": "enums",
+    "ProtocolVersion": "enums",
+    "AlertError": "errors",
+    "AlertReceived": "errors",
+    "ConfigError": "errors",
+    "ConnectionClosedError": "errors",
+    "HandshakeTimeout": "errors",
+    "IdleTimeout": "errors",
+    "LocalProtocolError": "errors",
+    "RemoteProtocolError": "errors",
+    "StoreError": "errors",
+    "TLSError": "errors",
+    "ApplicationData": "events",
+    "ConnectionClosed": "events",
+    "ConnectionInfo": "events",
+    "EarlyDataRejected": "events",
+    "HandshakeCompleted": "events",
+    "KeyUpdated": "events",
+    "ResumptionDecided": "events",
+    "ServerHelloReceived": "events",
+    "SessionLookupRequired": "events",
+    "SessionStoreUpdate": "events",
+    "SessionTicketReceived": "events",
+    "TLSServer": "io.blocking",
+    "TLSSocket": "io.blocking",
+    "ClientSessionCache": "session.client_cache",
+    "KeyFileFormat": "session.keyring",
+    "TicketKey": "session.keyring",
+    "TicketKeyring": "session.keyring",
+    "TicketKeySource": "session.keyring",
+    "ClientSession": "session.model",
+    "ServerSession": "session.model",
+    "ResumptionObserver": "session.observer",
+    "EarlyDataRefusal": "session.resumption",
+    "Mechanism": "session.resumption",
+    "ResumptionDecision": "session.resumption",
+    "Rfc5077Sealer": "session.sealer",
+    "TicketSealer": "session.sealer",
+    "FallbackReason": "session.stats",
+    "SessionStats": "session.stats",
+    "MemoryStore": "session.store",
+    "SessionStore": "session.store",
+}
 
 __all__ = [
     "AlertDescription",
@@ -74,6 +139,7 @@ __all__ = [
     "Rfc5077Sealer",
     "ServerConfig",
     "ServerConnection",
+    "ServerHelloReceived",
     "ServerSession",
     "SessionLookupRequired",
     "SessionStats",
@@ -88,5 +154,19 @@ __all__ = [
     "TicketKeySource",
     "TicketKeyring",
     "TicketSealer",
+    "VerifyProfile",
     "generate_self_signed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tessera' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -17,6 +17,7 @@ from .certs import CertifiedKey
 from .crypto.key_exchange import DEFAULT_GROUPS, SUPPORTED_GROUPS
 from .crypto.signatures import DEFAULT_SCHEMES, SCHEMES
 from .crypto.suites import DEFAULT_SUITES, CipherSuite, parse_cipher_list
+from .crypto.x509 import DEFAULT_MIN_RSA_BITS, VerifyProfile
 from .enums import ProtocolVersion
 from .errors import ConfigError
 
@@ -151,12 +152,15 @@ class ClientConfig(_CommonConfig):
 
     By default the server's certificate is validated against the system trust store (or
     ``cafile``) and checked against the server name. ``verify=False`` turns both off: only for
-    tests and debugging.
+    tests and debugging. ``verify_profile`` is "webpki" (strict, the default) or "openssl"
+    (what OpenSSL accepts: CAs without keyUsage, self-signed CA:TRUE server certificates).
     """
 
     verify: bool = True
     cafile: str | Path | None = None
     check_hostname: bool = True
+    verify_profile: VerifyProfile = VerifyProfile.WEBPKI
+    min_rsa_bits: int = DEFAULT_MIN_RSA_BITS  # smallest RSA key accepted in a server certificate
     certificate: CertifiedKey | None = None  # presented when the server asks for one
     session_cache: ClientSessionCache | None = None
     # Offer RFC 5077 tickets (the session_ticket extension).
@@ -170,6 +174,18 @@ class ClientConfig(_CommonConfig):
     # TLS 1.3: the key shares sent in the first ClientHello (the rest only after a retry).
     key_share_groups: tuple[int, ...] | None = None
     _store: Store | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            object.__setattr__(self, "verify_profile", VerifyProfile(self.verify_profile))
+        except ValueError:
+            choices = ", ".join(repr(p.value) for p in VerifyProfile)
+            raise ConfigError(f"verify_profile must be one of {choices}") from None
+        if not 512 <= self.min_rsa_bits <= 16384:
+            raise ConfigError("min_rsa_bits must be between 512 and 16384")
+        if self.verify and self.cafile is not None:
+            self.trust_store()  # a missing or wrong CA file is a configuration error, now
 
     def trust_store(self) -> Store:
         if self._store is None:

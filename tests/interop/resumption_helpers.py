@@ -25,7 +25,12 @@ from tessera.events import ConnectionInfo
 GET = b"GET / HTTP/1.0\r\n\r\n"
 # Rich wraps long lines at the terminal width; give the server's log room.
 WIDE = {"COLUMNS": "300"}
-SESSION_LINE = re.compile(r"^(New|Reused), (TLSv1\.[0-3]), Cipher is (\S+)\s*$", re.MULTILINE)
+# tessera serve's log lines add a time and the peer before, and how it resumed (or why not) after.
+SESSION_LINE = re.compile(
+    r"^(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \S+ )?(New|Reused), (TLSv1\.[0-3]), "
+    r"Cipher is (\S+)(?: \(.*\))?\s*$",
+    re.MULTILINE,
+)
 RECONNECTS = 5  # openssl s_client -reconnect and tessera connect --reconnect: 1 + 5 handshakes
 
 

@@ -150,7 +150,9 @@ def check(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Audit TLS session resumption on TARGET(s) (HOST:PORT): TLS 1.2 session ids and
+    """Audit session resumption: which mechanisms resume, where, and why not.
+
+    Audits TARGET(s) (HOST:PORT): TLS 1.2 session ids and
     tickets, TLS 1.3 PSK (psk_dhe_ke, psk_ke) and 0-RTT with a replay probe; with several
     backends, whether each resumes the others' sessions. Exit status: 0 when every expected
     mechanism resumes, 1 when a check fails (each one named), 2 for bad usage.

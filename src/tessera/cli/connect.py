@@ -7,32 +7,45 @@ import os
 import selectors
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
-from cryptography import x509
 
-from ..certs import CertifiedKey
-from ..config import ClientConfig
-from ..connection import ClientConnection
-from ..crypto.x509 import describe_name
-from ..enums import NamedGroup, ProtocolVersion, code_name
-from ..errors import ConfigError, TLSError
-from ..events import ConnectionInfo
-from ..io.blocking import TLSSocket
-from ..session.client_cache import ClientSessionCache
-from ..session.model import ClientSession, SessionDecodeError
-from .files import write_private
-from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
+from .options import common_options, keylog_option, pass_option, read_password, tls_options
+
+if TYPE_CHECKING:
+    from ..events import ConnectionInfo
+    from ..io.blocking import TLSSocket
+    from ..session.model import ClientSession
 
 RECONNECTS = 5
+HTTPS_PORT = 443
 
 
 def parse_target(target: str) -> tuple[str, int]:
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT", param_hint="TARGET")
-    return host.strip("[]"), int(port)
+    """HOST:PORT, [IPv6]:PORT or https://HOST[:PORT][/path] (port 443 by default)."""
+    if "://" in target:
+        url = urlsplit(target)
+        if url.scheme != "https":
+            raise click.BadParameter(
+                f"{url.scheme}:// is not TLS; give HOST:PORT or https://HOST[:PORT]",
+                param_hint="TARGET",
+            )
+        try:
+            port = url.port or HTTPS_PORT
+        except ValueError:
+            raise click.BadParameter(f"bad port in {target!r}", param_hint="TARGET") from None
+        if not url.hostname:
+            raise click.BadParameter(f"no host in {target!r}", param_hint="TARGET")
+        return url.hostname, port
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not port_text.isdigit() or not host:
+        raise click.BadParameter("expected HOST:PORT or https://HOST[:PORT]", param_hint="TARGET")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise click.BadParameter(f"port {port} is not between 1 and 65535", param_hint="TARGET")
+    return host.strip("[]"), port
 
 
 def session_line(info: ConnectionInfo) -> str:
@@ -40,31 +53,50 @@ def session_line(info: ConnectionInfo) -> str:
     return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
 
 
-def summary(tls: TLSSocket) -> list[str]:
+def summary(tls: TLSSocket) -> list[tuple[str, str]]:
+    """The handshake's outcome as (field, value) pairs."""
+    from ..crypto.x509 import describe_name
+    from ..enums import NamedGroup, ProtocolVersion, code_name
+
     info = tls.info
-    lines = [
-        session_line(info),
-        f"Protocol: {info.version.label}",
-        f"Cipher: {info.cipher_suite.openssl_name} ({info.cipher_suite.name})",
+    rows = [
+        ("Protocol", info.version.label),
+        ("Cipher", f"{info.cipher_suite.openssl_name} ({info.cipher_suite.name})"),
     ]
     if info.group is not None:
-        lines.append(f"Group: {code_name(NamedGroup, info.group)}")
+        rows.append(("Group", code_name(NamedGroup, info.group)))
     if info.peer_certificates:
-        leaf: x509.Certificate = info.peer_certificates[0]
-        lines.append(f"Server certificate subject: {describe_name(leaf.subject)}")
-        lines.append(f"Server certificate issuer: {describe_name(leaf.issuer)}")
-    lines.append(f"Session-ID: {info.session_id.hex().upper() or '(none)'}")
+        leaf = info.peer_certificates[0]
+        rows.append(("Server certificate subject", describe_name(leaf.subject)))
+        rows.append(("Server certificate issuer", describe_name(leaf.issuer)))
+    rows.append(("Session-ID", info.session_id.hex().upper() or "(none)"))
     if info.resumed:
-        lines.append(f"Resumed by: {info.resumed_by}")
+        rows.append(("Resumed by", str(info.resumed_by)))
     if info.version != ProtocolVersion.TLS1_3:  # TLS 1.3 always binds the whole handshake
-        lines.append(f"Extended master secret: {'yes' if info.extended_master_secret else 'no'}")
+        rows.append(("Extended master secret", "yes" if info.extended_master_secret else "no"))
     if info.alpn_protocol:
-        lines.append(f"ALPN: {info.alpn_protocol}")
+        rows.append(("ALPN", info.alpn_protocol))
     if info.early_data_accepted:
-        lines.append("Early data: accepted")
+        rows.append(("Early data", "accepted"))
     elif tls.early_data_rejected:
-        lines.append("Early data: rejected")
-    return lines
+        rows.append(("Early data", "rejected"))
+    return rows
+
+
+def print_summary(rows: list[tuple[str, str]]) -> None:
+    """``Field: value`` lines on stderr, coloured on a terminal (plain text otherwise)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for name, value in rows:
+        style = "yellow" if value in ("no", "rejected", "(none)") else "green"
+        console.print(f"[bold]{escape(name)}:[/] [{style}]{escape(value)}[/]")
+
+
+def print_outcome(info: ConnectionInfo) -> None:
+    """The New/Reused line on stdout (what scripts grep, as with s_client)."""
+    click.echo(session_line(info))
 
 
 def relay(tls: TLSSocket, linger: float) -> None:
@@ -111,6 +143,8 @@ def relay(tls: TLSSocket, linger: float) -> None:
 
 def drain(tls: TLSSocket) -> None:
     """Close our side and read until the server closes (collecting TLS 1.3 tickets)."""
+    from ..errors import TLSError
+
     tls.conn.close()
     tls._flush()
     tls.sock.settimeout(5.0)
@@ -119,6 +153,24 @@ def drain(tls: TLSSocket) -> None:
             pass
     except (TLSError, OSError):
         pass
+
+
+def save_session(path: str, session: ClientSession | None) -> None:
+    """Write the session for --sess-in (mode 0600, written atomically: it holds the session's
+    secret)."""
+    if session is None:
+        click.echo("tessera: the server gave no resumable session", err=True)
+        return
+    from .files import write_private
+
+    pem = session.to_pem()
+    write_private(path, lambda tmp: tmp.write_text(pem), overwrite=True)
+
+
+UNKNOWN_CA_HINT = (
+    "if the server is `tessera serve` with generated certificates, start it with "
+    "--save-cert FILE and pass --ca FILE here"
+)
 
 
 @click.command()
@@ -132,8 +184,24 @@ def drain(tls: TLSSocket) -> None:
     help="Trust these CA certificates instead of the system store.",
 )
 @click.option("-k", "--insecure", is_flag=True, help="Do not validate the server certificate.")
+@click.option(
+    "--verify-profile",
+    type=click.Choice(["webpki", "openssl"]),
+    default="webpki",
+    show_default=True,
+    help="webpki: the strict Web PKI rules; openssl: also what OpenSSL accepts (CAs without "
+    "keyUsage, self-signed CA:TRUE certificates).",
+)
+@click.option(
+    "--min-rsa-bits",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(512, 16384),
+    help="Smallest RSA key accepted in the server's certificate.",
+)
 @click.option("--cert", metavar="FILE", help="Client certificate chain (PEM).")
-@click.option("--key", metavar="FILE", help="Client private key (PEM).")
+@click.option("--key", metavar="FILE", help="Client private key (PEM; default: in --cert).")
+@pass_option
 @click.option(
     "--reconnect",
     is_flag=True,
@@ -182,8 +250,11 @@ def connect(
     no_sni: bool,
     ca: str | None,
     insecure: bool,
+    verify_profile: str,
+    min_rsa_bits: int,
     cert: str | None,
     key: str | None,
+    password: str | None,
     reconnect: bool,
     sess_out: str | None,
     sess_in: str | None,
@@ -197,10 +268,24 @@ def connect(
     tls1_2: bool,
     tls1_3: bool,
     ciphers: str | None,
+    ciphersuites: str | None,
+    groups: str | None,
+    sigalgs: str | None,
     alpn: str | None,
     keylogfile: str | None,
 ) -> None:
-    """Connect to TARGET (HOST:PORT), print the handshake, relay stdin and stdout."""
+    """Connect to TARGET, print the handshake, relay stdin and stdout.
+
+    TARGET is HOST:PORT, [IPv6]:PORT or https://HOST[:PORT].
+    """
+    from ..certs import CertifiedKey
+    from ..config import ClientConfig
+    from ..crypto.x509 import VerifyProfile
+    from ..enums import AlertDescription
+    from ..errors import BadCertificate, ConfigError
+    from ..session.client_cache import ClientSessionCache
+    from ..session.model import ClientSession, SessionDecodeError
+
     host, port = parse_target(target)
     if no_sni:
         server_name = None
@@ -213,19 +298,21 @@ def connect(
         is_ip = True
     except ValueError:
         is_ip = False
-    cache = ClientSessionCache()
-    extra: dict[str, Any] = {
-        **version_range(tls1_2, tls1_3),
-        **cipher_option(ciphers),
-        **alpn_option(alpn),
-    }
+    if key and not cert:
+        raise click.UsageError("--key needs --cert (the certificate the key belongs to)")
+    extra: dict[str, Any] = tls_options(
+        tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn
+    )
     try:
+        certificate = CertifiedKey.load(cert, key, read_password(password)) if cert else None
         config = ClientConfig(
             verify=not insecure,
             cafile=ca,
             check_hostname=server_name is not None,
-            certificate=CertifiedKey.load(cert, key) if cert else None,
-            session_cache=cache,
+            verify_profile=VerifyProfile(verify_profile),
+            min_rsa_bits=min_rsa_bits,
+            certificate=certificate,
+            session_cache=ClientSessionCache(),
             session_tickets=not no_ticket,
             extended_master_secret=not no_ems,
             psk_ke=psk_ke,
@@ -244,6 +331,9 @@ def connect(
     early = Path(early_data).read_bytes() if early_data else None
 
     def once(sess: ClientSession | None) -> TLSSocket:
+        from ..connection import ClientConnection
+        from ..io.blocking import TLSSocket
+
         tls = TLSSocket.open((host, port), config, name_for_tls, session=sess, timeout=timeout)
         assert isinstance(tls.conn, ClientConnection)
         limit = tls.conn.early_data_limit
@@ -253,6 +343,11 @@ def connect(
             click.echo(f"Early data: not sent ({why})", err=True)
         try:
             tls.do_handshake(early_data=early if send_early else None)
+        except BadCertificate as e:
+            tls.sock.close()
+            if e.alert == AlertDescription.unknown_ca:
+                raise click.ClickException(f"{e}\n  ({UNKNOWN_CA_HINT})") from None
+            raise
         except BaseException:
             tls.sock.close()
             raise
@@ -261,27 +356,24 @@ def connect(
     if reconnect:
         for i in range(RECONNECTS + 1):
             tls = once(session if i == 0 else None)
-            click.echo(session_line(tls.info))
+            print_outcome(tls.info)
             if early is not None and tls.info.resumed and not quiet:
                 accepted = tls.info.early_data_accepted
                 click.echo(f"Early data: {'accepted' if accepted else 'rejected'}", err=True)
             drain(tls)
             tls.close()
             if i == 0 and not quiet:
-                for line in summary(tls)[1:]:
-                    click.echo(line, err=True)
+                print_summary(summary(tls))
+        if sess_out:
+            save_session(sess_out, tls.session)
         return
     tls = once(session)
-    for line in summary(tls) if not quiet else [session_line(tls.info)]:
-        click.echo(line, err=not line.startswith(("New,", "Reused,")))
+    print_outcome(tls.info)
+    if not quiet:
+        print_summary(summary(tls))
     try:
         relay(tls, linger)
     finally:
         tls.close()
         if sess_out:
-            saved = tls.session
-            if saved is None:
-                click.echo("tessera: the server gave no resumable session", err=True)
-            else:
-                pem = saved.to_pem()
-                write_private(sess_out, lambda tmp: tmp.write_text(pem), overwrite=True)
+            save_session(sess_out, tls.session)

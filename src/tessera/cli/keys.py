@@ -10,6 +10,16 @@ from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key
 from .files import write_private
 
 FORMATS = click.Choice([f.value for f in KeyFileFormat])
+# The name tessera serve uses; --format is the old name, still accepted.
+format_option = click.option(
+    "--ticket-key-format",
+    "--format",
+    "fmt",
+    type=FORMATS,
+    default="native",
+    show_default=True,
+    help="Byte layout: native (OpenSSL/Node.js), nginx, haproxy (--format: the old name).",
+)
 
 
 @click.group()
@@ -34,14 +44,7 @@ def keys() -> None:
     show_default=True,
     help="48: AES-128 + 16-byte HMAC key; 80: AES-256 + 32-byte HMAC key.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=FORMATS,
-    default="native",
-    show_default=True,
-    help="Byte layout: native (OpenSSL/Node.js), nginx, haproxy.",
-)
+@format_option
 @click.option(
     "--count",
     default=1,
@@ -62,10 +65,18 @@ def generate(path: str, force: bool, size: str, fmt: str, count: int) -> None:
 
 @keys.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=FORMATS, default="native", show_default=True)
+@format_option
 def show(path: str, fmt: str) -> None:
     """List the key names in a key file (never the secrets), the encrypting key first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column("name", style="cyan", no_wrap=True)
+    table.add_column("cipher")
+    table.add_column("role")
     for i, k in enumerate(read_key_file(path, KeyFileFormat(fmt), time.time())):
         role = "encrypts" if i == 0 else "decrypts only"
         cipher = "AES-256-CBC" if len(k.aes_key) == 32 else "AES-128-CBC"
-        click.echo(f"{k.name.hex()}  {cipher}  {role}")
+        table.add_row(k.name.hex(), cipher, role, style="bold" if i == 0 else None)
+    Console(highlight=False, soft_wrap=True).print(table)

@@ -1,28 +1,62 @@
-"""``tessera``: serve, connect, and manage ticket keys. No protocol logic lives here."""
+"""``tessera``: serve, connect, check resumption and manage ticket keys; no protocol logic.
+
+Each command's module is imported only when that command runs (or shows its help), so that
+``tessera --help`` starts quickly.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from ..errors import ConfigError, TLSError
-from .check import check
-from .connect import connect
-from .keys import keys
-from .serve import serve
+
+# name: (module, attribute, the one-line help shown by ``tessera --help``)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": (
+        "tessera.cli.serve",
+        "serve",
+        "Run a TLS server with session resumption on (session cache and tickets).",
+    ),
+    "connect": (
+        "tessera.cli.connect",
+        "connect",
+        "Connect to TARGET, print the handshake, relay stdin and stdout.",
+    ),
+    "keys": ("tessera.cli.keys", "keys", "Session ticket keys."),
+    "check": (
+        "tessera.cli.check",
+        "check",
+        "Audit session resumption: which mechanisms resume, where, and why not.",
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        command = getattr(importlib.import_module(entry[0]), entry[1])
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry[2]) for name, entry in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tessera")
 def cli() -> None:
     """TLS 1.2/1.3 with session resumption you can see and control."""
-
-
-cli.add_command(serve)
-cli.add_command(connect)
-cli.add_command(keys)
-cli.add_command(check)
 
 
 def main() -> None:

@@ -7,43 +7,23 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 from rich.console import Console
 
-from ..certs import CertifiedKey, generate_self_signed
 from ..config import ClientAuth, ServerConfig
 from ..enums import NamedGroup, ProtocolVersion, code_name
 from ..errors import ConfigError, TLSError
 from ..io.blocking import TLSServer, TLSSocket
-from ..session.keyring import KeyFileFormat, TicketKeyring, read_key_file
+from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
-from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
+from . import serving
+from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay whole
 MAX_REQUEST = 16 * 1024
-
-
-def describe(cert: CertifiedKey) -> str:
-    if cert.kind == "rsa":
-        return f"RSA-{cert.key.key_size}"  # type: ignore[union-attr]
-    if cert.kind == "ec":
-        return f"ECDSA {cert.curve}"
-    return cert.kind
-
-
-def load_certificates(certs: tuple[str, ...], keys: tuple[str, ...]) -> tuple[CertifiedKey, ...]:
-    if not certs:
-        # Both kinds, so that every cipher suite works.
-        return (generate_self_signed("ec"), generate_self_signed("rsa"))
-    if keys and len(keys) != len(certs):
-        raise click.BadParameter(
-            "give one --key per --cert (or none if keys are in the cert files)"
-        )
-    return tuple(CertifiedKey.load(c, keys[i] if keys else None) for i, c in enumerate(certs))
 
 
 def session_line(tls: TLSSocket) -> str:
@@ -109,7 +89,14 @@ def read_request(tls: TLSSocket) -> bytes | None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("-p", "--port", default=4433, show_default=True, type=int)
+@click.option(
+    "-p",
+    "--port",
+    default=4433,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
 @click.option(
     "--cert",
     "certs",
@@ -118,9 +105,21 @@ def read_request(tls: TLSSocket) -> bytes | None:
     help="PEM certificate chain (repeat for ECDSA + RSA). Default: generated.",
 )
 @click.option("--key", "keys", multiple=True, metavar="FILE", help="PEM private key per --cert.")
+@pass_option
+@click.option(
+    "--save-cert",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the generated certificates to FILE (for tessera connect --ca FILE).",
+)
 @click.option("--www", "mode", flag_value="www", help="Answer HTTP GET with a status page.")
 @click.option("--echo", "mode", flag_value="echo", default=True, help="Echo data back (default).")
-@click.option("--no-ticket", is_flag=True, help="Do not issue or accept session tickets.")
+@click.option(
+    "--no-ticket",
+    is_flag=True,
+    help="No TLS 1.2 tickets; TLS 1.3 tickets become stateful (single use, in the session "
+    "cache), as with openssl s_server -no_ticket.",
+)
 @click.option("--no-cache", is_flag=True, help="No server-side session cache (no session ids).")
 @click.option(
     "--cache-size",
@@ -139,8 +138,10 @@ def read_request(tls: TLSSocket) -> bytes | None:
 @click.option(
     "--ticket-keys",
     metavar="FILE",
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="Ticket key file (shared by a fleet). Default: random keys in memory.",
+    help="Ticket key file (shared by a fleet); repeat it: the first encrypts, the others only "
+    "decrypt. Reloaded on SIGHUP. Default: random keys in memory.",
 )
 @click.option(
     "--ticket-key-format",
@@ -154,14 +155,14 @@ def read_request(tls: TLSSocket) -> bytes | None:
     default=3600.0,
     show_default=True,
     type=float,
-    help="Seconds between ticket key rotations (generated keys).",
+    help="Seconds between ticket key rotations (generated keys only).",
 )
 @click.option(
     "--ticket-keep",
     default=2,
     show_default=True,
     type=int,
-    help="Old ticket keys kept for decryption only.",
+    help="Old ticket keys kept for decryption only (generated keys only).",
 )
 @click.option(
     "--ticket-lifetime",
@@ -210,7 +211,12 @@ def read_request(tls: TLSSocket) -> bytes | None:
     show_default=True,
     help="Ask for a client certificate.",
 )
-@click.option("--client-ca", metavar="FILE", help="CA file for client certificates.")
+@click.option(
+    "--client-ca",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA file for client certificates (loaded at start and on SIGHUP).",
+)
 @click.option(
     "--handshake-timeout",
     default=10.0,
@@ -239,12 +245,14 @@ def serve(
     port: int,
     certs: tuple[str, ...],
     keys: tuple[str, ...],
+    password: str | None,
+    save_cert: str | None,
     mode: str,
     no_ticket: bool,
     no_cache: bool,
     cache_size: int,
     session_timeout: float,
-    ticket_keys: str | None,
+    ticket_keys: tuple[str, ...],
     ticket_key_format: str,
     ticket_rotation: float,
     ticket_keep: int,
@@ -264,27 +272,29 @@ def serve(
     tls1_2: bool,
     tls1_3: bool,
     ciphers: str | None,
+    ciphersuites: str | None,
+    groups: str | None,
+    sigalgs: str | None,
     alpn: str | None,
     keylogfile: str | None,
 ) -> None:
-    """Run a TLS server with session resumption on (session cache and tickets)."""
+    """Run a TLS server with session resumption on (session cache and tickets).
+
+    SIGHUP reloads the certificate, ticket key and client CA files for new connections;
+    Ctrl-C prints the final statistics and exits with status 130.
+    """
     logging.basicConfig(level=logging.WARNING, format="tessera: %(message)s")
-    certificates = load_certificates(certs, keys)
-    keyring = None
-    if not no_ticket:
-        if ticket_keys:
-            loaded = read_key_file(ticket_keys, KeyFileFormat(ticket_key_format), 0.0)
-            keyring = TicketKeyring(
-                loaded, rotation_interval=ticket_rotation, keep=ticket_keep, generate=False
-            )
-        else:
-            keyring = TicketKeyring(rotation_interval=ticket_rotation, keep=ticket_keep)
-    extra: dict[str, Any] = {
-        **version_range(tls1_2, tls1_3),
-        **cipher_option(ciphers),
-        **alpn_option(alpn),
-    }
+    files = serving.ServeFiles(certs, keys, read_password(password), ticket_keys,
+                               KeyFileFormat(ticket_key_format), client_ca)  # fmt: skip
+    check_serve_options(click.get_current_context(), files, no_ticket, save_cert)
     try:
+        certificates = serving.load_certificates(files)
+        keyring = None
+        if ticket_keys:
+            keyring = serving.file_keyring(files)
+        elif not no_ticket:
+            keyring = TicketKeyring(rotation_interval=ticket_rotation, keep=ticket_keep)
+        serving.check_client_ca(client_ca)
         config = ServerConfig(
             certificates=certificates,
             session_store=None if no_cache else MemoryStore(cache_size),
@@ -292,7 +302,8 @@ def serve(
             ticket_keyring=keyring,
             ticket_lifetime=ticket_lifetime,
             num_tickets=num_tickets,
-            stateful_tickets=stateful_tickets,
+            # --no-ticket: TLS 1.3 resumes with stateful tickets when there is a cache
+            stateful_tickets=stateful_tickets or (no_ticket and not no_cache),
             max_early_data_size=max_early_data,
             max_ticket_age_skew=ticket_age_skew,
             psk_ke=psk_ke,
@@ -300,23 +311,28 @@ def serve(
             client_auth=ClientAuth(verify_client),
             client_cafile=client_ca,
             keylog=keylog_option(keylogfile),
-            **extra,
+            **tls_options(tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn),
         )
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     if config.client_auth is not ClientAuth.NONE and client_ca is None:
         raise click.UsageError("--verify-client needs --client-ca FILE")
+    if save_cert:
+        serving.save_certificates(save_cert, certificates)
 
     lock = threading.Lock()
 
+    def log(line: str) -> None:
+        with lock:
+            err.print(line, markup=False)
+
     def handler(tls: TLSSocket) -> None:
         if not quiet:
-            with lock:
-                err.print(session_line(tls))
+            log(serving.connection_line(tls, session_line(tls)))
         if mode == "www":
             request = read_request(tls)
             if request is not None:
-                tls.sendall(www_page(tls, config))
+                tls.sendall(www_page(tls, server.config))
             return
         while True:
             data = tls.recv(65536)
@@ -326,9 +342,7 @@ def serve(
 
     def handshake_error(peer: Any, error: Exception) -> None:
         if not quiet:
-            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
-            with lock:
-                err.print(f"{where}: handshake failed: {error}", markup=False)
+            log(f"{serving.timestamp()} {serving.peer_text(peer)}: handshake failed: {error}")
 
     server = TLSServer(
         (host, port),
@@ -339,29 +353,48 @@ def serve(
         max_connections=max_connections,
         on_handshake_error=handshake_error,
     )
-    host_shown, port_shown = server.address
-    resumption = []
-    if config.session_store is not None:
-        resumption.append(f"session cache ({cache_size} sessions, {session_timeout:g} s)")
-    if keyring is not None:
-        where = f"keys from {Path(ticket_keys).name}" if ticket_keys else "keys in memory"
-        resumption.append(f"tickets ({where}, rotated every {ticket_rotation:g} s)")
-    versions = ", ".join(v.label for v in config.versions)
-    err.print(f"tessera serve: listening on {host_shown}:{port_shown} ({versions}, {mode})")
-    err.print(
-        "certificates: "
-        + ", ".join(describe(c) for c in certificates)
-        + (" (self-signed, generated)" if not certs else "")
-    )
-    err.print("resumption: " + (", ".join(resumption) or "off"))
+    for line in serving.banner(config, files, mode, server.address, ticket_rotation,
+                               ticket_keep, save_cert):  # fmt: skip
+        err.print(line, markup=False)
     sys.stderr.flush()
+    stopped_by: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        stopped_by.append(signum)
         server.shutdown()
+
+    def hangup(signum: int, frame: FrameType | None) -> None:
+        serving.reload(server, files, log)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, hangup)
     try:
         server.serve_forever()
     except TLSError as e:
         raise click.ClickException(str(e)) from None
+    with lock:
+        err.print(serving.final_statistics(server.config.statistics))
+    if stopped_by and stopped_by[0] == signal.SIGINT:
+        sys.exit(130)  # as a shell reports a program ended by Ctrl-C
+
+
+def check_serve_options(
+    ctx: click.Context, files: serving.ServeFiles, no_ticket: bool, save_cert: str | None
+) -> None:
+    """Option combinations that cannot do what they say."""
+    if files.keys and not files.certs:
+        raise click.UsageError("--key needs --cert (the certificate the key belongs to)")
+    if save_cert and files.certs:
+        raise click.UsageError("--save-cert writes generated certificates; --cert gives your own")
+    if files.ticket_keys and no_ticket:
+        raise click.UsageError("--no-ticket turns tickets off: drop --ticket-keys")
+    for name in ("ticket_rotation", "ticket_keep"):
+        given = ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        if given and files.ticket_keys:
+            option = "--" + name.replace("_", "-")
+            raise click.UsageError(
+                f"{option} applies to generated keys; keys from --ticket-keys files are "
+                "rotated by replacing the files and sending SIGHUP"
+            )

@@ -72,14 +72,18 @@ DEFAULT_SCHEMES: tuple[int, ...] = (
 TLS12_IMPLICIT_SCHEMES: tuple[int, ...] = (S.rsa_pkcs1_sha1, S.ecdsa_sha1)
 
 
-def key_kind(key: PrivateKey | PublicKey) -> str:
+def key_kind(key: object) -> str:
+    """The key's type: rsa, ec, ed25519, ed448, or "unsupported" for any other (DSA,
+    X25519...), which no signature scheme fits."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         return "rsa"
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return "ec"
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return "ed25519"
-    return "ed448"
+    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+        return "ed448"
+    return "unsupported"
 
 
 def key_curve(key: PrivateKey | PublicKey) -> str | None:

@@ -24,10 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.suites import BY_CODE, Auth, CipherSuite, KeyExchange
-from ..crypto.x509 import parse_chain, utc_clock, verify_server_chain
+from ..crypto.x509 import leaf_public_key, parse_chain, trust_source, utc_clock, verify_server_chain
 from ..enums import AlertDescription, HandshakeType, ProtocolVersion
 from ..errors import (
     BadCertificate,
+    ConfigError,
     DecodeError,
     HandshakeFailure,
     IllegalParameter,
@@ -147,11 +148,11 @@ def _resumed(
 
 
 def _check_key_type(suite: CipherSuite, leaf: x509.Certificate) -> None:
-    key = leaf.public_key()
+    key = leaf_public_key(leaf)
     ok = (
         isinstance(key, rsa.RSAPublicKey)
         if suite.auth is Auth.RSA
-        else signatures.key_kind(key) == "ec"  # type: ignore[arg-type]
+        else signatures.key_kind(key) == "ec"
     )
     if not ok:
         raise BadCertificate(
@@ -182,26 +183,23 @@ class ExpectCertificate(State):
 
 
 def verify_peer(ctx: ClientContext, chain: list[x509.Certificate]) -> None:
+    """Validate the server's chain (and its name, unless hostname checking is off)."""
     config = ctx.config
     if not config.verify:
         return
-    name = ctx.sni if config.check_hostname else None
-    if name is None:
-        name = _any_name(chain[0])
-    verify_server_chain(chain, name, config.trust_store(), utc_clock(config.clock))
-
-
-def _any_name(leaf: x509.Certificate) -> str | None:
-    """A name the leaf is valid for, to validate the chain without checking the host."""
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    names = san.get_values_for_type(x509.DNSName)
-    if names:
-        return names[0]
-    ips = san.get_values_for_type(x509.IPAddress)
-    return str(ips[0]) if ips else None
+    if config.check_hostname and ctx.sni is None:
+        raise ConfigError(
+            "certificate validation needs a server name to check; pass one or turn checking off"
+        )
+    verify_server_chain(
+        chain,
+        ctx.sni if config.check_hostname else None,
+        config.trust_store(),
+        utc_clock(config.clock),
+        profile=config.verify_profile,
+        min_rsa_bits=config.min_rsa_bits,
+        source=trust_source(config.cafile),
+    )
 
 
 class ExpectServerKeyExchange(State):
@@ -218,7 +216,7 @@ class ExpectServerKeyExchange(State):
         if ske.scheme not in config.signature_schemes:
             raise IllegalParameter(f"the server signed with scheme 0x{ske.scheme:04x}, not offered")
         signatures.verify(
-            ctx.peer_chain[0].public_key(),  # type: ignore[arg-type]
+            leaf_public_key(ctx.peer_chain[0]),
             ske.scheme,
             ctx.client_random + ctx.server_random + ske.params,
             ske.signature,
@@ -269,7 +267,7 @@ class ExpectCertificateRequestOrDone(State):
             ctx.send(ClientKeyExchangeECDHE(share.public))
         else:
             premaster = b"\x03\x03" + ctx.rng(46)
-            key = ctx.peer_chain[0].public_key()
+            key = leaf_public_key(ctx.peer_chain[0])
             assert isinstance(key, rsa.RSAPublicKey)
             ctx.send(ClientKeyExchangeRSA(key.encrypt(premaster, padding.PKCS1v15())))
         master = keys12.compute_master_secret(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..crypto import signatures
 from ..crypto.key_schedule import KeySchedule
+from ..crypto.x509 import leaf_public_key
 from ..enums import AlertDescription, HandshakeType, KeyUpdateRequest
 from ..errors import BadCertificate, DecodeError, IllegalParameter
 from ..events import KeyUpdated
@@ -31,14 +32,14 @@ def verify_cv(ctx: HandshakeContext, scheme: int, signature: bytes, context: byt
               transcript_hash: bytes, offered: tuple[int, ...]) -> None:  # fmt: skip
     if not ctx.peer_chain:
         raise DecodeError("CertificateVerify without a certificate")
-    key = ctx.peer_chain[0].public_key()
+    key = leaf_public_key(ctx.peer_chain[0])
     if scheme not in offered:
         raise IllegalParameter(
             f"CertificateVerify uses scheme 0x{scheme:04x}, which was not offered"
         )
-    if not signatures.scheme_fits_key(scheme, key, tls13=True):  # type: ignore[arg-type]
+    if not signatures.scheme_fits_key(scheme, key, tls13=True):
         raise IllegalParameter(f"signature scheme 0x{scheme:04x} does not fit the certificate")
-    signatures.verify(key, scheme, cv_content(context, transcript_hash), signature, tls13=True)  # type: ignore[arg-type]
+    signatures.verify(key, scheme, cv_content(context, transcript_hash), signature, tls13=True)
 
 
 def handshake_secrets(
@@ -70,8 +71,8 @@ def application_secrets(ctx: HandshakeContext, ks: KeySchedule) -> tuple[bytes, 
 
 
 def require_leaf_fits(ctx: HandshakeContext, offered: tuple[int, ...]) -> None:  # type: ignore[type-arg]
-    key = ctx.peer_chain[0].public_key()
-    if not any(signatures.scheme_fits_key(s, key, tls13=True) for s in offered):  # type: ignore[arg-type]
+    key = leaf_public_key(ctx.peer_chain[0])
+    if not any(signatures.scheme_fits_key(s, key, tls13=True) for s in offered):
         raise BadCertificate(
             "the peer's certificate key cannot sign with any scheme we offered",
             alert=AlertDescription.unsupported_certificate,

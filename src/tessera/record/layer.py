@@ -135,6 +135,8 @@ class RecordLayer:
         head = bytes(self._inbuf[self._pos : self._pos + 5])
         if head[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"OPTI", b"CONN"):
             raise UnexpectedMessage("the peer sent plaintext HTTP to a TLS port")
+        if head.startswith(b"HTTP/") or head.lower().startswith((b"<html", b"<!doc")):
+            raise UnexpectedMessage("the server answered in plaintext HTTP: is this a TLS port?")
         if ctype & 0x80 and len(head) >= 3 and head[2] == 1:
             raise ProtocolVersionError(
                 "the peer sent an SSLv2-format ClientHello; SSLv2 is refused"

@@ -1,0 +1,108 @@
+"""Every ``sh`` and ``python`` block of README.md runs as written (issue 14.11).
+
+The blocks run in a temporary directory, in order. ``tessera serve`` from the quick start is
+started by this test (on a free port instead of 4433, which every block uses); the commands after
+it talk to that server; each Python block runs in its own interpreter and must end by itself.
+``tessera`` means this tree's ``python -m tessera.cli.main``. Two commands are not run here, but
+checked: ``pip install`` (a test must not install packages; ``.ci/run`` runs the README's
+install and test command on a fresh machine) and ``python -m pytest`` (this very run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peers import TESSERA, Peer
+
+from conftest import free_port, require_program
+
+pytestmark = pytest.mark.interop
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+BLOCKS = [(m[1], m[2]) for m in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.M | re.S)]
+RUNNABLE = [(lang, code) for lang, code in BLOCKS if lang in ("sh", "python")]
+DEFAULT_PORT = "4433"
+SETUP = ("pip install -e .", "pip install -e '.[dev]'")
+PRELUDE = f'tessera() {{ {shlex.quote(sys.executable)} -m tessera.cli.main "$@"; }}\n'
+
+
+def commands(code: str) -> Iterator[str]:
+    """The commands of an sh block: one per line, ``a && b`` split."""
+    for line in code.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield from (part.strip() for part in line.split(" && "))
+
+
+def test_the_readme_has_examples_of_both_kinds() -> None:
+    langs = [lang for lang, _ in RUNNABLE]
+    assert langs.count("python") >= 2 and langs.count("sh") >= 3, BLOCKS
+    assert all(lang in ("sh", "python", "text", "") for lang, _ in BLOCKS), BLOCKS
+
+
+def test_setup_commands_are_the_ones_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    setup = [c for _, code in RUNNABLE for c in commands(code) if c.startswith("pip ")]
+    assert setup and all(c in SETUP for c in setup), setup
+    assert "pip install -e '.[dev]' && python -m pytest" in ci
+    assert "pip install -e '.[dev]' && python -m pytest" in README
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The quick-start server, started as the README says, on a free port."""
+    d = tmp_path_factory.mktemp("readme")
+    serve = [c for _, code in RUNNABLE for c in commands(code) if c.startswith("tessera serve")]
+    assert len(serve) == 1, serve
+    port = str(free_port())
+    # Relative paths are the blocks' working directory (the server runs in this process's).
+    args = [str(d / a) if a.endswith(".pem") else a for a in shlex.split(serve[0])[1:]]
+    argv = [*TESSERA, *args, "--port", port]
+    with Peer(
+        argv, port=int(port), log_dir=d, name="readme-serve", env={"COLUMNS": "300"}
+    ) as server:
+        assert (d / "tessera-cert.pem").exists(), server.output()
+        yield d, port
+        assert "Traceback" not in server.output()
+
+
+def run_block(lang: str, code: str, d: Path, port: str) -> str:
+    code = code.replace(DEFAULT_PORT, port)
+    if lang == "python":
+        argv = [sys.executable, "-c", code]
+    else:
+        lines = [c for c in commands(code) if not c.startswith(("pip ", "tessera serve"))]
+        lines = [c for c in lines if c != "python -m pytest"]
+        if not lines:
+            return ""
+        for c in lines:
+            if not c.startswith("tessera"):
+                require_program(shlex.split(c)[0])
+        argv = ["bash", "-euo", "pipefail", "-c", PRELUDE + "\n".join(lines)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run(argv, cwd=d, capture_output=True, text=True, timeout=60, env=env,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, f"{lang} block failed:\n{code}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("lang", "code"), RUNNABLE, ids=[f"{i}-{lang}" for i, (lang, _) in enumerate(RUNNABLE)]
+)
+def test_block_runs(workdir: tuple[Path, str], lang: str, code: str) -> None:
+    d, port = workdir
+    out = run_block(lang, code, d, port)
+    if "s_client" in code:
+        assert out.count("Reused, TLSv1.2") == 5 and "New, TLSv1.2" in out, out
+    if "import socket" in code:  # the sans-I/O example: a handshake, then the page's first line
+        assert re.search(r"^TLSv1\.3 TLS_AES_\w+ False$", out, re.M), out
+        assert "HTTP/1.0 200 ok" in out, out
+    if "TLSSocket.connect" in code:  # two connections, the second resumed
+        assert out.splitlines() == ["b'HTTP/1.0 200 ok' None", "b'HTTP/1.0 200 ok' psk"], out
