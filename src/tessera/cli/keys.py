@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..fleet.cli import fleet_secret_command, list_command, rotate_command
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
 
 FORMATS = click.Choice([f.value for f in KeyFileFormat])
@@ -14,6 +15,11 @@ FORMATS = click.Choice([f.value for f in KeyFileFormat])
 @click.group()
 def keys() -> None:
     """Session ticket keys."""
+
+
+keys.add_command(fleet_secret_command)
+keys.add_command(rotate_command)
+keys.add_command(list_command)
 
 
 @keys.command()

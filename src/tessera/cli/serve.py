@@ -18,6 +18,7 @@ from ..certs import CertifiedKey, generate_self_signed
 from ..config import ClientAuth, ServerConfig
 from ..enums import NamedGroup, ProtocolVersion, code_name
 from ..errors import ConfigError, TLSError
+from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options, status_lines
 from ..io.blocking import TLSServer, TLSSocket
 from ..session.keyring import KeyFileFormat, TicketKeyring, read_key_file
 from ..session.store import MemoryStore
@@ -86,6 +87,7 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
     reasons = stats.fallback_reasons()
     body += ["", "Resumption fallbacks (why a full handshake was done):"]
     body += [f"  {html.escape(k)}: {v}" for k, v in sorted(reasons.items())] or ["  (none)"]
+    body += [html.escape(line) for line in status_lines(config)]
     body += ["</pre></body></html>", ""]
     text = "\n".join(body).encode()
     head = (
@@ -214,6 +216,7 @@ def read_request(tls: TLSSocket) -> bytes | None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
 @common_options
+@fleet_options
 def serve(
     host: str,
     port: int,
@@ -243,6 +246,7 @@ def serve(
     ciphers: str | None,
     alpn: str | None,
     keylogfile: str | None,
+    fleet: FleetOptions,
 ) -> None:
     """Run a TLS server with session resumption on (session cache and tickets)."""
     logging.basicConfig(level=logging.WARNING, format="tessera: %(message)s")
@@ -256,6 +260,9 @@ def serve(
             )
         else:
             keyring = TicketKeyring(rotation_interval=ticket_rotation, keep=ticket_keep)
+    runtime = FleetRuntime(
+        fleet, keyring, generated_keys=not ticket_keys, rotation=ticket_rotation, keep=ticket_keep
+    )
     extra: dict[str, Any] = {
         **version_range(tls1_2, tls1_3),
         **cipher_option(ciphers),
@@ -264,9 +271,9 @@ def serve(
     try:
         config = ServerConfig(
             certificates=certificates,
-            session_store=None if no_cache else MemoryStore(cache_size),
+            session_store=runtime.session_store(None if no_cache else MemoryStore(cache_size)),
             session_timeout=session_timeout,
-            ticket_keyring=keyring,
+            ticket_keyring=runtime.keyring,
             ticket_lifetime=ticket_lifetime,
             num_tickets=num_tickets,
             stateful_tickets=stateful_tickets,
@@ -306,13 +313,17 @@ def serve(
             with lock:
                 err.print(f"{where}: handshake failed: {error}", markup=False)
 
-    server = TLSServer(
-        (host, port),
-        config,
-        handler,
-        handshake_timeout=handshake_timeout,
-        on_handshake_error=handshake_error,
-    )
+    def make_server(address: tuple[str, int], reuse_port: bool) -> TLSServer:
+        return TLSServer(
+            address,
+            config,
+            handler,
+            handshake_timeout=handshake_timeout,
+            on_handshake_error=handshake_error,
+            reuse_port=reuse_port,
+        )
+
+    server = runtime.server(make_server, (host, port))
     host_shown, port_shown = server.address
     resumption = []
     if config.session_store is not None:
@@ -328,6 +339,8 @@ def serve(
         + (" (self-signed, generated)" if not certs else "")
     )
     err.print("resumption: " + (", ".join(resumption) or "off"))
+    for line in runtime.banner_lines():
+        err.print(line, markup=False)
     sys.stderr.flush()
 
     def stop(signum: int, frame: FrameType | None) -> None:
