@@ -32,3 +32,17 @@ def secret_file(tmp_path: Path, fleet_secret: FleetSecret) -> Path:
     path = tmp_path / "fleet.secret"
     fleet_secret.write(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def shared_redis() -> Iterator[RedisServer]:
+    """One redis-server for a whole module (each test uses its own namespace)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared_secret_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fleet") / "fleet.secret"
+    FleetSecret.generate().write(path)
+    return path
