@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 
-from redis_server import RedisServer  # noqa: E402
+from redis_server import RedisServer
 
-from tessera.fleet.secret import FleetSecret  # noqa: E402
+from tessera.fleet.secret import FleetSecret
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -65,3 +67,32 @@ def worker_of(page: StatusPage) -> str:
     m = re.search(r"worker: (\d+) of", page.text)
     assert m, page.text
     return m.group(1)
+
+
+# -- CPython ssl clients (C handshakes: cheap for the load loops) ------------------------------
+def client_context(ca: Path, version: str) -> ssl.SSLContext:
+    """``tls12-id`` (no tickets), ``tls12-ticket`` or ``tls13``."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if version.startswith("tls12"):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if version == "tls12-id":
+        ctx.options |= ssl.OP_NO_TICKET
+    return ctx
+
+
+def python_get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None,
+               timeout: float = 10.0) -> tuple[bool, ssl.SSLSession | None, str]:  # fmt: skip
+    """GET / from a --www node: (resumed, the session to use next, the page)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
+         ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:  # fmt: skip
+        reused = s.session_reused
+        s.sendall(HTTP_GET)
+        page = b""
+        while chunk := s.recv(65536):
+            page += chunk
+        return reused, s.session, page.decode(errors="replace")
+
+
+def page_reason(page: str, reason: str) -> int:
+    m = re.search(rf"^\s*{re.escape(reason)}: (\d+)$", page, re.MULTILINE)
+    return int(m.group(1)) if m else 0

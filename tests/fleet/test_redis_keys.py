@@ -3,6 +3,7 @@ a pub/sub notice, records sealed, a Redis that lost its data repaired, an outage
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -55,7 +56,7 @@ def test_exactly_one_key_per_rotation_under_contention(redis_server: RedisServer
         assert len(names) == 1
         clock.now += policy.rotation  # the next rotation is due
     starts = [k.encrypts_from for k in nodes[0].keyring.snapshot.keys]
-    assert starts == sorted(starts) and all(b - a == 60 for a, b in zip(starts, starts[1:]))
+    assert starts == sorted(starts) and all(b - a == 60 for a, b in itertools.pairwise(starts))
 
 
 def test_records_sealed_and_repaired_after_data_loss(redis_server: RedisServer,
