@@ -105,3 +105,33 @@ def test_real_redis_killed_then_back_heals_within_seconds(redis_server: RedisSer
         answer(store, [StoreLookup("get", k)])
         time.sleep(0.05)
     assert store.get(k) is None  # an empty Redis (no persistence), but answering
+
+
+def test_async_guarded_store_same_breaker(redis_server: RedisServer,
+                                          fleet_secret: FleetSecret) -> None:  # fmt: skip
+    import asyncio
+
+    from tessera.fleet.health import AsyncGuardedStore
+    from tessera.fleet.redis_store import AsyncRedisSessionStore
+
+    async def main() -> None:
+        store = AsyncGuardedStore(
+            AsyncRedisSessionStore.from_url(redis_server.url, fleet_secret, "ah"),
+            Breaker(threshold=2, backoff=0.2, max_backoff=0.4),
+        )
+        k = session_id_key(b"a" * 32)
+        await store.put(k, b"v", 60)
+        assert await store.get(k) == b"v"
+        redis_server.kill()
+        for _ in range(2):
+            with pytest.raises(Exception):  # noqa: B017 (redis-py's ConnectionError)
+                await store.get(k)
+        with pytest.raises(StoreError):
+            await store.get(k)
+        assert store.health().state is BreakerState.BACKING_OFF
+        redis_server.start()
+        await asyncio.sleep(0.5)
+        assert await store.get(k) is None  # the probe: healed (Redis came back empty)
+        assert store.health().heals == 1
+
+    asyncio.run(main())

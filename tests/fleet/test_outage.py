@@ -133,3 +133,23 @@ def _skipped(text: str) -> int:
     m = re.search(r"session store: .*?(\d+) skipped", text)
     assert m, text
     return int(m.group(1))
+
+
+def test_node_started_while_redis_is_down(pki: Pki, redis_server: RedisServer, secret_file: Path,
+                                          tmp_path: Path) -> None:  # fmt: skip
+    """No Redis at start: full handshakes, no tickets (no key can be shared yet), never a failed
+    connection; once Redis is up the node mints/loads keys and resumes."""
+    redis_server.kill()
+    with fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q") as node:
+        ctx = client_context(pki.ca_file, "tls12-ticket")
+        reused, session, page = python_get(node.port or 0, ctx)
+        assert not reused and "ticket keys not refreshed" in node.output()
+        assert session is not None and not session.has_ticket  # no key: no ticket issued
+        redis_server.start()
+        deadline = time.monotonic() + HEAL_LIMIT
+        while True:
+            reused, session, page = python_get(node.port or 0, ctx, session)
+            if reused:
+                break
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)

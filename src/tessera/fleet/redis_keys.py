@@ -148,10 +148,11 @@ class KeyRefresher:
     def refresh_once(self) -> bool:
         try:
             self.source.refresh()
-        except RedisError as e:
+        except Exception as e:  # Redis down, or a bug: keep the keys held, never stop refreshing
             self.failures += 1
             self.source.keyring.source_error = f"{type(e).__name__}: {e}"[:200]
-            log.debug("ticket key refresh failed: %s", e)
+            if not isinstance(e, RedisError):
+                log.warning("ticket key refresh failed: %s", e)
             return False
         self.refreshes += 1
         return True
