@@ -109,10 +109,10 @@ def _python_get(port: int, ctx: ssl.SSLContext,
         return s.session_reused, s.session
 
 
-@pytest.mark.parametrize("case", ["tls12-id", "tls12-ticket", "tls13"])
-def test_cpython_ssl_resumes_on_the_other_node(pair: tuple[Peer, Peer], pki: Pki,
+@pytest.mark.parametrize("case", ["tls12-id", "tls12-ticket", "tls13", "tls13-single-use"])
+def test_cpython_ssl_resumes_on_the_other_node(request: pytest.FixtureRequest, pki: Pki,
                                                case: str) -> None:  # fmt: skip
-    a, b = pair
+    a, b = request.getfixturevalue("stateful_pair" if case == "tls13-single-use" else "pair")
     ctx = ssl.create_default_context(cafile=str(pki.ca_file))
     if case.startswith("tls12"):
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -131,7 +131,7 @@ NODE_CROSS = r"""
 const tls = require('tls'), fs = require('fs'), crypto = require('crypto');
 const [portA, portB, ca, mode] = process.argv.slice(1);
 const opts = {host: '127.0.0.1', servername: 'localhost', ca: fs.readFileSync(ca)};
-if (mode !== 'tls13') opts.maxVersion = 'TLSv1.2';
+if (!mode.startsWith('tls13')) opts.maxVersion = 'TLSv1.2';
 if (mode === 'tls12-id') opts.secureOptions = crypto.constants.SSL_OP_NO_TICKET;
 function get(port, session) {
   return new Promise((resolve, reject) => {
@@ -155,10 +155,11 @@ function get(port, session) {
 """
 
 
-@pytest.mark.parametrize("mode", ["tls12-id", "tls12-ticket", "tls13"])
-def test_node_resumes_on_the_other_node(pair: tuple[Peer, Peer], pki: Pki, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["tls12-id", "tls12-ticket", "tls13", "tls13-single-use"])
+def test_node_resumes_on_the_other_node(request: pytest.FixtureRequest, pki: Pki,
+                                        mode: str) -> None:  # fmt: skip
     require_program("node")
-    a, b = pair
+    a, b = request.getfixturevalue("stateful_pair" if mode == "tls13-single-use" else "pair")
     r = node_script(NODE_CROSS.replace("process.argv.slice(1)", json.dumps(
         [str(a.port), str(b.port), str(pki.ca_file), mode])))  # fmt: skip
     out = r.stdout.decode(errors="replace")

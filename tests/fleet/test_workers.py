@@ -15,6 +15,7 @@ import pytest
 from fleet_helpers import client_context, fleet_node, python_get
 from peers import Peer
 from redis_server import RedisServer
+from resumption_helpers import parse_status_page
 
 from conftest import Pki
 
@@ -52,7 +53,7 @@ def test_tickets_resume_across_workers_without_redis(pki: Pki, tmp_path: Path,
         seen = resume_across_workers(node, pki, version)
         assert seen["full"] == 0, seen
         assert seen["resumed-on-1"] > 0 and seen["resumed-on-2"] > 0, seen
-        assert "session ids are per worker" in node.output()
+        assert "session ids and single-use tickets are per worker" in node.output()
         assert "ticket keys from the supervisor" in node.output()
 
 
@@ -105,3 +106,32 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_supervisor_rotates_keys_for_all_workers(pki: Pki, tmp_path: Path) -> None:
+    """Keys rotating every 2 s (decrypt 2 s more), made by the supervisor and sent down the
+    pipes before they encrypt: clients resuming on either worker never meet an unknown key."""
+    args = ("--workers", "2", "--ticket-rotation", "2", "--ticket-keep", "1", "-q")
+    with fleet_node(pki, tmp_path, None, None, *args) as node:
+        seen: Counter[str] = Counter()
+        keys = set()
+        last: dict[str, str] = {}  # worker -> its latest page (its counters are cumulative)
+        deadline = time.monotonic() + 7
+        for version in ("tls12-ticket", "tls13"):
+            ctx = client_context(pki.ca_file, version)
+            session = None
+            while time.monotonic() < deadline:
+                reused, session, page = python_get(node.port or 0, ctx, session)
+                seen["resumed" if reused else "full"] += 1
+                last[worker_pid(page)[0]] = page
+                keys |= set(re.findall(r"([0-9a-f]{32})  age \S+ s  encrypting", page))
+                time.sleep(0.05)
+            deadline = time.monotonic() + 7
+        assert sorted(last) == ["1", "2"]
+        assert len(keys) >= 4, keys  # rotated while the clients ran
+        reasons: Counter[str] = Counter()
+        for text in last.values():
+            reasons.update(parse_status_page(text).reasons)
+        assert set(reasons) <= {"ticket expired"}, reasons  # never "ticket key name unknown"
+        assert seen["full"] == 2 + reasons["ticket expired"], (seen, reasons)
+        assert seen["resumed"] > 20, seen
