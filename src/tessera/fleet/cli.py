@@ -151,8 +151,10 @@ class FleetRuntime:
             if self.guarded is not None:
                 lines.append(f"fleet: session store {self.guarded.health().describe()}")
         if o.workers > 1:
-            per = "" if o.redis_url else (
-                "; session ids and single-use tickets are per worker (--redis shares them)"
+            per = (
+                ""
+                if o.redis_url
+                else ("; session ids and single-use tickets are per worker (--redis shares them)")
             )
             lines.append(f"fleet: {o.workers} workers on one port (SO_REUSEPORT){per}")
         if self.fleet_keyring is not None:
