@@ -109,9 +109,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_supervisor_rotates_keys_for_all_workers(pki: Pki, tmp_path: Path) -> None:
-    """Keys rotating every 2 s (decrypt 2 s more), made by the supervisor and sent down the
+    """Keys rotating every 2 s (decrypt 4 s more), made by the supervisor and sent down the
     pipes before they encrypt: clients resuming on either worker never meet an unknown key."""
-    args = ("--workers", "2", "--ticket-rotation", "2", "--ticket-keep", "1", "-q")
+    args = ("--workers", "2", "--ticket-rotation", "2", "--ticket-keep", "2", "-q")
     with fleet_node(pki, tmp_path, None, None, *args) as node:
         seen: Counter[str] = Counter()
         keys = set()
