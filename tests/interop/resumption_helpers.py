@@ -113,6 +113,9 @@ def parse_status_page(output: str) -> StatusPage:
         if line.startswith("Resumption fallbacks"):
             section = "reasons"
             continue
+        if line.startswith("Fleet:"):  # worker, store health, ticket keys (free text)
+            section = "fleet"
+            continue
         if not line.strip():
             continue
         key, sep, value = line.strip().rpartition(": ")
@@ -122,7 +125,7 @@ def parse_status_page(output: str) -> StatusPage:
             fields[key] = value
         elif section == "stats":
             stats[key] = int(value)
-        else:
+        elif section == "reasons":
             reasons[key] = int(value)
     return StatusPage(body, outcome, fields, stats, reasons)
 

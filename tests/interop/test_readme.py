@@ -1,8 +1,10 @@
 """Every ``sh`` and ``python`` block of README.md runs as written (issue 14.11).
 
 The blocks run in a temporary directory, in order. ``tessera serve`` from the quick start is
-started by this test (on a free port instead of 4433, which every block uses); the commands after
-it talk to that server; each Python block runs in its own interpreter and must end by itself.
+started by this test (on a free port instead of 4433); the commands after it talk to that
+server; each Python block runs in its own interpreter and must end by itself. A block that starts
+servers of its own in the background (``... &``) runs whole, with every port it names moved to a
+free one, and whatever it left running is stopped when it ends.
 ``tessera`` means this tree's ``python -m tessera.cli.main``. Two commands are not run here, but
 checked: ``pip install`` (a test must not install packages; ``.ci/run`` runs the README's
 install and test command on a fresh machine) and ``python -m pytest`` (this very run).
@@ -31,7 +33,8 @@ BLOCKS = [(m[1], m[2]) for m in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.
 RUNNABLE = [(lang, code) for lang, code in BLOCKS if lang in ("sh", "python")]
 DEFAULT_PORT = "4433"
 SETUP = ("pip install -e .", "pip install -e '.[dev]'")
-PRELUDE = f'tessera() {{ {shlex.quote(sys.executable)} -m tessera.cli.main "$@"; }}\n'
+# ``tessera`` on the blocks' PATH: this tree's CLI (exec'd, so a background job is the server).
+WRAPPER = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m tessera.cli.main "$@"\n'
 
 
 def commands(code: str) -> Iterator[str]:
@@ -59,7 +62,12 @@ def test_setup_commands_are_the_ones_ci_runs() -> None:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """The quick-start server, started as the README says, on a free port."""
     d = tmp_path_factory.mktemp("readme")
-    serve = [c for _, code in RUNNABLE for c in commands(code) if c.startswith("tessera serve")]
+    serve = [
+        c
+        for _, code in RUNNABLE
+        for c in commands(code)
+        if c.startswith("tessera serve") and not c.endswith("&")
+    ]
     assert len(serve) == 1, serve
     port = str(free_port())
     # Relative paths are the blocks' working directory (the server runs in this process's).
@@ -73,22 +81,53 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
         assert "Traceback" not in server.output()
 
 
+def own_servers(code: str) -> bool:
+    """A block that starts its own servers in the background."""
+    return any(c.endswith("&") for c in commands(code))
+
+
+def remap_ports(code: str) -> str:
+    """Every 4-digit port the block names (``:4434``, ``-p 4433``, ``--port 6390``) moved to a
+    free one, consistently within the block."""
+    ports: dict[str, str] = {}
+
+    def new(m: re.Match[str]) -> str:
+        ports.setdefault(m[2], str(free_port()))
+        return m[1] + ports[m[2]]
+
+    return re.sub(r"(:|-p |--port )(\d{4})\b", new, code)
+
+
 def run_block(lang: str, code: str, d: Path, port: str) -> str:
-    code = code.replace(DEFAULT_PORT, port)
+    mine = lang == "sh" and own_servers(code)
+    code = remap_ports(code) if mine else code.replace(DEFAULT_PORT, port)
     if lang == "python":
         argv = [sys.executable, "-c", code]
     else:
-        lines = [c for c in commands(code) if not c.startswith(("pip ", "tessera serve"))]
+        lines = [c for c in commands(code) if not c.startswith("pip ")]
         lines = [c for c in lines if c != "python -m pytest"]
+        if not mine:
+            lines = [c for c in lines if not c.startswith("tessera serve")]
         if not lines:
             return ""
         for c in lines:
-            if not c.startswith("tessera"):
+            if not c.startswith(("tessera", "sleep", "kill")):
                 require_program(shlex.split(c)[0])
-        argv = ["bash", "-euo", "pipefail", "-c", PRELUDE + "\n".join(lines)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    proc = subprocess.run(argv, cwd=d, capture_output=True, text=True, timeout=60, env=env,
-                          check=False)  # fmt: skip
+        # Background jobs the block leaves behind are stopped when it ends.
+        cleanup = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
+        argv = ["bash", "-euo", "pipefail", "-c", cleanup + "\n".join(lines)]
+    bin_dir = d / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    wrapper = bin_dir / "tessera"
+    wrapper.write_text(WRAPPER)
+    wrapper.chmod(0o755)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(argv, cwd=d, capture_output=True, text=True,
+                          timeout=240 if mine else 60, env=env, check=False)  # fmt: skip
     assert proc.returncode == 0, f"{lang} block failed:\n{code}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -99,7 +138,7 @@ def run_block(lang: str, code: str, d: Path, port: str) -> str:
 def test_block_runs(workdir: tuple[Path, str], lang: str, code: str) -> None:
     d, port = workdir
     out = run_block(lang, code, d, port)
-    if "s_client" in code:
+    if "-reconnect" in code:
         assert out.count("Reused, TLSv1.2") == 5 and "New, TLSv1.2" in out, out
     if "import socket" in code:  # the sans-I/O example: a handshake, then the page's first line
         assert re.search(r"^TLSv1\.3 TLS_AES_\w+ False$", out, re.M), out

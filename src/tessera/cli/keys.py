@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..fleet.cli import fleet_secret_command, list_command, rotate_command
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
 from .files import write_private
 
@@ -25,6 +26,11 @@ format_option = click.option(
 @click.group()
 def keys() -> None:
     """Session ticket keys."""
+
+
+keys.add_command(fleet_secret_command)
+keys.add_command(rotate_command)
+keys.add_command(list_command)
 
 
 @keys.command()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +18,7 @@ from rich.console import Console
 from ..config import ClientAuth, ServerConfig
 from ..enums import NamedGroup, ProtocolVersion, code_name
 from ..errors import ConfigError, TLSError
+from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options, status_lines
 from ..io.blocking import TLSServer, TLSSocket
 from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
@@ -66,6 +69,7 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
     reasons = stats.fallback_reasons()
     body += ["", "Resumption fallbacks (why a full handshake was done):"]
     body += [f"  {html.escape(k)}: {v}" for k, v in sorted(reasons.items())] or ["  (none)"]
+    body += [html.escape(line) for line in status_lines(config)]
     body += ["</pre></body></html>", ""]
     text = "\n".join(body).encode()
     head = (
@@ -240,6 +244,7 @@ def read_request(tls: TLSSocket) -> bytes | None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
 @common_options
+@fleet_options
 def serve(
     host: str,
     port: int,
@@ -277,6 +282,7 @@ def serve(
     sigalgs: str | None,
     alpn: str | None,
     keylogfile: str | None,
+    fleet: FleetOptions,
 ) -> None:
     """Run a TLS server with session resumption on (session cache and tickets).
 
@@ -295,11 +301,15 @@ def serve(
         elif not no_ticket:
             keyring = TicketKeyring(rotation_interval=ticket_rotation, keep=ticket_keep)
         serving.check_client_ca(client_ca)
+        runtime = FleetRuntime(
+            fleet, keyring, generated_keys=not ticket_keys, rotation=ticket_rotation,
+            keep=ticket_keep,
+        )  # fmt: skip
         config = ServerConfig(
             certificates=certificates,
-            session_store=None if no_cache else MemoryStore(cache_size),
+            session_store=runtime.session_store(None if no_cache else MemoryStore(cache_size)),
             session_timeout=session_timeout,
-            ticket_keyring=keyring,
+            ticket_keyring=runtime.keyring,
             ticket_lifetime=ticket_lifetime,
             num_tickets=num_tickets,
             # --no-ticket: TLS 1.3 resumes with stateful tickets when there is a cache
@@ -326,13 +336,17 @@ def serve(
         with lock:
             err.print(line, markup=False)
 
+    # The TLSServer of this process (with --workers, each worker makes its own after the fork);
+    # its config is swapped on SIGHUP.
+    servers: list[TLSServer] = []
+
     def handler(tls: TLSSocket) -> None:
         if not quiet:
             log(serving.connection_line(tls, session_line(tls)))
         if mode == "www":
             request = read_request(tls)
             if request is not None:
-                tls.sendall(www_page(tls, server.config))
+                tls.sendall(www_page(tls, servers[0].config if servers else config))
             return
         while True:
             data = tls.recv(65536)
@@ -344,17 +358,25 @@ def serve(
         if not quiet:
             log(f"{serving.timestamp()} {serving.peer_text(peer)}: handshake failed: {error}")
 
-    server = TLSServer(
-        (host, port),
-        config,
-        handler,
-        handshake_timeout=handshake_timeout,
-        idle_timeout=idle_timeout,
-        max_connections=max_connections,
-        on_handshake_error=handshake_error,
-    )
+    def make_server(address: tuple[str, int], reuse_port: bool) -> TLSServer:
+        made = TLSServer(
+            address,
+            config,
+            handler,
+            handshake_timeout=handshake_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            on_handshake_error=handshake_error,
+            reuse_port=reuse_port,
+        )
+        servers.append(made)
+        return made
+
+    server = runtime.server(make_server, (host, port))
     for line in serving.banner(config, files, mode, server.address, ticket_rotation,
                                ticket_keep, save_cert):  # fmt: skip
+        err.print(line, markup=False)
+    for line in runtime.banner_lines():
         err.print(line, markup=False)
     sys.stderr.flush()
     stopped_by: list[int] = []
@@ -364,7 +386,12 @@ def serve(
         server.shutdown()
 
     def hangup(signum: int, frame: FrameType | None) -> None:
-        serving.reload(server, files, log)
+        if servers:
+            serving.reload(servers[0], files, log)
+            return
+        for pid in getattr(server, "pids", {}).values():  # a supervisor: each worker reloads
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -374,8 +401,9 @@ def serve(
         server.serve_forever()
     except TLSError as e:
         raise click.ClickException(str(e)) from None
-    with lock:
-        err.print(serving.final_statistics(server.config.statistics))
+    if servers:  # (a supervisor's workers print their own)
+        with lock:
+            err.print(serving.final_statistics(servers[0].config.statistics))
     if stopped_by and stopped_by[0] == signal.SIGINT:
         sys.exit(130)  # as a shell reports a program ended by Ctrl-C
 

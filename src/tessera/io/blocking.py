@@ -433,6 +433,7 @@ class TLSServer:
         threaded: bool = True,
         backlog: int = 128,
         on_handshake_error: Callable[[Any, TLSError | OSError], None] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if idle_timeout is not None and idle_timeout <= 0:
             raise ConfigError("idle_timeout must be positive (or None for no idle timeout)")
@@ -448,6 +449,8 @@ class TLSServer:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # workers of one supervisor share the port (tessera.fleet.supervisor)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self.sock.bind(address)
         self.sock.listen(backlog)
         set_receive_timeout(self.sock, handshake_timeout)  # inherited by accepted sockets

@@ -1,0 +1,87 @@
+"""The fleet keyring: a :class:`~tessera.session.keyring.TicketKeySource` over a :class:`KeySet`.
+
+It holds an immutable snapshot and answers from it with the clock: keys start and stop
+encrypting and are erased exactly on their schedule, whether or not anything refreshes the
+snapshot. Whoever feeds it (Redis: :mod:`.redis_keys`; the ``--workers`` supervisor: a pipe)
+calls :meth:`FleetKeyring.install`, which swaps the snapshot atomically, keeping the keys it
+already holds (a source that lost its data cannot take away a key still in use).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ..session.keyring import TicketKey
+from .keys import FleetKey, KeyPolicy, KeySet, KeyState
+
+
+class FleetKeyring:
+    def __init__(self, policy: KeyPolicy, keys: KeySet | None = None,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.policy = policy
+        self._clock = clock
+        self._snap = keys or KeySet()
+        self._lock = threading.Lock()
+        self.installs = 0
+        self.source = "none"  # where the keys come from, for status pages
+        self.source_error = ""  # the last failure to refresh, "" when the last one worked
+        self.last_refresh = 0.0
+
+    def __repr__(self) -> str:
+        return f"FleetKeyring({len(self._snap.keys)} keys from {self.source})"
+
+    @property
+    def snapshot(self) -> KeySet:
+        return self._snap
+
+    def install(self, keys: KeySet) -> KeySet:
+        """Swap in ``keys`` plus any live key held now that they lack; the result."""
+        with self._lock:
+            now = self._clock()
+            snap = keys.live(now).merged(self._snap.live(now).keys)
+            self._snap = snap
+            self.installs += 1
+            self.last_refresh = now
+            self.source_error = ""
+            return snap
+
+    # -- TicketKeySource --------------------------------------------------------------------
+    def encryption_key(self) -> TicketKey | None:
+        k = self._snap.encrypting(self._clock())
+        return None if k is None else k.key
+
+    def decryption_key(self, name: bytes) -> tuple[TicketKey, bool] | None:
+        snap = self._snap
+        now = self._clock()
+        k = snap.decrypting(name, now)
+        if k is None:
+            return None
+        return k.key, k is snap.encrypting(now)
+
+    def decrypts_until(self, key: TicketKey) -> float | None:
+        k = self._snap.by_name.get(key.name)
+        return None if k is None else k.erased_at
+
+    # -- status ---------------------------------------------------------------------------
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, age, state) for every key not yet erased — never key material."""
+        now = self._clock()
+        snap = self._snap
+        enc = snap.encrypting(now)
+        rows = []
+        for k in reversed(snap.keys):
+            state = k.state(now, enc)
+            if state is KeyState.ERASED:
+                continue
+            rows.append((k.name.hex(), f"{now - k.created:.0f} s", _state_text(k, state, now)))
+        return rows
+
+
+def _state_text(k: FleetKey, state: KeyState, now: float) -> str:
+    if state is KeyState.PUBLISHED:
+        return f"published, encrypts in {k.encrypts_from - now:.0f} s"
+    if state is KeyState.ENCRYPTING:
+        return f"encrypting, {k.encrypts_until - now:.0f} s left"
+    return f"decrypt-only, erased in {k.erased_at - now:.0f} s"

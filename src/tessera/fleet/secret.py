@@ -1,0 +1,117 @@
+"""The fleet secret and the AEAD that seals what a fleet keeps in Redis.
+
+The fleet secret is 32 random bytes shared by every node (a file, mode 0600, or an environment
+variable, as hex); it is never written to Redis. Each use gets its own key derived with HKDF
+(SHA-256) under a label, so a session-store key can never open a ticket key and back. Values are
+sealed with AES-256-GCM, ``version | nonce[12] | ciphertext+tag``, with the Redis key (or the
+ticket key's name) as associated data: a value moved to another key does not open.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import ConfigError
+
+SECRET_SIZE = 32
+ENV_VAR = "TESSERA_FLEET_SECRET"
+_VERSION = b"\x01"
+_NONCE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSecret:
+    """The fleet's shared secret. Its repr never shows the bytes."""
+
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < SECRET_SIZE:
+            raise ConfigError(
+                f"a fleet secret is at least {SECRET_SIZE} bytes; "
+                "make one with `tessera keys fleet-secret -o FILE`"
+            )
+
+    @classmethod
+    def generate(cls) -> FleetSecret:
+        return cls(os.urandom(SECRET_SIZE))
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> FleetSecret:
+        try:
+            return cls(bytes.fromhex(text.strip()))
+        except ValueError:
+            raise ConfigError(
+                f"{where}: a fleet secret is {SECRET_SIZE * 2} hex digits; "
+                "make one with `tessera keys fleet-secret -o FILE`"
+            ) from None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> FleetSecret:
+        """From ``path``, else from $TESSERA_FLEET_SECRET."""
+        if path is not None:
+            try:
+                text = Path(path).read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"cannot read the fleet secret file {path}: {e}") from None
+            return cls.parse(text, str(path))
+        env = os.environ.get(ENV_VAR)
+        if not env:
+            raise ConfigError(
+                f"no fleet secret: pass --fleet-secret FILE or set ${ENV_VAR} "
+                "(make one with `tessera keys fleet-secret -o FILE`)"
+            )
+        return cls.parse(env, f"${ENV_VAR}")
+
+    def write(self, path: str | Path, force: bool = False) -> None:
+        """Write the secret as hex to ``path`` (mode 0600); refuses an existing file unless
+        ``force``."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            raise ConfigError(f"{path} exists; pass --force to replace it") from None
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(self.secret.hex() + "\n")
+
+    def derive(self, label: str, size: int = 32) -> bytes:
+        return HKDF(hashes.SHA256(), size, None, b"tessera fleet " + label.encode()).derive(
+            self.secret
+        )
+
+    def box(self, label: str) -> SealedBox:
+        return SealedBox(AESGCM(self.derive(label)))
+
+
+class SealedBox:
+    """AES-256-GCM under one derived key; ``aad`` binds a value to where it is stored."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, aead: AESGCM) -> None:
+        self._aead = aead
+
+    def __repr__(self) -> str:
+        return "SealedBox(AES-256-GCM)"
+
+    def seal(self, aad: bytes, plaintext: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, aad: bytes, sealed: bytes) -> bytes | None:
+        """The plaintext, or None if ``sealed`` was not sealed here for ``aad`` (another fleet
+        secret, another key, tampered)."""
+        if len(sealed) < 1 + _NONCE + 16 or sealed[:1] != _VERSION:
+            return None
+        try:
+            return self._aead.decrypt(sealed[1 : 1 + _NONCE], sealed[1 + _NONCE :], aad)
+        except InvalidTag:
+            return None

@@ -1,0 +1,98 @@
+"""Start ``tessera serve`` nodes that share a Redis, and talk to them with real clients."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from peers import HTTP_GET, TESSERA, Peer, openssl_s_client
+from resumption_helpers import StatusPage, outcomes, parse_status_page
+
+from conftest import Pki, free_port
+
+KEY_REFRESH = 0.25  # fast refresh for tests: a new key encrypts 0.5 s after it is published
+WIDE = {"COLUMNS": "300"}
+
+
+def fleet_node(pki: Pki, log_dir: Path, redis_url: str | None, secret: Path | None, *args: str,
+               namespace: str = "default", name: str = "node",
+               env: dict[str, str] | None = None) -> Peer:  # fmt: skip
+    """``tessera serve --www`` with the test PKI, sharing ``redis_url`` (None: no Redis)."""
+    port = free_port()
+    argv = [*TESSERA, "serve", "--port", str(port), "--www", "--handshake-timeout", "5",
+            "--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key),
+            "--key-refresh", str(KEY_REFRESH), *args]  # fmt: skip
+    if redis_url is not None:
+        argv += ["--redis", redis_url, "--redis-namespace", namespace]
+    if secret is not None:
+        argv += ["--fleet-secret", str(secret)]
+    return Peer(argv, port=port, log_dir=log_dir, name=name, env={**WIDE, **(env or {})})
+
+
+def wait_for_tickets(peer: Peer, pki: Pki, timeout: float = 10.0) -> None:
+    """Wait until a node issues tickets (its first fleet key encrypts after the lead time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = page_from(peer, pki)
+        if "encrypting" in page.text:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no encrypting ticket key:\n{page.text}")
+        time.sleep(0.1)
+
+
+def page_from(peer: Peer, pki: Pki, *args: str, version: str = "-tls1_3") -> StatusPage:
+    """The node's --www page fetched with openssl s_client (``args``: -sess_in/-sess_out...)."""
+    out = s_client_get(peer, pki, *args, version=version)
+    page = parse_status_page(out)
+    return StatusPage(out, page.outcome, page.fields, page.stats, page.reasons)
+
+
+def s_client_get(peer: Peer, pki: Pki, *args: str, version: str = "-tls1_3") -> str:
+    assert peer.port is not None
+    return openssl_s_client(peer.port, version, "-CAfile", str(pki.ca_file), "-ign_eof",
+                            *args, input=HTTP_GET, timeout=15)  # fmt: skip
+
+
+def outcome(out: str) -> str:
+    found = outcomes(out)
+    assert len(found) == 1, out
+    return found[0]
+
+
+def worker_of(page: StatusPage) -> str:
+    m = re.search(r"worker: (\d+) of", page.text)
+    assert m, page.text
+    return m.group(1)
+
+
+# -- CPython ssl clients (C handshakes: cheap for the load loops) ------------------------------
+def client_context(ca: Path, version: str) -> ssl.SSLContext:
+    """``tls12-id`` (no tickets), ``tls12-ticket`` or ``tls13``."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if version.startswith("tls12"):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if version == "tls12-id":
+        ctx.options |= ssl.OP_NO_TICKET
+    return ctx
+
+
+def python_get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None,
+               timeout: float = 10.0) -> tuple[bool, ssl.SSLSession | None, str]:  # fmt: skip
+    """GET / from a --www node: (resumed, the session to use next, the page)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
+         ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:  # fmt: skip
+        reused = s.session_reused
+        s.sendall(HTTP_GET)
+        page = b""
+        while chunk := s.recv(65536):
+            page += chunk
+        return reused, s.session, page.decode(errors="replace")
+
+
+def page_reason(page: str, reason: str) -> int:
+    m = re.search(rf"^\s*{re.escape(reason)}: (\d+)$", page, re.MULTILINE)
+    return int(m.group(1)) if m else 0
