@@ -21,6 +21,7 @@ from ..errors import ConfigError, TLSError
 from ..io.blocking import TLSServer, TLSSocket
 from ..session.keyring import KeyFileFormat, TicketKeyring, read_key_file
 from ..session.store import MemoryStore
+from . import secure_path
 from .options import alpn_option, cipher_option, common_options, keylog_option, version_range
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay whole
@@ -52,7 +53,9 @@ def session_line(tls: TLSSocket) -> str:
     return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
 
 
-def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
+def www_page(
+    tls: TLSSocket, config: ServerConfig, status: str = "200 ok", notes: tuple[str, ...] = ()
+) -> bytes:
     info = tls.info
     stats = config.statistics
     rows = [
@@ -72,11 +75,10 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
         ("ALPN", info.alpn_protocol or "(none)"),
         ("Early data", "yes (0-RTT, replayable)" if tls.early_data else "no"),
     ]
-    body = [
-        "<html><head><title>tessera</title></head><body><pre>",
-        html.escape(session_line(tls)),
-        "",
-    ]
+    body = ["<html><head><title>tessera</title></head><body><pre>"]
+    if notes:
+        body += [*(html.escape(n) for n in notes), ""]
+    body += [html.escape(session_line(tls)), ""]
     body += [f"{html.escape(k)}: {html.escape(v)}" for k, v in rows]
     body += ["", "Session statistics:"]
     body += [f"  {k}: {v}" for k, v in stats.snapshot().items()]
@@ -89,7 +91,7 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
     body += ["</pre></body></html>", ""]
     text = "\n".join(body).encode()
     head = (
-        "HTTP/1.0 200 ok\r\nContent-Type: text/html\r\n"
+        f"HTTP/1.0 {status}\r\nContent-Type: text/html\r\n"
         f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
     ).encode()
     return head + text
@@ -212,6 +214,20 @@ def read_request(tls: TLSSocket) -> bytes | None:
 )
 @click.option("--client-ca", metavar="FILE", help="CA file for client certificates.")
 @click.option(
+    "--client-cert-path",
+    "client_cert_paths",
+    multiple=True,
+    metavar="PREFIX",
+    help="--www: requests under PREFIX need a client certificate, asked for after the request "
+    "(TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication); repeatable; needs "
+    "--client-ca.",
+)
+@click.option(
+    "--client-renegotiation",
+    is_flag=True,
+    help="TLS 1.2: accept renegotiation started by the client (rate-limited; refused by default).",
+)
+@click.option(
     "--handshake-timeout",
     default=10.0,
     show_default=True,
@@ -257,6 +273,8 @@ def serve(
     legacy_sha1: bool,
     verify_client: str,
     client_ca: str | None,
+    client_cert_paths: tuple[str, ...],
+    client_renegotiation: bool,
     handshake_timeout: float,
     idle_timeout: float,
     max_connections: int,
@@ -299,6 +317,7 @@ def serve(
             legacy_sha1_signatures=legacy_sha1,
             client_auth=ClientAuth(verify_client),
             client_cafile=client_ca,
+            client_renegotiation=client_renegotiation,
             keylog=keylog_option(keylogfile),
             **extra,
         )
@@ -306,23 +325,45 @@ def serve(
         raise click.UsageError(str(e)) from None
     if config.client_auth is not ClientAuth.NONE and client_ca is None:
         raise click.UsageError("--verify-client needs --client-ca FILE")
+    if client_cert_paths and (client_ca is None or mode != "www"):
+        raise click.UsageError("--client-cert-path needs --www and --client-ca FILE")
 
     lock = threading.Lock()
 
-    def handler(tls: TLSSocket) -> None:
+    def log(line: str) -> None:
         if not quiet:
             with lock:
-                err.print(session_line(tls))
+                err.print(line, markup=False)
+
+    def handler(tls: TLSSocket) -> None:
+        log(session_line(tls))
         if mode == "www":
             request = read_request(tls)
             if request is not None:
-                tls.sendall(www_page(tls, config))
+                www(tls, request)
             return
         while True:
             data = tls.recv(65536)
             if not data:
                 return
             tls.sendall(data)
+
+    def www(tls: TLSSocket, request: bytes) -> None:
+        method, path = secure_path.request_target(request)
+        if secure_path.protected_prefix(path, client_cert_paths) is None:
+            tls.sendall(www_page(tls, config))
+            return
+        head, _, rest = request.partition(b"\r\n\r\n" if b"\r\n\r\n" in request else b"\n\n")
+        body = secure_path.read_body(tls, head, rest)
+        outcome = (
+            body
+            if isinstance(body, secure_path.Outcome)
+            else secure_path.authenticate(tls, method, path, body, handshake_timeout)
+        )
+        log(outcome.log)
+        tls.sendall(www_page(tls, config, outcome.status, outcome.lines))
+        if outcome.linger:
+            secure_path.linger(tls)
 
     def handshake_error(peer: Any, error: Exception) -> None:
         if not quiet:
