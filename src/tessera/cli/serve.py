@@ -355,11 +355,15 @@ def serve(
             return
         head, _, rest = request.partition(b"\r\n\r\n" if b"\r\n\r\n" in request else b"\n\n")
         body = secure_path.read_body(tls, head, rest)
-        outcome = (
-            body
-            if isinstance(body, secure_path.Outcome)
-            else secure_path.authenticate(tls, method, path, body, handshake_timeout)
-        )
+        try:
+            outcome = (
+                body
+                if isinstance(body, secure_path.Outcome)
+                else secure_path.authenticate(tls, method, path, body, handshake_timeout)
+            )
+        except TLSError as e:
+            log(f"{path}: asking for the client certificate failed: {e}")
+            raise
         log(outcome.log)
         tls.sendall(www_page(tls, config, outcome.status, outcome.lines))
         if outcome.linger:
