@@ -16,7 +16,6 @@ No protocol decision here: the connection (``request_client_certificate``) makes
 
 from __future__ import annotations
 
-import select
 import time
 from dataclasses import dataclass
 
@@ -150,8 +149,7 @@ def linger(tls: TLSSocket) -> None:
     taken = 0
     try:
         while taken < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
-            readable, _, _ = select.select([tls.sock], [], [], left)
-            if not readable or not tls.receive_some():
+            if not tls.wait_readable(left) or not tls.receive_some():
                 return
             while tls.pending():
                 taken += len(tls.recv(1 << 16))

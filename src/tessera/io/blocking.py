@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import select
 import socket
 import struct
@@ -345,10 +346,16 @@ class TLSSocket:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise HandshakeTimeout(f"no answer from the peer to {what} within {timeout} s")
-            readable, _, _ = select.select([self.sock], [], [], left)
-            if readable and not self._pump():
+            if self.wait_readable(left) and not self._pump():
                 raise ConnectionClosedError(f"the peer closed the connection during {what}")
         return self.info
+
+    def wait_readable(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds (None: no limit) for the socket to become readable
+        (poll(), so descriptors above FD_SETSIZE work too)."""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
 
     # -- data ----------------------------------------------------------------------------
     def sendall(self, data: bytes) -> None:
