@@ -30,8 +30,15 @@ from peers import (
     wait_for_output,
 )
 
-from conftest import Pki, free_port, require_program
-from tessera import AlertReceived, ClientConfig, ProtocolVersion, TLSSocket
+from conftest import Pki, free_port, require_program, serving
+from tessera import (
+    AlertReceived,
+    ClientConfig,
+    HandshakeTimeout,
+    ProtocolVersion,
+    ServerConfig,
+    TLSSocket,
+)
 from tessera.enums import AlertDescription
 from tessera.events import RenegotiationCompleted, RenegotiationDeclined
 from tessera.handshake.renegotiation import MAX_REFUSALS
@@ -339,3 +346,29 @@ def test_client_initiated_renegotiation_with_s_server(
     else:
         assert isinstance(notice, RenegotiationDeclined)
         assert "SSL3 alert write:warning:no renegotiation" in out, out
+
+
+# -- the blocking front end -------------------------------------------------------------------
+def test_request_client_certificate_times_out_on_a_silent_client(pki: Pki) -> None:
+    """A client that does not answer the HelloRequest (it reads nothing meanwhile): the server's
+    wait is bounded; the application still answers, under the old keys."""
+    outcome: list[str] = []
+
+    def handler(tls: TLSSocket) -> None:
+        tls.recv(100)
+        try:
+            tls.request_client_certificate(timeout=0.5)
+        except HandshakeTimeout as e:
+            outcome.append(str(e))
+        tls.sendall(b"answered anyway")
+
+    config = ServerConfig(certificates=(pki.ecdsa,), client_cafile=pki.ca_file,
+                          max_version=ProtocolVersion.TLS1_2)  # fmt: skip
+    with serving(config, handler) as server:
+        tls = TLSSocket.connect(server.address, client_config(pki), "localhost")
+        with tls:
+            tls.sendall(b"GET /secure")
+            time.sleep(1.0)  # not reading: the HelloRequest waits in the socket
+            tls.sock.settimeout(10)
+            assert tls.recv(100) == b"answered anyway"
+    assert outcome and "no answer from the peer" in outcome[0], outcome
