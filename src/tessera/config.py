@@ -173,6 +173,13 @@ class ClientConfig(_CommonConfig):
     reuse_tickets: bool = False
     # TLS 1.3: the key shares sent in the first ClientHello (the rest only after a retry).
     key_share_groups: tuple[int, ...] | None = None
+    # TLS 1.2: honour a server's HelloRequest with a new handshake (secure renegotiation,
+    # RFC 5746, only; the current session is offered for resumption). False: answer every
+    # HelloRequest with a warning no_renegotiation alert.
+    renegotiation: bool = True
+    # TLS 1.3: offer post_handshake_auth (RFC 8446 §4.6.2), so that the server may ask for the
+    # certificate after the handshake. None: offer it when ``certificate`` is set.
+    post_handshake_auth: bool | None = None
     _store: Store | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -194,6 +201,12 @@ class ClientConfig(_CommonConfig):
             object.__setattr__(self, "_store", trust_store(self.cafile))
         assert self._store is not None
         return self._store
+
+    @property
+    def offers_post_handshake_auth(self) -> bool:
+        if self.post_handshake_auth is None:
+            return self.certificate is not None
+        return self.post_handshake_auth
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,6 +249,11 @@ class ServerConfig(_CommonConfig):
     # TLS 1.2: sign with SHA-1 for a client that sends no signature_algorithms (RFC 9155 says
     # to refuse it with handshake_failure, the default).
     legacy_sha1_signatures: bool = False
+    # TLS 1.2: accept renegotiation started by the client (secure renegotiation only, at most
+    # a few per minute per connection: see tessera.handshake.renegotiation). Off by default, as
+    # in OpenSSL 3: the client gets a warning no_renegotiation alert, and a client that keeps
+    # trying is disconnected. Renegotiation the server asks for is always possible.
+    client_renegotiation: bool = False
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
     # What seals and opens tickets: ticket_sealer, else the RFC 5077 sealer over ticket_keyring;

@@ -22,8 +22,8 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from .config import ClientConfig, ServerConfig
-from .enums import AlertDescription, AlertLevel, ContentType, ProtocolVersion
+from .config import ClientAuth, ClientConfig, ServerConfig
+from .enums import AlertDescription, AlertLevel, ContentType, HandshakeType, ProtocolVersion
 from .errors import (
     AlertReceived,
     ConfigError,
@@ -34,13 +34,23 @@ from .errors import (
     RemoteProtocolError,
     UnexpectedMessage,
 )
-from .events import ApplicationData, ConnectionClosed, ConnectionInfo, Event, SessionLookupRequired
+from .events import (
+    ApplicationData,
+    ConnectionClosed,
+    ConnectionInfo,
+    Event,
+    RenegotiationDeclined,
+    SessionLookupRequired,
+)
 from .handshake import client as client_hs
-from .handshake import client13
+from .handshake import client13, post_auth, renegotiation
+from .handshake.common13 import Traffic13
 from .handshake.context import ClientContext, HandshakeContext, ServerContext, State
 from .handshake.lookup import AwaitSessionLookup
+from .handshake.renegotiation import RenegotiationRequest
 from .handshake.server import ExpectClientHello
-from .messages import Alert
+from .handshake.traffic import HelloRequested, Traffic12
+from .messages import Alert, HelloRequest, decode_message
 from .record.layer import HandshakeReassembler, RecordLayer
 from .session import inline
 from .session.model import ClientSession
@@ -56,9 +66,13 @@ MAX_TLS13_CCS = 1
 
 
 class _Connection:
+    # The handshake in progress or, once it is done, the one that describes the connection.
     _ctx: HandshakeContext  # type: ignore[type-arg]
+    # During a renegotiation: the last completed handshake (it still describes the connection).
+    _settled: HandshakeContext | None  # type: ignore[type-arg]
 
     def __init__(self) -> None:
+        self._settled = None
         self._records = RecordLayer()
         self._reassembler = HandshakeReassembler()
         self._events: deque[Event] = deque()
@@ -115,7 +129,9 @@ class _Connection:
         if ctype == ContentType.APPLICATION_DATA:
             if self._reassembler.pending:
                 raise UnexpectedMessage("application data inside a fragmented handshake message")
-            if not state.accepts_application_data:
+            if not state.accepts_application_data and (self._settled is None or state.after_ccs):
+                # In a renegotiation data flows on, except between a ChangeCipherSpec and its
+                # Finished.
                 raise UnexpectedMessage(
                     f"application data before the handshake finished ({state!r})"
                 )
@@ -185,6 +201,21 @@ class _Connection:
         self._warning_budget -= 1
         if self._warning_budget < 0:
             raise UnexpectedMessage(f"more than {MAX_WARNING_ALERTS} warning alerts in a row")
+        if desc is AlertDescription.no_renegotiation:
+            self._renegotiation_declined()
+
+    def _renegotiation_declined(self) -> None:
+        """The peer refused a renegotiation we asked for: the connection goes on as it was."""
+        state = self._state
+        settled = self._settled
+        if isinstance(state, HelloRequested):  # server: the client will not renegotiate
+            self._state = Traffic12()
+        elif isinstance(state, client_hs.ExpectServerHello) and settled is not None:
+            self._ctx, self._settled = settled, None  # client: back to the handshake before
+            self._state = Traffic12()
+        else:
+            return
+        self._events.append(RenegotiationDeclined())
 
     def _renew_budgets(self) -> None:
         """Data or a handshake message arrived: the peer is not just stalling."""
@@ -193,17 +224,36 @@ class _Connection:
 
     def _handle_messages(self) -> None:
         """Run every complete handshake message through the states (stopping when paused)."""
-        ctx = self._ctx
         while not self._paused:
             msg = self._reassembler.next_message()
             if msg is None:
                 break
-            assert self._state is not None
-            self._state = self._state.handle(ctx, msg[0], msg[1], msg[2])
+            ctx = self._ctx
+            state = self._state
+            assert state is not None
+            if self._ignores(state, msg[0], msg[1]):
+                continue
+            self._state = state.handle(ctx, msg[0], msg[1], msg[2])
             ctx.flush()
+            self._adopt(ctx)
             self._after_transition()
         if self._state is not None and self._state.handshake_done:
             self._records.plaintext_alerts = False
+            if self._settled is not None and self._ctx.info is not None:
+                self._settled = None  # a renegotiation completed: it describes the connection
+
+    def _adopt(self, ctx: HandshakeContext) -> None:  # type: ignore[type-arg]
+        """A transition started a renegotiation: its fresh context is the one in progress."""
+        successor = ctx.successor
+        if successor is not None:
+            ctx.successor = None
+            self._settled = ctx
+            self._ctx = successor
+            successor.flush()
+
+    def _ignores(self, state: State, msg_type: int, body: bytes) -> bool:
+        """A hook for the client: a HelloRequest while it negotiates is ignored."""
+        return False
 
     def _after_transition(self) -> None:
         """A hook for the server: answer or announce a pending store lookup."""
@@ -250,7 +300,7 @@ class _Connection:
             raise ConnectionClosedError(f"the connection failed earlier: {self._failed}")
         if self._local_closed:
             raise LocalProtocolError("send_data() after close()")
-        if self._state is None or not self._state.handshake_done:
+        if not self.handshake_complete:
             raise LocalProtocolError("send_data() before the handshake completed")
         if data:
             self._records.write_records(ContentType.APPLICATION_DATA, data)
@@ -258,8 +308,6 @@ class _Connection:
     def update_keys(self, request_peer: bool = True) -> None:
         """TLS 1.3: send KeyUpdate and switch to new write keys; with ``request_peer`` the peer
         is asked to update its keys too."""
-        from .handshake.common13 import Traffic13
-
         state = self._state
         if not isinstance(state, Traffic13) or self._local_closed or self._failed is not None:
             raise LocalProtocolError("update_keys() needs an open TLS 1.3 connection")
@@ -279,12 +327,30 @@ class _Connection:
     # -- state ---------------------------------------------------------------------------
     @property
     def handshake_complete(self) -> bool:
-        return self._ctx.info is not None
+        """True once the first handshake has completed (and during a renegotiation)."""
+        return self.info is not None
 
     @property
     def info(self) -> ConnectionInfo | None:
-        """What the handshake negotiated, once it has completed."""
-        return self._ctx.info
+        """What the last completed handshake negotiated (during a renegotiation: the handshake
+        before it, until RenegotiationCompleted)."""
+        info = self._ctx.info
+        if info is None and self._settled is not None:
+            return self._settled.info
+        return info
+
+    @property
+    def renegotiating(self) -> bool:
+        """A TLS 1.2 renegotiation is under way (requested, or its handshake running)."""
+        return self._settled is not None or isinstance(self._state, HelloRequested)
+
+    def _check_open(self, what: str) -> None:
+        if self._failed is not None:
+            raise ConnectionClosedError(f"the connection failed earlier: {self._failed}")
+        if self._local_closed or self._peer_closed:
+            raise LocalProtocolError(f"{what} on a closed connection")
+        if not self.handshake_complete:
+            raise LocalProtocolError(f"{what} before the handshake completed")
 
     @property
     def peer_closed(self) -> bool:
@@ -350,9 +416,31 @@ class ClientConnection(_Connection):
     @property
     def session(self) -> ClientSession | None:
         """The latest resumable session the server gave us (for saving and reuse)."""
-        return self._ctx.latest_session or (
-            self._ctx.offered_session if self.info is not None and self.info.resumed else None
-        )
+        ctx = self._settled if isinstance(self._settled, ClientContext) else self._ctx
+        return ctx.current_session() if ctx.info is not None else None
+
+    def renegotiate(self) -> None:
+        """TLS 1.2: start a new handshake on this connection (client-initiated renegotiation,
+        RFC 5746), offering the current session for resumption. Application data keeps flowing;
+        RenegotiationCompleted reports the new handshake, RenegotiationDeclined a server that
+        refuses (most do by default)."""
+        self._check_open("renegotiate()")
+        ctx = self._ctx
+        if self.renegotiating or not isinstance(self._state, Traffic12):
+            raise LocalProtocolError("renegotiate(): a renegotiation is already under way")
+        why = renegotiation.client_refusal(ctx)
+        if why is not None:
+            raise LocalProtocolError(f"renegotiate(): {why}")
+        self._state = renegotiation.start_client(ctx, "client")
+        self._adopt(ctx)
+
+    def _ignores(self, state: State, msg_type: int, body: bytes) -> bool:
+        if msg_type != HandshakeType.HELLO_REQUEST:
+            return False
+        if not renegotiation.ignores_hello_request(self._ctx, state):
+            return False
+        decode_message(HelloRequest, body)  # a HelloRequest with a body is still decode_error
+        return True
 
     @property
     def offered_session(self) -> ClientSession | None:
@@ -438,6 +526,63 @@ class ServerConnection(_Connection):
             self._process_records()
 
         self._guarded(resume)
+
+    # -- renegotiation and post-handshake authentication -----------------------------------
+    def request_renegotiation(
+        self,
+        *,
+        require_client_certificate: bool = False,
+        client_auth: ClientAuth | None = None,
+        allow_resumption: bool = False,
+    ) -> None:
+        """TLS 1.2: send a HelloRequest, so that the client starts a new handshake (secure
+        renegotiation only, RFC 5746). Application data keeps flowing meanwhile.
+
+        ``client_auth`` is what the new handshake asks of the client: ``ClientAuth.OPTIONAL``
+        asks for a certificate and lets the application decide what to do without one,
+        ``REQUIRED`` fails the handshake without one (``require_client_certificate=True`` is
+        short for it); default: the config's ``client_auth``. With ``allow_resumption=False``
+        (the default) the client's attempt to resume is declined — only a full handshake can
+        ask for a certificate — and counted as "resumption refused in renegotiation".
+        RenegotiationCompleted reports the new handshake, RenegotiationDeclined a client that
+        refuses."""
+        self._check_open("request_renegotiation()")
+        if client_auth is None:
+            client_auth = (
+                ClientAuth.REQUIRED if require_client_certificate else self.config.client_auth
+            )
+        why = renegotiation.refusal_to_request(self._ctx)
+        if why is None and (self.renegotiating or not isinstance(self._state, Traffic12)):
+            why = "a renegotiation is already under way"
+        if why is not None:
+            raise LocalProtocolError(f"cannot renegotiate: {why}")
+        self._state = HelloRequested(RenegotiationRequest(client_auth, allow_resumption))
+        self._ctx.send_untranscribed(HelloRequest())
+        self._ctx.flush()
+
+    def request_client_certificate(self, *, required: bool = False) -> None:
+        """Ask the client for a certificate on this open connection (a web server that needs
+        one for some paths only): TLS 1.2 renegotiates (:meth:`request_renegotiation`, the
+        client's resumption refused), TLS 1.3 sends a post-handshake CertificateRequest (RFC
+        8446 §4.6.2; the client must have offered post_handshake_auth). With ``required=False``
+        a client without a certificate completes the exchange without one and the application
+        decides (say, HTTP 403); with ``required=True`` that fails the connection.
+
+        RenegotiationCompleted (TLS 1.2) or PostHandshakeAuthCompleted (TLS 1.3) then carries
+        the new ``info``. Raises LocalProtocolError, saying why, when the client cannot be asked.
+        """
+        client_auth = ClientAuth.REQUIRED if required else ClientAuth.OPTIONAL
+        self._check_open("request_client_certificate()")
+        ctx = self._ctx
+        if ctx.version != ProtocolVersion.TLS1_3:
+            self.request_renegotiation(client_auth=client_auth, allow_resumption=False)
+            return
+        why = post_auth.refusal(ctx, self._state)
+        if why is not None:
+            raise LocalProtocolError(f"cannot ask for a client certificate: {why}")
+        assert isinstance(self._state, Traffic13)
+        post_auth.request(ctx, self._state, client_auth)
+        ctx.flush()
 
     def _on_fatal(self, alert: AlertDescription, sent: bool) -> None:
         ctx = self._ctx

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 
@@ -43,6 +43,38 @@ class ConnectionInfo:
 @dataclass(frozen=True, slots=True)
 class HandshakeCompleted:
     info: ConnectionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RenegotiationCompleted:
+    """A TLS 1.2 renegotiation (a new handshake inside the open connection) finished; ``info``
+    describes it and is now the connection's ``info``. Until then ``info`` described the
+    handshake before, and application data kept flowing under its keys.
+
+    ``initiator`` says who asked for it: "server" (a HelloRequest) or "client".
+    ``session_offered``: the client offered a session to resume (``info.resumed`` says whether
+    the server accepted; on the server ``info.resumption`` also says why not)."""
+
+    info: ConnectionInfo
+    initiator: Literal["server", "client"]
+    session_offered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RenegotiationDeclined:
+    """The peer answered our request to renegotiate with a warning no_renegotiation alert: the
+    connection goes on as it was (server: the client ignored our HelloRequest's purpose;
+    client: the server refused our ClientHello)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostHandshakeAuthCompleted:
+    """TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2) finished on our side: the client
+    answered the server's CertificateRequest with its certificate (``certificate_sent``) or with
+    an empty Certificate. On the server ``info.peer_certificates`` holds the new chain."""
+
+    info: ConnectionInfo
+    certificate_sent: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,4 +167,7 @@ Event = (
     | SessionLookupRequired
     | SessionStoreUpdate
     | ServerHelloReceived
+    | RenegotiationCompleted
+    | RenegotiationDeclined
+    | PostHandshakeAuthCompleted
 )

@@ -38,8 +38,9 @@ WRAPPER = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m tessera.cli.main "$
 
 
 def commands(code: str) -> Iterator[str]:
-    """The commands of an sh block: one per line, ``a && b`` split."""
-    for line in code.splitlines():
+    """The commands of an sh block: one per line (a trailing backslash continues it),
+    ``a && b`` split."""
+    for line in code.replace("\\\n", " ").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             yield from (part.strip() for part in line.split(" && "))
 

@@ -183,6 +183,7 @@ def c_traffic(world: World) -> Stage:
     return Stage(p.client, p.server, True, "Traffic12")
 
 
+HR = HandshakeType.HELLO_REQUEST  # ignored by a TLS 1.2 client while it negotiates
 STAGES: dict[str, tuple[Callable[[World], Stage], set[int]]] = {
     # name: (how to get there, handshake types that are valid there)
     "server/ExpectClientHello": (s_expect_client_hello, {HandshakeType.CLIENT_HELLO}),
@@ -200,22 +201,22 @@ STAGES: dict[str, tuple[Callable[[World], Stage], set[int]]] = {
     "server/ExpectFinished": (s_expect_finished, {HandshakeType.FINISHED}),
     "server/Traffic12": (s_traffic, {HandshakeType.CLIENT_HELLO}),  # no_renegotiation warning
     "client/ExpectServerHello": (c_expect_server_hello, {HandshakeType.SERVER_HELLO}),
-    "client/ExpectCertificate": (c_expect_certificate, {HandshakeType.CERTIFICATE}),
+    "client/ExpectCertificate": (c_expect_certificate, {HandshakeType.CERTIFICATE, HR}),
     "client/ExpectServerKeyExchange": (
         c_expect_server_key_exchange,
-        {HandshakeType.SERVER_KEY_EXCHANGE},
+        {HandshakeType.SERVER_KEY_EXCHANGE, HR},
     ),
     "client/ExpectCertificateRequestOrDone": (
         c_expect_certificate_request_or_done,
-        {HandshakeType.CERTIFICATE_REQUEST, HandshakeType.SERVER_HELLO_DONE},
+        {HandshakeType.CERTIFICATE_REQUEST, HandshakeType.SERVER_HELLO_DONE, HR},
     ),
     "client/ExpectServerHelloDone(after request)": (
         c_expect_done_after_request,
-        {HandshakeType.SERVER_HELLO_DONE},
+        {HandshakeType.SERVER_HELLO_DONE, HR},
     ),
-    "client/ExpectTicketOrCCS": (c_expect_ticket_or_ccs, {HandshakeType.NEW_SESSION_TICKET}),
-    "client/ExpectFinished": (c_expect_finished, {HandshakeType.FINISHED}),
-    "client/Traffic12": (c_traffic, {HandshakeType.HELLO_REQUEST}),  # no_renegotiation warning
+    "client/ExpectTicketOrCCS": (c_expect_ticket_or_ccs, {HandshakeType.NEW_SESSION_TICKET, HR}),
+    "client/ExpectFinished": (c_expect_finished, {HandshakeType.FINISHED, HR}),
+    "client/Traffic12": (c_traffic, {HR}),  # a renegotiation (or a no_renegotiation warning)
 }
 WRONG_TYPES = [*(int(t) for t in HandshakeType), 99, 255]
 CASES = [
@@ -241,6 +242,21 @@ def test_unexpected_handshake_message(world: World, stage_name: str, msg_type: i
     body = bytes(12) if msg_type == HandshakeType.FINISHED else b"\x00\x00"
     wire = _deliver(stage, HS, Message(msg_type, body).raw)
     expect_failure(stage.receiver, wire, UnexpectedMessage, AlertDescription.unexpected_message)
+
+
+@pytest.mark.parametrize(
+    "stage_name", [n for n, (_, valid) in STAGES.items() if HR in valid and "Traffic" not in n]
+)
+def test_hello_request_is_ignored_while_negotiating(world: World, stage_name: str) -> None:
+    """RFC 5246 §7.4.1.1: a TLS 1.2 client that is negotiating ignores a HelloRequest (as
+    OpenSSL does): nothing is sent, the state stays, and the handshake still completes."""
+    stage = STAGES[stage_name][0](world)
+    before = stage.receiver.state_name
+    stage.receiver.data_to_send()
+    stage.receiver.receive_data(_deliver(stage, HS, Message(HR, b"").raw))
+    assert not stage.receiver.failed
+    assert stage.receiver.data_to_send() == b""
+    assert stage.receiver.state_name == before
 
 
 CCS_CASES = [n for n in STAGES if "ChangeCipherSpec" not in n and "TicketOrCCS" not in n]
@@ -385,7 +401,8 @@ def test_server_declines_renegotiation(world: World) -> None:
 
 
 def test_client_declines_hello_request(world: World) -> None:
-    p = world.connect(world.client_config(), world.server_config())
+    """With ClientConfig(renegotiation=False) a HelloRequest gets a warning no_renegotiation."""
+    p = world.connect(world.client_config(renegotiation=False), world.server_config())
     request = Message(HandshakeType.HELLO_REQUEST, b"").raw
     p.client.receive_data(seal_with_seq(p.server, HS, request, p.client._records.read.seq))  # type: ignore[attr-defined]
     assert not p.client.failed

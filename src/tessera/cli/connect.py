@@ -15,7 +15,7 @@ import click
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
 if TYPE_CHECKING:
-    from ..events import ConnectionInfo
+    from ..events import ConnectionInfo, Event
     from ..io.blocking import TLSSocket
     from ..session.model import ClientSession
 
@@ -99,6 +99,39 @@ def print_outcome(info: ConnectionInfo) -> None:
     click.echo(session_line(info))
 
 
+def notice_line(event: Event) -> str:
+    """What a renegotiation or a post-handshake authentication did, in one line."""
+    from ..events import PostHandshakeAuthCompleted, RenegotiationCompleted, RenegotiationDeclined
+
+    if isinstance(event, RenegotiationCompleted):
+        info = event.info
+        if info.resumed:
+            how = f"resumed by {info.resumed_by}"
+        elif event.session_offered:
+            how = "full handshake, resumption refused by the server"
+        else:
+            how = "full handshake"
+        asked = "the server asked" if event.initiator == "server" else "we asked"
+        suite = info.cipher_suite.openssl_name
+        return f"Renegotiated: {how} ({asked}; {info.version.label}, {suite})"
+    if isinstance(event, RenegotiationDeclined):
+        return "Renegotiation declined by the server (no_renegotiation)"
+    if isinstance(event, PostHandshakeAuthCompleted):
+        what = "client certificate sent" if event.certificate_sent else "no certificate to send"
+        return f"Post-handshake authentication: the server asked; {what}"
+    return type(event).__name__
+
+
+def report_notices(tls: TLSSocket, seen: int) -> int:
+    """Print the renegotiations and post-handshake authentications since ``seen``; the new
+    count."""
+    new = tls.reauthentications - seen
+    if new > 0:
+        for event in list(tls.handshake_notices)[-new:]:
+            click.echo(notice_line(event), err=True)
+    return tls.reauthentications
+
+
 def relay(tls: TLSSocket, linger: float) -> None:
     """Copy stdin to the server and the server's data to stdout until one side closes.
 
@@ -115,7 +148,9 @@ def relay(tls: TLSSocket, linger: float) -> None:
     except (ValueError, OSError):
         stdin_open = False
     out = sys.stdout.buffer
+    seen = report_notices(tls, 0)
     while True:
+        seen = report_notices(tls, seen)
         # Application data already decrypted and buffered is written first.
         while tls.pending():
             out.write(tls.recv(1 << 20))
@@ -128,6 +163,7 @@ def relay(tls: TLSSocket, linger: float) -> None:
         for key, _ in ready:
             if key.data == "net":
                 if not tls.receive_some():
+                    report_notices(tls, seen)
                     while tls.pending():
                         out.write(tls.recv(1 << 20))
                     out.flush()
@@ -222,6 +258,11 @@ UNKNOWN_CA_HINT = (
 @click.option("--no-ticket", is_flag=True, help="Offer no session tickets (session ids only).")
 @click.option("--no-ems", is_flag=True, help="Do not offer the extended master secret.")
 @click.option(
+    "--no-renegotiation",
+    is_flag=True,
+    help="TLS 1.2: refuse the server's requests to renegotiate (no_renegotiation).",
+)
+@click.option(
     "--early-data",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
@@ -260,6 +301,7 @@ def connect(
     sess_in: str | None,
     no_ticket: bool,
     no_ems: bool,
+    no_renegotiation: bool,
     early_data: str | None,
     psk_ke: bool,
     timeout: float,
@@ -315,6 +357,7 @@ def connect(
             session_cache=ClientSessionCache(),
             session_tickets=not no_ticket,
             extended_master_secret=not no_ems,
+            renegotiation=not no_renegotiation,
             psk_ke=psk_ke,
             keylog=keylog_option(keylogfile),
             **extra,

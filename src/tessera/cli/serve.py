@@ -22,7 +22,7 @@ from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options, status_lines
 from ..io.blocking import TLSServer, TLSSocket
 from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
-from . import serving
+from . import secure_path, serving
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay whole
@@ -35,7 +35,9 @@ def session_line(tls: TLSSocket) -> str:
     return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
 
 
-def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
+def www_page(
+    tls: TLSSocket, config: ServerConfig, status: str = "200 ok", notes: tuple[str, ...] = ()
+) -> bytes:
     info = tls.info
     stats = config.statistics
     rows = [
@@ -55,11 +57,10 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
         ("ALPN", info.alpn_protocol or "(none)"),
         ("Early data", "yes (0-RTT, replayable)" if tls.early_data else "no"),
     ]
-    body = [
-        "<html><head><title>tessera</title></head><body><pre>",
-        html.escape(session_line(tls)),
-        "",
-    ]
+    body = ["<html><head><title>tessera</title></head><body><pre>"]
+    if notes:
+        body += [*(html.escape(n) for n in notes), ""]
+    body += [html.escape(session_line(tls)), ""]
     body += [f"{html.escape(k)}: {html.escape(v)}" for k, v in rows]
     body += ["", "Session statistics:"]
     body += [f"  {k}: {v}" for k, v in stats.snapshot().items()]
@@ -73,7 +74,7 @@ def www_page(tls: TLSSocket, config: ServerConfig) -> bytes:
     body += ["</pre></body></html>", ""]
     text = "\n".join(body).encode()
     head = (
-        "HTTP/1.0 200 ok\r\nContent-Type: text/html\r\n"
+        f"HTTP/1.0 {status}\r\nContent-Type: text/html\r\n"
         f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
     ).encode()
     return head + text
@@ -222,6 +223,20 @@ def read_request(tls: TLSSocket) -> bytes | None:
     help="CA file for client certificates (loaded at start and on SIGHUP).",
 )
 @click.option(
+    "--client-cert-path",
+    "client_cert_paths",
+    multiple=True,
+    metavar="PREFIX",
+    help="--www: requests under PREFIX need a client certificate, asked for after the request "
+    "(TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication); repeatable; needs "
+    "--client-ca.",
+)
+@click.option(
+    "--client-renegotiation",
+    is_flag=True,
+    help="TLS 1.2: accept renegotiation started by the client (rate-limited; refused by default).",
+)
+@click.option(
     "--handshake-timeout",
     default=10.0,
     show_default=True,
@@ -270,6 +285,8 @@ def serve(
     legacy_sha1: bool,
     verify_client: str,
     client_ca: str | None,
+    client_cert_paths: tuple[str, ...],
+    client_renegotiation: bool,
     handshake_timeout: float,
     idle_timeout: float,
     max_connections: int,
@@ -320,6 +337,7 @@ def serve(
             legacy_sha1_signatures=legacy_sha1,
             client_auth=ClientAuth(verify_client),
             client_cafile=client_ca,
+            client_renegotiation=client_renegotiation,
             keylog=keylog_option(keylogfile),
             **tls_options(tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn),
         )
@@ -327,6 +345,8 @@ def serve(
         raise click.UsageError(str(e)) from None
     if config.client_auth is not ClientAuth.NONE and client_ca is None:
         raise click.UsageError("--verify-client needs --client-ca FILE")
+    if client_cert_paths and (client_ca is None or mode != "www"):
+        raise click.UsageError("--client-cert-path needs --www and --client-ca FILE")
     if save_cert:
         serving.save_certificates(save_cert, certificates)
 
@@ -346,13 +366,34 @@ def serve(
         if mode == "www":
             request = read_request(tls)
             if request is not None:
-                tls.sendall(www_page(tls, servers[0].config if servers else config))
+                www(tls, request, servers[0].config if servers else config)
             return
         while True:
             data = tls.recv(65536)
             if not data:
                 return
             tls.sendall(data)
+
+    def www(tls: TLSSocket, request: bytes, current: ServerConfig) -> None:
+        method, path = secure_path.request_target(request)
+        if secure_path.protected_prefix(path, client_cert_paths) is None:
+            tls.sendall(www_page(tls, current))
+            return
+        head, _, rest = request.partition(b"\r\n\r\n" if b"\r\n\r\n" in request else b"\n\n")
+        body = secure_path.read_body(tls, head, rest)
+        try:
+            outcome = (
+                body
+                if isinstance(body, secure_path.Outcome)
+                else secure_path.authenticate(tls, method, path, body, handshake_timeout)
+            )
+        except TLSError as e:
+            log(f"{path}: asking for the client certificate failed: {e}")
+            raise
+        log(outcome.log)
+        tls.sendall(www_page(tls, current, outcome.status, outcome.lines))
+        if outcome.linger:
+            secure_path.linger(tls)
 
     def handshake_error(peer: Any, error: Exception) -> None:
         if not quiet:

@@ -47,6 +47,14 @@ class Transcript:
         else:
             self._messages.append(message)
 
+    def fork(self) -> Transcript:
+        """A copy that grows apart from this one (hash only): TLS 1.3 post-handshake
+        authentication continues the handshake transcript once per request."""
+        other = Transcript()
+        other.hash_name = self.hash_name
+        other._hash = self._hash.copy()
+        return other
+
     def digest(self) -> bytes:
         return bytes(self._hash.copy().digest())
 

@@ -16,7 +16,7 @@ from ..messages import extensions as X
 from ..messages.extensions import Extension
 from ..messages.hello import DOWNGRADE_TLS11, DOWNGRADE_TLS12
 from ..session.model import ClientSession
-from . import client12
+from . import client12, renegotiation
 
 if TYPE_CHECKING:
     from . import client13
@@ -36,7 +36,7 @@ def client_hello_12_extensions(
 ) -> list[Extension]:
     """Extensions every ClientHello carries (the TLS 1.3 ones are added by client13)."""
     config = ctx.config
-    offer12 = ProtocolVersion.TLS1_2 in config.versions
+    offer12 = ProtocolVersion.TLS1_2 in ctx.versions
     exts: list[Extension] = []
     if ctx.sni and not _is_ip(ctx.sni):
         exts.append(X.ServerName(ctx.sni))
@@ -58,20 +58,20 @@ def client_hello_12_extensions(
             if session is not None and session.version == ProtocolVersion.TLS1_2:
                 ticket = session.ticket
             exts.append(X.SessionTicketExt(ticket))
-        exts.append(X.RenegotiationInfo(b""))
+        exts.append(X.RenegotiationInfo(renegotiation.client_hello_info(ctx)))
     return exts
 
 
 def start(ctx: ClientContext, early_data: bytes | None = None) -> State:
     """Send the ClientHello; returns the state that waits for the ServerHello."""
     config = ctx.config
+    versions = ctx.versions  # a renegotiation: TLS 1.2 only
     session = ctx.offered_session
-    if session is not None and session.version not in config.versions:
+    if session is not None and session.version not in versions:
         session = ctx.offered_session = None
     ctx.client_random = ctx.rng(32)
     if config.certificate is not None:
         ctx.transcript.keep_messages()
-    versions = config.versions
     suites = [s.code for v in versions for s in config.suites_for(v)]
     if ProtocolVersion.TLS1_3 in versions:
         from . import client13
@@ -110,7 +110,7 @@ class ExpectServerHello(State):
         require(self, msg_type, HandshakeType.SERVER_HELLO)
         sh = decode_message(ServerHello, body)
         config = ctx.config
-        offered13 = ProtocolVersion.TLS1_3 in config.versions
+        offered13 = ProtocolVersion.TLS1_3 in ctx.versions
         selected = sh.find(X.SupportedVersionSelected)
         if sh.is_hello_retry_request or selected is not None:
             if not offered13 or selected is None:
@@ -124,7 +124,7 @@ class ExpectServerHello(State):
             return client13.handle_server_hello(ctx, self, sh, raw)
         if (
             sh.legacy_version != ProtocolVersion.TLS1_2
-            or ProtocolVersion.TLS1_2 not in config.versions
+            or ProtocolVersion.TLS1_2 not in ctx.versions
         ):
             raise ProtocolVersionError(
                 f"the server chose version 0x{sh.legacy_version:04x}; we allow "

@@ -53,7 +53,7 @@ from ..messages import (
 from ..messages import extensions as X
 from ..record.protection import NullProtection, RecordProtection
 from ..session.model import ClientSession, ServerSession
-from . import keys12
+from . import keys12, renegotiation
 from .context import ClientContext, State, check_finished12, require
 from .traffic import Traffic12
 
@@ -80,7 +80,8 @@ def handle_server_hello(
     )  # fmt: skip
     ctx.version = ProtocolVersion.TLS1_2
     ctx.records.check_version = ProtocolVersion.TLS1_2
-    ctx.records.write = NullProtection(b"\x03\x03")
+    if ctx.renegotiation is None:  # a renegotiation keeps the current keys until its CCS
+        ctx.records.write = NullProtection(b"\x03\x03")
     ctx.suite = suite
     ctx.server_random = sh.random
     ctx.session_id = sh.session_id
@@ -106,12 +107,8 @@ def _check_server_extensions(
             raise UnsupportedExtension(
                 f"the server sent extension {X.ext_code(ext)} we did not offer"
             )
-    ri = sh.find(X.RenegotiationInfo)
-    if ri is not None:
-        if ri.renegotiated_connection:
-            raise HandshakeFailure("renegotiation_info must be empty in an initial handshake")
-        ctx.secure_renegotiation = True
     ems = sh.find(X.ExtendedMasterSecret) is not None
+    renegotiation.check_server_hello(ctx, sh, ems)
     if config.require_extended_master_secret and not ems:
         raise HandshakeFailure("the server does not support the extended master secret (RFC 7627)")
     ctx.ems = ems
@@ -322,6 +319,8 @@ class ExpectTicketOrCCS(State):
 
 
 class ExpectFinished(State):
+    after_ccs = True
+
     def __init__(self, prev: ExpectTicketOrCCS) -> None:
         self.prev = prev
 

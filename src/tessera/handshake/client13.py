@@ -172,6 +172,8 @@ def _build_hello(ctx: ClientContext, offer: _Offer, session_id: bytes, suites: t
     )
     if cookie is not None:
         exts.append(X.Cookie(cookie))
+    if config.offers_post_handshake_auth:
+        exts.append(X.PostHandshakeAuth())
     exts.append(X.PskKeyExchangeModes(offered_psk_modes(config)))
     if offer.early_data is not None and not offer.retried:
         exts.append(X.EarlyDataIndication())

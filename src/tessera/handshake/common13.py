@@ -3,6 +3,11 @@ the post-handshake traffic state."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from cryptography import x509
+
 from ..crypto import signatures
 from ..crypto.key_schedule import KeySchedule
 from ..crypto.x509 import leaf_public_key
@@ -12,6 +17,9 @@ from ..events import KeyUpdated
 from ..messages import KeyUpdate, NewSessionTicket13, decode_message
 from ..record.protection import AEAD13
 from .context import HandshakeContext, State, unexpected
+
+if TYPE_CHECKING:
+    from .context import ServerContext
 
 SERVER_CV_CONTEXT = b"TLS 1.3, server CertificateVerify"
 CLIENT_CV_CONTEXT = b"TLS 1.3, client CertificateVerify"
@@ -29,10 +37,14 @@ def protection(ks: KeySchedule, secret: bytes) -> AEAD13:
 
 
 def verify_cv(ctx: HandshakeContext, scheme: int, signature: bytes, context: bytes,  # type: ignore[type-arg]
-              transcript_hash: bytes, offered: tuple[int, ...]) -> None:  # fmt: skip
-    if not ctx.peer_chain:
+              transcript_hash: bytes, offered: tuple[int, ...],
+              chain: Sequence[x509.Certificate] | None = None) -> None:  # fmt: skip
+    """Check a CertificateVerify against the peer's leaf (``chain``, by default the
+    handshake's peer chain)."""
+    chain = ctx.peer_chain if chain is None else chain
+    if not chain:
         raise DecodeError("CertificateVerify without a certificate")
-    key = leaf_public_key(ctx.peer_chain[0])
+    key = leaf_public_key(chain[0])
     if scheme not in offered:
         raise IllegalParameter(
             f"CertificateVerify uses scheme 0x{scheme:04x}, which was not offered"
@@ -79,6 +91,24 @@ def require_leaf_fits(ctx: HandshakeContext, offered: tuple[int, ...]) -> None: 
         )
 
 
+_POST_AUTH_MESSAGES = frozenset(
+    (
+        HandshakeType.CERTIFICATE_REQUEST,
+        HandshakeType.CERTIFICATE,
+        HandshakeType.CERTIFICATE_VERIFY,
+        HandshakeType.FINISHED,
+    )
+)
+
+
+class PostHandshakeAuth(Protocol):
+    """One step of the server's post-handshake authentication exchange (see post_auth)."""
+
+    def step(
+        self, ctx: ServerContext, traffic: Traffic13, msg_type: int, body: bytes, raw: bytes
+    ) -> PostHandshakeAuth | None: ...
+
+
 class Traffic13(State):
     """Application data flows; KeyUpdate in both directions; tickets arrive (client)."""
 
@@ -91,8 +121,17 @@ class Traffic13(State):
         self.read_secret = read_secret
         self.write_secret = write_secret
         self.resumption_master = resumption_master
+        # Post-handshake authentication: the server's outstanding request; the client's count
+        # of requests answered and their contexts (each must be new).
+        self.auth: PostHandshakeAuth | None = None
+        self.request_contexts: set[bytes] = set()
 
     def handle(self, ctx: HandshakeContext, msg_type: int, body: bytes, raw: bytes) -> State:  # type: ignore[type-arg]
+        if msg_type in _POST_AUTH_MESSAGES:
+            from . import post_auth
+
+            post_auth.handle(ctx, self, msg_type, body, raw)
+            return self
         if msg_type == HandshakeType.KEY_UPDATE:
             ku = decode_message(KeyUpdate, body)
             self.read_secret = self.ks.next_traffic_secret(self.read_secret)

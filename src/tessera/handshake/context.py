@@ -1,8 +1,12 @@
 """What every handshake state shares, and the base class of states.
 
-The context owns the transcript, the randoms and what has been negotiated so far; states hold
-only what is valid at their point of the flow. States send through the context, which puts
-handshake messages in the transcript and frames them under the current write protection.
+A context belongs to ONE handshake: it owns the transcript, the randoms and what has been
+negotiated so far; states hold only what is valid at their point of the flow. States send
+through the context, which puts handshake messages in the transcript and frames them under the
+current write protection. What belongs to the connection — the record layer, the handshake
+reassembler, the event queue and the configuration — is shared: a TLS 1.2 renegotiation starts
+a fresh context (:meth:`HandshakeContext.next_handshake`) on the same connection, carrying only
+what RFC 5746 needs from the handshake before (see :mod:`.renegotiation`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ..events import (
     ConnectionInfo,
     Event,
     HandshakeCompleted,
+    RenegotiationCompleted,
     ResumptionDecided,
     SessionStoreUpdate,
 )
@@ -32,6 +37,7 @@ from ..record.protection import RecordProtection
 from ..session import inline
 from ..session.observer import StoreFailed
 from .keys12 import finished_data
+from .renegotiation import Renegotiation, RenegotiationLimits
 
 if TYPE_CHECKING:
     from ..session.model import ClientSession, ServerSession
@@ -80,6 +86,19 @@ class HandshakeContext(Generic[C]):
         self.info: ConnectionInfo | None = None
         # Post-handshake (TLS 1.3) secrets and the session to resume, set by the states.
         self.secrets: dict[str, Any] = {}
+        # Set when this handshake is a renegotiation: what it carries from the one before.
+        self.renegotiation: Renegotiation | None = None
+        # The context of a renegotiation this handshake's state just started; the connection
+        # adopts it after the transition.
+        self.successor: HandshakeContext[C] | None = None
+
+    @property
+    def versions(self) -> tuple[ProtocolVersion, ...]:
+        """The versions this handshake may negotiate: a renegotiation keeps TLS 1.2 (RFC 8446
+        §4.1.2: a TLS 1.2 connection is never renegotiated into TLS 1.3)."""
+        if self.renegotiation is not None:
+            return (ProtocolVersion.TLS1_2,)
+        return self.config.versions
 
     # -- sending -------------------------------------------------------------------------
     def send(self, msg: HandshakeMessage) -> bytes:
@@ -94,9 +113,12 @@ class HandshakeContext(Generic[C]):
         self.transcript.add(raw)
         self._pending.append(raw)
 
-    def send_untranscribed(self, msg: HandshakeMessage) -> None:
-        """Queue a message that is not part of the transcript (post-handshake messages)."""
-        self._pending.append(encode_handshake(msg))
+    def send_untranscribed(self, msg: HandshakeMessage) -> bytes:
+        """Queue a message that is not part of the transcript (post-handshake messages);
+        returns its bytes."""
+        raw = encode_handshake(msg)
+        self._pending.append(raw)
+        return raw
 
     def flush(self) -> None:
         """Frame queued handshake messages into records under the current write keys."""
@@ -157,8 +179,18 @@ class HandshakeContext(Generic[C]):
             handshake_time=None if self.started is None else max(0.0, self.now() - self.started),
         )
         self.info = info
-        self.events.append(HandshakeCompleted(info))
+        reneg = self.renegotiation
+        if reneg is None:
+            self.events.append(HandshakeCompleted(info))
+        else:
+            self.events.append(
+                RenegotiationCompleted(info, reneg.initiator, self.session_was_offered())
+            )
         return info
+
+    def session_was_offered(self) -> bool:
+        """Whether the client offered a session to resume in this handshake."""
+        raise NotImplementedError
 
 
 class ClientContext(HandshakeContext[ClientConfig]):
@@ -194,6 +226,29 @@ class ClientContext(HandshakeContext[ClientConfig]):
         if cache is not None and self.cache_key is not None:
             cache.forget(self.cache_key)
 
+    def current_session(self) -> ClientSession | None:
+        """The session this (completed) handshake established or resumed."""
+        if self.latest_session is not None:
+            return self.latest_session
+        return self.offered_session if self.resumed_by is not None else None
+
+    def session_was_offered(self) -> bool:
+        return self.offered_session is not None
+
+    def next_handshake(self, renegotiation: Renegotiation) -> ClientContext:
+        """A fresh context for a renegotiation on this connection, offering this handshake's
+        session for resumption (as OpenSSL clients do)."""
+        new = ClientContext(
+            self.config, self.records, self.reassembler, self.events, self.sni, self.port
+        )
+        new.cache_key = self.cache_key
+        new.renegotiation = renegotiation
+        session = self.current_session()
+        if session is not None and session.version == ProtocolVersion.TLS1_2:
+            new.offered_session = session
+        self.successor = new
+        return new
+
 
 class ServerContext(HandshakeContext[ServerConfig]):
     is_client = False
@@ -210,6 +265,26 @@ class ServerContext(HandshakeContext[ServerConfig]):
         # The id this connection's TLS 1.2 session is stored under (to forget it on a fatal
         # alert), once it is in the store.
         self.cached_session_id = b""
+        # What this handshake asks of the client (a renegotiation may ask more than the config).
+        self.client_auth = config.client_auth
+        # TLS 1.3: the client offered post_handshake_auth (RFC 8446 §4.6.2).
+        self.post_handshake_auth = False
+        # Per connection, carried from handshake to handshake: client renegotiation refusals.
+        self.limits = RenegotiationLimits()
+
+    def session_was_offered(self) -> bool:
+        return self.resumption is not None and self.resumption.offered is not None
+
+    def next_handshake(self, renegotiation: Renegotiation) -> ServerContext:
+        """A fresh context for a renegotiation on this connection."""
+        new = ServerContext(self.config, self.records, self.reassembler, self.events)
+        new.cached_session_id = self.cached_session_id
+        new.limits = self.limits
+        new.renegotiation = renegotiation
+        if renegotiation.client_auth is not None:
+            new.client_auth = renegotiation.client_auth
+        self.successor = new
+        return new
 
     # -- resumption: facts for observers, writes for the store ---------------------------
     def observe(self, fact: object) -> None:
@@ -238,6 +313,9 @@ class ServerContext(HandshakeContext[ServerConfig]):
     def complete(self) -> ConnectionInfo:
         info = super().complete()
         self.observe(HandshakeCompleted(info))
+        reneg = self.renegotiation
+        if reneg is not None:
+            self.observe(RenegotiationCompleted(info, reneg.initiator, self.session_was_offered()))
         return info
 
 
@@ -246,6 +324,9 @@ class State:
 
     accepts_application_data = False
     handshake_done = False
+    # TLS 1.2: the peer's ChangeCipherSpec has been read, its Finished has not (no application
+    # data may come in between, even in a renegotiation).
+    after_ccs = False
     early = False  # application data now is TLS 1.3 0-RTT data
     ignores_ccs = False  # TLS 1.3: a ChangeCipherSpec record here is dropped
 

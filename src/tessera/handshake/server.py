@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..enums import HandshakeType, ProtocolVersion
 from ..messages import ClientHello, decode_message
 from ..record.protection import NullProtection
-from . import server12, server13
+from . import renegotiation, server12, server13
 from .context import ServerContext, State, require
 from .negotiation import negotiate_version, select_alpn
 from .summary import summarize
@@ -16,12 +16,15 @@ class ExpectClientHello(State):
         require(self, msg_type, HandshakeType.CLIENT_HELLO)
         ctx.started = ctx.now()
         hello = summarize(decode_message(ClientHello, body), raw)
-        version = negotiate_version(ctx.config, hello.hello)
+        if ctx.renegotiation is None:
+            version = negotiate_version(ctx.config, hello.hello)
+            ctx.records.write = NullProtection(b"\x03\x03")
+        else:  # records stay under the current keys until the new ChangeCipherSpec
+            version = renegotiation.version(hello.hello)
         ctx.client_random = hello.hello.random
         ctx.server_name = hello.server_name
         ctx.alpn = select_alpn(ctx.config, hello.hello)
         ctx.transcript.add(raw)
-        ctx.records.write = NullProtection(b"\x03\x03")
         if version == ProtocolVersion.TLS1_3:
             return server13.start(ctx, hello)
         # A TLS 1.2 record layer must carry 0x0303 from now on.

@@ -38,7 +38,7 @@ from ..certs import CertifiedKey
 from ..config import ClientAuth
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
-from ..crypto.suites import BY_CODE, TLS_EMPTY_RENEGOTIATION_INFO_SCSV, CipherSuite, KeyExchange
+from ..crypto.suites import BY_CODE, CipherSuite, KeyExchange
 from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
 from ..enums import CertificateType, HandshakeType, ProtocolVersion
 from ..errors import HandshakeFailure, IllegalParameter
@@ -63,7 +63,7 @@ from ..session import resumption
 from ..session.model import ServerSession
 from ..session.observer import SessionCached, TicketsIssued
 from ..session.resumption import Mechanism, ResumptionDecision, StoreWrite, session_id_key
-from . import keys12
+from . import keys12, renegotiation
 from .context import ServerContext, State, check_finished12, require
 from .lookup import drive
 from .negotiation import select_group, select_suite_12
@@ -81,17 +81,15 @@ EXPIRED_GRACE = 60.0
 def start(ctx: ServerContext, hello: HelloSummary) -> State:
     """Answer a ClientHello for which TLS 1.2 was negotiated."""
     ch = hello.hello
-    ri = ch.find(X.RenegotiationInfo)
-    if ri is not None:
-        if ri.renegotiated_connection:
-            raise HandshakeFailure("renegotiation_info must be empty in an initial handshake")
-        ctx.secure_renegotiation = True
-    elif TLS_EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites:
-        ctx.secure_renegotiation = True
+    ctx.secure_renegotiation = renegotiation.check_client_hello(ctx, hello)
     if 0 not in ch.compression_methods:
         raise IllegalParameter("the client does not offer null compression")
     ctx.version = ProtocolVersion.TLS1_2
-    resolution = resumption.resolve12(ctx.config, hello, ctx.now())
+    reneg = ctx.renegotiation
+    refuse = reneg is not None and not reneg.allow_resumption
+    resolution = resumption.resolve12(
+        ctx.config, hello, ctx.now(), client_auth=ctx.client_auth, refuse=refuse
+    )
     return drive(ctx, resolution, lambda decision: _decided(ctx, hello, decision))
 
 
@@ -155,7 +153,7 @@ def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bo
     ctx.suite = suite
     ctx.etm = etm_offered and not suite.is_aead
     ctx.signature_scheme = scheme
-    if config.client_auth is not ClientAuth.NONE:
+    if ctx.client_auth is not ClientAuth.NONE:
         ctx.transcript.keep_messages()
     ctx.transcript.set_hash(suite.prf_hash)
     if config.session_store is not None and not tickets_ok:
@@ -174,7 +172,7 @@ def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bo
             cert.key, scheme, ctx.client_random + ctx.server_random + params
         )
         ctx.send(ServerKeyExchangeECDHE(group, share.public, scheme, signature))
-    if config.client_auth is not ClientAuth.NONE:
+    if ctx.client_auth is not ClientAuth.NONE:
         ctx.send(
             CertificateRequest12(
                 (CertificateType.rsa_sign, CertificateType.ecdsa_sign),
@@ -197,13 +195,14 @@ def _send_server_hello(
 ) -> None:
     config = ctx.config
     random = ctx.rng(32)
-    if config.max_version >= ProtocolVersion.TLS1_3:
-        # RFC 8446 §4.1.3: tell a TLS 1.3 client that we chose TLS 1.2 deliberately.
+    if config.max_version >= ProtocolVersion.TLS1_3 and ctx.renegotiation is None:
+        # RFC 8446 §4.1.3: tell a TLS 1.3 client that we chose TLS 1.2 deliberately (not in a
+        # renegotiation, which keeps TLS 1.2 whatever the versions).
         random = random[:24] + DOWNGRADE_TLS12
     ctx.server_random = random
     exts: list[Extension] = []
     if ctx.secure_renegotiation:
-        exts.append(X.RenegotiationInfo(b""))
+        exts.append(X.RenegotiationInfo(renegotiation.server_hello_info(ctx)))
     if ctx.ems:
         exts.append(X.ExtendedMasterSecret())
     if ctx.etm:
@@ -295,7 +294,7 @@ class ExpectClientCertificate(State):
         msg = decode_message(Certificate12, body)
         ctx.transcript.add(raw)
         if not msg.chain:
-            if ctx.config.client_auth is ClientAuth.REQUIRED:
+            if ctx.client_auth is ClientAuth.REQUIRED:
                 raise HandshakeFailure("the client sent no certificate, and one is required")
         else:
             chain = parse_chain(msg.chain)
@@ -392,6 +391,8 @@ class ExpectChangeCipherSpec(State):
 
 
 class ExpectFinished(State):
+    after_ccs = True
+
     def __init__(self, prev: ExpectChangeCipherSpec) -> None:
         self.prev = prev
 

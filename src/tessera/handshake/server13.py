@@ -113,6 +113,7 @@ def _client_hello(ctx: ServerContext, hello: HelloSummary, retry: _Retry | None)
     decide resumption and answer."""
     config = ctx.config
     ctx.version = ProtocolVersion.TLS1_3
+    ctx.post_handshake_auth = hello.post_handshake_auth
     suite = _check_hello(ctx, hello, retry)
     share = _find_key_share(config, hello, retry)
     _, ke_only = resumption.psk_modes(config, hello)

@@ -32,6 +32,7 @@ class HelloSummary:
     psks: X.OfferedPsks | None = field(repr=False)
     psk_modes: tuple[int, ...] | None
     early_data: bool
+    post_handshake_auth: bool = False  # TLS 1.3: the client may be asked after the handshake
 
     @property
     def cipher_suites(self) -> tuple[int, ...]:
@@ -65,4 +66,5 @@ def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
         psks=psks,  # type: ignore[arg-type]
         psk_modes=tuple(modes.modes) if modes is not None else None,  # type: ignore[attr-defined]
         early_data=X.EarlyDataIndication in by_type,
+        post_handshake_auth=X.PostHandshakeAuth in by_type,
     )

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
+import select
 import socket
 import struct
 import threading
@@ -41,7 +43,11 @@ from ..events import (
     ConnectionClosed,
     ConnectionInfo,
     EarlyDataRejected,
+    Event,
     HandshakeCompleted,
+    PostHandshakeAuthCompleted,
+    RenegotiationCompleted,
+    RenegotiationDeclined,
     SessionTicketReceived,
 )
 from ..session.model import ClientSession
@@ -60,6 +66,7 @@ _ACCEPT_CONNECTION_ERRORS = frozenset({
     errno.ECONNABORTED, errno.EPROTO, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.EHOSTUNREACH,
     errno.ENETDOWN, errno.ENETUNREACH, errno.EOPNOTSUPP,
 })  # fmt: skip
+_REAUTHENTICATIONS = (RenegotiationCompleted, RenegotiationDeclined, PostHandshakeAuthCompleted)
 _BACKOFF_FIRST = 0.005
 _BACKOFF_MAX = 1.0
 
@@ -104,6 +111,11 @@ class TLSSocket:
         self.early_data: list[bytes] = []  # 0-RTT data a server received (replayable!)
         self.early_data_rejected = False
         self.sessions: deque[ClientSession] = deque(maxlen=MAX_SESSIONS_KEPT)
+        # Renegotiations and post-handshake authentications that ended (RenegotiationCompleted,
+        # RenegotiationDeclined, PostHandshakeAuthCompleted), newest last, for the caller to
+        # report; ``reauthentications`` counts them all.
+        self.handshake_notices: deque[Event] = deque(maxlen=MAX_SESSIONS_KEPT)
+        self.reauthentications = 0
         # Set by a server after the handshake (see TLSServer): seconds without progress from
         # the peer before the connection is cut with IdleTimeout.
         self.idle_timeout: float | None = None
@@ -257,6 +269,9 @@ class TLSSocket:
                 self.sessions.append(ev.session)
             elif isinstance(ev, EarlyDataRejected):
                 self.early_data_rejected = True
+            elif isinstance(ev, _REAUTHENTICATIONS):
+                self.handshake_notices.append(ev)
+                self.reauthentications += 1
             elif isinstance(ev, HandshakeCompleted):
                 pass
         return bool(events)
@@ -293,6 +308,54 @@ class TLSSocket:
         info = conn.info
         assert info is not None
         return info
+
+    # -- renegotiation and post-handshake authentication ---------------------------------
+    def request_client_certificate(
+        self, timeout: float | None = 30.0, *, required: bool = False
+    ) -> ConnectionInfo:
+        """Server: ask the client for a certificate on the open connection (TLS 1.2: a
+        renegotiation whose resumption is refused; TLS 1.3: post-handshake authentication)
+        and wait until it answers. Returns the new ``info``: its ``peer_certificates`` are
+        empty when the client sent none or declined (then the last ``handshake_notices`` entry
+        is a RenegotiationDeclined). Application data arriving meanwhile is kept for ``recv``.
+        Raises LocalProtocolError (saying why) when the client cannot be asked, HandshakeTimeout
+        when it does not answer in ``timeout`` seconds."""
+        conn = self.conn
+        if not isinstance(conn, ServerConnection):
+            raise LocalProtocolError("request_client_certificate() is for a server connection")
+        conn.request_client_certificate(required=required)
+        return self._await_reauthentication(timeout, "the request for a client certificate")
+
+    def renegotiate(self, timeout: float | None = 30.0) -> ConnectionInfo:
+        """Client, TLS 1.2: renegotiate (client-initiated, RFC 5746) and wait until it ends.
+        Returns the new ``info`` (unchanged if the server declined: see
+        ``handshake_notices``)."""
+        conn = self.conn
+        if not isinstance(conn, ClientConnection):
+            raise LocalProtocolError("renegotiate() is for a client connection")
+        conn.renegotiate()
+        return self._await_reauthentication(timeout, "the renegotiation")
+
+    def _await_reauthentication(self, timeout: float | None, what: str) -> ConnectionInfo:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        before = self.reauthentications
+        self._flush()
+        while self.reauthentications == before:
+            if self._eof or self._closed:
+                raise ConnectionClosedError(f"the peer closed the connection during {what}")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise HandshakeTimeout(f"no answer from the peer to {what} within {timeout} s")
+            if self.wait_readable(left) and not self._pump():
+                raise ConnectionClosedError(f"the peer closed the connection during {what}")
+        return self.info
+
+    def wait_readable(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds (None: no limit) for the socket to become readable
+        (poll(), so descriptors above FD_SETSIZE work too)."""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
 
     # -- data ----------------------------------------------------------------------------
     def sendall(self, data: bytes) -> None:

@@ -9,7 +9,12 @@ handshake states count nothing themselves. Facts:
 * :class:`~tessera.events.HandshakeCompleted`: a handshake finished (``info.resumption`` says how);
 * :class:`TicketsIssued`, :class:`SessionCached`: resumption state handed out;
 * :class:`StoreFailed`: a store operation raised (the handshake went on without it);
-* :class:`HandshakeFailed`: the connection ended in a fatal alert, sent or received.
+* :class:`HandshakeFailed`: the connection ended in a fatal alert, sent or received;
+* :class:`~tessera.events.RenegotiationCompleted`: a TLS 1.2 renegotiation finished (its
+  handshake is also reported as ``HandshakeCompleted``, its decision as ``ResumptionDecision``);
+* :class:`RenegotiationRefused`: a renegotiation the client started was refused;
+* :class:`~tessera.events.PostHandshakeAuthCompleted`: a TLS 1.3 client answered a
+  post-handshake CertificateRequest.
 
 Observers run on the connection's thread, inside ``receive_data``: keep them quick and never
 let them raise.
@@ -46,6 +51,11 @@ class HandshakeFailed:
     alert: AlertDescription
     sent: bool  # True: we sent the alert; False: the peer did
     during_handshake: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RenegotiationRefused:
+    reason: str  # in user words: disabled, insecure, over the rate limit
 
 
 @runtime_checkable

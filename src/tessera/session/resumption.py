@@ -213,11 +213,26 @@ def _fallback13(
 
 
 # -- TLS 1.2 --------------------------------------------------------------------------------
-def resolve12(config: ServerConfig, hello: HelloSummary, now: float) -> Resolution:
-    """Session id (one store ``get``) or RFC 5077 ticket (unsealed inline)."""
+def resolve12(
+    config: ServerConfig,
+    hello: HelloSummary,
+    now: float,
+    *,
+    client_auth: ClientAuth | None = None,
+    refuse: bool = False,
+) -> Resolution:
+    """Session id (one store ``get``) or RFC 5077 ticket (unsealed inline).
+
+    ``client_auth`` is what this handshake asks of the client (default: the config's);
+    ``refuse``: a renegotiation that must be a full handshake (to ask for a certificate) —
+    whatever the client offers is declined, unopened, with the reason "resumption refused in
+    renegotiation"."""
+    if refuse:
+        offered = _offered12(hello)
+        return _fallback12(offered, FallbackReason.REFUSED_IN_RENEGOTIATION if offered else None)
     sealer = config.sealer
     if hello.ticket and sealer is not None:
-        return _ticket12(config, hello, now, sealer)
+        return _ticket12(config, hello, now, sealer, client_auth)
     if not hello.session_id:
         return _fallback12()
     by = Mechanism.SESSION_ID
@@ -238,11 +253,24 @@ def resolve12(config: ServerConfig, hello: HelloSummary, now: float) -> Resoluti
     session = _decode(answer)
     if session is None:
         return _fallback12(by, FallbackReason.SESSION_CORRUPT, (StoreWrite("delete", key),))
-    return _check12(config, hello, now, session, by, None, False)
+    return _check12(config, hello, now, session, by, None, False, client_auth)
+
+
+def _offered12(hello: HelloSummary) -> Mechanism | None:
+    """What a TLS 1.2 ClientHello offers to resume, without looking it up."""
+    if hello.ticket:
+        return Mechanism.TICKET
+    if hello.session_id and not hello.offers_tls13:
+        return Mechanism.SESSION_ID
+    return None
 
 
 def _ticket12(
-    config: ServerConfig, hello: HelloSummary, now: float, sealer: TicketSealer
+    config: ServerConfig,
+    hello: HelloSummary,
+    now: float,
+    sealer: TicketSealer,
+    client_auth: ClientAuth | None,
 ) -> ResumptionDecision:
     assert hello.ticket
     opened = sealer.open(hello.ticket)
@@ -254,13 +282,16 @@ def _ticket12(
             Mechanism.TICKET, FallbackReason.TICKET_MALFORMED, key_name=opened.key_name
         )
     return _check12(
-        config, hello, now, session, Mechanism.TICKET, opened.key_name, not opened.key_is_current
-    )
+        config, hello, now, session, Mechanism.TICKET, opened.key_name,
+        not opened.key_is_current, client_auth,
+    )  # fmt: skip
 
 
 def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: ServerSession,
-             by: Mechanism, key_name: bytes | None, renew: bool) -> ResumptionDecision:  # fmt: skip
+             by: Mechanism, key_name: bytes | None, renew: bool,
+             client_auth: ClientAuth | None) -> ResumptionDecision:  # fmt: skip
     ems = hello.ems and config.extended_master_secret
+    auth = config.client_auth if client_auth is None else client_auth
     offered = hello.hello.cipher_suites
     enabled = config.suite_codes_for(ProtocolVersion.TLS1_2)
     req = Requirements(
@@ -273,7 +304,7 @@ def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: Ser
             else FallbackReason.SESSION_EXPIRED
         ),
         ems=ems,
-        client_certificate_required=config.client_auth is ClientAuth.REQUIRED,
+        client_certificate_required=auth is ClientAuth.REQUIRED,
     )  # fmt: skip
     reason = unusable(session, req)
     if reason is None:

@@ -38,6 +38,9 @@ class FallbackReason(Enum):
     STORE_UNAVAILABLE = "session store unavailable"
     SESSION_CORRUPT = "stored session unreadable"
     RESUMPTION_DISABLED = "resumption disabled on this server"
+    # The server renegotiates to ask for a client certificate, which only a full handshake can
+    # do (OpenSSL's SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION).
+    REFUSED_IN_RENEGOTIATION = "resumption refused in renegotiation"
 
 
 _TICKET_FAILURES = frozenset(
@@ -48,6 +51,11 @@ _TICKET_FAILURES = frozenset(
     )
 )
 _TIMEOUTS = frozenset((FallbackReason.SESSION_EXPIRED, FallbackReason.TICKET_EXPIRED))
+_RENEGOTIATION_FACTS = {
+    "RenegotiationCompleted": "renegotiations",
+    "RenegotiationRefused": "renegotiations_refused",
+    "PostHandshakeAuthCompleted": "post_handshake_auths",
+}
 
 
 class SessionStats:
@@ -69,6 +77,9 @@ class SessionStats:
         "early_data_rejected",
         "store_errors",  # store operations that raised (the handshake went on without them)
         "handshake_failures",  # connections that ended in a fatal alert during the handshake
+        "renegotiations",  # TLS 1.2 renegotiations completed (also counted as handshakes)
+        "renegotiations_refused",  # client-initiated or insecure renegotiations refused
+        "post_handshake_auths",  # TLS 1.3 post-handshake client authentications completed
     )
 
     def __init__(self) -> None:
@@ -105,6 +116,8 @@ class SessionStats:
             self.incr("store_errors")
         elif kind == "HandshakeFailed" and fact.during_handshake:  # type: ignore[attr-defined]
             self.incr("handshake_failures")
+        elif kind in _RENEGOTIATION_FACTS:
+            self.incr(_RENEGOTIATION_FACTS[kind])
 
     def _decision(self, d: ResumptionDecision) -> None:
         reason = d.fallback
