@@ -42,6 +42,7 @@ from .io.aio import (
     Limits,
     TLSProtocol,
     TLSTransport,
+    log,
 )
 from .session import awaited
 from .session.awaited import AsyncMemoryStore, AsyncSessionStore
@@ -196,6 +197,7 @@ class _CountedTLSProtocol(TLSProtocol):
         adm = self._admission
         if adm.max_connections is not None and adm.open >= adm.max_connections:
             adm.refused += 1
+            log.warning("refused a connection: %d open (max_connections)", adm.open)
             self._lost = True
             transport.abort()  # type: ignore[attr-defined]
             return
@@ -250,9 +252,7 @@ async def create_server(
     kwargs.setdefault("ssl", None)
     if kwargs["ssl"] is not None:
         raise ConfigError("pass config=, not ssl=: tessera does the TLS here")
-    server = await loop.create_server(factory, host, port, **kwargs)
-    server.tessera_admission = admission  # type: ignore[attr-defined]
-    return server
+    return await loop.create_server(factory, host, port, **kwargs)
 
 
 async def start_server(
