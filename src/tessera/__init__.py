@@ -10,6 +10,7 @@ from .errors import (
     ConfigError,
     ConnectionClosedError,
     HandshakeTimeout,
+    HandshakeTruncated,
     LocalProtocolError,
     RemoteProtocolError,
     StoreError,
@@ -28,6 +29,7 @@ from .events import (
     SessionTicketReceived,
 )
 from .io.blocking import TLSServer, TLSSocket
+from .io.stdlib import TLSContext, wrap_socket
 from .session.client_cache import ClientSessionCache
 from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring, TicketKeySource
 from .session.model import ClientSession, ServerSession
@@ -59,6 +61,7 @@ __all__ = [
     "FallbackReason",
     "HandshakeCompleted",
     "HandshakeTimeout",
+    "HandshakeTruncated",
     "KeyFileFormat",
     "KeyUpdated",
     "LocalProtocolError",
@@ -79,6 +82,7 @@ __all__ = [
     "SessionStoreUpdate",
     "SessionTicketReceived",
     "StoreError",
+    "TLSContext",
     "TLSError",
     "TLSServer",
     "TLSSocket",
@@ -87,4 +91,5 @@ __all__ = [
     "TicketKeyring",
     "TicketSealer",
     "generate_self_signed",
+    "wrap_socket",
 ]

@@ -328,6 +328,8 @@ class TLSSocket(SSLInfo):
     def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0, flags: int = 0) -> int:
         """Read up to ``nbytes`` (default: the buffer's size) into ``buffer``; 0 at the end."""
         view = memoryview(buffer).cast("B")
+        if not (nbytes or len(view)):
+            return 0
         data = self.recv(nbytes or len(view), flags)
         view[: len(data)] = data
         return len(data)
