@@ -12,7 +12,6 @@ sending in the middle of the handshake is cut off after ``handshake_timeout`` se
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 import socket
@@ -42,7 +41,7 @@ from ..events import (
     SessionTicketReceived,
 )
 from ..session.model import ClientSession
-from .sslcompat import SSLInfo
+from .sslcompat import SocketDelegate, SSLInfo
 
 log = logging.getLogger("tessera")
 _IOV_MAX = 512  # buffers per sendmsg() call (Linux allows 1024)
@@ -57,10 +56,11 @@ def set_receive_timeout(sock: socket.socket, seconds: float) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, usec))
 
 
-class TLSSocket(SSLInfo):
+class TLSSocket(SSLInfo, SocketDelegate):
     """A TLS connection over a blocking socket, usable where an ``ssl.SSLSocket`` is: ``recv``,
     ``recv_into``, ``send`` (returns a count), ``sendall``, ``makefile``, ``shutdown``,
-    ``unwrap``, ``settimeout``/``setblocking``, ``getpeername``, ``fileno``; and ``version()``,
+    ``unwrap``, ``settimeout``/``setblocking`` (non-blocking: ``recv`` raises BlockingIOError
+    while no record is complete), ``getpeername``, ``fileno``; and ``version()``,
     ``cipher()``, ``selected_alpn_protocol()``, ``getpeercert()``, ``session``,
     ``session_reused`` as ``ssl`` answers them. A bare end of stream (no close_notify) reads as
     end of file, as with ``suppress_ragged_eofs=True``; ``close_notify_received`` tells which.
@@ -411,39 +411,6 @@ class TLSSocket(SSLInfo):
             return False
         return True if self.conn.peer_closed else None
 
-    def settimeout(self, value: float | None) -> None:
-        self.sock.settimeout(value)
-
-    def gettimeout(self) -> float | None:
-        return self.sock.gettimeout()
-
-    def setblocking(self, flag: bool) -> None:
-        """Non-blocking mode: ``recv`` raises BlockingIOError when no record is complete."""
-        self.sock.setblocking(flag)
-
-    def getblocking(self) -> bool:
-        return self.sock.getblocking()
-
-    def getpeername(self) -> Any:
-        return self.sock.getpeername()
-
-    def getsockname(self) -> Any:
-        return self.sock.getsockname()
-
-    def setsockopt(self, *args: Any) -> None:
-        self.sock.setsockopt(*args)
-
-    def getsockopt(self, *args: Any) -> Any:
-        return self.sock.getsockopt(*args)
-
-    @property
-    def family(self) -> socket.AddressFamily:
-        return self.sock.family
-
-    @property
-    def type(self) -> socket.SocketKind:
-        return self.sock.type
-
     @property
     def session(self) -> ClientSession | None:
         """A client's latest resumable session; settable before the handshake starts."""
@@ -481,7 +448,7 @@ class TLSSocket(SSLInfo):
 
     def __exit__(
         self,
-        exc_type: builtins.type[BaseException] | None,
+        exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:

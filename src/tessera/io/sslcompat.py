@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
+from types import TracebackType
 from typing import Any
 
 from cryptography import x509
@@ -213,3 +215,58 @@ class SSLObjectView(SSLInfo):
 
     def __repr__(self) -> str:
         return f"<tessera SSLObjectView {self.version() or 'handshaking'}>"
+
+
+class SocketDelegate:
+    """The plain socket calls of a wrapper, passed to the socket it wraps (``sock``)."""
+
+    sock: socket.socket
+
+    def settimeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self.sock.gettimeout()
+
+    def setblocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def getblocking(self) -> bool:
+        return self.sock.getblocking()
+
+    def getpeername(self) -> Any:
+        return self.sock.getpeername()
+
+    def getsockname(self) -> Any:
+        return self.sock.getsockname()
+
+    def setsockopt(self, *args: Any) -> None:
+        self.sock.setsockopt(*args)
+
+    def getsockopt(self, *args: Any) -> Any:
+        return self.sock.getsockopt(*args)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return self.sock.family
+
+    @property
+    def proto(self) -> int:
+        return self.sock.proto
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()

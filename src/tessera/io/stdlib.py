@@ -23,7 +23,6 @@ import dataclasses
 import socket
 import ssl
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from ..config import ClientConfig, ServerConfig
@@ -31,6 +30,7 @@ from ..connection import ClientConnection
 from ..errors import ConfigError
 from ..session.model import ClientSession
 from .blocking import TLSSocket
+from .sslcompat import SocketDelegate
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 
@@ -83,7 +83,7 @@ def wrap_socket(
     return tls
 
 
-class TLSListener:
+class TLSListener(SocketDelegate):
     """A listening socket whose ``accept()`` returns TLS sockets (handshake on first use)."""
 
     def __init__(
@@ -104,44 +104,8 @@ class TLSListener:
         tls.context = self.context
         return tls, address
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def getsockname(self) -> Any:
-        return self.sock.getsockname()
-
     def listen(self, backlog: int = 128) -> None:
         self.sock.listen(backlog)
-
-    def settimeout(self, value: float | None) -> None:
-        self.sock.settimeout(value)
-
-    def gettimeout(self) -> float | None:
-        return self.sock.gettimeout()
-
-    def setblocking(self, flag: bool) -> None:
-        self.sock.setblocking(flag)
-
-    def setsockopt(self, *args: Any) -> None:
-        self.sock.setsockopt(*args)
-
-    @property
-    def family(self) -> socket.AddressFamily:
-        return self.sock.family
-
-    def __enter__(self) -> TLSListener:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class TLSContext:
