@@ -382,6 +382,8 @@ class TLSProtocol(asyncio.Protocol):
             return  # as asyncio's transports: writes after close are dropped
         if not data:
             return
+        if self.conn.closed:
+            raise RuntimeError("Cannot call write() after write_eof()")  # as asyncio says it
         self.conn.send_data(data if isinstance(data, bytes) else bytes(data))
         if self._limits.idle_timeout is not None:
             self._last_activity = self._now()
