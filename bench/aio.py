@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import os
 import ssl
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -40,11 +39,10 @@ from common import (
     median,
     open_tls,
     ratio,
-    recv_exactly,
-    request,
     spread,
     table,
     test_certificates,
+    transfer,
 )
 
 AIO_SERVER = Path(__file__).resolve().parent / "aio_server.py"
@@ -60,17 +58,7 @@ class AioServerProcess(ServerProcess):
         self.impl = impl
         argv = [sys.executable, str(AIO_SERVER), "--impl", impl, "--cert", str(cert),
                 "--key", str(key), "--version", version, "--loop", loop]  # fmt: skip
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
-        )
-        self._buf = b""
-        try:
-            hello = self._read_line(timeout=30.0)
-        except BaseException:
-            self.stop()
-            raise
-        self.port = int(hello["port"])  # type: ignore[call-overload]
-        self.start_rss_kib = int(hello["rss_kib"])  # type: ignore[call-overload]
+        self._start(argv)
 
 
 @dataclass(frozen=True)
@@ -116,26 +104,7 @@ def bulk_run(
     s = open_tls(srv.port, ctx)
     srv.stats()
     try:
-        t0 = time.perf_counter()
-        if direction == "server->client":
-            buf = memoryview(bytearray(1 << 18))
-            s.sendall(request("S", size))
-            got = 0
-            while got < size:
-                k = s.recv_into(buf)
-                if not k:
-                    raise ConnectionError(f"server closed after {got} of {size} bytes")
-                got += k
-        else:
-            s.sendall(request("R", size))
-            view = memoryview(payload)
-            sent = 0
-            while sent < size:
-                k = min(size - sent, len(payload))
-                s.sendall(view[:k])
-                sent += k
-            recv_exactly(s, 1)
-        wall = time.perf_counter() - t0
+        wall = transfer(s, direction, size, payload)
     finally:
         close_tls(s)
     time.sleep(0.02)  # let the server finish the close before its CPU is read

@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from ..config import ClientConfig, ServerConfig
@@ -443,17 +442,6 @@ class TLSSocket(SSLInfo, SocketDelegate):
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def __enter__(self) -> TLSSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- information ---------------------------------------------------------------------
     @property
     def info(self) -> ConnectionInfo:
@@ -465,9 +453,6 @@ class TLSSocket(SSLInfo, SocketDelegate):
     @property
     def peer_closed(self) -> bool:
         return self._eof
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
 
 class TLSServer:

@@ -13,7 +13,7 @@ import datetime
 import ipaddress
 import socket
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -257,7 +257,7 @@ class SocketDelegate:
     def proto(self) -> int:
         return self.sock.proto
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
