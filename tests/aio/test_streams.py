@@ -401,3 +401,53 @@ def test_client_without_verification_gets_an_empty_peercert(run: Run, pki: Pki) 
             assert w.get_extra_info("peercert") == {}  # as ssl: a certificate not validated
 
     run(main())
+
+
+def test_ca_files_are_read_off_the_loop_thread(run: Run, pki: Pki, monkeypatch: Any) -> None:
+    """The trust stores (the client's cafile, the server's client_cafile) are loaded in a worker
+    thread before the first handshake, never on the event loop's thread; client certificates
+    then show up in the server's peercert."""
+    import threading
+
+    from tessera import ClientAuth
+    from tessera.crypto import x509 as tessera_x509
+
+    threads: list[str] = []
+    real = tessera_x509._store_for.__wrapped__
+
+    def spy(path: str) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(path)
+
+    monkeypatch.setattr(tessera_x509, "_store_for", spy)
+
+    async def main() -> None:
+        seen: list[Any] = []
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("peercert"))
+            await echo(reader, writer)
+
+        config = server_config(pki, client_auth=ClientAuth.REQUIRED, client_cafile=pki.ca_file)
+        async with serving(config, handler) as port:
+            await roundtrip(port, client_config(pki, certificate=pki.client))
+        assert (("commonName", "tessera client"),) in seen[0]["subject"]
+
+    run(main())
+    assert len(threads) == 2, threads  # one per config
+    assert threading.main_thread().name not in threads, threads
+
+
+def test_garbage_gets_an_alert_and_is_reported(run: Run, pki: Pki) -> None:
+    async def main() -> None:
+        errors: list[BaseException] = []
+        hook = lambda peer, e: errors.append(e)  # noqa: E731
+        async with serving(server_config(pki), on_handshake_error=hook) as port:
+            r, w = await asyncio.open_connection(HOST, port)
+            w.write(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\xff")  # a ClientHello that is no such
+            reply = await asyncio.wait_for(r.read(), 5)
+            w.close()
+        assert reply[:1] == b"\x15" and reply[5:6] == b"\x02", reply  # a fatal alert record
+        assert len(errors) == 1 and getattr(errors[0], "alert", None) is not None, errors
+
+    run(main())
