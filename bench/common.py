@@ -97,6 +97,10 @@ class ServerProcess:
         argv += [] if cache else ["--no-cache"]
         argv += [] if tickets else ["--no-tickets"]
         argv += ["--psk-ke"] if psk_ke else []
+        self._start(argv)
+
+    def _start(self, argv: list[str]) -> None:
+        """Start the server program ``argv`` and read its hello line (port, RSS)."""
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
         )
@@ -229,6 +233,32 @@ def recv_exactly(s: ssl.SSLSocket, n: int) -> bytes:
             raise ConnectionError(f"server closed after {len(out)} of {n} bytes")
         out += chunk
     return bytes(out)
+
+
+def transfer(s: ssl.SSLSocket, direction: str, size: int, payload: bytes) -> float:
+    """Move ``size`` bytes over ``s`` with ``server.py``'s requests (``S``: the server sends,
+    ``R``: the client sends ``payload`` repeatedly, the server answers one byte); the client's
+    wall seconds from the request to the last byte (or the answer)."""
+    t0 = time.perf_counter()
+    if direction == "server->client":
+        buf = memoryview(bytearray(1 << 18))
+        s.sendall(request("S", size))
+        got = 0
+        while got < size:
+            n = s.recv_into(buf)
+            if not n:
+                raise ConnectionError(f"server closed after {got} of {size} bytes")
+            got += n
+    else:
+        view = memoryview(payload)
+        s.sendall(request("R", size))
+        sent = 0
+        while sent < size:
+            k = min(size - sent, len(payload))
+            s.sendall(view[:k])
+            sent += k
+        recv_exactly(s, 1)
+    return time.perf_counter() - t0
 
 
 def handshake_once(

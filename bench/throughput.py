@@ -34,16 +34,14 @@ from common import (
     median,
     open_tls,
     ratio,
-    recv_exactly,
-    request,
     spread,
     table,
     test_certificates,
+    transfer,
 )
 
 TARGET_RATIO = 0.5  # tessera >= 50% of CPython ssl
 CHUNK = 1 << 20
-RECV_SIZE = 1 << 18
 DIRECTIONS = ("server->client", "client->server")
 
 
@@ -54,28 +52,7 @@ def one_run(
     srv.stats()  # reset the server's counters (it reports the data phase separately)
     s = open_tls(srv.port, ctx)
     try:
-        if direction == "server->client":
-            buf = memoryview(bytearray(RECV_SIZE))
-            t0 = time.perf_counter()
-            s.sendall(request("S", size))
-            got = 0
-            while got < size:
-                n = s.recv_into(buf)
-                if not n:
-                    raise ConnectionError(f"server closed after {got} of {size} bytes")
-                got += n
-            wall = time.perf_counter() - t0
-        else:
-            view = memoryview(payload)
-            t0 = time.perf_counter()
-            s.sendall(request("R", size))
-            sent = 0
-            while sent < size:
-                k = min(size - sent, len(payload))
-                s.sendall(view[:k])
-                sent += k
-            recv_exactly(s, 1)
-            wall = time.perf_counter() - t0
+        wall = transfer(s, direction, size, payload)
     finally:
         close_tls(s)
     st = srv.stats()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ConfigError,
         ConnectionClosedError,
         HandshakeTimeout,
+        HandshakeTruncated,
         IdleTimeout,
         LocalProtocolError,
         RemoteProtocolError,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         SessionTicketReceived,
     )
     from .io.blocking import TLSServer, TLSSocket
+    from .io.stdlib import TLSContext, wrap_socket
     from .session.client_cache import ClientSessionCache
     from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring, TicketKeySource
     from .session.model import ClientSession, ServerSession
@@ -109,6 +111,9 @@ _WHERE = {
     "SessionStats": "session.stats",
     "MemoryStore": "session.store",
     "SessionStore": "session.store",
+    "HandshakeTruncated": "errors",
+    "TLSContext": "io.stdlib",
+    "wrap_socket": "io.stdlib",
 }
 
 __all__ = [
@@ -131,6 +136,7 @@ __all__ = [
     "FallbackReason",
     "HandshakeCompleted",
     "HandshakeTimeout",
+    "HandshakeTruncated",
     "IdleTimeout",
     "KeyFileFormat",
     "KeyUpdated",
@@ -156,6 +162,7 @@ __all__ = [
     "SessionStoreUpdate",
     "SessionTicketReceived",
     "StoreError",
+    "TLSContext",
     "TLSError",
     "TLSServer",
     "TLSSocket",
@@ -165,6 +172,7 @@ __all__ = [
     "TicketSealer",
     "VerifyProfile",
     "generate_self_signed",
+    "wrap_socket",
 ]
 
 

@@ -28,6 +28,7 @@ from .errors import (
     AlertReceived,
     ConfigError,
     ConnectionClosedError,
+    HandshakeTruncated,
     IllegalParameter,
     InternalError,
     LocalProtocolError,
@@ -90,13 +91,32 @@ class _Connection:
         """Feed bytes received from the peer; events become available from :meth:`events`."""
         if self._failed is not None:
             raise ConnectionClosedError(f"the connection failed earlier: {self._failed}")
-        if self._peer_closed or not data:
+        if not data:
+            self._receive_eof()
+            return
+        if self._peer_closed:
             return
         if self._state is None:
             raise LocalProtocolError("call start_handshake() before feeding data to a client")
         self._records.feed(data)
         if not self._paused:
             self._guarded(self._process_records)
+
+    def _receive_eof(self) -> None:
+        """``receive_data(b"")``: the transport reached end of stream. Before the handshake
+        completed that is a :class:`~tessera.errors.HandshakeTruncated` error; afterwards a
+        ``ConnectionClosed`` event says so, with ``close_notify=False`` unless the peer had
+        sent its close_notify first (then nothing more is reported)."""
+        if self._peer_closed:
+            return
+        self._peer_closed = True
+        if self._state is None or not self._state.handshake_done or self._paused:
+            err = HandshakeTruncated(
+                f"the peer closed the connection during the handshake ({self.state_name})"
+            )
+            self._failed = err
+            raise err
+        self._events.append(ConnectionClosed(close_notify=False))
 
     def _process_records(self) -> None:
         records = self._records

@@ -8,6 +8,7 @@
      │    ├─ DecodeError, UnexpectedMessage, IllegalParameter, BadRecordMac, ...
      ├─ AlertReceived        the peer sent a fatal alert (``.alert``)
      ├─ ConnectionClosedError the connection is closed or failed; no further use
+     │    └─ HandshakeTruncated  end of stream before the handshake completed
      ├─ HandshakeTimeout     a front end gave up waiting for the peer
  ├─ StoreError           a session store could not answer (resumption falls back)
      ├─ IdleTimeout          a front end cut a connection the peer left idle
@@ -43,8 +44,14 @@ class StoreError(TLSError):
     ``provide_session`` it means a full handshake, counted as "session store unavailable"."""
 
 
-class HandshakeTimeout(TLSError):
-    """The peer stopped sending in the middle of the handshake."""
+class HandshakeTimeout(TLSError, TimeoutError):
+    """The peer stopped sending in the middle of the handshake (also a ``TimeoutError``, as
+    the standard library's handshake timeouts are)."""
+
+
+class HandshakeTruncated(ConnectionClosedError):
+    """The transport reached end of stream (``receive_data(b"")``) before the handshake
+    completed: the peer gave up, crashed or was cut off."""
 
 
 class IdleTimeout(TLSError):

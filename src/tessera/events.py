@@ -86,7 +86,12 @@ class ApplicationData:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
-    """The peer sent close_notify: it will send no more data."""
+    """The peer will send no more data: it sent close_notify, or (``close_notify=False``) the
+    transport reached end of stream without one (``receive_data(b"")``), so the data may have
+    been cut short by an attacker or a crash: trust a length the application protocol states
+    (Content-Length), not the end of the stream."""
+
+    close_notify: bool = True
 
 
 @dataclass(frozen=True, slots=True)

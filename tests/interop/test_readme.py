@@ -141,7 +141,7 @@ def test_block_runs(workdir: tuple[Path, str], lang: str, code: str) -> None:
     out = run_block(lang, code, d, port)
     if "-reconnect" in code:
         assert out.count("Reused, TLSv1.2") == 5 and "New, TLSv1.2" in out, out
-    if "import socket" in code:  # the sans-I/O example: a handshake, then the page's first line
+    if "conn.start_handshake()" in code and "socket.create_connection" in code:  # sans-I/O
         assert re.search(r"^TLSv1\.3 TLS_AES_\w+ False$", out, re.M), out
         assert "HTTP/1.0 200 ok" in out, out
     if "TLSSocket.connect" in code:  # two connections, the second resumed

@@ -575,7 +575,7 @@ def test_warning_alert_is_not_fatal(world: World) -> None:
     assert pair.client.handshake_complete
 
 
-def test_empty_receive_is_a_no_op(world: World) -> None:
+def test_empty_receive_is_end_of_stream(world: World) -> None:
     pair = world.connect(world.client_config(), world.server_config())
-    pair.server.receive_data(b"")
-    assert pair.server.events() == []
+    pair.server.receive_data(b"")  # EOF without close_notify (tests/pair/test_eof.py)
+    assert pair.server.events() == [ConnectionClosed(close_notify=False)]

@@ -24,7 +24,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from ..config import ClientConfig, ServerConfig
@@ -51,6 +50,7 @@ from ..events import (
     SessionTicketReceived,
 )
 from ..session.model import ClientSession
+from .sslcompat import SocketDelegate, SSLInfo
 
 log = logging.getLogger("tessera")
 _IOV_MAX = 512  # buffers per sendmsg() call (Linux allows 1024)
@@ -89,7 +89,24 @@ def set_send_timeout(sock: socket.socket, seconds: float) -> None:
     _set_timeout_option(sock, socket.SO_SNDTIMEO, seconds)
 
 
-class TLSSocket:
+class TLSSocket(SSLInfo, SocketDelegate):
+    """A TLS connection over a blocking socket, usable where an ``ssl.SSLSocket`` is: ``recv``,
+    ``recv_into``, ``send`` (returns a count), ``sendall``, ``makefile``, ``shutdown``,
+    ``unwrap``, ``settimeout``/``setblocking`` (non-blocking: ``recv`` raises BlockingIOError
+    while no record is complete), ``getpeername``, ``fileno``; and ``version()``,
+    ``cipher()``, ``selected_alpn_protocol()``, ``getpeercert()``, ``session``,
+    ``session_reused`` as ``ssl`` answers them. A bare end of stream (no close_notify) reads as
+    end of file, as with ``suppress_ragged_eofs=True``; ``close_notify_received`` tells which.
+    A server socket from :func:`~tessera.io.stdlib.wrap_socket` does its handshake on first use.
+    """
+
+    # Set by the standard-library compatible parts (class defaults keep __init__ unchanged).
+    _io_refs = 0
+    _close_requested = False
+    _ragged_eof = False
+    _pending_out = b""  # non-blocking mode: records the kernel did not take yet
+    context: Any = None  # the TLSContext that made this socket, if any
+
     def __init__(
         self,
         sock: socket.socket,
@@ -180,17 +197,28 @@ class TLSSocket:
     def _flush(self) -> None:
         records = self.conn.records_to_send()
         try:
-            if len(records) > 4:
+            if self._pending_out or (records and self.sock.gettimeout() == 0.0):
+                self._flush_nonblocking(records)
+            elif len(records) > 4:
                 self._send_vectored(records)
             elif records:  # a handshake flight, a small write: one small buffer
                 self.sock.sendall(records[0] if len(records) == 1 else b"".join(records))
         except BlockingIOError:  # SO_SNDTIMEO ran out: the peer reads nothing
-            if self.idle_timeout is None:
+            if self.idle_timeout is None or self.sock.gettimeout() == 0.0:
                 raise
             self._abort()
             raise IdleTimeout(
                 f"the peer read nothing for {self.idle_timeout} s; connection closed"
             ) from None
+
+    def _flush_nonblocking(self, records: list[bytes]) -> None:
+        """Send what the kernel takes now; keep the rest for the next send/recv."""
+        data = self._pending_out + b"".join(records)
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        self._pending_out = data[sent:]
 
     def _send_vectored(self, records: list[bytes]) -> None:
         """sendall() for many records without joining them: joining a megabyte of records
@@ -217,16 +245,23 @@ class TLSSocket:
         try:
             n = self.sock.recv_into(self._buf)
         except BlockingIOError:
+            if self.sock.gettimeout() == 0.0:
+                raise  # non-blocking mode: nothing to read now (as ssl's SSLWantReadError)
             # The kernel receive timeout (the handshake's) ran out: fatal during the
             # handshake, only a wake-up (and an idle check) afterwards.
             if self.conn.handshake_complete:
                 self._check_idle()
                 return True
             raise TimeoutError from None
+        except TimeoutError:
+            raise  # the socket's own timeout (settimeout): socket.timeout, as ssl raises
         except OSError as e:
             raise ConnectionClosedError(f"the connection broke: {e}") from e
         if not n:
+            self._ragged_eof = not self.conn.peer_closed
             self._eof = True
+            self.conn.receive_data(b"")  # end of stream: HandshakeTruncated if too early
+            self._take_events()
             return False
         self.bytes_received += n
         try:
@@ -358,17 +393,37 @@ class TLSSocket:
         return bool(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
 
     # -- data ----------------------------------------------------------------------------
-    def sendall(self, data: bytes) -> None:
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         if self._closed:
             raise ConnectionClosedError("the socket is closed")
-        self.conn.send_data(data)
+        if flags:
+            raise ValueError("non-zero flags not allowed in calls to sendall() on TLSSocket")
+        if self.conn.info is None:
+            self.do_handshake()  # a server socket from wrap_socket: on first use
+        self.conn.send_data(data if isinstance(data, bytes) else bytes(data))
         self._flush()
 
-    send = sendall
     write = sendall
 
-    def recv(self, bufsize: int = 65536) -> bytes:
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        """Send ``data``; returns how many bytes were taken (all of them). In non-blocking mode
+        output the kernel did not take waits here: while it does, ``send`` raises
+        BlockingIOError and takes nothing (``send(b"")`` pushes it on, returning 0)."""
+        if self._pending_out:
+            self._flush()
+            if self._pending_out:
+                raise BlockingIOError(11, "the socket's send buffer is full")
+        self.sendall(data, flags)
+        return len(data)
+
+    def recv(self, bufsize: int = 65536, flags: int = 0) -> bytes:
         """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
+        if flags:
+            raise ValueError("non-zero flags not allowed in calls to recv() on TLSSocket")
+        if self.conn.info is None and not self._closed:
+            self.do_handshake()
+        if self._pending_out:
+            self._flush()
         self._idle_since = time.monotonic()  # the wait for the peer starts now
         while not self._app:
             if self._eof or self._closed:
@@ -390,6 +445,15 @@ class TLSSocket:
         return b"".join(parts)
 
     read = recv
+
+    def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0, flags: int = 0) -> int:
+        """Read up to ``nbytes`` (default: the buffer's size) into ``buffer``; 0 at the end."""
+        view = memoryview(buffer).cast("B")
+        if not (nbytes or len(view)):
+            return 0
+        data = self.recv(nbytes or len(view), flags)
+        view[: len(data)] = data
+        return len(data)
 
     def recv_exactly(self, n: int) -> bytes:
         out = bytearray()
@@ -414,10 +478,81 @@ class TLSSocket:
         self._idle_since = time.monotonic()
         return self._pump() and not self._eof
 
+    # -- the standard library's socket surface --------------------------------------------
+    def makefile(
+        self,
+        mode: str = "r",
+        buffering: int | None = None,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> Any:
+        """A file object over the connection, as ``socket.makefile`` (the socket stays open
+        until every file made from it is closed)."""
+        make: Any = socket.socket.makefile  # socket's own, over this object's recv_into/send
+        return make(self, mode, buffering, encoding=encoding, errors=errors, newline=newline)
+
+    def _decref_socketios(self) -> None:
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._close_requested:
+            self.close()
+
+    def shutdown(self, how: int) -> None:
+        """``SHUT_WR``/``SHUT_RDWR`` send close_notify first, then shut the TCP side down."""
+        conn = self.conn
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR) and conn.info is not None:
+            with contextlib.suppress(TLSError, OSError):
+                if not conn.closed:
+                    conn.close()
+                    self._flush()
+        self.sock.shutdown(how)
+
+    def unwrap(self) -> socket.socket:
+        """Send close_notify, read until the peer's, and return the plain socket (which stays
+        open). A peer that ends the stream without close_notify raises ConnectionClosedError."""
+        conn = self.conn
+        if not conn.closed:
+            conn.close()
+            self._flush()
+        while not conn.peer_closed:
+            self._app.clear()
+            if not self._pump():
+                break
+        if self._ragged_eof or not conn.peer_closed:
+            raise ConnectionClosedError("the peer closed without close_notify")
+        self._closed = True
+        return self.sock
+
+    @property
+    def close_notify_received(self) -> bool | None:
+        """True once the peer sent close_notify, False when its stream ended without one (the
+        data may be truncated), None while it has not closed."""
+        if self._ragged_eof:
+            return False
+        return True if self.conn.peer_closed else None
+
+    @property
+    def session(self) -> ClientSession | None:
+        """A client's latest resumable session; settable before the handshake starts."""
+        if isinstance(self.conn, ClientConnection):
+            return self.conn.session
+        return None
+
+    @session.setter
+    def session(self, value: ClientSession | None) -> None:
+        conn = self.conn
+        if not isinstance(conn, ClientConnection) or conn._state is not None:
+            raise ValueError("a session can only be set on a client before its handshake")
+        conn._ctx.offered_session = value
+
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:
-        """Send close_notify (if the connection is healthy) and close the socket."""
-        if self._closed:
+        """Send close_notify (if the connection is healthy) and close the socket; with files
+        from ``makefile`` still open, once the last of them is closed."""
+        self._close_requested = True
+        if self._closed or self._io_refs > 0:
             return
         with contextlib.suppress(TLSError, OSError):
             if not self.conn.failed:
@@ -430,17 +565,6 @@ class TLSSocket:
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def __enter__(self) -> TLSSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- information ---------------------------------------------------------------------
     @property
     def info(self) -> ConnectionInfo:
@@ -450,17 +574,8 @@ class TLSSocket:
         return info
 
     @property
-    def session(self) -> ClientSession | None:
-        if isinstance(self.conn, ClientConnection):
-            return self.conn.session
-        return None
-
-    @property
     def peer_closed(self) -> bool:
         return self._eof
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
 
 class TLSServer:
