@@ -16,25 +16,24 @@ import click
 
 from ..config import ServerConfig
 from ..errors import ConfigError, TLSError
-from ..fleet import supervisor
 from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options
-from ..observe.exporter import MetricsExporter, parse_address
+from ..observe.exporter import MetricsExporter
 from ..observe.logs import ConnectionRecord, format_record
 from ..proxy.server import ProxyServer, ProxySettings, loop_factory
 from ..session.awaited import AsyncMemoryStore
 from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
 from . import serving
+from .metrics import (
+    address_option,
+    exporter_for,
+    in_worker,
+    instrumented,
+    observers,
+)
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
 log = logging.getLogger("tessera.proxy")
-
-
-def _address(value: str, option: str) -> tuple[str, int]:
-    try:
-        return parse_address(value, option)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint=option) from None
 
 
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -142,9 +141,9 @@ def proxy(
     reloads the certificate and ticket key files without dropping connections.
     """
     logging.basicConfig(level=logging.WARNING, format="tessera proxy: %(message)s")
-    address = _address(listen, "--listen")
+    address = address_option(listen, "--listen")
     settings = ProxySettings(
-        backend=_address(backend, "--backend"), proxy_protocol=proxy_protocol,
+        backend=address_option(backend, "--backend"), proxy_protocol=proxy_protocol,
         max_connections=max_connections, handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout, backend_timeout=backend_timeout,
         drain_timeout=drain_timeout, shutdown_timeout=min(10.0, drain_timeout or 10.0),
@@ -170,20 +169,14 @@ def proxy(
         )
         runtime = FleetRuntime(fleet, keyring, generated_keys=not ticket_keys,
                                rotation=ticket_rotation, keep=ticket_keep)  # fmt: skip
-        if metrics is not None:
-            refresher = runtime.refresher
-            exporter = MetricsExporter(
-                _address(metrics, "--metrics"), workers=fleet.workers, keyring=runtime.keyring,
-                refresh_keys=refresher.refresh_once if refresher is not None else None,
-            )  # fmt: skip
-        observer = exporter.observer if exporter is not None else None
+        exporter = exporter_for(metrics, runtime)
         config = ServerConfig(
             certificates=certificates,
-            session_store=_store(runtime, cache_size, observer),
+            session_store=_store(runtime, cache_size, exporter),
             external_session_lookup=True,
             session_timeout=session_timeout,
             ticket_keyring=runtime.keyring,
-            observers=(observer,) if observer is not None else (),
+            observers=observers(exporter),
             keylog=keylog_option(keylogfile),
             **tls_options(tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn),
         )
@@ -199,15 +192,13 @@ def proxy(
             exporter.close()
 
 
-def _store(runtime: FleetRuntime, cache_size: int, observer: Any) -> Any:
+def _store(runtime: FleetRuntime, cache_size: int, exporter: MetricsExporter | None) -> Any:
     """Redis behind a circuit breaker, or memory; metered when there are metrics."""
     shared = runtime.async_session_store()
     if shared is not None:
-        return observer.instrument(shared) if observer is not None else shared
-    memory: Any = MemoryStore(cache_size)
-    if observer is not None:
-        memory = observer.instrument(memory)
-    return AsyncMemoryStore(memory)  # answered inline: memory never blocks the loop
+        return instrumented(exporter, shared)
+    # answered inline (memory never blocks the loop)
+    return AsyncMemoryStore(instrumented(exporter, MemoryStore(cache_size)))
 
 
 def _record_writer(fmt: str | None) -> Callable[[ConnectionRecord], None] | None:
@@ -230,8 +221,7 @@ def _run(address: tuple[str, int], config: ServerConfig, settings: ProxySettings
     servers: list[ProxyServer] = []  # this process's server (a worker's, after the fork)
 
     def make_server(addr: tuple[str, int], reuse_port: bool) -> ProxyServer:
-        if exporter is not None and supervisor.WORKER is not None:
-            exporter.in_worker()
+        in_worker(exporter)
         current = servers[0].config if servers else config
         made = ProxyServer(
             addr, current, settings, reuse_port=reuse_port,
