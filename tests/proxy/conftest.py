@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "fleet"))
-sys.path.insert(0, str(HERE.parent / "interop"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fleet"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 
 from peers import Peer
 from proxy_helpers import backend, node_backend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 import socket
 import ssl
 import sys
@@ -63,14 +64,17 @@ def node_backend(log_dir: Path) -> Peer:
 
 def proxy(pki: Pki, log_dir: Path, backend_port: int, *args: str, port: int | None = None,
           name: str = "proxy", certs: tuple[Path, Path] | None = None,
-          preexec_fn: object = None) -> Peer:  # fmt: skip
+          shell: str | None = None) -> Peer:  # fmt: skip
     """``tessera proxy`` on a free port in front of ``backend_port`` (the test PKI's ECDSA leaf
-    unless ``certs``), with short timeouts."""
+    unless ``certs``), with short timeouts; ``shell``: run by ``sh -c "SHELL tessera ..."``
+    (``ulimit -n 64 && exec``)."""
     port = port or free_port()
     cert, key = certs or (pki.ecdsa_cert, pki.ecdsa_key)
     argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}",
             "--backend", f"127.0.0.1:{backend_port}", "--cert", str(cert), "--key", str(key),
             "--handshake-timeout", "5", "--drain-timeout", "10", *args]  # fmt: skip
+    if shell is not None:
+        argv = ["sh", "-c", f"{shell} {shlex.join(argv)}"]
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={"COLUMNS": "300"})
 
 

@@ -16,7 +16,6 @@ from proxy_helpers import (
     https,
     port_of,
     proxy,
-    scrape,
     value,
     wait_for_metric,
 )
@@ -135,3 +134,22 @@ def test_workers_share_one_endpoint(pki: Pki, logs: Path, http_backend: Peer) ->
         assert value(samples, "tessera_connections_active") == 0
         out = p.output()
         assert "(multiprocess)" in out and "2 workers on one port" in out, out
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_metrics(pki: Pki, logs: Path, workers: str) -> None:
+    """``tessera serve --metrics`` too, with and without ``--workers`` (multiprocess)."""
+    from peers import TESSERA
+
+    port, metrics_port = free_port(), free_port()
+    argv = [*TESSERA, "serve", "--port", str(port), "--cert", str(pki.ecdsa_cert), "--key",
+            str(pki.ecdsa_key), "--workers", workers, "--metrics", f"127.0.0.1:{metrics_port}",
+            "--key-refresh", "0.2"]  # fmt: skip
+    with Peer(argv, port=port, log_dir=logs, name="serve-metrics") as serve:
+        out = openssl_s_client(port, "-tls1_2", "-reconnect", "-CAfile", str(pki.ca_file))
+        assert outcomes(out) == ["New"] + ["Reused"] * 5, out
+        samples = wait_for_metric(metrics_port, H, 5, version="TLSv1.2", kind="ticket")
+        assert value(samples, H, version="TLSv1.2", kind="ticket") == 5
+        assert value(samples, "tessera_connections_active") == 0
+        assert value(samples, "tessera_ticket_keys", state="encrypting") == 1
+        assert "Traceback" not in serve.output()
