@@ -225,10 +225,17 @@ def part_terminators(certs: CertFiles, d: Path, a: argparse.Namespace) -> None:
                          num(median(cpu[k])), res])  # fmt: skip
     print(table(["case", "terminator", "rate (median)", "range", "CPU ms per hs / per MB",
                  "resumed"], rows))  # fmt: skip
-    print("\nRatios tessera / other (rate; medians of the rounds):\n")
-    ratio_rows = [[label, *(num(ratio(median(hs[("tessera", label)]), median(hs[(o, label)])))
-                            for o in TERMINATORS[1:])] for label in labels]  # fmt: skip
-    print(table(["case", "vs hitch", "vs stunnel"], ratio_rows))
+    print("\nRatios tessera / other, medians of the rounds (rate: higher is better for "
+          "tessera; CPU: lower is):\n")  # fmt: skip
+    ratio_rows = []
+    for label in labels:
+        row = [label]
+        for o in TERMINATORS[1:]:
+            row.append(num(ratio(median(hs[("tessera", label)]), median(hs[(o, label)]))))
+            row.append(num(ratio(median(cpu[("tessera", label)]), median(cpu[(o, label)]))))
+        ratio_rows.append(row)
+    print(table(["case", "rate vs hitch", "CPU vs hitch", "rate vs stunnel", "CPU vs stunnel"],
+                ratio_rows))  # fmt: skip
 
 
 # -- the balancer ------------------------------------------------------------------------------
@@ -269,13 +276,13 @@ http {{
     return [program("nginx"), "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
 
 
-def resumption_rate(port: int, mode: str, clients: int, attempts: int) -> float:
-    """``clients`` clients take turns in a random order; each reconnection offers the session
-    of that client's previous connection. The share that resumed."""
+def resumption_rate(port: int, mode: str, clients: int, attempts: int, seed: int) -> float:
+    """``clients`` clients take turns in a random order (``seed``); each reconnection offers
+    the session of that client's previous connection. The share that resumed."""
     version = "1.3" if mode == "tls13" else "1.2"
     ctx = client_context(version, tickets=mode != "tls12-id")
     sessions = [handshake_once(port, ctx, ping=True)[1] for _ in range(clients)]
-    rng = random.Random(1)
+    rng = random.Random(seed)
     resumed = 0
     for _ in range(attempts):
         i = rng.randrange(clients)
@@ -315,7 +322,7 @@ def part_balancer(certs: CertFiles, d: Path, a: argparse.Namespace) -> None:
         for r in range(a.rounds):
             for name in ("tessera", "nginx") if r % 2 == 0 else ("nginx", "tessera"):
                 for mode in MODES:
-                    rate = resumption_rate(fleets[name], mode, a.clients, a.attempts)
+                    rate = resumption_rate(fleets[name], mode, a.clients, a.attempts, r)
                     rates.setdefault((name, mode), []).append(rate)
     rows = []
     for mode in MODES:
