@@ -6,6 +6,7 @@ ids and tickets; TLS 1.3 ``-sess_out``/``-sess_in`` chains resume on both proxie
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,34 @@ def test_store_operations_go_to_redis(fleet: Fleet) -> None:
         assert value(samples, ops, op="get", result="hit") >= 2
         assert value(samples, "tessera_store_up") == 1
         assert value(samples, "tessera_store_operation_duration_seconds_count", op="get") >= 2
+
+
+def test_workers_with_redis(pki: Pki, logs: Path, http_backend: Peer) -> None:
+    """``--workers 2 --redis``: each worker's asyncio Redis client is its own (made by the loop
+    that uses it after the fork); session ids and tickets resume on either worker."""
+    from proxy_helpers import client_context, https, scrape
+
+    secret = logs / "workers.secret"
+    FleetSecret.generate().write(secret)
+    metrics = free_port()
+    with (
+        RedisServer() as redis,
+        proxy(pki, logs, port_of(http_backend), "--workers", "2", "--redis", redis.url,
+              "--fleet-secret", str(secret), "--key-refresh", "0.2", "--metrics",
+              f"127.0.0.1:{metrics}", name="fleet-workers") as p,
+    ):  # fmt: skip
+        wait_for_metric(metrics, "tessera_ticket_keys", 1, state="encrypting")
+        for version in ("1.2", "1.3"):
+            ctx = client_context(pki, version)
+            if version == "1.2":
+                ctx.options |= ssl.OP_NO_TICKET  # session ids: Redis GET
+            first = https(port_of(p), ctx, "GET", "/")
+            for _ in range(8):
+                again = https(port_of(p), ctx, "GET", "/", session=first.session)
+                assert again.session_reused, version
+        samples = scrape(metrics)
+        assert value(samples, "tessera_handshakes_total", version="TLSv1.2",
+                     kind="session_id") == 8  # fmt: skip
+        assert value(samples, "tessera_handshakes_total", version="TLSv1.3", kind="psk") == 8
+        assert value(samples, "tessera_store_up") == 1
+        assert "Traceback" not in p.output()
