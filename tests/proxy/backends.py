@@ -4,6 +4,8 @@
 ``GET /bytes/N`` (N bytes of a fixed pattern), ``POST /echo`` (the body back) and
 ``POST /sha256`` (the body's length and SHA-256), ``GET /`` (``hello``).
 ``echo``: a TCP echo (a thread per connection).
+``slow``: waits 3 s before it reads a request (an 8-byte length and that many bytes), then
+answers the count it read; meanwhile the proxy must hold back the client.
 ``pp2 FILE``: reads a PROXY v2 header, appends it as one JSON line to FILE (parsed here,
 independently of tessera's encoder), then echoes.
 """
@@ -17,6 +19,7 @@ import socket
 import socketserver
 import struct
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATTERN = bytes(range(256)) * 4096  # 1 MiB
@@ -60,6 +63,20 @@ class Echo(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         while data := sock.recv(65536):
             sock.sendall(data)
+
+
+class Slow(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        time.sleep(3)
+        try:
+            (n,) = struct.unpack(">Q", read_exactly(sock, 8))
+        except ConnectionError:
+            return  # a port probe
+        got = 0
+        while got < n and (chunk := sock.recv(1 << 20)):
+            got += len(chunk)
+        sock.sendall(f"{got}\n".encode())
 
 
 def read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -120,8 +137,9 @@ def main() -> None:
         ThreadingHTTPServer(address, Handler).serve_forever()
     socketserver.ThreadingTCPServer.allow_reuse_address = True
     socketserver.ThreadingTCPServer.daemon_threads = True
-    if kind == "echo":
-        socketserver.ThreadingTCPServer(address, Echo).serve_forever()
+    if kind in ("echo", "slow"):
+        handler = Echo if kind == "echo" else Slow
+        socketserver.ThreadingTCPServer(address, handler).serve_forever()
     record_file = sys.argv[3]
 
     class ProxyEcho(Echo):

@@ -161,3 +161,43 @@ def test_proxy_protocol_v2_header(pki: Pki, logs: Path, tmp_path: Path, version:
     assert header["ssl_client"] == 1 and header["ssl_verify"] == 0
     assert header["ssl_version"] == f"TLSv{version}"
     assert cipher is not None and header["ssl_cipher"] == cipher[0]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_back_pressure_bounds_memory_both_ways(pki: Pki, logs: Path, http_backend: Peer) -> None:
+    """A client that does not read, a backend that does not read: the proxy stops reading the
+    other side instead of buffering (its memory stays flat), and everything arrives after."""
+    size = 64 * 1024 * 1024
+    with backend("slow", logs) as slow, proxy(pki, logs, port_of(http_backend),
+                                              name="proxy-bp-down") as down:  # fmt: skip
+        ctx = client_context(pki, "1.2")
+        base = rss_kib(down.proc.pid)
+        with connect(port_of(down), ctx) as tls:
+            tls.sendall(f"GET /bytes/{size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(2)  # the backend could send all 64 MiB by now; the client reads nothing
+            assert rss_kib(down.proc.pid) - base < 16 * 1024
+            got = 0
+            while got < size:
+                chunk = tls.recv(1 << 20)
+                assert chunk
+                got += len(chunk)
+        with proxy(pki, logs, port_of(slow), name="proxy-bp-up") as up:
+            base = rss_kib(up.proc.pid)
+            with connect(port_of(up), ctx) as tls:
+                tls.settimeout(30)
+                tls.sendall(size.to_bytes(8, "big"))
+                sent, block = 0, b"\x5a" * (1 << 20)
+                start = time.monotonic()
+                while sent < size:  # blocks while the backend does not read
+                    tls.sendall(block)
+                    sent += len(block)
+                    if time.monotonic() - start < 2.5:
+                        assert rss_kib(up.proc.pid) - base < 16 * 1024
+                assert time.monotonic() - start > 1.0  # the proxy did hold the client back
+                assert tls.recv(64) == f"{size}\n".encode()

@@ -268,7 +268,12 @@ def banner(config: ServerConfig, files: serving.ServeFiles, settings: ProxySetti
     last lines."""
     lines = serving.banner(config, files, "proxy", address, schedule[0], schedule[1], None)
     where = "Redis" if runtime.guarded is not None else f"cache of {schedule[2]}"
-    lines = [line.replace("cache of ?", where) for line in lines]
+    lines = [
+        line.replace("cache of ?", where).replace(
+            "; --save-cert FILE writes them for tessera connect --ca FILE", ""
+        )
+        for line in lines
+    ]
     versions = ", ".join(v.label for v in config.versions if config.suites_for(v))
     host, port = settings.backend
     pp = " (PROXY protocol v2)" if settings.proxy_protocol else ""
