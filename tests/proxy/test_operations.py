@@ -201,3 +201,33 @@ def test_back_pressure_bounds_memory_both_ways(pki: Pki, logs: Path, http_backen
                         assert rss_kib(up.proc.pid) - base < 16 * 1024
                 assert time.monotonic() - start > 1.0  # the proxy did hold the client back
                 assert tls.recv(64) == f"{size}\n".encode()
+
+
+def test_max_connections_queue_instead_of_refusing(pki: Pki, logs: Path,
+                                                   echo_backend: Peer) -> None:  # fmt: skip
+    """At ``--max-connections`` the proxy stops accepting: the next client waits in the accept
+    queue (its handshake does not start) and is served as soon as a slot frees up."""
+    import threading
+
+    with proxy(pki, logs, port_of(echo_backend), "--max-connections", "2",
+               name="proxy-max") as p:  # fmt: skip
+        time.sleep(0.5)  # the start-up probe's slot is free again
+        ctx = client_context(pki, "1.3")
+        held = [connect(port_of(p), ctx) for _ in range(2)]
+        result: list[bytes] = []
+
+        def third() -> None:
+            with connect(port_of(p), ctx) as tls:
+                result.append(echo(tls, b"third"))
+
+        t = threading.Thread(target=third, daemon=True)
+        t.start()
+        time.sleep(1.5)
+        assert not result and t.is_alive()  # waiting in the queue, not refused
+        for s in held:
+            assert echo(s, b"held") == b"held"
+        held[0].close()
+        t.join(10)
+        assert result == [b"third"]
+        held[1].close()
+        assert "Traceback" not in p.output()
