@@ -88,15 +88,15 @@ def own_servers(code: str) -> bool:
 
 
 def remap_ports(code: str) -> str:
-    """Every 4-digit port the block names (``:4434``, ``-p 4433``, ``--port 6390``) moved to a
-    free one, consistently within the block."""
+    """Every 4-digit port the block names (``:4434``, ``-p 4433``, ``--port 6390``,
+    ``http.server 8080``) moved to a free one, consistently within the block."""
     ports: dict[str, str] = {}
 
     def new(m: re.Match[str]) -> str:
         ports.setdefault(m[2], str(free_port()))
         return m[1] + ports[m[2]]
 
-    return re.sub(r"(:|-p |--port )(\d{4})\b", new, code)
+    return re.sub(r"(:|-p |--port |http\.server )(\d{4})\b", new, code)
 
 
 def run_block(lang: str, code: str, d: Path, port: str) -> str:

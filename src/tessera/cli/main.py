@@ -25,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "connect",
         "Connect to TARGET, print the handshake, relay stdin and stdout.",
     ),
+    "proxy": (
+        "tessera.cli.proxy",
+        "proxy",
+        "Terminate TLS and relay plaintext to a TCP backend, with fleet-wide resumption.",
+    ),
     "keys": ("tessera.cli.keys", "keys", "Session ticket keys."),
     "check": (
         "tessera.cli.check",

@@ -22,6 +22,7 @@ from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options, status_lines
 from ..io.blocking import TLSServer, TLSSocket
 from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
+from . import metrics as metrics_cli
 from . import secure_path, serving
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
@@ -258,6 +259,7 @@ def read_request(tls: TLSSocket) -> bytes | None:
     help="Connections served at once; more clients wait in the listen queue.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print a line per connection.")
+@metrics_cli.metrics_option
 @common_options
 @fleet_options
 def serve(
@@ -291,6 +293,7 @@ def serve(
     idle_timeout: float,
     max_connections: int,
     quiet: bool,
+    metrics: str | None,
     tls1_2: bool,
     tls1_3: bool,
     ciphers: str | None,
@@ -322,9 +325,12 @@ def serve(
             fleet, keyring, generated_keys=not ticket_keys, rotation=ticket_rotation,
             keep=ticket_keep,
         )  # fmt: skip
+        exporter = metrics_cli.exporter_for(metrics, runtime)
+        store = runtime.session_store(None if no_cache else MemoryStore(cache_size))
         config = ServerConfig(
             certificates=certificates,
-            session_store=runtime.session_store(None if no_cache else MemoryStore(cache_size)),
+            session_store=metrics_cli.instrumented(exporter, store),
+            observers=metrics_cli.observers(exporter),
             session_timeout=session_timeout,
             ticket_keyring=runtime.keyring,
             ticket_lifetime=ticket_lifetime,
@@ -400,10 +406,11 @@ def serve(
             log(f"{serving.timestamp()} {serving.peer_text(peer)}: handshake failed: {error}")
 
     def make_server(address: tuple[str, int], reuse_port: bool) -> TLSServer:
+        metrics_cli.in_worker(exporter)
         made = TLSServer(
             address,
             config,
-            handler,
+            metrics_cli.metered(exporter, handler),
             handshake_timeout=handshake_timeout,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
@@ -414,6 +421,9 @@ def serve(
         return made
 
     server = runtime.server(make_server, (host, port))
+    if exporter is not None:
+        exporter.start()
+        err.print(f"metrics: http://{exporter.address[0]}:{exporter.address[1]}/metrics")
     for line in serving.banner(config, files, mode, server.address, ticket_rotation,
                                ticket_keep, save_cert):  # fmt: skip
         err.print(line, markup=False)
@@ -442,6 +452,9 @@ def serve(
         server.serve_forever()
     except TLSError as e:
         raise click.ClickException(str(e)) from None
+    finally:
+        if exporter is not None:
+            exporter.close()
     if servers:  # (a supervisor's workers print their own)
         with lock:
             err.print(serving.final_statistics(servers[0].config.statistics))

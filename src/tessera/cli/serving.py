@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
@@ -18,7 +18,7 @@ from ..session.stats import SessionStats
 
 if TYPE_CHECKING:
     from ..events import ConnectionInfo
-    from ..io.blocking import TLSServer, TLSSocket
+    from ..io.blocking import TLSSocket
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +199,13 @@ def connection_line(tls: TLSSocket, outcome: str) -> str:
 # -- SIGHUP ----------------------------------------------------------------------------------
 
 
-def reload(server: TLSServer, files: ServeFiles, log: Callable[[str], None]) -> None:
+class Reloadable(Protocol):
+    """A server whose configuration can be swapped (TLSServer, tessera proxy's server)."""
+
+    config: ServerConfig
+
+
+def reload(server: Reloadable, files: ServeFiles, log: Callable[[str], None]) -> None:
     """Read the files again and serve new connections with them; connections already open
     keep theirs. On any error the running configuration stays as it was."""
     old = server.config

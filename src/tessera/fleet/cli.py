@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import supervisor
-from .health import GuardedStore
+from .health import AsyncGuardedStore, GuardedStore
 from .keyring import FleetKeyring
 from .keys import MAX_DECRYPT, MAX_ENCRYPT, FleetKey, KeyPolicy
 from .secret import ENV_VAR, FleetSecret
@@ -94,7 +94,7 @@ class FleetRuntime:
             decrypt_for=min(rotation * keep, MAX_DECRYPT),
             refresh=opts.key_refresh,
         )
-        self.guarded: GuardedStore | None = None
+        self.guarded: GuardedStore | AsyncGuardedStore | None = None
         self.refresher: KeyRefresher | None = None
         self.fleet_keyring: FleetKeyring | None = None
         self._keyring = keyring
@@ -126,7 +126,24 @@ class FleetRuntime:
         self.guarded = GuardedStore(store)
         return self.guarded
 
-    def server(self, make_server: MakeServer, address: tuple[str, int]) -> Server:
+    def async_session_store(self) -> AsyncGuardedStore | None:
+        """The asyncio Redis store behind a circuit breaker (``tessera proxy``), or None
+        without Redis. Its connections are made by the event loop that first uses it."""
+        if self.opts.redis_url is None:
+            return None
+        from .redis_store import AsyncRedisSessionStore
+
+        assert self.secret is not None
+        store = AsyncRedisSessionStore.from_url(
+            self.opts.redis_url, self.secret, self.opts.namespace, self.opts.redis_timeout
+        )
+        guarded = AsyncGuardedStore(store)
+        self.guarded = guarded
+        return guarded
+
+    def server(self, make_server: MakeServer, address: tuple[str, int],
+               grace: float = supervisor.GRACE) -> Server:  # fmt: skip
+        """``grace``: seconds each worker gets to stop (drain) after SIGTERM."""
         if self.refresher is not None:
             self.refresher.refresh_once()  # keys (or the first key's schedule) for the banner
         if self.opts.workers > 1:
@@ -134,7 +151,7 @@ class FleetRuntime:
             return supervisor.Supervisor(
                 make_server, address, self.opts.workers, keyring=owned,
                 mint=self.mint if owned is not None else None,
-                on_worker_start=self._start_refresher,
+                on_worker_start=self._start_refresher, grace=grace,
             )  # fmt: skip
         server = make_server(address, False)
         self._start_refresher()

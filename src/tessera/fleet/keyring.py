@@ -78,6 +78,44 @@ class FleetKeyring:
             rows.append((k.name.hex(), f"{now - k.created:.0f} s", _state_text(k, state, now)))
         return rows
 
+    # -- metrics (tessera.observe.metrics reads these at scrape time) -------------------------
+    def key_states(self) -> list[tuple[bytes, str, float, float]]:
+        """(name, state, created, next change) per key not yet erased; state is
+        ``pending`` (published, not yet encrypting), ``encrypting`` or ``decrypt_only``."""
+        now = self._clock()
+        snap = self._snap
+        enc = snap.encrypting(now)
+        rows = []
+        for k in snap.keys:
+            state = k.state(now, enc)
+            if state is not KeyState.ERASED:
+                label, change = _METRIC_STATES[state], k.encrypts_from
+                if state is KeyState.ENCRYPTING:
+                    change = k.encrypts_until
+                elif state is KeyState.DECRYPT_ONLY:
+                    change = k.erased_at
+                rows.append((k.name, label, k.created, change))
+        return rows
+
+    def next_rotation(self) -> float | None:
+        """When the encrypting key changes: the current one stops, or (none encrypting) the
+        next published one starts; None when no key is scheduled."""
+        now = self._clock()
+        snap = self._snap
+        enc = snap.encrypting(now)
+        if enc is not None:
+            later = [k.encrypts_from for k in snap.keys if k.encrypts_from > enc.encrypts_from]
+            return min([enc.encrypts_until, *later])
+        upcoming = [k.encrypts_from for k in snap.keys if k.encrypts_from > now]
+        return min(upcoming) if upcoming else None
+
+
+_METRIC_STATES = {
+    KeyState.PUBLISHED: "pending",
+    KeyState.ENCRYPTING: "encrypting",
+    KeyState.DECRYPT_ONLY: "decrypt_only",
+}
+
 
 def _state_text(k: FleetKey, state: KeyState, now: float) -> str:
     if state is KeyState.PUBLISHED:

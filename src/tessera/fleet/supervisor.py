@@ -103,7 +103,8 @@ class Supervisor:
 
     def __init__(self, make_server: MakeServer, address: tuple[str, int], workers: int, *,
                  keyring: FleetKeyring | None = None, mint: Callable[[], bool] | None = None,
-                 on_worker_start: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 on_worker_start: Callable[[], None] | None = None,
+                 grace: float = GRACE) -> None:  # fmt: skip
         if workers < 2:
             raise ValueError("a supervisor runs two or more workers")
         self.make_server = make_server
@@ -111,6 +112,7 @@ class Supervisor:
         self.keyring = keyring  # owned here (no Redis): sent to the workers
         self.mint = mint  # rotates ``keyring`` when due; True if it changed
         self.on_worker_start = on_worker_start
+        self.grace = grace  # seconds a worker gets to stop after SIGTERM
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._reserved = socket.socket(family, socket.SOCK_STREAM)
         self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -217,7 +219,7 @@ class Supervisor:
         for pid in self.pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE
+        deadline = time.monotonic() + self.grace
         while self.pids and time.monotonic() < deadline:
             for slot, pid in list(self.pids.items()):
                 try:

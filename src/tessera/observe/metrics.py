@@ -21,6 +21,11 @@ health)::
     tessera_ticket_key_age_seconds{key, state}      key: the first 8 hex digits of its name
     tessera_ticket_key_rotation_seconds             until the encrypting key is replaced
     tessera_connections_active, tessera_bytes_total{direction=in|out}
+    tessera_accept_errors_total{error}              accepts that failed (EMFILE...), retried
+    tessera_backend_errors_total                    a proxy's backend could not be reached
+
+Under prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, see
+:mod:`tessera.observe.exporter`) the gauges add up the live processes (``store_up``: the lowest).
 """
 
 from __future__ import annotations
@@ -85,8 +90,9 @@ class PrometheusObserver:
             ["op"], buckets=_STORE_BUCKETS, registry=r,
         )  # fmt: skip
         self.store_up = Gauge(
-            "tessera_store_up", "1 while the last session store operation worked", registry=r
-        )
+            "tessera_store_up", "1 while the last session store operation worked", registry=r,
+            multiprocess_mode="livemin",
+        )  # fmt: skip
         self.store_up.set(1)
         self.early_data = Counter(
             "tessera_early_data", "0-RTT offers, accepted or rejected (with why)",
@@ -95,12 +101,21 @@ class PrometheusObserver:
         self.tickets = Counter(
             "tessera_tickets_issued", "Session tickets issued", ["version"], registry=r
         )
-        self.connections = Gauge("tessera_connections_active", "Connections open now", registry=r)
+        self.connections = Gauge("tessera_connections_active", "Connections open now",
+                                 registry=r, multiprocess_mode="livesum")  # fmt: skip
         self.bytes = Counter(
             "tessera_bytes", "Application bytes relayed", ["direction"], registry=r
         )
+        self.accept_errors = Counter(
+            "tessera_accept_errors", "Accepts that failed and were retried after a back-off",
+            ["error"], registry=r,
+        )  # fmt: skip
+        self.backend_errors = Counter(
+            "tessera_backend_errors", "Connections whose backend could not be reached", registry=r
+        )
+        self._instrumented = False  # a metered store counts its own errors
         if keyring is not None:
-            r.register(_KeyringCollector(keyring, clock))
+            register_keyring(r, keyring, clock)
 
     # -- the observer ----------------------------------------------------------------------
     def observe(self, fact: object) -> None:
@@ -114,7 +129,8 @@ class PrometheusObserver:
         elif kind == "TicketsIssued":
             self.tickets.labels(_version(fact.version)).inc(fact.count)  # type: ignore[attr-defined]
         elif kind == "StoreFailed":
-            self.store_ops.labels(fact.op, "error").inc()  # type: ignore[attr-defined]
+            if not self._instrumented:  # else the metered store counted it already
+                self.store_ops.labels(fact.op, "error").inc()  # type: ignore[attr-defined]
             self.store_up.set(0)
 
     def _decision(self, d: ResumptionDecision) -> None:
@@ -151,12 +167,20 @@ class PrometheusObserver:
         if bytes_out:
             self.bytes.labels("out").inc(bytes_out)
 
+    def accept_failed(self, error: str) -> None:
+        """An accept failed (``error``: the errno name, EMFILE...); the server retries."""
+        self.accept_errors.labels(error).inc()
+
+    def backend_failed(self) -> None:
+        self.backend_errors.inc()
+
     # -- stores ----------------------------------------------------------------------------
     def instrument(self, store: Any) -> Any:
         """``store`` wrapped so every operation is counted and timed (an async store, one with
         coroutine methods, gets an async wrapper)."""
         import inspect
 
+        self._instrumented = True
         if inspect.iscoroutinefunction(getattr(store, "get", None)):
             return _AsyncMeteredStore(store, self)
         return _MeteredStore(store, self)
@@ -251,6 +275,17 @@ class _AsyncMeteredStore(_MeteredStore):
         await self._arun("delete", key)
 
 
+def register_keyring(
+    registry: CollectorRegistry,
+    keyring: Any,
+    clock: Callable[[], float] = time.time,
+    before: Callable[[], object] | None = None,
+) -> None:
+    """Export ``keyring``'s ticket keys from ``registry``, read at scrape time (``before`` runs
+    first: a supervisor refreshes its view of a fleet's keys there)."""
+    registry.register(_KeyringCollector(keyring, clock, before))
+
+
 class _KeyringCollector(Collector):
     """Ticket key ages and states, read from the keyring at scrape time.
 
@@ -259,9 +294,11 @@ class _KeyringCollector(Collector):
     encrypts) and rotation comes from ``rotation_interval`` when it generates keys.
     """
 
-    def __init__(self, keyring: Any, clock: Callable[[], float]) -> None:
+    def __init__(self, keyring: Any, clock: Callable[[], float],
+                 before: Callable[[], object] | None = None) -> None:  # fmt: skip
         self.keyring = keyring
         self.clock = clock
+        self.before = before
 
     def _states(self) -> Iterable[tuple[bytes, str, float]]:
         states = getattr(self.keyring, "key_states", None)
@@ -283,6 +320,8 @@ class _KeyringCollector(Collector):
         return None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.before is not None:
+            self.before()
         now = self.clock()
         count = GaugeMetricFamily(
             "tessera_ticket_keys", "Ticket keys held, by state", labels=["state"]
