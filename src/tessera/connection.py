@@ -251,12 +251,14 @@ class _Connection:
             ctx = self._ctx
             state = self._state
             assert state is not None
-            if self._ignores(state, msg[0], msg[1]):
+            if msg[0] == HandshakeType.HELLO_REQUEST and self._ignores(state, msg[0], msg[1]):
                 continue
-            self._state = state.handle(ctx, msg[0], msg[1], msg[2])
+            self._state = new = state.handle(ctx, msg[0], msg[1], msg[2])
             ctx.flush()
-            self._adopt(ctx)
-            self._after_transition()
+            if ctx.successor is not None:
+                self._adopt(ctx)
+            if new.__class__ is AwaitSessionLookup:
+                self._after_transition()
         if self._state is not None and self._state.handshake_done:
             self._records.plaintext_alerts = False
             if self._settled is not None and self._ctx.info is not None:

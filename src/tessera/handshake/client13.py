@@ -55,7 +55,7 @@ from ..messages import (
 from ..messages import extensions as X
 from ..record.protection import NullProtection
 from ..session.model import ClientSession, ServerSession
-from ..session.resumption import Requirements, unusable
+from ..session.resumption import unusable
 from ..session.stats import FallbackReason
 from .client12 import verify_peer
 from .common13 import (
@@ -106,14 +106,15 @@ def _psk_usable(ctx: ClientContext, session: ClientSession | None) -> CipherSuit
     """The suite to offer ``session`` with, if the shared rules say it can resume here."""
     if session is None or not session.ticket:
         return None
-    req = Requirements(
+    reason = unusable(
+        session.state,
         version=ProtocolVersion.TLS1_3,
         now=ctx.now(),
         server_name=ctx.sni,
         suites=ctx.config.suite_codes_for(ProtocolVersion.TLS1_3),
         expired_reason=FallbackReason.TICKET_EXPIRED,
     )
-    if unusable(session.state, req) is not None:
+    if reason is not None:
         return None
     return BY_CODE[session.cipher_suite]
 

@@ -312,10 +312,12 @@ class ServerContext(HandshakeContext[ServerConfig]):
 
     def complete(self) -> ConnectionInfo:
         info = super().complete()
-        self.observe(HandshakeCompleted(info))
         reneg = self.renegotiation
-        if reneg is not None:
-            self.observe(RenegotiationCompleted(info, reneg.initiator, self.session_was_offered()))
+        if reneg is None:
+            self.observe(self.events[-1])  # the HandshakeCompleted just queued
+        else:
+            self.observe(HandshakeCompleted(info))
+            self.observe(self.events[-1])  # the RenegotiationCompleted just queued
         return info
 
 

@@ -7,7 +7,7 @@ two of them look the same thing up differently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..enums import ProtocolVersion
 from ..messages import ClientHello
@@ -19,20 +19,30 @@ from .negotiation import sni_of
 MAX_PSK_IDENTITIES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class HelloSummary:
-    hello: ClientHello = field(repr=False)
-    raw: bytes = field(repr=False)  # the ClientHello as received, with its handshake header
+class HelloSummary(NamedTuple):
+    """Immutable (a named tuple: built for every ClientHello, cheaper than a frozen
+    dataclass)."""
+
+    hello: ClientHello
+    raw: bytes  # the ClientHello as received, with its handshake header
     server_name: str | None
     session_id: bytes
     offers_tls13: bool
     ems: bool  # extended_master_secret offered
     etm: bool  # encrypt_then_mac offered
     ticket: bytes | None  # the TLS 1.2 session_ticket extension (b"": asks for one)
-    psks: X.OfferedPsks | None = field(repr=False)
+    psks: X.OfferedPsks | None
     psk_modes: tuple[int, ...] | None
     early_data: bool
     post_handshake_auth: bool = False  # TLS 1.3: the client may be asked after the handshake
+
+    def __repr__(self) -> str:
+        return (
+            f"HelloSummary(server_name={self.server_name!r}, tls13={self.offers_tls13}, "
+            f"session_id={len(self.session_id)} bytes, ticket={self.ticket is not None}, "
+            f"psks={0 if self.psks is None else len(self.psks.identities)}, "
+            f"early_data={self.early_data})"
+        )
 
     @property
     def cipher_suites(self) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable, Collection, Generator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from ..config import ClientAuth
 from ..crypto.suites import BY_CODE
@@ -103,14 +103,14 @@ class EarlyDataRefusal(Enum):
     STORE_UNAVAILABLE = "anti-replay register unavailable"
 
 
-@dataclass(frozen=True, slots=True)
-class ResumptionDecision:
-    """What the server decided about resuming one ClientHello."""
+class ResumptionDecision(NamedTuple):
+    """What the server decided about resuming one ClientHello (immutable: a named tuple, built
+    once per ClientHello — cheaper than a frozen dataclass on this hot path)."""
 
     version: ProtocolVersion
     offered: Mechanism | None = None  # what the client tried to resume with, if anything
     resumed_by: Mechanism | None = None
-    session: ServerSession | None = field(default=None, repr=False)
+    session: ServerSession | None = None  # (left out of the repr)
     fallback: FallbackReason | None = None  # why an offered session did not resume
     renew_ticket: bool = False  # the ticket opened under an older key: issue a fresh one
     key_name: bytes | None = None  # the ticket key the ticket was sealed under
@@ -121,6 +121,14 @@ class ResumptionDecision:
     early_data_refusal: EarlyDataRefusal | None = None
     writes: tuple[StoreWrite, ...] = ()
     abort: str | None = None  # the handshake must fail (RFC 7627 §5.3), with this reason
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name != "session" and value != self._field_defaults.get(name, ...)
+        )
+        return f"ResumptionDecision({shown})"
 
     @property
     def resumed(self) -> bool:
@@ -146,36 +154,36 @@ class ResumptionDecision:
 
 
 # -- "can this session be resumed here" -----------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Requirements:
-    version: int
-    now: float
-    server_name: str | None
-    suites: Collection[int]  # session cipher suites acceptable on this connection
-    expired_reason: FallbackReason = FallbackReason.SESSION_EXPIRED
-    ems: bool | None = None  # TLS 1.2: the session's EMS flag must equal this
-    age_ms: int | None = None  # TLS 1.3 server: the client's view of the ticket age
-    age_skew: float = 10.0
-    client_certificate_required: bool = False
-
-
-def unusable(s: ServerSession, req: Requirements) -> FallbackReason | None:
-    """Why ``s`` cannot be resumed under ``req``, or None if it can."""
-    if s.version != req.version:
+def unusable(
+    s: ServerSession,
+    *,
+    version: int,
+    now: float,
+    server_name: str | None,
+    suites: Collection[int],
+    expired_reason: FallbackReason = FallbackReason.SESSION_EXPIRED,
+    ems: bool | None = None,
+    age_ms: int | None = None,
+    age_skew: float = 10.0,
+    client_certificate_required: bool = False,
+) -> FallbackReason | None:
+    """Why ``s`` cannot be resumed here, or None if it can: ``suites`` are the session cipher
+    suites acceptable on this connection; ``ems`` (TLS 1.2) the EMS flag the session must
+    have; ``age_ms`` (TLS 1.3 server) the client's view of the ticket age, which must be
+    within ``age_skew`` seconds of the server's."""
+    if s.version != version:
         return FallbackReason.VERSION_MISMATCH
-    if s.expired(req.now):
-        return req.expired_reason
-    if s.cipher_suite not in req.suites:
+    if s.expired(now):
+        return expired_reason
+    if s.cipher_suite not in suites:
         return FallbackReason.CIPHER_MISMATCH
-    if s.server_name != req.server_name:
+    if s.server_name != server_name:
         return FallbackReason.SNI_MISMATCH
-    if req.ems is not None and s.extended_master_secret != req.ems:
+    if ems is not None and s.extended_master_secret != ems:
         return FallbackReason.EMS_MISMATCH
-    if req.age_ms is not None:
-        server_age_ms = (req.now - s.created) * 1000
-        if abs(req.age_ms - server_age_ms) > req.age_skew * 1000:
-            return FallbackReason.PSK_AGE_INVALID
-    if req.client_certificate_required and not s.peer_chain:
+    if age_ms is not None and abs(age_ms - (now - s.created) * 1000) > age_skew * 1000:
+        return FallbackReason.PSK_AGE_INVALID
+    if client_certificate_required and not s.peer_chain:
         return FallbackReason.CLIENT_CERT_MISMATCH
     return None
 
@@ -294,11 +302,14 @@ def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: Ser
     auth = config.client_auth if client_auth is None else client_auth
     offered = hello.hello.cipher_suites
     enabled = config.suite_codes_for(ProtocolVersion.TLS1_2)
-    req = Requirements(
+    # The session's suite must be offered now and enabled here.
+    suites = enabled if session.cipher_suite in offered else ()
+    reason = unusable(
+        session,
         version=ProtocolVersion.TLS1_2,
         now=now,
         server_name=hello.server_name,
-        suites=[c for c in offered if c in enabled],
+        suites=suites,
         expired_reason=(
             FallbackReason.TICKET_EXPIRED if by is Mechanism.TICKET
             else FallbackReason.SESSION_EXPIRED
@@ -306,7 +317,6 @@ def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: Ser
         ems=ems,
         client_certificate_required=auth is ClientAuth.REQUIRED,
     )  # fmt: skip
-    reason = unusable(session, req)
     if reason is None:
         return ResumptionDecision(
             ProtocolVersion.TLS1_2,
@@ -337,8 +347,7 @@ def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: Ser
 BinderCheck = Callable[[int, ServerSession], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Psk13Context:
+class Psk13Context(NamedTuple):
     """What the TLS 1.3 state knows when it asks for a PSK decision."""
 
     server_name: str | None
@@ -379,9 +388,7 @@ def resolve13(
                 break  # the next take would fail the same way
             continue
         session, key_name, single_use = found
-        reason = unusable(
-            session, _requirements13(config, pc, session, ident.obfuscated_ticket_age)
-        )
+        reason = _unusable13(config, pc, session, ident.obfuscated_ticket_age)
         if reason is not None:
             first_reason = first_reason or reason
             continue
@@ -398,12 +405,13 @@ def resolve13(
     return _fallback13(pc, offered, first_reason or FallbackReason.UNKNOWN_SESSION_ID)
 
 
-def _requirements13(
+def _unusable13(
     config: ServerConfig, pc: Psk13Context, session: ServerSession, obfuscated_age: int
-) -> Requirements:
+) -> FallbackReason | None:
     resumed = BY_CODE.get(session.cipher_suite)
     same_hash = resumed is not None and resumed.prf_hash == pc.suite.prf_hash
-    return Requirements(
+    return unusable(
+        session,
         version=ProtocolVersion.TLS1_3,
         now=pc.now,
         server_name=pc.server_name,
