@@ -14,7 +14,6 @@ connection whose peer then does nothing for ``idle_timeout`` seconds is cut too.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import math
 import select
@@ -50,6 +49,7 @@ from ..events import (
     SessionTicketReceived,
 )
 from ..session.model import ClientSession
+from .listen import ACCEPT_CONNECTION_ERRORS, ACCEPT_RESOURCE_ERRORS, listening_socket, next_backoff
 from .sslcompat import SocketDelegate, SSLInfo
 
 log = logging.getLogger("tessera")
@@ -58,17 +58,7 @@ RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connect
 # Sessions (TLS 1.3 tickets) a client socket keeps, newest last: a server that sends thousands
 # of tickets cannot make it hoard them.
 MAX_SESSIONS_KEPT = 8
-# accept() failing for want of a resource (descriptors, buffers, memory): wait and retry, as Go's
-# net/http does, from 5 ms doubling up to 1 s; the pending connections wait in the listen queue.
-_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-# accept() failing for one connection that died in the queue (accept(2), "Error handling").
-_ACCEPT_CONNECTION_ERRORS = frozenset({
-    errno.ECONNABORTED, errno.EPROTO, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.EHOSTUNREACH,
-    errno.ENETDOWN, errno.ENETUNREACH, errno.EOPNOTSUPP,
-})  # fmt: skip
 _REAUTHENTICATIONS = (RenegotiationCompleted, RenegotiationDeclined, PostHandshakeAuthCompleted)
-_BACKOFF_FIRST = 0.005
-_BACKOFF_MAX = 1.0
 
 
 def _set_timeout_option(sock: socket.socket, option: int, seconds: float) -> None:
@@ -624,13 +614,7 @@ class TLSServer:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.threaded = threaded
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:  # workers of one supervisor share the port (tessera.fleet.supervisor)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self.sock.bind(address)
-        self.sock.listen(backlog)
+        self.sock = listening_socket(address, reuse_port, backlog)
         set_receive_timeout(self.sock, handshake_timeout)  # inherited by accepted sockets
         # Writes to a peer that reads nothing fail after the idle timeout (or the handshake's).
         set_send_timeout(self.sock, idle_timeout or handshake_timeout)
@@ -661,9 +645,9 @@ class TLSServer:
                 self._release_slot()
                 if self._stop.is_set():
                     break
-                if e.errno in _ACCEPT_CONNECTION_ERRORS:
+                if e.errno in ACCEPT_CONNECTION_ERRORS:
                     continue
-                if e.errno not in _ACCEPT_RESOURCE_ERRORS:
+                if e.errno not in ACCEPT_RESOURCE_ERRORS:
                     raise
                 backoff = self._back_off(e, backoff)
                 continue
@@ -682,7 +666,7 @@ class TLSServer:
                 "max_connections (--max-connections)",
                 error,
             )
-        delay = min(_BACKOFF_MAX, delay * 2 if delay else _BACKOFF_FIRST)
+        delay = next_backoff(delay)
         self._stop.wait(delay)
         return delay
 

@@ -30,6 +30,7 @@ from ..aio import prepare_server
 from ..connection import ServerConnection
 from ..errors import ConfigError
 from ..io.aio import Limits, TLSProtocol
+from ..io.listen import ACCEPT_RESOURCE_ERRORS, listening_socket, next_backoff
 from ..observe.logs import ConnectionRecord
 from .relay import Relay
 
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tessera.proxy")
 
 # Out of a resource: back off before accepting again (the resource may come back).
-_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-MAX_ACCEPT_BACKOFF = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +70,6 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
         else:
             return uvloop.new_event_loop
     return asyncio.SelectorEventLoop
-
-
-def listening_socket(address: tuple[str, int], reuse_port: bool, backlog: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class ClientTLS(TLSProtocol):
@@ -136,6 +119,7 @@ class ProxyServer:
         self.reload = reload
         self.handle_signals = handle_signals
         self.sock = listening_socket(address, reuse_port, settings.backlog)
+        self.sock.setblocking(False)
         host, port = self.sock.getsockname()[:2]
         self.address: tuple[str, int] = (host, port)
         self.connections: set[ClientTLS] = set()
@@ -238,11 +222,11 @@ class ProxyServer:
         name = errno.errorcode.get(error.errno or 0, "error")
         if self.metrics is not None:
             self.metrics.accept_failed(name)
-        if error.errno in _RESOURCE_ERRORS:
+        if error.errno in ACCEPT_RESOURCE_ERRORS:
             if backoff == 0.0:
                 log.warning("accept failed (%s): backing off, still serving %d connection(s)",
                             error, len(self.connections))  # fmt: skip
-            return min(MAX_ACCEPT_BACKOFF, max(0.01, backoff * 2))
+            return next_backoff(backoff)
         log.info("accept failed: %s", error)
         return 0.01
 

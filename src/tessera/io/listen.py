@@ -1,0 +1,44 @@
+"""What every server front end does the same way: the listening socket, and what to do when
+``accept()`` fails.
+
+A failure for want of a resource (descriptors, buffers, memory) is waited out and retried, as
+Go's net/http does — from 5 ms, doubling up to 1 s — while pending connections wait in the
+listen queue; a failure for one connection that died in the queue (accept(2), "Error
+handling") is simply skipped. Neither stops the server.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_CONNECTION_ERRORS = frozenset({
+    errno.ECONNABORTED, errno.EPROTO, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+    errno.ENETDOWN, errno.ENETUNREACH, errno.EOPNOTSUPP,
+})  # fmt: skip
+BACKOFF_FIRST = 0.005
+BACKOFF_MAX = 1.0
+
+
+def next_backoff(delay: float) -> float:
+    """The wait before the next ``accept()`` after a resource failure (``delay``: the last
+    wait, 0 for the first failure)."""
+    return min(BACKOFF_MAX, delay * 2 if delay else BACKOFF_FIRST)
+
+
+def listening_socket(address: tuple[str, int], reuse_port: bool, backlog: int) -> socket.socket:
+    """A bound, listening TCP socket (IPv6 when the host has a colon); ``reuse_port``: workers
+    of one supervisor share the port (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
