@@ -307,6 +307,14 @@ class ServerContext(HandshakeContext[ServerConfig]):
         elif config.session_store is not None:
             inline.apply(config.session_store, writes, self.store_failed)
 
+    def verified_client_chain(self, chain_der: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
+        """The client's certificate chain, parsed and validated against ``client_cafile``."""
+        from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
+
+        chain = parse_chain(chain_der)
+        verify_client_chain(chain, self.config.client_trust_store(), utc_clock(self.config.clock))
+        return tuple(chain)
+
     def store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
         self.observe(StoreFailed(op.op, f"{type(error).__name__}: {error}"))
 

@@ -25,7 +25,6 @@ from cryptography import x509
 
 from ..config import ClientAuth
 from ..crypto import signatures
-from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
 from ..enums import HandshakeType, ProtocolVersion
 from ..errors import (
     CertificateRequired,
@@ -145,9 +144,7 @@ class AwaitCertificate(_Step):
             if x.client_auth is ClientAuth.REQUIRED:
                 raise CertificateRequired("the client sent no certificate, and one is required")
             return AwaitFinished(x)
-        chain = parse_chain(msg.chain)
-        verify_client_chain(chain, ctx.config.client_trust_store(), utc_clock(ctx.config.clock))
-        x.chain, x.chain_der = tuple(chain), msg.chain
+        x.chain, x.chain_der = ctx.verified_client_chain(msg.chain), msg.chain
         return AwaitCertificateVerify(x)
 
 

@@ -39,7 +39,7 @@ from ..config import ClientAuth
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.suites import BY_CODE, CipherSuite, KeyExchange
-from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
+from ..crypto.x509 import parse_chain
 from ..enums import CertificateType, HandshakeType, ProtocolVersion
 from ..errors import HandshakeFailure, IllegalParameter
 from ..messages import (
@@ -297,9 +297,7 @@ class ExpectClientCertificate(State):
             if ctx.client_auth is ClientAuth.REQUIRED:
                 raise HandshakeFailure("the client sent no certificate, and one is required")
         else:
-            chain = parse_chain(msg.chain)
-            verify_client_chain(chain, ctx.config.client_trust_store(), utc_clock(ctx.config.clock))
-            ctx.peer_chain = tuple(chain)
+            ctx.peer_chain = ctx.verified_client_chain(msg.chain)
             ctx.peer_chain_der = msg.chain
         return ExpectClientKeyExchange(*self.args, msg.chain)
 

@@ -36,7 +36,7 @@ from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.key_schedule import KeySchedule
 from ..crypto.suites import CipherSuite
-from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
+from ..crypto.x509 import parse_chain
 from ..enums import HandshakeType, ProtocolVersion
 from ..errors import (
     CertificateRequired,
@@ -444,9 +444,7 @@ class ExpectClientCertificate(State):
             if ctx.config.client_auth is ClientAuth.REQUIRED:
                 raise CertificateRequired("the client sent no certificate, and one is required")
             return ExpectFinished(self.final)
-        chain = parse_chain(msg.chain)
-        verify_client_chain(chain, ctx.config.client_trust_store(), utc_clock(ctx.config.clock))
-        ctx.peer_chain = tuple(chain)
+        ctx.peer_chain = ctx.verified_client_chain(msg.chain)
         ctx.peer_chain_der = msg.chain
         return ExpectClientCertificateVerify(self.final)
 
