@@ -90,15 +90,18 @@ class _CommonConfig:
     rng: Callable[[int], bytes] = os.urandom
     # Receives NSS key log lines ("CLIENT_RANDOM <cr> <secret>"); None writes nothing.
     keylog: Callable[[str], None] | None = field(default=None, repr=False)
-    _suites_by_version: dict[int, tuple[CipherSuite, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _suite_codes_by_version: dict[int, frozenset[int]] = field(
+    # Enabled suites per version and their codes, computed once (read on every handshake).
+    _suites_by_version: dict[int, tuple[tuple[CipherSuite, ...], frozenset[int]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cipher_suites", _as_suites(self.cipher_suites))
+        for v in (ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3):
+            if self.min_version <= v <= self.max_version:
+                tls13 = v == ProtocolVersion.TLS1_3
+                suites = tuple(s for s in self.cipher_suites if s.is_tls13 == tls13)
+                self._suites_by_version[v] = (suites, frozenset(s.code for s in suites))
         object.__setattr__(self, "alpn_protocols", _as_alpn(self.alpn_protocols))
         if self.min_version < ProtocolVersion.TLS1_2:
             raise ConfigError("TLS 1.1 and older are not supported; the minimum is TLS 1.2")
@@ -118,23 +121,13 @@ class _CommonConfig:
             raise ConfigError("no cipher suite is enabled for the configured versions")
 
     def suites_for(self, version: int) -> tuple[CipherSuite, ...]:
-        cache: dict[int, tuple[CipherSuite, ...]] = self._suites_by_version
-        found = cache.get(version)
-        if found is None:
-            found = ()
-            if self.min_version <= version <= self.max_version:
-                tls13 = version == ProtocolVersion.TLS1_3
-                found = tuple(s for s in self.cipher_suites if s.is_tls13 == tls13)
-            cache[version] = found
-        return found
+        found = self._suites_by_version.get(version)
+        return found[0] if found is not None else ()
 
     def suite_codes_for(self, version: int) -> frozenset[int]:
         """The codes of :meth:`suites_for`, as a set."""
-        cache = self._suite_codes_by_version
-        found = cache.get(version)
-        if found is None:
-            found = cache[version] = frozenset(s.code for s in self.suites_for(version))
-        return found
+        found = self._suites_by_version.get(version)
+        return found[1] if found is not None else frozenset()
 
     @property
     def versions(self) -> tuple[ProtocolVersion, ...]:
