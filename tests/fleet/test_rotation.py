@@ -52,6 +52,12 @@ def test_rotation_under_load(pki: Pki, redis_server: RedisServer, secret_file: P
             ctx = client_context(pki.ca_file, version)
             session = None
             while time.monotonic() < stop:
+                if session is not None and session.time + session.timeout <= time.time() + 1:
+                    # The ticket's lifetime (capped by its key's) is over or about to be: the
+                    # client itself may leave it out (OpenSSL checks in whole seconds).
+                    counts["client may drop"] += 1
+                elif session is not None and not session.has_ticket:
+                    counts["client may drop"] += 1  # the last connection brought no ticket
                 try:
                     reused, session, _ = python_get(rng.choice(ports), ctx, session)
                 except OSError as e:
@@ -84,8 +90,11 @@ def test_rotation_under_load(pki: Pki, redis_server: RedisServer, secret_file: P
         # A session never outlives the key that sealed its first ticket (lifetimes are not
         # stretched), so with 9 s keys a long-lived client session may expire; nothing else.
         assert set(reasons) <= {"ticket expired"}, reasons
-        # each client's first connection, the expired ones, and the page fetches above
-        assert counts["full"] == len(CLIENTS) + reasons["ticket expired"], (counts, reasons)
+        # Each client's first connection and the tickets the servers found expired are full
+        # handshakes; so are tickets a client dropped itself once their lifetime was over (or a
+        # connection that brought no ticket to offer).
+        expected = len(CLIENTS) + reasons["ticket expired"]
+        assert expected <= counts["full"] <= expected + counts["client may drop"], (counts, reasons)
         assert counts["connections"] > 100, counts
         assert sum(parse_status_page(p).stats["handshake_failures"] for p in pages) == 0
         keys = sorted(seen.values(), key=lambda k: k.encrypts_from)
