@@ -39,6 +39,7 @@ from ..events import (
 from ..session import awaited, inline
 from ..session.observer import StoreFailed
 from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite
+from .listen import set_nodelay
 from .sslcompat import SSLObjectView
 
 log = logging.getLogger("tessera.aio")
@@ -137,6 +138,7 @@ class TLSProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._transport = transport
+        set_nodelay(transport.get_extra_info("socket"))  # whatever the loop did or not
         limit = self._limits.handshake_timeout
         if limit is not None:
             self._timer = loop.call_later(limit, self._handshake_timed_out)

@@ -30,6 +30,7 @@ from ..connection import ClientConnection
 from ..errors import ConfigError
 from ..session.model import ClientSession
 from .blocking import TLSSocket
+from .listen import set_nodelay
 from .sslcompat import SocketDelegate
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
@@ -55,12 +56,14 @@ def wrap_socket(
     """TLS over a connected socket, like ``SSLContext.wrap_socket``: a client needs a
     ClientConfig (and ``server_hostname`` to check), a server a ServerConfig. A *listening*
     socket with ``server_side=True`` gives a :class:`TLSListener`. The handshake runs now
-    (``do_handshake_on_connect``) or on first use; a socket timeout set before is kept."""
+    (``do_handshake_on_connect``) or on first use; a socket timeout set before is kept.
+    A connected TCP socket gets TCP_NODELAY."""
     if server_side:
         if not isinstance(config, ServerConfig):
             raise ConfigError("wrap_socket(server_side=True) needs a ServerConfig")
         if _listening(sock):
             return TLSListener(sock, config, handshake_timeout)
+        set_nodelay(sock)
         tls = TLSSocket.wrap_server(sock, config, handshake_timeout)
     else:
         if not isinstance(config, ClientConfig):
@@ -72,6 +75,7 @@ def wrap_socket(
                 "wrap_socket(): connect the socket first (socket.create_connection)"
             ) from None
         address = (str(peer[0]), int(peer[1]))
+        set_nodelay(sock)
         conn = ClientConnection(config, server_hostname, address=address, session=session)
         tls = TLSSocket(sock, conn, handshake_timeout)
     if do_handshake_on_connect:
@@ -99,7 +103,7 @@ class TLSListener(SocketDelegate):
 
     def accept(self) -> tuple[TLSSocket, Any]:
         client, address = self.sock.accept()
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(client)
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout)
         tls.context = self.context
         return tls, address
