@@ -96,6 +96,7 @@ class TLSSocket(SSLInfo, SocketDelegate):
     _ragged_eof = False
     _pending_out = b""  # non-blocking mode: records the kernel did not take yet
     context: Any = None  # the TLSContext that made this socket, if any
+    on_probe: Callable[[], None] | None = None  # told of a peer that closed before any byte
 
     def __init__(
         self,
@@ -301,6 +302,23 @@ class TLSSocket(SSLInfo, SocketDelegate):
                 pass
         return bool(events)
 
+    def _handshake_on_first_use(self) -> bool:
+        """The handshake of a server socket from ``wrap_socket``, run by its first read or
+        write. False when the peer closed (or reset: HAProxy's checks do) before sending a
+        byte, as a load balancer's TCP health check does: not an error, only counted
+        (``on_probe``)."""
+        try:
+            self.do_handshake()
+        except ConnectionClosedError:
+            if self.bytes_received:
+                raise
+            self._eof = True
+            self._abort()
+            if self.on_probe is not None:
+                self.on_probe()
+            return False
+        return True
+
     def do_handshake(self, early_data: bytes | None = None) -> ConnectionInfo:
         conn = self.conn
         if isinstance(conn, ClientConnection) and conn._state is None:
@@ -388,8 +406,8 @@ class TLSSocket(SSLInfo, SocketDelegate):
             raise ConnectionClosedError("the socket is closed")
         if flags:
             raise ValueError("non-zero flags not allowed in calls to sendall() on TLSSocket")
-        if self.conn.info is None:
-            self.do_handshake()  # a server socket from wrap_socket: on first use
+        if self.conn.info is None and not self._handshake_on_first_use():
+            raise ConnectionClosedError("the peer closed the connection before sending anything")
         self.conn.send_data(data if isinstance(data, bytes) else bytes(data))
         self._flush()
 
@@ -410,8 +428,8 @@ class TLSSocket(SSLInfo, SocketDelegate):
         """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
         if flags:
             raise ValueError("non-zero flags not allowed in calls to recv() on TLSSocket")
-        if self.conn.info is None and not self._closed:
-            self.do_handshake()
+        if self.conn.info is None and not self._closed and not self._handshake_on_first_use():
+            return b""  # a bare TCP probe (a health check): an end of file, as ssl reads it
         if self._pending_out:
             self._flush()
         self._idle_since = time.monotonic()  # the wait for the peer starts now

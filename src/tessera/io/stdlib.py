@@ -88,7 +88,11 @@ def wrap_socket(
 
 
 class TLSListener(SocketDelegate):
-    """A listening socket whose ``accept()`` returns TLS sockets (handshake on first use)."""
+    """A listening socket whose ``accept()`` returns TLS sockets (handshake on first use).
+
+    A client that connects and closes without sending a byte (a load balancer's TCP health
+    check) reads as an end of file on that socket, as with ``ssl``: no error reaches the
+    server, and ``probes`` counts them."""
 
     def __init__(
         self,
@@ -100,12 +104,17 @@ class TLSListener(SocketDelegate):
         self.config = config
         self.handshake_timeout = handshake_timeout
         self.context: TLSContext | None = None
+        self.probes = 0
+
+    def _probed(self) -> None:
+        self.probes += 1
 
     def accept(self) -> tuple[TLSSocket, Any]:
         client, address = self.sock.accept()
         set_nodelay(client)
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout)
         tls.context = self.context
+        tls.on_probe = self._probed
         return tls, address
 
     def listen(self, backlog: int = 128) -> None:
