@@ -113,6 +113,15 @@ class PrometheusObserver:
         self.backend_errors = Counter(
             "tessera_backend_errors", "Connections whose backend could not be reached", registry=r
         )
+        self.cut = Counter(
+            "tessera_connections_cut",
+            "Connections the server cut or refused to share its slots fairly, by reason",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.probes = Counter(
+            "tessera_probes", "Connections closed by the client before any byte (health checks)",
+            registry=r,
+        )  # fmt: skip
         self._instrumented = False  # a metered store counts its own errors
         if keyring is not None:
             register_keyring(r, keyring, clock)
@@ -173,6 +182,14 @@ class PrometheusObserver:
 
     def backend_failed(self) -> None:
         self.backend_errors.inc()
+
+    def connection_cut(self, reason: str) -> None:
+        """A connection cut or refused to keep the slots fair (``reason``: per-client limit,
+        shed: handshaking, shed: idle, timeout under pressure)."""
+        self.cut.labels(reason).inc()
+
+    def probe(self) -> None:
+        self.probes.inc()
 
     # -- stores ----------------------------------------------------------------------------
     def instrument(self, store: Any) -> Any:
