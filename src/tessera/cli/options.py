@@ -3,6 +3,7 @@ algorithms, ALPN, key passwords, key log. Names follow ``openssl s_server`` / ``
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import click
 from ..enums import NamedGroup, ProtocolVersion
 from ..enums import SignatureScheme as S
 from ..errors import ConfigError
+from ..io.engine import EngineSettings
 
 
 def version_range(tls1_2: bool, tls1_3: bool) -> dict[str, ProtocolVersion]:
@@ -238,3 +240,69 @@ def pass_option(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="SPEC",
         help="Password of the --key file(s): pass:TEXT, env:VAR, file:PATH or stdin.",
     )(f)
+
+
+# -- the serving engine's options (serve and proxy) --------------------------------------------
+def engine_settings(
+    max_connections: int,
+    max_connections_per_client: int,
+    handshake_timeout: float,
+    idle_timeout: float,
+    drain_timeout: float,
+    loop: str,
+) -> EngineSettings:
+    """The engine's settings from its options (0 per client: no cap)."""
+    try:
+        return EngineSettings(
+            max_connections=max_connections,
+            max_per_client=max_connections_per_client or None,
+            handshake_timeout=handshake_timeout,
+            idle_timeout=idle_timeout,
+            drain_timeout=drain_timeout,
+            shutdown_timeout=min(10.0, drain_timeout or 10.0),
+            loop=loop,
+        )
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+
+
+ENGINE_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option("--max-connections", default=1000, show_default=True,
+                 type=click.IntRange(min=1),
+                 help="Connections served at once (per worker). When all are taken, the one "
+                      "handshaking or idle longest is cut for a newcomer; if none is, new "
+                      "clients wait in the accept queue."),
+    click.option("--max-connections-per-client", default=100, show_default=True,
+                 type=click.IntRange(min=0),
+                 help="Connections one client address may hold (per worker; 0: no cap). "
+                      "Raise it behind a load balancer or a NAT that shares one address."),
+    click.option("--handshake-timeout", default=10.0, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True),
+                 help="Seconds a client may take to complete the handshake (2 s under "
+                      "pressure)."),
+    click.option("--idle-timeout", default=300.0, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True),
+                 help="Seconds a connection may pass no data either way (10 s under "
+                      "pressure)."),
+    click.option("--drain-timeout", default=30.0, show_default=True,
+                 type=click.FloatRange(min=0),
+                 help="On SIGTERM: seconds open connections may take to finish."),
+    click.option("--loop", default="auto", show_default=True,
+                 type=click.Choice(["auto", "asyncio", "uvloop"]),
+                 help="Event loop: uvloop when installed (auto), or asyncio's."),
+]  # fmt: skip
+ENGINE_PARAMETERS = ("max_connections", "max_connections_per_client", "handshake_timeout",
+                     "idle_timeout", "drain_timeout", "loop")  # fmt: skip
+
+
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the engine's options; the command receives them as ``engine`` (EngineSettings)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = [kwargs.pop(name) for name in ENGINE_PARAMETERS]
+        return f(*args, engine=engine_settings(*values), **kwargs)
+
+    for opt in reversed(ENGINE_OPTIONS):
+        wrapper = opt(wrapper)
+    return wrapper

@@ -17,9 +17,10 @@ import click
 from ..config import ServerConfig
 from ..errors import ConfigError, TLSError
 from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options
+from ..io.engine import Engine, EngineSettings, loop_factory
 from ..observe.exporter import MetricsExporter
 from ..observe.logs import ConnectionRecord, format_record
-from ..proxy.server import ProxyServer, ProxySettings, loop_factory
+from ..proxy.server import ProxySettings, proxy_server
 from ..session.awaited import AsyncMemoryStore
 from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
@@ -31,7 +32,14 @@ from .metrics import (
     instrumented,
     observers,
 )
-from .options import common_options, keylog_option, pass_option, read_password, tls_options
+from .options import (
+    common_options,
+    engine_options,
+    keylog_option,
+    pass_option,
+    read_password,
+    tls_options,
+)
 
 log = logging.getLogger("tessera.proxy")
 
@@ -71,28 +79,15 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Sessions kept in memory (without --redis)."),
         click.option("--session-timeout", default=300.0, show_default=True, type=seconds,
                      help="Seconds a session stays resumable."),
-        click.option("--max-connections", default=1000, show_default=True,
-                     type=click.IntRange(min=1),
-                     help="Clients served at once (per worker); more wait in the accept "
-                          "queue."),
-        click.option("--handshake-timeout", default=10.0, show_default=True, type=seconds,
-                     help="Seconds a client may take to complete the handshake."),
-        click.option("--idle-timeout", default=300.0, show_default=True, type=seconds,
-                     help="Seconds a connection may pass no data either way."),
         click.option("--backend-timeout", default=5.0, show_default=True, type=seconds,
                      help="Seconds to connect to the backend."),
-        click.option("--drain-timeout", default=30.0, show_default=True,
-                     type=click.FloatRange(min=0),
-                     help="On SIGTERM: seconds open connections may take to finish."),
         click.option("--metrics", metavar="HOST:PORT",
                      help="Serve Prometheus metrics at http://HOST:PORT/metrics."),
         click.option("--log-format", default="text", show_default=True,
                      type=click.Choice(["text", "json"]),
                      help="One line per connection on stdout, as text or JSON."),
         click.option("-q", "--quiet", is_flag=True, help="No line per connection."),
-        click.option("--loop", "loop_name", default="auto", show_default=True,
-                     type=click.Choice(["auto", "asyncio", "uvloop"]),
-                     help="Event loop: uvloop when installed (auto), or asyncio's."),
+        engine_options,
     ]  # fmt: skip
     for opt in reversed(options):
         f = opt(f)
@@ -116,15 +111,11 @@ def proxy(
     ticket_keep: int,
     cache_size: int,
     session_timeout: float,
-    max_connections: int,
-    handshake_timeout: float,
-    idle_timeout: float,
     backend_timeout: float,
-    drain_timeout: float,
     metrics: str | None,
     log_format: str,
     quiet: bool,
-    loop_name: str,
+    engine: EngineSettings,
     tls1_2: bool,
     tls1_3: bool,
     ciphers: str | None,
@@ -143,12 +134,10 @@ def proxy(
     logging.basicConfig(level=logging.WARNING, format="tessera proxy: %(message)s")
     address = address_option(listen, "--listen")
     settings = ProxySettings(
-        backend=address_option(backend, "--backend"), proxy_protocol=proxy_protocol,
-        max_connections=max_connections, handshake_timeout=handshake_timeout,
-        idle_timeout=idle_timeout, backend_timeout=backend_timeout,
-        drain_timeout=drain_timeout, shutdown_timeout=min(10.0, drain_timeout or 10.0),
-        loop=loop_name,
-    )  # fmt: skip
+        backend=address_option(backend, "--backend"),
+        proxy_protocol=proxy_protocol,
+        backend_timeout=backend_timeout,
+    )
     files = serving.ServeFiles(certs, keys, read_password(password), ticket_keys,
                                KeyFileFormat(ticket_key_format), None)  # fmt: skip
     ctx = click.get_current_context()
@@ -160,7 +149,7 @@ def proxy(
                                "not to --ticket-keys files")  # fmt: skip
     exporter = None
     try:
-        loop_factory(loop_name)
+        loop_factory(engine.loop)
         certificates = serving.load_certificates(files)
         keyring = (
             serving.file_keyring(files)
@@ -185,7 +174,7 @@ def proxy(
             exporter.close()
         raise click.UsageError(str(e)) from None
     try:
-        _run(address, config, settings, files, runtime, exporter,
+        _run(address, config, engine, settings, files, runtime, exporter,
              None if quiet else log_format, (ticket_rotation, ticket_keep, cache_size))  # fmt: skip
     finally:
         if exporter is not None:
@@ -212,19 +201,20 @@ def _record_writer(fmt: str | None) -> Callable[[ConnectionRecord], None] | None
     return write
 
 
-def _run(address: tuple[str, int], config: ServerConfig, settings: ProxySettings,
-         files: serving.ServeFiles, runtime: FleetRuntime, exporter: MetricsExporter | None,
+def _run(address: tuple[str, int], config: ServerConfig, engine: EngineSettings,
+         settings: ProxySettings, files: serving.ServeFiles, runtime: FleetRuntime,
+         exporter: MetricsExporter | None,
          log_format: str | None, schedule: tuple[float, int, int]) -> None:  # fmt: skip
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    servers: list[ProxyServer] = []  # this process's server (a worker's, after the fork)
+    servers: list[Engine] = []  # this process's server (a worker's, after the fork)
 
-    def make_server(addr: tuple[str, int], reuse_port: bool) -> ProxyServer:
+    def make_server(addr: tuple[str, int], reuse_port: bool) -> Engine:
         in_worker(exporter)
         current = servers[0].config if servers else config
-        made = ProxyServer(
-            addr, current, settings, reuse_port=reuse_port,
+        made = proxy_server(
+            addr, current, engine, settings, reuse_port=reuse_port,
             metrics=exporter.observer if exporter is not None else None,
             on_record=_record_writer(log_format), handle_signals=True,
             reload=lambda: serving.reload(made, files, say),
@@ -232,10 +222,11 @@ def _run(address: tuple[str, int], config: ServerConfig, settings: ProxySettings
         servers[:] = [made]
         return made
 
-    server = runtime.server(make_server, address, grace=settings.drain_timeout + 2.0)
+    server = runtime.server(make_server, address, grace=engine.drain_timeout + 2.0)
     if exporter is not None:
         exporter.start()
-    for line in banner(config, files, settings, server.address, exporter, runtime, schedule):
+    for line in banner(config, files, engine, settings, server.address, exporter, runtime,
+                       schedule):  # fmt: skip
         say(line)
     if not servers:  # a supervisor: it stops and reloads its workers
         _supervisor_signals(server)
@@ -261,7 +252,8 @@ def _supervisor_signals(server: Any) -> None:
     signal.signal(signal.SIGHUP, hangup)
 
 
-def banner(config: ServerConfig, files: serving.ServeFiles, settings: ProxySettings,
+def banner(config: ServerConfig, files: serving.ServeFiles, engine: EngineSettings,
+           settings: ProxySettings,
            address: tuple[str, int], exporter: MetricsExporter | None,
            runtime: FleetRuntime, schedule: tuple[float, int, int]) -> list[str]:  # fmt: skip
     """What the proxy says at start: serve's banner lines, with the proxy's own first and
@@ -278,8 +270,8 @@ def banner(config: ServerConfig, files: serving.ServeFiles, settings: ProxySetti
     host, port = settings.backend
     pp = " (PROXY protocol v2)" if settings.proxy_protocol else ""
     lines[0] = (f"tessera proxy: {address[0]}:{address[1]} ({versions}) -> {host}:{port}{pp}; "
-                f"at most {settings.max_connections} connections")  # fmt: skip
-    lines[-1] = (f"signals: TERM drains (up to {settings.drain_timeout:g} s), HUP reloads "
+                f"at most {engine.max_connections} connections")  # fmt: skip
+    lines[-1] = (f"signals: TERM drains (up to {engine.drain_timeout:g} s), HUP reloads "
                  "certificate and ticket key files; INT stops")  # fmt: skip
     if exporter is not None:
         mode = " (multiprocess)" if exporter.directory else ""

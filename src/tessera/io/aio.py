@@ -139,6 +139,7 @@ class TLSProtocol(asyncio.Protocol):
         self._loop = loop
         self._transport = transport
         set_nodelay(transport.get_extra_info("socket"))  # whatever the loop did or not
+        self._last_activity = loop.time()
         limit = self._limits.handshake_timeout
         if limit is not None:
             self._timer = loop.call_later(limit, self._handshake_timed_out)
@@ -160,7 +161,6 @@ class TLSProtocol(asyncio.Protocol):
         if self._lost or self._error is not None:
             return
         self.bytes_received += len(data)
-        self._last_activity = self._now()
         try:
             self.conn.receive_data(data)
         except TLSError as e:
@@ -215,6 +215,7 @@ class TLSProtocol(asyncio.Protocol):
         """Handle every pending event (answering lookups may produce more), then flush."""
         conn = self.conn
         while events := conn.events():
+            self._last_activity = self._now()  # progress: bytes that complete nothing are not
             for ev in events:
                 if isinstance(ev, ApplicationData):
                     self._deliver(ev.data, ev.early)
@@ -387,8 +388,7 @@ class TLSProtocol(asyncio.Protocol):
         if self.conn.closed:
             raise RuntimeError("Cannot call write() after write_eof()")  # as asyncio says it
         self.conn.send_data(data if isinstance(data, bytes) else bytes(data))
-        if self._limits.idle_timeout is not None:
-            self._last_activity = self._now()
+        self._last_activity = self._now()
         self._flush()
 
     def write_eof(self) -> None:
@@ -432,6 +432,20 @@ class TLSProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         self._start_close()
+
+    def close_now(self) -> None:
+        """Close at once, not waiting for the peer: close_notify if the handshake is over (and
+        what is buffered) goes out, then the transport closes."""
+        if self._lost:
+            return
+        self._closing = True
+        self._cancel_timers()
+        if self.conn.handshake_complete and not self.conn.failed:
+            with contextlib.suppress(TLSError):
+                self.conn.close()
+        self._write_gate = 0
+        self._flush()
+        self._close_transport()
 
     def abort(self) -> None:
         self._closing = True
@@ -536,6 +550,20 @@ class TLSProtocol(asyncio.Protocol):
     @property
     def lower(self) -> asyncio.BaseTransport | None:
         return self._transport
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the connection in error (a protocol error, a timeout), if anything."""
+        return self._error
+
+    @property
+    def last_activity(self) -> float:
+        """Loop time of the last progress: a complete record from the peer, or a write."""
+        return self._last_activity
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self.conn.handshake_complete
 
 
 def _client_resumption(conn: ClientConnection) -> str:

@@ -35,6 +35,48 @@ class ConnectionRecord:
     started: float = 0.0  # wall-clock time the connection was accepted
 
 
+def peer_address(value: object) -> tuple[str, int] | None:
+    """A transport's ``peername`` as (host, port), None when it is not an IP address."""
+    if isinstance(value, tuple) and len(value) >= 2:
+        try:
+            return str(value[0]), int(value[1])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def peer_text(peer: tuple[str, int] | None) -> str:
+    """``host:port``, ``[v6]:port``, or ``?``."""
+    if peer is None:
+        return "?"
+    host = f"[{peer[0]}]" if ":" in peer[0] else peer[0]
+    return f"{host}:{peer[1]}"
+
+
+def session_line(info: ConnectionInfo) -> str:
+    """``New|Reused, VERSION, Cipher is SUITE`` (what ``openssl s_client`` prints)."""
+    word = "Reused" if info.resumed else "New"
+    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
+
+
+def resumption_note(info: ConnectionInfo) -> str:
+    """``(resumed by HOW)``, ``(resumption fell back: WHY)`` or nothing."""
+    if info.resumed:
+        return f"(resumed by {info.resumed_by})"
+    decision = info.resumption
+    if decision is not None and decision.fallback is not None:
+        return f"(resumption fell back: {decision.fallback.value})"
+    return ""
+
+
+def handshake_line(peer: tuple[str, int] | None, info: ConnectionInfo) -> str:
+    """``TIME PEER New|Reused, VERSION, Cipher is SUITE [how resumed | why it fell back]``:
+    ``tessera serve``'s line per connection."""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {peer_text(peer)} {session_line(info)}"
+    note = resumption_note(info)
+    return f"{line} {note}" if note else line
+
+
 def _timestamp(t: float) -> str:
     ms = int((t - int(t)) * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"

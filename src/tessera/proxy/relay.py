@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 from . import proxy_protocol
 
 if TYPE_CHECKING:
-    from .server import ProxyServer
+    from .server import Backend
 
 
 class Relay(asyncio.Protocol):
     """Client side: the protocol above the TLS transport."""
 
-    def __init__(self, server: ProxyServer) -> None:
-        self.server = server
+    def __init__(self, backend: Backend) -> None:
+        self.backend_info = backend
         self.tls: asyncio.Transport | None = None
         self.backend: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # client data that came before the backend connected
@@ -80,7 +80,7 @@ class Relay(asyncio.Protocol):
     async def _connect(self) -> None:
         tls = self.tls
         assert tls is not None
-        settings = self.server.settings
+        settings = self.backend_info.settings
         host, port = settings.backend
         loop = asyncio.get_running_loop()
         try:
@@ -90,7 +90,7 @@ class Relay(asyncio.Protocol):
             )
         except (OSError, TimeoutError) as e:
             self.error = f"backend {host}:{port} unreachable: {e or 'timed out'}"
-            self.server.backend_failed(self.error)
+            self.backend_info.failed(self.error)
             tls.close()
             return
         if tls.is_closing():
