@@ -271,6 +271,13 @@ class ServerConfig(_CommonConfig):
             raise ConfigError("num_tickets must be between 0 and 16")
         if self.stateful_tickets and self.session_store is None:
             raise ConfigError("stateful_tickets keeps tickets in the session store: set one")
+        if self.client_auth is not ClientAuth.NONE and not self.client_cafile:
+            # The system store holds the CAs of web servers, not of anyone's clients: trusting
+            # it for client certificates would let any certificate a public CA issued in.
+            raise ConfigError(
+                "client_auth needs client_cafile: the CA file that issues your clients' "
+                "certificates (tessera serve: --client-ca FILE)"
+            )
         if self.max_early_data_size < 0:
             raise ConfigError("max_early_data_size must be zero or more")
         if self.stats is None:
