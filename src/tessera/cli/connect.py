@@ -48,11 +48,6 @@ def parse_target(target: str) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
-def session_line(info: ConnectionInfo) -> str:
-    word = "Reused" if info.resumed else "New"
-    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
-
-
 def summary(tls: TLSSocket) -> list[tuple[str, str]]:
     """The handshake's outcome as (field, value) pairs."""
     from ..crypto.x509 import describe_name
@@ -96,6 +91,8 @@ def print_summary(rows: list[tuple[str, str]]) -> None:
 
 def print_outcome(info: ConnectionInfo) -> None:
     """The New/Reused line on stdout (what scripts grep, as with s_client)."""
+    from ..observe.logs import session_line
+
     click.echo(session_line(info))
 
 

@@ -8,17 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
 from ..errors import ConfigError
+from ..observe import logs
 from ..session.keyring import KeyFileFormat, TicketKey, TicketKeyring, read_key_file
 from ..session.stats import SessionStats
-
-if TYPE_CHECKING:
-    from ..events import ConnectionInfo
-    from ..io.blocking import TLSSocket
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,40 +157,15 @@ def _size(store: object) -> str:
     return str(size) if size is not None else "?"
 
 
-# -- per-connection log lines -----------------------------------------------------------------
-
-
-def fallback_reason(info: ConnectionInfo) -> str | None:
-    """Why this connection's resumption attempt fell back, if it made one."""
-    decision = info.resumption
-    if decision is None or decision.fallback is None:
-        return None
-    return decision.fallback.value
+# -- per-connection log lines: the one renderer is tessera.observe.logs ----------------------
 
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
-        return f"{host}:{peer[1]}"
-    return "?"
-
-
-def connection_line(tls: TLSSocket, outcome: str) -> str:
-    """``TIME PEER New|Reused, VERSION, Cipher is SUITE [how resumed | why it fell back]``."""
-    try:
-        peer = peer_text(tls.sock.getpeername())
-    except OSError:
-        peer = "?"
-    line = f"{timestamp()} {peer} {outcome}"
-    info = tls.info
-    if info.resumed:
-        return f"{line} (resumed by {info.resumed_by})"
-    reason = fallback_reason(info)
-    return f"{line} (resumption fell back: {reason})" if reason else line
+def peer_text(peer: object) -> str:
+    return logs.peer_text(logs.peer_address(peer))
 
 
 # -- SIGHUP ----------------------------------------------------------------------------------

@@ -27,12 +27,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..connection import ClientConnection, ServerConnection
-from ..errors import ConnectionClosedError, HandshakeTimeout, TLSError
+from ..errors import ConnectionClosedError, HandshakeTimeout, LocalProtocolError, TLSError
 from ..events import (
     ApplicationData,
     ConnectionClosed,
+    ConnectionInfo,
     EarlyDataRejected,
+    Event,
     HandshakeCompleted,
+    PostHandshakeAuthCompleted,
+    RenegotiationCompleted,
+    RenegotiationDeclined,
     SessionLookupRequired,
     SessionStoreUpdate,
 )
@@ -48,6 +53,7 @@ DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # as asyncio's ssl_handshake_timeout
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # as asyncio's ssl_shutdown_timeout
 
 HandshakeErrorHook = Callable[[Any, BaseException], None]
+_REAUTHENTICATIONS = (RenegotiationCompleted, RenegotiationDeclined, PostHandshakeAuthCompleted)
 
 
 class Limits:
@@ -132,6 +138,9 @@ class TLSProtocol(asyncio.Protocol):
         self.bytes_received = 0
         self.early_data = b""  # what a server received as 0-RTT data (replayable!)
         self.close_notify: bool | None = None  # how the peer closed: None while it has not
+        # Renegotiations and post-handshake authentications that ended, newest last.
+        self.handshake_notices: list[Event] = []
+        self._reauth: asyncio.Future[Event] | None = None
 
     # -- the lower transport's callbacks ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -229,6 +238,8 @@ class TLSProtocol(asyncio.Protocol):
                     self._store_writes(ev.operations)
                 elif isinstance(ev, EarlyDataRejected):
                     self._resend = self._early_out
+                elif isinstance(ev, _REAUTHENTICATIONS):
+                    self._reauthenticated(ev)
                 if self._error is not None:
                     return
         self._flush()
@@ -288,6 +299,37 @@ class TLSProtocol(asyncio.Protocol):
         keep_open = self._app.eof_received() if self._connected else False  # type: ignore[attr-defined]
         if not keep_open:
             self._start_close()
+
+    # -- asking for a client certificate on an open connection -------------------------------
+    async def request_client_certificate(self, timeout: float | None = 30.0) -> ConnectionInfo:
+        """Server: ask the client for a certificate (TLS 1.2: a renegotiation whose resumption
+        is refused; TLS 1.3: post-handshake authentication) and wait for its answer; the new
+        ``info`` (no ``peer_certificates`` when it sent none or declined: then the last of
+        ``handshake_notices`` is a RenegotiationDeclined). Raises LocalProtocolError when the
+        client cannot be asked, HandshakeTimeout when it does not answer in time."""
+        conn = self.conn
+        if not isinstance(conn, ServerConnection) or self._loop is None:
+            raise LocalProtocolError("request_client_certificate() is for a server connection")
+        conn.request_client_certificate()
+        self._reauth = self._loop.create_future()
+        self._flush()
+        try:
+            await asyncio.wait_for(self._reauth, timeout)
+        except TimeoutError:
+            raise HandshakeTimeout(
+                f"no answer to the request for a client certificate within {timeout} s"
+            ) from None
+        finally:
+            self._reauth = None
+        info = conn.info
+        assert info is not None
+        return info
+
+    def _reauthenticated(self, event: Event) -> None:
+        self.handshake_notices.append(event)
+        waiter = self._reauth
+        if waiter is not None and not waiter.done():
+            waiter.set_result(event)
 
     # -- the store ---------------------------------------------------------------------------
     def _lookup(self, operations: tuple[StoreLookup, ...]) -> None:
@@ -495,7 +537,11 @@ class TLSProtocol(asyncio.Protocol):
         idle = loop.time() - self._last_activity
         if idle >= limit:
             log.debug("closing a connection idle for %.1f s", idle)
-            self._start_close()
+            lower = self._transport
+            if lower is not None and lower.get_write_buffer_size():  # type: ignore[attr-defined]
+                self.abort()  # the peer reads nothing: a close_notify would never get through
+            else:
+                self._start_close()
         else:
             self._timer = loop.call_later(limit - idle, self._check_idle)
 
@@ -507,6 +553,11 @@ class TLSProtocol(asyncio.Protocol):
 
     # -- reporting ---------------------------------------------------------------------------
     def _settle(self, error: BaseException | None) -> None:
+        reauth = self._reauth
+        if error is not None and reauth is not None and not reauth.done():
+            reauth.set_exception(error)
+        elif self._lost and reauth is not None and not reauth.done():
+            reauth.set_exception(ConnectionClosedError("the connection was lost"))
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
@@ -626,6 +677,11 @@ class TLSTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return _extra(self._proto, name, default)
+
+    @property
+    def tls(self) -> TLSProtocol:
+        """The TLS pump under this transport (renegotiation, notices, counters)."""
+        return self._proto
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._proto.app_protocol = protocol

@@ -348,10 +348,10 @@ class Engine:
         if error.errno in ACCEPT_CONNECTION_ERRORS:
             return
         if error.errno not in ACCEPT_RESOURCE_ERRORS:
-            log.warning("accept failed: %s", error)
+            log.warning("accept() failed: %s", error)
         elif not self._backoff:
             log.warning(
-                "accept failed (%s): backing off, still serving %d connection(s); raise the "
+                "accept() failed (%s): backing off, still serving %d connection(s); raise the "
                 "descriptor limit (ulimit -n) or lower --max-connections",
                 error, len(self.connections),
             )  # fmt: skip
