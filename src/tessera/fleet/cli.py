@@ -219,7 +219,7 @@ def status_lines(config: ServerConfig) -> list[str]:
     if w is not None:
         lines.append(f"  worker: {w.index} of {w.count} (pid {w.pid})")
     store = config.session_store
-    if isinstance(store, GuardedStore):
+    if isinstance(store, GuardedStore | AsyncGuardedStore):
         lines.append(f"  session store: {store.store!r}: {store.health().describe()}")
     kr = config.ticket_keyring
     if isinstance(kr, FleetKeyring):
