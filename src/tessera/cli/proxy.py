@@ -16,6 +16,7 @@ import click
 
 from ..config import ServerConfig
 from ..errors import ConfigError, TLSError
+from ..fleet import supervisor
 from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options
 from ..io.engine import Engine, EngineSettings, loop_factory
 from ..observe.exporter import MetricsExporter
@@ -222,6 +223,7 @@ def _run(address: tuple[str, int], config: ServerConfig, engine: EngineSettings,
         servers[:] = [made]
         return made
 
+    supervisor.PROGRAM = "tessera proxy"
     server = runtime.server(make_server, address, grace=engine.drain_timeout + 2.0)
     if exporter is not None:
         exporter.start()
