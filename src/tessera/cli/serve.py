@@ -23,6 +23,7 @@ from ..errors import ConfigError, TLSError
 from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options
 from ..io.engine import Engine, EngineConnection, EngineSettings
 from ..observe.exporter import MetricsExporter
+from ..session.awaited import AsyncMemoryStore
 from ..session.keyring import KeyFileFormat, TicketKeyring
 from ..session.store import MemoryStore
 from . import metrics as metrics_cli
@@ -79,13 +80,16 @@ def prepare(opts: ServeOptions, files: serving.ServeFiles
     exporter = metrics_cli.exporter_for(opts.metrics, runtime)
     memory = None if opts.no_cache else MemoryStore(opts.cache_size)
     shared = runtime.async_session_store() if memory is not None else None
-    store: Any = shared if shared is not None else memory
+    store: Any = memory
+    if shared is not None:  # Redis: awaited by the engine, never called on the loop thread
+        store = metrics_cli.instrumented(exporter, shared)
+    elif memory is not None and exporter is not None:  # metered memory: answered at once
+        store = AsyncMemoryStore(metrics_cli.instrumented(exporter, memory))
     config = build_server_config(
-        opts, certificates, keyring=runtime.keyring,
-        store=metrics_cli.instrumented(exporter, store),
+        opts, certificates, keyring=runtime.keyring, store=store,
         observers=metrics_cli.observers(exporter), keylog=keylog_option(opts.keylogfile),
     )  # fmt: skip
-    if shared is not None:  # awaited by the engine, never called on the loop thread
+    if store is not memory:
         config = _external(config)
     if opts.save_cert:
         serving.save_certificates(opts.save_cert, certificates)

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tessera.engine")
 
-SWEEP_INTERVAL = 0.5  # seconds between checks of the timeouts under pressure
+SWEEP_INTERVAL = 0.25  # seconds between checks of the slots (timeouts under pressure, room)
 
 
 class EngineMetrics(Protocol):
@@ -451,6 +451,8 @@ class Engine:
         """Under pressure: cut what overstays the shortened timeouts."""
         assert self._loop is not None
         self._sweeper = self._loop.call_later(SWEEP_INTERVAL, self._sweep)
+        if not self._accepting and not self._backoff:
+            self._resume_accepting()  # a connection may have been idle long enough to go now
         s = self.settings
         if len(self.connections) < s.pressure * s.max_connections:
             return
