@@ -187,6 +187,11 @@ class ClientConfig(_CommonConfig):
         if self.verify and self.cafile is not None:
             self.trust_store()  # a missing or wrong CA file is a configuration error, now
 
+    @property
+    def trust_store_loaded(self) -> bool:
+        """The CA file (or the system's store) has been read: :meth:`trust_store` is cheap."""
+        return self._store is not None
+
     def trust_store(self) -> Store:
         if self._store is None:
             from .crypto.x509 import trust_store
@@ -298,6 +303,11 @@ class ServerConfig(_CommonConfig):
     def statistics(self) -> SessionStats:
         assert self.stats is not None
         return self.stats
+
+    @property
+    def client_trust_store_loaded(self) -> bool:
+        """``client_cafile`` has been read: :meth:`client_trust_store` is cheap."""
+        return self._client_store is not None
 
     def client_trust_store(self) -> Store:
         if self._client_store is None:
