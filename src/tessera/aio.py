@@ -73,7 +73,7 @@ _STREAM_LIMIT = 2**16  # asyncio's default StreamReader limit
 async def prepare_client(config: ClientConfig) -> ClientConfig:
     """Load the trust store (``cafile`` or the system's) in a worker thread, once per config,
     so no handshake reads files on the event loop."""
-    if config.verify and config._store is None:
+    if config.verify and not config.trust_store_loaded:
         await asyncio.get_running_loop().run_in_executor(None, config.trust_store)
     return config
 
@@ -82,7 +82,7 @@ async def prepare_server(config: ServerConfig) -> Any:
     """Load ``client_cafile`` in a worker thread (once per config) and return the store to
     await, or None when the connection asks its store inline. Raises ConfigError for a
     synchronous store other than MemoryStore (it would block the loop)."""
-    if config.client_auth is not ClientAuth.NONE and config._client_store is None:
+    if config.client_auth is not ClientAuth.NONE and not config.client_trust_store_loaded:
 
         def load() -> None:
             config.client_trust_store()

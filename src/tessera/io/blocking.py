@@ -321,7 +321,7 @@ class TLSSocket(SSLInfo, SocketDelegate):
 
     def do_handshake(self, early_data: bytes | None = None) -> ConnectionInfo:
         conn = self.conn
-        if isinstance(conn, ClientConnection) and conn._state is None:
+        if isinstance(conn, ClientConnection) and not conn.handshake_started:
             conn.start_handshake(early_data or None)
         timeout = self.handshake_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -551,9 +551,9 @@ class TLSSocket(SSLInfo, SocketDelegate):
     @session.setter
     def session(self, value: ClientSession | None) -> None:
         conn = self.conn
-        if not isinstance(conn, ClientConnection) or conn._state is not None:
+        if not isinstance(conn, ClientConnection) or conn.handshake_started:
             raise ValueError("a session can only be set on a client before its handshake")
-        conn._ctx.offered_session = value
+        conn.offered_session = value
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:

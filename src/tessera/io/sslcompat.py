@@ -142,7 +142,7 @@ class SSLInfo:
     @property
     def server_hostname(self) -> str | None:
         conn = self.conn
-        return conn._ctx.server_name if isinstance(conn, ClientConnection) else None
+        return conn.server_name if isinstance(conn, ClientConnection) else None
 
     def _info(self) -> ConnectionInfo | None:
         return self.conn.info
@@ -172,7 +172,7 @@ class SSLInfo:
     def _peer_verified(self) -> bool:
         conn = self.conn
         if isinstance(conn, ClientConnection):
-            return conn._ctx.config.verify
+            return conn.config.verify
         return conn.config.client_auth is not ClientAuth.NONE
 
     def getpeercert(self, binary_form: bool = False) -> dict[str, Any] | bytes | None:
