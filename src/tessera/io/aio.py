@@ -23,28 +23,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import cast
 
 from ..connection import ClientConnection, ServerConnection
 from ..errors import ConnectionClosedError, HandshakeTimeout, LocalProtocolError, TLSError
 from ..events import (
-    ApplicationData,
-    ConnectionClosed,
     ConnectionInfo,
-    EarlyDataRejected,
     Event,
-    HandshakeCompleted,
-    PostHandshakeAuthCompleted,
-    RenegotiationCompleted,
-    RenegotiationDeclined,
-    SessionLookupRequired,
-    SessionStoreUpdate,
 )
 from ..session import awaited, inline
+from ..session.awaited import AsyncMemoryStore, AsyncSessionStore
 from ..session.observer import StoreFailed
 from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite
+from ..session.store import MemoryStore
 from .listen import set_nodelay
+from .pump import EventHandler, Reauthentication, pump_events
 from .sslcompat import SSLObjectView
 
 log = logging.getLogger("tessera.aio")
@@ -52,8 +46,8 @@ log = logging.getLogger("tessera.aio")
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # as asyncio's ssl_handshake_timeout
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # as asyncio's ssl_shutdown_timeout
 
-HandshakeErrorHook = Callable[[Any, BaseException], None]
-_REAUTHENTICATIONS = (RenegotiationCompleted, RenegotiationDeclined, PostHandshakeAuthCompleted)
+HandshakeErrorHook = Callable[[object, BaseException], None]  # (peer address, error)
+AwaitedStore = AsyncSessionStore | AsyncMemoryStore
 
 
 class Limits:
@@ -74,7 +68,7 @@ class Limits:
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         idle_timeout: float | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-        store: Any = None,
+        store: AwaitedStore | None = None,
         lookup_timeout: float = awaited.DEFAULT_LOOKUP_TIMEOUT,
         on_handshake_error: HandshakeErrorHook | None = None,
     ) -> None:
@@ -94,7 +88,7 @@ class Limits:
         self.on_handshake_error = on_handshake_error
 
 
-class TLSProtocol(asyncio.Protocol):
+class TLSProtocol(asyncio.Protocol, EventHandler):
     """The pump between a byte transport below and an application protocol above."""
 
     def __init__(
@@ -112,13 +106,13 @@ class TLSProtocol(asyncio.Protocol):
         self._waiter = waiter
         self._limits = limits
         self._store = limits.store
-        self._sync_store = awaited.immediate(limits.store)
+        self._sync_store: MemoryStore | None = awaited.immediate(limits.store)
         self._early_out = early_data or b""
         self._resend = b""  # early data to send after the handshake (refused or not allowed)
         self._call_connection_made = call_connection_made
         self.app_transport = TLSTransport(self)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # data before the application is connected (0-RTT)
         self._connected = False  # the application protocol has its transport
         self._paused_by_app = False
@@ -146,7 +140,7 @@ class TLSProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
         set_nodelay(transport.get_extra_info("socket"))  # whatever the loop did or not
         self._last_activity = loop.time()
         limit = self._limits.handshake_timeout
@@ -221,39 +215,27 @@ class TLSProtocol(asyncio.Protocol):
 
     # -- the pump --------------------------------------------------------------------------
     def _process(self) -> None:
-        """Handle every pending event (answering lookups may produce more), then flush."""
-        conn = self.conn
-        while events := conn.events():
+        """Handle every pending event (the one pump), then flush."""
+        if pump_events(self.conn, self):
             self._last_activity = self._now()  # progress: bytes that complete nothing are not
-            for ev in events:
-                if isinstance(ev, ApplicationData):
-                    self._deliver(ev.data, ev.early)
-                elif isinstance(ev, HandshakeCompleted):
-                    self._handshake_completed()
-                elif isinstance(ev, ConnectionClosed):
-                    self._peer_closed(ev.close_notify)
-                elif isinstance(ev, SessionLookupRequired):
-                    self._lookup(ev.operations)
-                elif isinstance(ev, SessionStoreUpdate):
-                    self._store_writes(ev.operations)
-                elif isinstance(ev, EarlyDataRejected):
-                    self._resend = self._early_out
-                elif isinstance(ev, _REAUTHENTICATIONS):
-                    self._reauthenticated(ev)
-                if self._error is not None:
-                    return
+            if self._error is not None:
+                return
         self._flush()
+
+    @property
+    def halted(self) -> bool:
+        return self._error is not None
 
     def _flush(self) -> None:
         if self._write_gate or self._transport is None or self._lost:
             return
         data = self.conn.data_to_send()
         if data:
-            self._transport.write(data)  # type: ignore[attr-defined]
+            self._transport.write(data)
         if self._close_after_flush:
             self._close_transport()
 
-    def _deliver(self, data: bytes, early: bool) -> None:
+    def on_application_data(self, data: bytes, early: bool) -> None:
         if early:
             self.early_data += data
         if self._closing:
@@ -263,11 +245,11 @@ class TLSProtocol(asyncio.Protocol):
             return
         app = self._app
         if isinstance(app, asyncio.BufferedProtocol):
-            asyncio.protocols._feed_data_to_buffered_proto(app, data)  # type: ignore[attr-defined]
+            _feed_buffered(app, data)
         else:
-            app.data_received(data)  # type: ignore[attr-defined]
+            cast(asyncio.Protocol, app).data_received(data)
 
-    def _handshake_completed(self) -> None:
+    def on_handshake_completed(self, info: ConnectionInfo) -> None:
         loop = self._loop
         assert loop is not None
         if self._timer is not None:
@@ -287,18 +269,21 @@ class TLSProtocol(asyncio.Protocol):
         self._settle(None)
         pending, self._pending = self._pending, []
         for data in pending:
-            self._deliver(data, False)
+            self.on_application_data(data, False)
 
-    def _peer_closed(self, close_notify: bool) -> None:
+    def on_peer_closed(self, close_notify: bool) -> None:
         self.close_notify = close_notify
         if not close_notify:
             log.debug("the peer closed without close_notify: its data may be truncated")
         if self._closing:
             self._close_transport()
             return
-        keep_open = self._app.eof_received() if self._connected else False  # type: ignore[attr-defined]
+        keep_open = cast(asyncio.Protocol, self._app).eof_received() if self._connected else False
         if not keep_open:
             self._start_close()
+
+    def on_early_data_rejected(self) -> None:
+        self._resend = self._early_out
 
     # -- asking for a client certificate on an open connection -------------------------------
     async def request_client_certificate(self, timeout: float | None = 30.0) -> ConnectionInfo:
@@ -325,14 +310,14 @@ class TLSProtocol(asyncio.Protocol):
         assert info is not None
         return info
 
-    def _reauthenticated(self, event: Event) -> None:
+    def on_reauthenticated(self, event: Reauthentication) -> None:
         self.handshake_notices.append(event)
         waiter = self._reauth
         if waiter is not None and not waiter.done():
             waiter.set_result(event)
 
     # -- the store ---------------------------------------------------------------------------
-    def _lookup(self, operations: tuple[StoreLookup, ...]) -> None:
+    def on_lookup_required(self, operations: tuple[StoreLookup, ...]) -> None:
         assert isinstance(self.conn, ServerConnection)
         if self._sync_store is not None:
             self._provide(inline.answer(self._sync_store, operations), operations)
@@ -367,7 +352,7 @@ class TLSProtocol(asyncio.Protocol):
         except TLSError as e:
             self._fail(e)
 
-    def _store_writes(self, operations: tuple[StoreWrite, ...]) -> None:
+    def on_store_update(self, operations: tuple[StoreWrite, ...]) -> None:
         if self._sync_store is not None:
             inline.apply(self._sync_store, operations, self._store_failed)
             return
@@ -392,7 +377,7 @@ class TLSProtocol(asyncio.Protocol):
         for observer in conn.config.all_observers:
             observer.observe(fact)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
@@ -413,9 +398,9 @@ class TLSProtocol(asyncio.Protocol):
             return
         self._reading_paused = want
         if want:
-            transport.pause_reading()  # type: ignore[attr-defined]
+            transport.pause_reading()
         else:
-            transport.resume_reading()  # type: ignore[attr-defined]
+            transport.resume_reading()
 
     def pause_reading_for_app(self, paused: bool) -> None:
         self._paused_by_app = paused
@@ -492,7 +477,7 @@ class TLSProtocol(asyncio.Protocol):
     def abort(self) -> None:
         self._closing = True
         if self._transport is not None:
-            self._transport.abort()  # type: ignore[attr-defined]
+            self._transport.abort()
 
     def _fail(self, error: TLSError) -> None:
         """A protocol error: send the queued alert (if any), close, tell whoever waits."""
@@ -506,7 +491,7 @@ class TLSProtocol(asyncio.Protocol):
             with contextlib.suppress(Exception):
                 data = self.conn.data_to_send()
                 if data:
-                    self._transport.write(data)  # type: ignore[attr-defined]
+                    self._transport.write(data)
             self._transport.close()
         self._settle(error)
 
@@ -538,7 +523,7 @@ class TLSProtocol(asyncio.Protocol):
         if idle >= limit:
             log.debug("closing a connection idle for %.1f s", idle)
             lower = self._transport
-            if lower is not None and lower.get_write_buffer_size():  # type: ignore[attr-defined]
+            if lower is not None and lower.get_write_buffer_size():
                 self.abort()  # the peer reads nothing: a close_notify would never get through
             else:
                 self._start_close()
@@ -575,11 +560,11 @@ class TLSProtocol(asyncio.Protocol):
         if hook is not None and self.bytes_received:
             hook(peer, error)
 
-    def _extra_below(self, name: str, default: Any = None) -> Any:
+    def _extra_below(self, name: str, default: object = None) -> object:
         transport = self._transport
         return default if transport is None else transport.get_extra_info(name, default)
 
-    def extra_info(self, name: str, default: Any = None) -> Any:
+    def extra_info(self, name: str, default: object = None) -> object:
         return _extra(self, name, default)
 
     @property
@@ -599,7 +584,7 @@ class TLSProtocol(asyncio.Protocol):
         return self._closing or self._lost
 
     @property
-    def lower(self) -> asyncio.BaseTransport | None:
+    def lower(self) -> asyncio.Transport | None:
         return self._transport
 
     @property
@@ -617,6 +602,19 @@ class TLSProtocol(asyncio.Protocol):
         return self.conn.handshake_complete
 
 
+def _feed_buffered(app: asyncio.BufferedProtocol, data: bytes) -> None:
+    """``data_received`` for a buffered protocol: copy into the buffers it hands out."""
+    view = memoryview(data)
+    while view:
+        buf = memoryview(app.get_buffer(len(view))).cast("B")
+        if not buf:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        app.buffer_updated(n)
+        view = view[n:]
+
+
 def _client_resumption(conn: ClientConnection) -> str:
     info = conn.info
     if info is not None and info.resumed:
@@ -626,7 +624,7 @@ def _client_resumption(conn: ClientConnection) -> str:
     return "full handshake; the server declined the offered session (its statistics say why)"
 
 
-def _extra(proto: TLSProtocol, name: str, default: Any) -> Any:
+def _extra(proto: TLSProtocol, name: str, default: object) -> object:
     """``get_extra_info`` of a TLS transport: TLS facts, then the lower transport's."""
     conn = proto.conn
     info = conn.info
@@ -675,7 +673,7 @@ class TLSTransport(asyncio.Transport):
         super().__init__()
         self._proto = proto
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
+    def get_extra_info(self, name: str, default: object = None) -> object:
         return _extra(self._proto, name, default)
 
     @property
@@ -703,7 +701,7 @@ class TLSTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._proto.write(data)
 
-    def writelines(self, list_of_data: Any) -> None:
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self._proto.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
@@ -721,7 +719,7 @@ class TLSTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         self._proto.pause_reading_for_app(False)
 
-    def _lower(self) -> Any:
+    def _lower(self) -> asyncio.Transport | None:
         return self._proto.lower
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:

@@ -322,11 +322,16 @@ class Engine:
         return self._stop is not None and self._stop.is_set()
 
     def _accept_ready(self) -> None:
-        """Accept what the kernel queued (as many as the backlog holds, at most)."""
+        """Accept what the kernel queued (as many as the backlog holds, at most). With every
+        slot taken, a connection is cut for a newcomer only once there is one (and it is
+        within its client's cap)."""
         for _ in range(self.settings.backlog):
-            if not self._make_room():
-                self._pause_accepting()  # the rest wait in the accept queue for a slot
-                return
+            victim = None
+            if len(self.connections) >= self.settings.max_connections:
+                victim = self._victim(self.loop_time())
+                if victim is None:
+                    self._pause_accepting()  # the rest wait in the accept queue for a slot
+                    return
             try:
                 sock, peer = self.sock.accept()
             except BlockingIOError:
@@ -337,7 +342,13 @@ class Engine:
             if self._backoff:
                 log.warning("accept() works again")
                 self._backoff = 0.0
-            self._start(sock, peer)
+            host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            if self._over_cap(host):
+                self._refuse(sock, host)
+                continue
+            if victim is not None:
+                self._shed(victim)
+            self._start(sock, host)
 
     def _accept_failed(self, error: OSError) -> None:
         """Count a failed accept; out of a resource, wait before the next one."""
@@ -360,14 +371,12 @@ class Engine:
         assert self._loop is not None
         self._loop.call_later(self._backoff, self._resume_accepting)
 
-    def _start(self, sock: socket.socket, peer: object) -> None:
-        host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    def _over_cap(self, host: str) -> bool:
         cap = self.settings.max_per_client
-        held = self.per_client.get(host, 0)
-        if cap is not None and held >= cap:
-            self._refuse(sock, host)
-            return
-        self.per_client[host] = held + 1
+        return cap is not None and self.per_client.get(host, 0) >= cap
+
+    def _start(self, sock: socket.socket, host: str) -> None:
+        self.per_client[host] = self.per_client.get(host, 0) + 1
         self.stats.accepted += 1
         set_nodelay(sock)
         pressed = (
@@ -399,14 +408,8 @@ class Engine:
                 self.finished(proto)
 
     # -- slots ---------------------------------------------------------------------------------
-    def _make_room(self) -> bool:
-        """True when a new connection may be accepted: a slot is free, or one was freed by
-        cutting the connection handshaking or idle longest."""
-        if len(self.connections) < self.settings.max_connections:
-            return True
-        victim = self._victim(self.loop_time())
-        if victim is None:
-            return False
+    def _shed(self, victim: EngineConnection) -> None:
+        """Cut ``victim`` (handshaking or idle longest) to free its slot for a newcomer."""
         reason = "shed: handshaking" if not victim.handshake_complete else "shed: idle"
         if victim.handshake_complete:
             self.stats.shed_idle += 1
@@ -415,7 +418,6 @@ class Engine:
         self._count_cut(reason)
         victim.cut(reason)
         self._release(victim)
-        return True
 
     def _victim(self, now: float) -> EngineConnection | None:
         """The connection handshaking longest, else the one idle longest — if either has
