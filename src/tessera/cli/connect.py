@@ -7,7 +7,7 @@ import os
 import selectors
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -339,9 +339,7 @@ def connect(
         is_ip = False
     if key and not cert:
         raise click.UsageError("--key needs --cert (the certificate the key belongs to)")
-    extra: dict[str, Any] = tls_options(
-        tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn
-    )
+    extra = tls_options(tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn)
     try:
         certificate = CertifiedKey.load(cert, key, read_password(password)) if cert else None
         config = ClientConfig(

@@ -3,22 +3,75 @@ algorithms, ALPN, key passwords, key log. Names follow ``openssl s_server`` / ``
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import getpass
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 import click
 
+from ..crypto.suites import CipherSuite
 from ..enums import NamedGroup, ProtocolVersion
 from ..enums import SignatureScheme as S
 from ..errors import ConfigError
-from ..io.engine import EngineSettings
+
+Command = TypeVar("Command", bound=Callable[..., object])
+Options = TypeVar("Options")
 
 
-def version_range(tls1_2: bool, tls1_3: bool) -> dict[str, ProtocolVersion]:
+class TLSKeywords(TypedDict, total=False):
+    """The configuration keywords of the TLS options every command shares."""
+
+    min_version: ProtocolVersion
+    max_version: ProtocolVersion
+    cipher_suites: tuple[CipherSuite, ...]
+    groups: tuple[int, ...]
+    signature_schemes: tuple[int, ...]
+    alpn_protocols: tuple[bytes, ...]
+
+
+def option(default: object, help: str, *decls: str, **click_kwargs: object) -> Any:
+    """A dataclass field that is also a command-line option (``--field-name`` unless
+    ``decls``); :func:`click_options` makes the options. (``Any``: what ``field()`` returns.)"""
+    return dataclasses.field(default=default, metadata={"click": (decls, help, click_kwargs)})
+
+
+def required_option(help: str, *decls: str, **click_kwargs: object) -> Any:
+    """A field that is a required command-line option (no default)."""
+    return dataclasses.field(metadata={"click": (decls, help, {**click_kwargs, "required": True})})
+
+
+def make_options(cls: Callable[..., Options], values: dict[str, object], **more: object) -> Options:
+    """The options dataclass ``cls`` from what click parsed (``values``) and ``more``."""
+    return cls(**values, **more)
+
+
+def click_options(cls: type) -> Callable[[Command], Command]:
+    """A decorator adding one click option per field of the dataclass ``cls`` that declares
+    one: the class's own fields first, then those it inherits."""
+    own = set(vars(cls).get("__annotations__", ()))
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+
+    def add(f: Command) -> Command:
+        for fld in reversed(fields):
+            spec = fld.metadata.get("click")
+            if spec is None:
+                continue
+            decls, help_text, kwargs = spec
+            names: Sequence[str] = decls or ("--" + fld.name.replace("_", "-"),)
+            default = None if fld.default is dataclasses.MISSING else fld.default
+            show = not kwargs.get("is_flag") and default not in (None, (), False)
+            f = click.option(
+                *names, fld.name, default=default, help=help_text, show_default=show, **kwargs
+            )(f)
+        return f
+
+    return add
+
+
+def version_range(tls1_2: bool, tls1_3: bool) -> TLSKeywords:
     """--tls1_2 / --tls1_3 restrict to one version; both or neither allow both."""
     if tls1_2 and not tls1_3:
         return {"min_version": ProtocolVersion.TLS1_2, "max_version": ProtocolVersion.TLS1_2}
@@ -27,10 +80,10 @@ def version_range(tls1_2: bool, tls1_3: bool) -> dict[str, ProtocolVersion]:
     return {"min_version": ProtocolVersion.TLS1_2, "max_version": ProtocolVersion.TLS1_3}
 
 
-def suites_option(ciphers: str | None, ciphersuites: str | None) -> dict[str, Any]:
+def suites_option(ciphers: str | None, ciphersuites: str | None) -> TLSKeywords:
     """--ciphers names TLS 1.2 suites and --ciphersuites TLS 1.3 suites, as in OpenSSL; each
     list replaces the defaults of its own version only."""
-    from ..crypto.suites import DEFAULT_TLS12_SUITES, TLS13_SUITES, CipherSuite, parse_cipher_list
+    from ..crypto.suites import DEFAULT_TLS12_SUITES, TLS13_SUITES, parse_cipher_list
 
     def parse(spec: str, option: str, tls13: bool) -> tuple[CipherSuite, ...]:
         chosen: list[CipherSuite] = []
@@ -77,11 +130,11 @@ def _names(spec: str) -> list[str]:
     return [p.strip() for p in spec.replace(",", ":").split(":") if p.strip()]
 
 
-def groups_option(spec: str | None) -> dict[str, Any]:
+def groups_option(spec: str | None) -> TLSKeywords:
     """--groups X25519:P-256 (OpenSSL's names; the SEC names work too), most preferred first."""
     if not spec:
         return {}
-    groups = []
+    groups: list[int] = []
     for name in _names(spec):
         group = _GROUP_NAMES.get(name.lower())
         if group is None:
@@ -114,7 +167,7 @@ _SIGALG_NAMES: dict[str, S] = {
 }
 
 
-def sigalgs_option(spec: str | None) -> dict[str, Any]:
+def sigalgs_option(spec: str | None) -> TLSKeywords:
     """--sigalgs ECDSA+SHA256:RSA-PSS+SHA256:ed25519 (OpenSSL's forms or the TLS names such as
     rsa_pss_rsae_sha256), most preferred first."""
     from ..crypto.signatures import SCHEMES
@@ -138,10 +191,10 @@ def sigalgs_option(spec: str | None) -> dict[str, Any]:
     return {"signature_schemes": tuple(schemes)}
 
 
-def alpn_option(spec: str | None) -> dict[str, Any]:
+def alpn_option(spec: str | None) -> TLSKeywords:
     if not spec:
         return {}
-    return {"alpn_protocols": tuple(p.strip() for p in spec.split(",") if p.strip())}
+    return {"alpn_protocols": tuple(p.strip().encode() for p in spec.split(",") if p.strip())}
 
 
 def tls_options(
@@ -152,7 +205,7 @@ def tls_options(
     groups: str | None,
     sigalgs: str | None,
     alpn: str | None,
-) -> dict[str, Any]:
+) -> TLSKeywords:
     """The configuration keywords of the options every command shares."""
     return {
         **version_range(tls1_2, tls1_3),
@@ -195,7 +248,7 @@ def keylog_option(path: str | None) -> Callable[[str], None] | None:
     return keylog_to_file(path) if path else keylog_from_env()
 
 
-def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def common_options(f: Command) -> Command:
     for opt in reversed(
         [
             click.option("--tls1_2", "tls1_2", is_flag=True, help="Use TLS 1.2 only."),
@@ -233,76 +286,10 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def pass_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def pass_option(f: Command) -> Command:
     return click.option(
         "--pass",
         "password",
         metavar="SPEC",
         help="Password of the --key file(s): pass:TEXT, env:VAR, file:PATH or stdin.",
     )(f)
-
-
-# -- the serving engine's options (serve and proxy) --------------------------------------------
-def engine_settings(
-    max_connections: int,
-    max_connections_per_client: int,
-    handshake_timeout: float,
-    idle_timeout: float,
-    drain_timeout: float,
-    loop: str,
-) -> EngineSettings:
-    """The engine's settings from its options (0 per client: no cap)."""
-    try:
-        return EngineSettings(
-            max_connections=max_connections,
-            max_per_client=max_connections_per_client or None,
-            handshake_timeout=handshake_timeout,
-            idle_timeout=idle_timeout,
-            drain_timeout=drain_timeout,
-            shutdown_timeout=min(10.0, drain_timeout or 10.0),
-            loop=loop,
-        )
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-
-
-ENGINE_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-    click.option("--max-connections", default=1000, show_default=True,
-                 type=click.IntRange(min=1),
-                 help="Connections served at once (per worker). When all are taken, the one "
-                      "handshaking or idle longest is cut for a newcomer; if none is, new "
-                      "clients wait in the accept queue."),
-    click.option("--max-connections-per-client", default=100, show_default=True,
-                 type=click.IntRange(min=0),
-                 help="Connections one client address may hold (per worker; 0: no cap). "
-                      "Raise it behind a load balancer or a NAT that shares one address."),
-    click.option("--handshake-timeout", default=10.0, show_default=True,
-                 type=click.FloatRange(min=0, min_open=True),
-                 help="Seconds a client may take to complete the handshake (2 s under "
-                      "pressure)."),
-    click.option("--idle-timeout", default=300.0, show_default=True,
-                 type=click.FloatRange(min=0, min_open=True),
-                 help="Seconds a connection may pass no data either way (10 s under "
-                      "pressure)."),
-    click.option("--drain-timeout", default=30.0, show_default=True,
-                 type=click.FloatRange(min=0),
-                 help="On SIGTERM: seconds open connections may take to finish."),
-    click.option("--loop", default="auto", show_default=True,
-                 type=click.Choice(["auto", "asyncio", "uvloop"]),
-                 help="Event loop: uvloop when installed (auto), or asyncio's."),
-]  # fmt: skip
-ENGINE_PARAMETERS = ("max_connections", "max_connections_per_client", "handshake_timeout",
-                     "idle_timeout", "drain_timeout", "loop")  # fmt: skip
-
-
-def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the engine's options; the command receives them as ``engine`` (EngineSettings)."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = [kwargs.pop(name) for name in ENGINE_PARAMETERS]
-        return f(*args, engine=engine_settings(*values), **kwargs)
-
-    for opt in reversed(ENGINE_OPTIONS):
-        wrapper = opt(wrapper)
-    return wrapper

@@ -1,0 +1,172 @@
+"""The runner of ``tessera serve`` and ``tessera proxy``: load what the options name, make the
+fleet runtime, the metrics and the session store, then run the serving engine (or a supervisor
+of worker processes running it) until a signal stops it.
+
+What differs between the two commands — their configuration (``build_*_config``), what a
+connection does, the banner — is passed in; everything here is done the same way for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, cast
+
+import click
+
+from ..errors import ConfigError, TLSError
+from ..fleet import supervisor
+from ..fleet.cli import FleetRuntime
+from ..io.engine import Engine, loop_factory
+from ..observe.exporter import MetricsExporter
+from ..session.awaited import AsyncMemoryStore
+from ..session.keyring import TicketKeyring
+from ..session.store import MemoryStore
+from . import metrics as metrics_cli
+from . import serving
+from .options import keylog_option, read_password
+from .serve_config import Loaded, ServerOptions
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
+    from ..session.store import SessionStore
+
+Address = tuple[str, int]
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a command loaded and made before its configuration is built."""
+
+    files: serving.ServeFiles
+    loaded: Loaded
+    runtime: FleetRuntime
+    exporter: MetricsExporter | None
+
+
+def prepare(opts: ServerOptions, *, tickets: bool = True, cache: bool = True,
+            await_memory: bool = False) -> Prepared:  # fmt: skip
+    """Load the certificates and ticket key files, make the keyring (generated keys unless
+    ``tickets`` is False), the fleet runtime, the metrics exporter and the session store:
+    Redis when the fleet has it, else memory (none without ``cache``). A store the engine
+    must await (Redis, a metered memory store, or memory when ``await_memory``) says so in
+    ``loaded.awaited``. Raises ConfigError."""
+    loop_factory(opts.loop)  # --loop uvloop without uvloop: say so now
+    files = dataclasses.replace(opts.files(), password=read_password(opts.password))
+    certificates = serving.load_certificates(files)
+    serving.check_client_ca(files.client_ca)
+    keyring: TicketKeyring | None = None
+    if opts.ticket_keys:
+        keyring = serving.file_keyring(files)
+    elif tickets:
+        keyring = TicketKeyring(rotation_interval=opts.ticket_rotation, keep=opts.ticket_keep)
+    runtime = FleetRuntime(opts.fleet, keyring, generated_keys=not opts.ticket_keys,
+                           rotation=opts.ticket_rotation, keep=opts.ticket_keep)  # fmt: skip
+    exporter = metrics_cli.exporter_for(opts.metrics, runtime)
+    memory = MemoryStore(opts.cache_size) if cache else None
+    shared = runtime.async_session_store() if memory is not None else None
+    store: object = memory
+    if shared is not None:  # Redis: awaited by the engine, never called on the loop thread
+        store = metrics_cli.instrumented(exporter, shared)
+    elif memory is not None and (exporter is not None or await_memory):  # answered at once
+        store = AsyncMemoryStore(metrics_cli.instrumented(exporter, memory))
+    loaded = Loaded(
+        certificates, runtime.keyring,
+        # (an awaited store is a marker to ServerConfig: it never calls it itself)
+        cast("SessionStore | None", store),
+        metrics_cli.observers(exporter), keylog_option(opts.keylogfile), store is not memory,
+    )  # fmt: skip
+    return Prepared(files, loaded, runtime, exporter)
+
+
+def configure(opts: ServerOptions, build: Callable[[Loaded], ServerConfig], *,
+              tickets: bool = True, cache: bool = True, await_memory: bool = False
+              ) -> tuple[Prepared, ServerConfig]:  # fmt: skip
+    """:func:`prepare`, then ``build`` the configuration; a ConfigError is said as a usage
+    error (in the options' words)."""
+    try:
+        prepared = prepare(opts, tickets=tickets, cache=cache, await_memory=await_memory)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        return prepared, build(prepared.loaded)
+    except ConfigError as e:
+        if prepared.exporter is not None:
+            prepared.exporter.close()
+        raise click.UsageError(str(e)) from None
+
+
+def run(
+    opts: ServerOptions,
+    prepared: Prepared,
+    config: ServerConfig,
+    address: Address,
+    make_engine: Callable[[Address, bool, Say], Engine],
+    banner: Callable[[Address], list[str]],
+    say: Say,
+) -> Engine | None:
+    """Serve until SIGINT/SIGTERM: this process's engine, or with ``--workers`` a supervisor
+    of worker processes each running one. Returns this process's engine (None in a
+    supervisor); exits with status 130 when Ctrl-C stopped it, as a shell reports."""
+    exporter = prepared.exporter
+    servers: list[Engine] = []  # this process's engine (a worker's, after the fork)
+
+    def make_server(addr: Address, reuse_port: bool) -> Engine:
+        metrics_cli.in_worker(exporter)
+        made = make_engine(addr, reuse_port, say)
+        made.reload = lambda: serving.reload(made, prepared.files, say)
+        servers[:] = [made]
+        return made
+
+    try:
+        server = prepared.runtime.server(make_server, address, grace=opts.drain_timeout + 2.0)
+        if exporter is not None:
+            exporter.start()
+            mode = " (multiprocess)" if exporter.directory else ""
+            say(f"metrics: http://{exporter.address[0]}:{exporter.address[1]}/metrics{mode}")
+        for line in banner(server.address) + prepared.runtime.banner_lines():
+            say(line)
+        sys.stderr.flush()
+        if not servers:  # a supervisor: it stops and reloads its workers
+            _supervisor_signals(server)
+        server.serve_forever()
+    except TLSError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if exporter is not None:
+            exporter.close()
+    return servers[0] if servers else None
+
+
+def stopped_by_ctrl_c(engine: Engine | None) -> None:
+    if engine is not None and engine.stopped_by == signal.SIGINT:
+        sys.exit(130)  # as a shell reports a program ended by Ctrl-C
+
+
+def name_program(name: str) -> None:
+    """What the supervisor calls itself in its messages (``tessera serve`` unless told)."""
+    supervisor.PROGRAM = name
+
+
+def _supervisor_signals(server: object) -> None:
+    """A supervisor stops its workers on SIGINT/SIGTERM and passes SIGHUP on to them."""
+    sup = cast(supervisor.Supervisor, server)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        sup.shutdown()
+
+    def hangup(signum: int, frame: FrameType | None) -> None:
+        for pid in sup.pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hangup)
