@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import selectors
@@ -178,14 +179,9 @@ def drain(tls: TLSSocket) -> None:
     """Close our side and read until the server closes (collecting TLS 1.3 tickets)."""
     from ..errors import TLSError
 
-    tls.conn.close()
-    tls._flush()
     tls.sock.settimeout(5.0)
-    try:
-        while tls.recv(65536):
-            pass
-    except (TLSError, OSError):
-        pass
+    with contextlib.suppress(TLSError, OSError):
+        tls.unwrap().close()  # close_notify, then read (tickets too) until the server's
 
 
 def save_session(path: str, session: ClientSession | None) -> None:
