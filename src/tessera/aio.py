@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .config import ClientAuth, ClientConfig, ServerConfig
 from .connection import ClientConnection, ServerConnection
@@ -106,7 +106,8 @@ async def prepare_server(config: ServerConfig) -> Any:
 def _with_alpn(config: ClientConfig, alpn: Sequence[str | bytes] | None) -> ClientConfig:
     if alpn is None:
         return config
-    return dataclasses.replace(config, alpn_protocols=tuple(alpn))  # type: ignore[arg-type]
+    protocols = tuple(p.encode() if isinstance(p, str) else bytes(p) for p in alpn)
+    return dataclasses.replace(config, alpn_protocols=protocols)
 
 
 # -- clients ----------------------------------------------------------------------------------
@@ -149,7 +150,12 @@ async def create_connection(
     kwargs.setdefault("ssl", None)
     if kwargs["ssl"] is not None:
         raise ConfigError("pass config=, not ssl=: tessera does the TLS here")
-    transport, _ = await loop.create_connection(lambda: tls, host, port, **kwargs)  # type: ignore[arg-type]
+    if host is None and port is None:  # sock=...
+        transport, _ = await loop.create_connection(lambda: tls, **kwargs)
+    elif host is None or port is None:
+        raise ValueError("give both host and port (or sock=)")
+    else:
+        transport, _ = await loop.create_connection(lambda: tls, host, port, **kwargs)
     try:
         await waiter
     except BaseException:
@@ -190,8 +196,12 @@ class _Admission:
 
 
 class _CountedTLSProtocol(TLSProtocol):
-    _admission: _Admission
     _admitted = False
+
+    def __init__(self, admission: _Admission, conn: ServerConnection,
+                 app_protocol: asyncio.BaseProtocol, limits: Limits) -> None:  # fmt: skip
+        super().__init__(conn, app_protocol, None, limits)
+        self._admission = admission
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         adm = self._admission
@@ -199,7 +209,7 @@ class _CountedTLSProtocol(TLSProtocol):
             adm.refused += 1
             log.warning("refused a connection: %d open (max_connections)", adm.open)
             self._lost = True
-            transport.abort()  # type: ignore[attr-defined]
+            cast(asyncio.Transport, transport).abort()
             return
         adm.open += 1
         self._admitted = True
@@ -245,9 +255,7 @@ async def create_server(
     admission = _Admission(max_connections)
 
     def factory() -> TLSProtocol:
-        proto = _CountedTLSProtocol(ServerConnection(config), protocol_factory(), None, limits)
-        proto._admission = admission
-        return proto
+        return _CountedTLSProtocol(admission, ServerConnection(config), protocol_factory(), limits)
 
     kwargs.setdefault("ssl", None)
     if kwargs["ssl"] is not None:
@@ -313,10 +321,11 @@ async def start_tls(
         store=store,
     )
     tls = TLSProtocol(conn, protocol, waiter, limits, call_connection_made=False)
-    transport.pause_reading()  # type: ignore[attr-defined]
-    transport.set_protocol(tls)
-    made = loop.call_soon(tls.connection_made, transport)
-    resumed = loop.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+    lower = cast(asyncio.Transport, transport)  # (uvloop's: no subclass of it)
+    lower.pause_reading()
+    lower.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, lower)
+    resumed = loop.call_soon(lower.resume_reading)
     try:
         await waiter
     except BaseException:
