@@ -18,7 +18,7 @@ closed: True, False for a bare end of stream, None while open) and the lower tra
 (``"peername"``, ``"socket"``...).
 
 Server session stores: with the default ``ServerConfig`` (an in-memory ``MemoryStore`` asked
-inline, which never blocks) nothing is needed. Any other store must be awaited: set
+inline, which never blocks) nothing is needed. Every other store must be awaited: set
 ``ServerConfig(external_session_lookup=True, session_store=store)`` with an async store (any
 object with ``async get/take/add/put/delete``); lookups then run in a task while other
 connections go on. Certificate and CA files are read once, in a worker thread, before the first
@@ -38,6 +38,7 @@ from .errors import ConfigError
 from .io.aio import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
+    AwaitedStore,
     HandshakeErrorHook,
     Limits,
     TLSProtocol,
@@ -78,7 +79,7 @@ async def prepare_client(config: ClientConfig) -> ClientConfig:
     return config
 
 
-async def prepare_server(config: ServerConfig) -> Any:
+async def prepare_server(config: ServerConfig) -> AwaitedStore | None:
     """Load ``client_cafile`` in a worker thread (once per config) and return the store to
     await, or None when the connection asks its store inline. Raises ConfigError for a
     synchronous store other than MemoryStore (it would block the loop)."""

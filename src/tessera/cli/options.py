@@ -8,7 +8,7 @@ import getpass
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import TypedDict, TypeVar
 
 import click
 
@@ -19,6 +19,7 @@ from ..errors import ConfigError
 
 Command = TypeVar("Command", bound=Callable[..., object])
 Options = TypeVar("Options")
+T = TypeVar("T")
 
 
 class TLSKeywords(TypedDict, total=False):
@@ -32,15 +33,11 @@ class TLSKeywords(TypedDict, total=False):
     alpn_protocols: tuple[bytes, ...]
 
 
-def option(default: object, help: str, *decls: str, **click_kwargs: object) -> Any:
+def option(default: T, help: str, *decls: str, **click_kwargs: object) -> T:
     """A dataclass field that is also a command-line option (``--field-name`` unless
-    ``decls``); :func:`click_options` makes the options. (``Any``: what ``field()`` returns.)"""
+    ``decls``); :func:`click_options` makes the options. ``required=True``: the command line
+    must give it (the field's default stands for "not given")."""
     return dataclasses.field(default=default, metadata={"click": (decls, help, click_kwargs)})
-
-
-def required_option(help: str, *decls: str, **click_kwargs: object) -> Any:
-    """A field that is a required command-line option (no default)."""
-    return dataclasses.field(metadata={"click": (decls, help, {**click_kwargs, "required": True})})
 
 
 def make_options(cls: Callable[..., Options], values: dict[str, object], **more: object) -> Options:
@@ -61,7 +58,7 @@ def click_options(cls: type) -> Callable[[Command], Command]:
                 continue
             decls, help_text, kwargs = spec
             names: Sequence[str] = decls or ("--" + fld.name.replace("_", "-"),)
-            default = None if fld.default is dataclasses.MISSING else fld.default
+            default = None if kwargs.get("required") else fld.default
             show = not kwargs.get("is_flag") and default not in (None, (), False)
             f = click.option(
                 *names, fld.name, default=default, help=help_text, show_default=show, **kwargs

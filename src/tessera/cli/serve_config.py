@@ -24,7 +24,7 @@ from ..observe.exporter import parse_address
 from ..session.keyring import KeyFileFormat, TicketKeySource
 from ..session.observer import ResumptionObserver
 from ..session.store import SessionStore
-from .options import TLSKeywords, option, required_option, tls_options
+from .options import TLSKeywords, option, tls_options
 from .serving import ServeFiles
 
 FILE = click.Path(exists=True, dir_okay=False)
@@ -268,10 +268,10 @@ class ServeOptions(ServerOptions):
 class ProxyOptions(ServerOptions):
     """Everything ``tessera proxy`` can be told."""
 
-    listen: str = required_option("Address to accept TLS clients on.", metavar="HOST:PORT")
-    backend: str = required_option(
-        "Plaintext TCP backend to relay each client to.", metavar="HOST:PORT"
-    )
+    listen: str = option("", "Address to accept TLS clients on.", metavar="HOST:PORT",
+                         required=True)  # fmt: skip
+    backend: str = option("", "Plaintext TCP backend to relay each client to.",
+                          metavar="HOST:PORT", required=True)  # fmt: skip
     proxy_protocol: bool = option(
         False, "Send the backend a PROXY protocol v2 header first: the client's address, SNI, "
         "ALPN, TLS version and cipher (as hitch does).", is_flag=True,
@@ -297,6 +297,8 @@ class ProxyOptions(ServerOptions):
 
 
 def _address(value: str, option: str) -> tuple[str, int]:
+    if not value:
+        raise ConfigError(f"{option} HOST:PORT is needed")
     try:
         return parse_address(value, option)
     except ValueError as e:

@@ -1,5 +1,5 @@
-"""What ``tessera serve`` loads from files (and loads again on SIGHUP), what it says at start and
-at the end, and its per-connection log lines. No protocol logic lives here."""
+"""What ``tessera serve`` and ``tessera proxy`` load from files (and again on SIGHUP), what they
+say at start and at the end, and serve's per-connection lines. No protocol logic lives here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from rich.table import Table
 
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
@@ -81,8 +84,8 @@ def check_client_ca(path: str | None) -> None:
 
 
 def describe(cert: CertifiedKey) -> str:
-    if cert.kind == "rsa":
-        return f"RSA-{cert.key.key_size}"  # type: ignore[union-attr]
+    if isinstance(cert.key, rsa.RSAPrivateKey):
+        return f"RSA-{cert.key.key_size}"
     if cert.kind == "ec":
         return f"ECDSA {cert.curve}"
     return cert.kind
@@ -204,10 +207,8 @@ def reload(server: Reloadable, files: ServeFiles, log: Callable[[str], None]) ->
 # -- the end ---------------------------------------------------------------------------------
 
 
-def final_statistics(stats: SessionStats) -> Any:
+def final_statistics(stats: SessionStats) -> Table:
     """A table of the counters and the fallback reasons (a rich renderable)."""
-    from rich.table import Table
-
     table = Table(title="tessera serve: final statistics", title_justify="left")
     table.add_column("counter")
     table.add_column("value", justify="right")

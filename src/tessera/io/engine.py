@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ..connection import ServerConnection
 from ..errors import ConfigError, ConnectionClosedError
@@ -150,7 +150,7 @@ class EngineConnection(TLSProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.cut_reason is not None:  # cut before the loop made its transport
-            transport.abort()  # type: ignore[attr-defined]
+            cast(asyncio.Transport, transport).abort()
             return
         super().connection_made(transport)
 

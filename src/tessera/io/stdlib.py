@@ -23,7 +23,6 @@ import dataclasses
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Any
 
 from ..config import ClientConfig, ServerConfig
 from ..connection import ClientConnection
@@ -31,7 +30,7 @@ from ..errors import ConfigError
 from ..session.model import ClientSession
 from .blocking import TLSSocket
 from .listen import set_nodelay
-from .sslcompat import SocketDelegate
+from .sslcompat import Address, SocketDelegate
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 
@@ -52,7 +51,7 @@ def wrap_socket(
     session: ClientSession | None = None,
     do_handshake_on_connect: bool = True,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> Any:
+) -> TLSSocket | TLSListener:
     """TLS over a connected socket, like ``SSLContext.wrap_socket``: a client needs a
     ClientConfig (and ``server_hostname`` to check), a server a ServerConfig. A *listening*
     socket with ``server_side=True`` gives a :class:`TLSListener`. The handshake runs now
@@ -109,7 +108,7 @@ class TLSListener(SocketDelegate):
     def _probed(self) -> None:
         self.probes += 1
 
-    def accept(self) -> tuple[TLSSocket, Any]:
+    def accept(self) -> tuple[TLSSocket, Address]:
         client, address = self.sock.accept()
         set_nodelay(client)
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout)
@@ -153,10 +152,8 @@ class TLSContext:
     def verify_mode(self, mode: ssl.VerifyMode) -> None:
         verify = mode != ssl.CERT_NONE
         config = self._client()
-        changes: dict[str, Any] = {"verify": verify}
-        if not verify:
-            changes["check_hostname"] = False
-        self.config = dataclasses.replace(config, **changes)
+        check_hostname = config.check_hostname and verify
+        self.config = dataclasses.replace(config, verify=verify, check_hostname=check_hostname)
 
     @property
     def check_hostname(self) -> bool:
@@ -170,7 +167,8 @@ class TLSContext:
             self.config = dataclasses.replace(config, check_hostname=value)
 
     def set_alpn_protocols(self, protocols: Sequence[str]) -> None:
-        self.config = dataclasses.replace(self.config, alpn_protocols=tuple(protocols))  # type: ignore[arg-type]
+        alpn = tuple(p.encode() for p in protocols)
+        self.config = dataclasses.replace(self.config, alpn_protocols=alpn)
 
     def wrap_socket(
         self,
@@ -180,7 +178,7 @@ class TLSContext:
         suppress_ragged_eofs: bool = True,
         server_hostname: str | None = None,
         session: ClientSession | None = None,
-    ) -> Any:
+    ) -> TLSSocket | TLSListener:
         """``SSLContext.wrap_socket``. A bare end of stream always reads as end of file
         (``suppress_ragged_eofs``); ``close_notify_received`` tells it apart."""
         tls = wrap_socket(

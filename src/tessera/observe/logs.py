@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..events import ConnectionInfo
+
+Field = str | int | float | None  # a value of a log record
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +84,9 @@ def _timestamp(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
 
 
-def fields(rec: ConnectionRecord) -> dict[str, Any]:
+def fields(rec: ConnectionRecord) -> dict[str, Field]:
     """The record as a flat dict (the JSON form)."""
-    out: dict[str, Any] = {
+    out: dict[str, Field] = {
         "time": _timestamp(rec.started or time.time()),
         "peer": f"{rec.peer[0]}:{rec.peer[1]}" if rec.peer else None,
     }

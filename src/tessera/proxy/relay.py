@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from . import proxy_protocol
 
@@ -38,7 +38,7 @@ class Relay(asyncio.Protocol):
 
     # -- the client's TLS transport ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tls: Any = transport  # a TLSTransport
+        tls = cast(asyncio.Transport, transport)  # a TLSTransport
         self.tls = tls
         tls.pause_reading()  # until the backend is connected
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
@@ -146,7 +146,7 @@ class _Backend(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.relay.backend_data(data)
@@ -168,7 +168,7 @@ class _Backend(asyncio.Protocol):
         self.relay.backend_closed(exc)
 
 
-def _address(value: Any) -> tuple[str, int] | None:
+def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         with contextlib.suppress(ValueError, TypeError):
             return str(value[0]), int(value[1])

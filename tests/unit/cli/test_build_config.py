@@ -136,5 +136,7 @@ def test_proxy_addresses_are_checked(field: str) -> None:
 
 
 def test_proxy_needs_listen_and_backend() -> None:
-    with pytest.raises(TypeError):
-        ProxyOptions()  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="--listen HOST:PORT is needed"):
+        ProxyOptions(backend="127.0.0.1:8080").check()
+    with pytest.raises(ConfigError, match="--backend HOST:PORT is needed"):
+        ProxyOptions(listen="127.0.0.1:8443").check()
