@@ -49,7 +49,6 @@ from .listen import (
     ACCEPT_RESOURCE_ERRORS,
     listening_socket,
     next_backoff,
-    set_nodelay,
 )
 
 if TYPE_CHECKING:
@@ -378,7 +377,6 @@ class Engine:
     def _start(self, sock: socket.socket, host: str) -> None:
         self.per_client[host] = self.per_client.get(host, 0) + 1
         self.stats.accepted += 1
-        set_nodelay(sock)
         pressed = (
             len(self.connections) + 1 >= self.settings.pressure * self.settings.max_connections
         )

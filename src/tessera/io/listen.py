@@ -33,11 +33,9 @@ def set_nodelay(sock: object) -> None:
     flights, and Nagle's algorithm would hold the second small write of a request or answer
     back until the first is acknowledged (a delayed ACK: 40 ms on Linux)."""
     setsockopt = getattr(sock, "setsockopt", None)
-    family = getattr(sock, "family", None)
-    if setsockopt is None or family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    with contextlib.suppress(OSError):
-        setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if setsockopt is not None:
+        with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to do
+            setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def listening_socket(address: tuple[str, int], reuse_port: bool, backlog: int) -> socket.socket:
