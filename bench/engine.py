@@ -12,7 +12,10 @@ Parts:
   ``/proc/PID/task/*/schedstat``, nanoseconds) over ``--connections`` sequential connections
   from a CPython ``ssl`` client (handshake, a 16-byte ping answered, close_notify both ways).
   Servers: the bare loop, ``tessera serve`` as installed (uvloop), ``tessera serve --loop
-  asyncio``, ``openssl s_server -rev``. Cases: TLS 1.2 full, TLS 1.2 resumed (ticket), TLS 1.3
+  asyncio``, the library's blocking ``TLSServer`` with its pool of long-lived threads and
+  with a thread per connection as before (``tls_server.py``: threads that ended are not in
+  ``/proc/PID/task``, so it reports its own ``getrusage`` CPU on SIGUSR1),
+  ``openssl s_server -rev``. Cases: TLS 1.2 full, TLS 1.2 resumed (ticket), TLS 1.3
   full, TLS 1.3 resumed (PSK). Rounds interleave the servers, in a different order each round;
   medians with min..max and the ratios to the bare loop (targets: resumed <= 1.15x, full
   <= 1.2x on uvloop; <= 1.4x on asyncio's loop).
@@ -35,6 +38,7 @@ import os
 import random
 import resource
 import selectors
+import signal
 import socket
 import ssl
 import statistics
@@ -70,12 +74,30 @@ TARGETS = {"serve": (1.2, 1.15), "serve-asyncio": (1.4, 1.4)}  # (full, resumed)
 
 
 def process_cpu_ns(pid: int) -> int:
-    """CPU time of every thread of ``pid`` so far, in nanoseconds (schedstat's first field)."""
+    """CPU time of every thread of ``pid`` so far, in nanoseconds (schedstat's first field);
+    a ``tls_server.py`` process tells its own, ended threads included."""
+    reported = Path(f"/tmp/tessera-bench-cpu-{pid}")
+    if reported.exists() or "tls_server.py" in Path(f"/proc/{pid}/cmdline").read_text():
+        return _reported_cpu_ns(pid, reported)
     total = 0
     for task in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
     return total
+
+
+def _reported_cpu_ns(pid: int, path: Path) -> int:
+    """Ask a ``tls_server.py`` for its CPU (SIGUSR1: it writes getrusage to ``path``)."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not path.exists() or path.stat().st_mtime_ns == before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{pid} did not report its CPU")
+        time.sleep(0.001)
+    while not (text := path.read_text()).endswith("\n"):
+        time.sleep(0.001)
+    return int(text)
 
 
 def fds_and_rss(pid: int) -> tuple[int, int]:
@@ -126,6 +148,14 @@ def servers(certs: CertFiles, d: Path, names: list[str]
                     str(certs.key), "-q", *extra]  # fmt: skip
             proc = stack.enter_context(process(argv, port, d / f"{name}.log"))
             out[name] = {"1.2": (port, proc.pid), "1.3": (port, proc.pid)}
+        for name, threads in (("TLSServer", "pool"), ("TLSServer-thread", "per-connection")):
+            if name not in names:
+                continue
+            port = free_port()
+            argv = [sys.executable, str(BENCH_DIR / "tls_server.py"), str(port), str(certs.cert),
+                    str(certs.key), "--threads", threads]  # fmt: skip
+            proc = stack.enter_context(process(argv, port, d / f"{name}.log"))
+            out[name] = {"1.2": (port, proc.pid), "1.3": (port, proc.pid)}
         port = free_port()
         argv = [program("openssl"), "s_server", "-accept", str(port), "-cert", str(certs.cert),
                 "-key", str(certs.key), "-rev", "-quiet", "-ciphersuites",
@@ -159,7 +189,8 @@ def part_serve(certs: CertFiles, d: Path, a: argparse.Namespace) -> None:
     rows = []
     for label, _, resume in CASES:
         bare = median(cpu[("bare", label)])
-        for name in [n for n in ("bare", "serve", "serve-asyncio", "s_server") if n in srv]:
+        order = ("bare", "serve", "serve-asyncio", "TLSServer", "TLSServer-thread", "s_server")
+        for name in [n for n in order if n in srv]:
             xs = cpu[(name, label)]
             ratios = [x / bare for x in xs]
             target = TARGETS.get(name)
@@ -348,7 +379,9 @@ def main() -> None:
     ap.add_argument("--hog", type=int, default=1_500)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument(
-        "--servers", default="bare,serve,serve-asyncio,s_server", help="serve part: which servers"
+        "--servers",
+        default="bare,serve,serve-asyncio,TLSServer,TLSServer-thread,s_server",
+        help="serve part: which servers",
     )
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
