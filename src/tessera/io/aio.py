@@ -114,6 +114,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # data before the application is connected (0-RTT)
+        self._batch: list[bytes] | None = None  # data of the events being handled
         self._connected = False  # the application protocol has its transport
         self._paused_by_app = False
         self._paused_by_store = False
@@ -215,8 +216,12 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
 
     # -- the pump --------------------------------------------------------------------------
     def _process(self) -> None:
-        """Handle every pending event (the one pump), then flush."""
-        if pump_events(self.conn, self):
+        """Handle every pending event (the one pump), then flush. The application data of one
+        batch reaches the application at once (a relay writes it on with one system call)."""
+        self._batch = []
+        progressed = pump_events(self.conn, self)
+        self._deliver_batch()
+        if progressed:
             self._last_activity = self._now()  # progress: bytes that complete nothing are not
             if self._error is not None:
                 return
@@ -229,9 +234,11 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
     def _flush(self) -> None:
         if self._write_gate or self._transport is None or self._lost:
             return
-        data = self.conn.data_to_send()
-        if data:
-            self._transport.write(data)
+        records = self.conn.records_to_send()
+        if len(records) == 1:
+            self._transport.write(records[0])
+        elif records:  # bulk: uvloop writes them with one writev, not joined first
+            self._transport.writelines(records)
         if self._close_after_flush:
             self._close_transport()
 
@@ -242,7 +249,17 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
             return  # we said close_notify: what the peer still sends is dropped
         if not self._connected:
             self._pending.append(data)
-            return
+        elif self._batch is not None:
+            self._batch.append(data)
+        else:
+            self._to_app(data)
+
+    def _deliver_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch and not self._closing:
+            self._to_app(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    def _to_app(self, data: bytes) -> None:
         app = self._app
         if isinstance(app, asyncio.BufferedProtocol):
             _feed_buffered(app, data)
@@ -272,6 +289,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
             self.on_application_data(data, False)
 
     def on_peer_closed(self, close_notify: bool) -> None:
+        self._deliver_batch()  # the data before the end first
         self.close_notify = close_notify
         if not close_notify:
             log.debug("the peer closed without close_notify: its data may be truncated")
