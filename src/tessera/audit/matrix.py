@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .classify import Mechanism, Outcome, Reason, classify
+from .keynames import KeyNames, KeyNameStatus, label
 from .mechanisms import Step, config_for, nothing_issued, resumable
-from .probe import Endpoint, handshake
+from .probe import KEY_NAME_LEN, Endpoint, handshake
 
 MATRIX_MECHANISMS = (Mechanism.SESSION_ID, Mechanism.TICKET, Mechanism.PSK)
 
@@ -24,6 +25,7 @@ class Cell:
     target: str  # where it was offered
     issued: bool  # the source gave something to resume with
     outcome: Outcome
+    offered_key: bytes | None = None  # the offered ticket's first 16 bytes (tickets, PSKs)
 
     @property
     def resumed(self) -> bool:
@@ -48,7 +50,9 @@ def cell(mechanism: Mechanism, source: Endpoint, target: Endpoint, timeout: floa
         )
     offered = sessions[-1]
     attempt = handshake(target, config, offered, timeout=timeout)
-    return Cell(mechanism, source.label, target.label, True, classify(mechanism, offered, attempt))
+    key = offered.ticket[:KEY_NAME_LEN] if offered.ticket else None
+    outcome = classify(mechanism, offered, attempt)
+    return Cell(mechanism, source.label, target.label, True, outcome, key)
 
 
 def cross(
@@ -56,14 +60,37 @@ def cross(
     timeout: float,
     step: Step,
     mechanisms: Sequence[Mechanism] = MATRIX_MECHANISMS,
+    cells: list[Cell] | None = None,
 ) -> list[Cell]:
-    cells = []
+    """Every cell, appended to ``cells`` as it is done (so an interrupted run keeps them)."""
+    cells = [] if cells is None else cells
     for mechanism in mechanisms:
         for source in backends:
             for target in backends:
                 step(f"matrix {mechanism.value}: {source.label} → {target.label}")
                 cells.append(cell(mechanism, source, target, timeout))
     return cells
+
+
+def refine(c: Cell, names: KeyNames | None) -> Cell:
+    """A ticket refused at a backend whose key names are known (``names``, from its own
+    tickets) and do not include the offered ticket's: the key is unknown there."""
+    reason = c.outcome.reason
+    if (
+        reason not in (Reason.TICKET_REISSUED, Reason.TICKET_IGNORED)
+        or c.offered_key is None
+        or names is None
+        or names.status is not KeyNameStatus.KEY_NAME
+        or c.offered_key in names.names
+    ):
+        return c
+    theirs = ", ".join(label(n) for n in names.names)
+    evidence = (
+        f"{c.outcome.evidence}; our ticket's key name {label(c.offered_key)} (from {c.source}) "
+        f"is not one {c.target} issues under ({theirs})"
+    )
+    outcome = Outcome(False, Reason.TICKET_KEY_UNKNOWN, evidence)
+    return Cell(c.mechanism, c.source, c.target, c.issued, outcome, c.offered_key)
 
 
 def cells_needed(backends: int, mechanisms: int = len(MATRIX_MECHANISMS)) -> int:
