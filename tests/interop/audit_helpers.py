@@ -39,9 +39,10 @@ def program(name: str) -> str:
 
 
 # -- the check command ---------------------------------------------------------------------
-def check_cli(*args: str, timeout: float = 90.0) -> tuple[int, str]:
+def check_cli(*args: str, timeout: float = 90.0,
+              env: dict[str, str] | None = None) -> tuple[int, str]:  # fmt: skip
     """``tessera check ARGS`` as a process: (exit code, stdout + stderr)."""
-    r = run([*TESSERA, "check", *args], timeout=timeout, env=WIDE)
+    r = run([*TESSERA, "check", *args], timeout=timeout, env={**WIDE, **(env or {})})
     return r.returncode, r.stdout.decode(errors="replace")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .census import DAY, Census, Sample, planned_rounds, summarise, watch
 from .checks import Check, Status, evaluate
@@ -20,7 +20,7 @@ from .identify import Contact, ServerKind, first_contact
 from .keynames import KeyNames, KeyNameStatus, analyse, label
 from .matrix import MATRIX_MECHANISMS, Cell, cross, refine
 from .mechanisms import MechanismResult, Step, probe_early_data, probe_mechanism, refine_psk_ke
-from .probe import Endpoint
+from .probe import Endpoint, TicketSeen
 from .remedy import Fix, remedy
 
 ALL_MECHANISMS = tuple(Mechanism)
@@ -222,7 +222,7 @@ def _gather(options: AuditOptions, step: Step, got: _Gathered) -> None:
 def _report(
     options: AuditOptions, got: _Gathered, started: float, took: float, interrupted: bool
 ) -> Report:
-    addresses = _attribute(got.addresses)
+    addresses = _attribute(_with_matrix_tickets(got.addresses, got.matrix))
     names = {a.endpoint.label: a.key_names for a in addresses if a.role == "backend"}
     matrix = [refine(c, names.get(c.target)) for c in got.matrix]
     census = None
@@ -253,6 +253,25 @@ def _report(
         tuple(checks),
         interrupted,
     )
+
+
+def _with_matrix_tickets(
+    addresses: Sequence[AddressReport], matrix: Sequence[Cell]
+) -> list[AddressReport]:
+    """Each backend's key names judged on its own tickets and those it issued in the matrix."""
+    extra: dict[str, list[TicketSeen]] = {}
+    for c in matrix:
+        for where, ticket in c.tickets:
+            extra.setdefault(where, []).append(ticket)
+    out = []
+    for a in addresses:
+        more = extra.get(a.endpoint.label) if a.role == "backend" else None
+        if more:
+            own = [t for r in a.mechanisms for h in r.handshakes for t in h.tickets]
+            out.append(replace(a, key_names=analyse([*own, *more])))
+        else:
+            out.append(a)
+    return out
 
 
 def _attribute(addresses: Sequence[AddressReport]) -> list[AddressReport]:
@@ -293,11 +312,14 @@ def _several_keys(a: AddressReport) -> bool:
 def _key_warnings(addresses: Sequence[AddressReport]) -> list[str]:
     out = []
     if _backends_differ(addresses):
+        groups: dict[tuple[bytes, ...], list[str]] = {}
+        for a in _named_backends(addresses):
+            groups.setdefault(a.key_names.names, []).append(a.endpoint.label)
         out.append(
             "backends use different ticket keys (a ticket from one cannot resume at another): "
-            + ", ".join(
-                f"{a.endpoint.label} {' '.join(label(n) for n in a.key_names.names)}"
-                for a in _named_backends(addresses)
+            + "; ".join(
+                f"{' '.join(label(n) for n in names)} at {' and '.join(where)}"
+                for names, where in groups.items()
             )
         )
     for a in addresses:

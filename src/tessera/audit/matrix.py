@@ -8,12 +8,12 @@ cell is one fresh full handshake at X and one resumption attempt at Y.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .classify import Mechanism, Outcome, Reason, classify
 from .keynames import KeyNames, KeyNameStatus, label
 from .mechanisms import Step, config_for, nothing_issued, resumable
-from .probe import KEY_NAME_LEN, Endpoint, handshake
+from .probe import KEY_NAME_LEN, Endpoint, TicketSeen, handshake
 
 MATRIX_MECHANISMS = (Mechanism.SESSION_ID, Mechanism.TICKET, Mechanism.PSK)
 
@@ -26,6 +26,9 @@ class Cell:
     issued: bool  # the source gave something to resume with
     outcome: Outcome
     offered_key: bytes | None = None  # the offered ticket's first 16 bytes (tickets, PSKs)
+    # Tickets the cell's two connections brought, by the address that issued them (more
+    # evidence for each backend's key names).
+    tickets: tuple[tuple[str, TicketSeen], ...] = field(default=(), repr=False)
 
     @property
     def resumed(self) -> bool:
@@ -52,7 +55,10 @@ def cell(mechanism: Mechanism, source: Endpoint, target: Endpoint, timeout: floa
     attempt = handshake(target, config, offered, timeout=timeout)
     key = offered.ticket[:KEY_NAME_LEN] if offered.ticket else None
     outcome = classify(mechanism, offered, attempt)
-    return Cell(mechanism, source.label, target.label, True, outcome, key)
+    seen = tuple((source.label, t) for t in full.tickets) + tuple(
+        (target.label, t) for t in attempt.tickets
+    )
+    return Cell(mechanism, source.label, target.label, True, outcome, key, seen)
 
 
 def cross(
@@ -90,7 +96,7 @@ def refine(c: Cell, names: KeyNames | None) -> Cell:
         f"is not one {c.target} issues under ({theirs})"
     )
     outcome = Outcome(False, Reason.TICKET_KEY_UNKNOWN, evidence)
-    return Cell(c.mechanism, c.source, c.target, c.issued, outcome, c.offered_key)
+    return Cell(c.mechanism, c.source, c.target, c.issued, outcome, c.offered_key, c.tickets)
 
 
 def cells_needed(backends: int, mechanisms: int = len(MATRIX_MECHANISMS)) -> int:

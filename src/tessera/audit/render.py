@@ -150,31 +150,28 @@ def _why_not(a: AddressReport) -> Table | None:
     return grid if grid.row_count else None
 
 
-def _table(title: str, columns: Iterable[str], plain: bool) -> Table:
+def _table(columns: Iterable[str], plain: bool) -> Table:
     """A table whose headings are never cut: each column at least as wide as the longest word
     of its heading; cells wrap between words."""
-    t = Table(
-        title=title,
-        title_justify="left",
-        box=box.ASCII if plain else box.HEAVY_HEAD,
-        title_style="" if plain else "bold",
-    )
+    t = Table(box=box.ASCII if plain else box.HEAVY_HEAD)
     for col in columns:
         t.add_column(col, min_width=max(len(w) for w in col.split()), overflow="fold")
     return t
 
 
-def _address_table(a: AddressReport, plain: bool) -> Table:
+def _titled(title: str, table: Table, plain: bool) -> Group:
+    """A table under its title, the title wrapped at the console's width (not the table's)."""
+    return Group(Text(title, style="" if plain else "bold"), table)
+
+
+def _address_table(a: AddressReport, plain: bool) -> Group:
     sni = f"SNI {a.endpoint.sni}" if a.endpoint.sni else "no SNI"
     server = ""
     if a.contact is not None:
         identity = a.contact.identity
         server = f" — {identity.label} ({identity.evidence})"
-    t = _table(
-        f"{a.endpoint.label} ({a.role}, {sni}){server}",
-        ("mechanism", "resumed", "lifetime", "ticket", "per conn.", "renews", "EMS"),
-        plain,
-    )
+    title = f"{a.endpoint.label} ({a.role}, {sni}){server}"
+    t = _table(("mechanism", "resumed", "lifetime", "ticket", "per conn.", "renews", "EMS"), plain)
     for m in a.mechanisms:
         shown = f"{m.resumed}/{m.attempts}" if m.supported else m.verdict
         t.add_row(
@@ -186,7 +183,7 @@ def _address_table(a: AddressReport, plain: bool) -> Table:
             _renews(m),
             _yes_no(m.extended_master_secret),
         )
-    return t
+    return _titled(title, t, plain)
 
 
 def _lifetime(m: MechanismResult) -> str:
@@ -214,12 +211,8 @@ def _yes_no(value: bool | None) -> str:
     return "—" if value is None else ("yes" if value else "no")
 
 
-def _timing_table(a: AddressReport, plain: bool) -> Table:
-    t = _table(
-        "round trips and time: full vs resumed handshakes",
-        ("mechanism", "full RTT", "full ms", "resumed RTT", "resumed ms", "saved"),
-        plain,
-    )
+def _timing_table(a: AddressReport, plain: bool) -> Group:
+    t = _table(("mechanism", "full RTT", "full ms", "resumed RTT", "resumed ms", "saved"), plain)
     for m in a.mechanisms:
         if not m.resumed:
             continue
@@ -232,7 +225,7 @@ def _timing_table(a: AddressReport, plain: bool) -> Table:
             f"{m.resumed_timing.median_ms:.2f}",
             _saved_text(rtt, ms),
         )
-    return t
+    return _titled("round trips and time: full vs resumed handshakes", t, plain)
 
 
 def _saved_text(rtt: int | None, ms: float | None) -> str:
@@ -256,17 +249,22 @@ def _key_text(a: AddressReport) -> str:
 
 
 def _matrix_tables(cells: Sequence[Cell], plain: bool) -> Group:
+    """One table per mechanism; with more than two backends the columns are numbered (#1,
+    #2, ...) after the rows, so that each heading stays whole."""
     tables = []
     for m in dict.fromkeys(c.mechanism for c in cells):
         mine = [c for c in cells if c.mechanism is m]
         targets = list(dict.fromkeys(c.target for c in mine))
-        t = _table(
-            f"cross-backend matrix, {m.title}: session from row, offered to column",
-            ("from \\ to", *targets),
-            plain,
-        )
-        for source in dict.fromkeys(c.source for c in mine):
-            row: list[RenderableType] = [source]
+        sources = list(dict.fromkeys(c.source for c in mine))
+        numbered = len(targets) > 2
+        headings = [f"#{i}" for i in range(1, len(targets) + 1)] if numbered else targets
+        t = _table(("from \\ to", *headings), plain)
+        for source in sources:
+            row: list[RenderableType] = [
+                f"#{targets.index(source) + 1} {source}"
+                if numbered and source in targets
+                else source
+            ]
             for target in targets:
                 c = next(x for x in mine if x.source == source and x.target == target)
                 if c.resumed:
@@ -275,16 +273,16 @@ def _matrix_tables(cells: Sequence[Cell], plain: bool) -> Group:
                     why = c.outcome.reason.text if c.outcome.reason else "no"
                     row.append(Text(why, style="red" if c.issued else "dim"))
             t.add_row(*row)
-        tables.append(t)
+        title = f"cross-backend matrix, {m.title}: session from row, offered to column"
+        tables.append(_titled(title, t, plain))
     return Group(*tables)
 
 
-def _census_table(c: Census, plain: bool) -> Table:
-    t = _table(
-        f"ticket key census: {c.rounds} rounds over {c.duration_s:g} s, every {c.interval_s:g} s",
-        ("address", "key names", "keys (first - last seen, s)", "rotation period"),
-        plain,
+def _census_table(c: Census, plain: bool) -> Group:
+    title = (
+        f"ticket key census: {c.rounds} rounds over {c.duration_s:g} s, every {c.interval_s:g} s"
     )
+    t = _table(("address", "key names", "keys (first - last seen, s)", "rotation period"), plain)
     for a in c.addresses:
         if a.key_names.status is not KeyNameStatus.KEY_NAME:
             t.add_row(
@@ -299,15 +297,16 @@ def _census_table(c: Census, plain: bool) -> Table:
         else:
             period = f"≥ {a.period_at_least_s:g} s ({len(a.rotations)} rotation(s) seen)"
         t.add_row(a.address, str(len(a.keys)), keys, period)
-    return t
+    return _titled(title, t, plain)
 
 
 def render_summary(reports: Sequence[Report], console: Console) -> None:
     """Several services (``--targets``): one row each."""
-    t = _table("services", ("service", "result", "resumes by", "checks"), not console.is_terminal)
+    plain = not console.is_terminal
+    t = _table(("service", "result", "resumes by", "checks"), plain)
     for r in reports:
         t.add_row(r.options.service, _result(r), _resumes_by(r), _counts(r))
-    console.print(t)
+    console.print(_titled("services", t, plain))
 
 
 def _result(r: Report) -> Text:
