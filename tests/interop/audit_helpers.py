@@ -105,11 +105,12 @@ def tessera_node(log_dir: Path, pki: Pki, *args: str) -> Peer:
     return Peer(argv, port=port, log_dir=log_dir, name="tessera-node", env=WIDE)
 
 
-def nginx(log_dir: Path, pki: Pki, directives: str) -> Peer:
-    """nginx serving TLS 1.2 and 1.3 on a free port with ``directives`` in its server block."""
-    port = free_port()
+def nginx(log_dir: Path, pki: Pki, directives: str, port: int | None = None) -> Peer:
+    """nginx serving TLS 1.2 and 1.3 on a free port (or ``port``, to start it again) with
+    ``directives`` in its server block."""
+    port = port or free_port()
     prefix = log_dir / f"nginx-{port}"
-    prefix.mkdir()
+    prefix.mkdir(exist_ok=True)
     temp = "\n".join(
         f"  {kind}_temp_path {prefix}/{kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
