@@ -176,8 +176,8 @@ def _ticket_not_used(offered: ClientSession, hs: Handshake, said: str) -> Outcom
         return Outcome(
             False,
             Reason.SESSION_REFUSED,
-            f"{said} under the key name of ours ({label(prefix)}): the server could open our "
-            "ticket and refused the session in it",
+            f"{said} under the key name of ours ({label(prefix)}): the server holds our "
+            "ticket's key, yet did not resume it",
         )
     return Outcome(False, Reason.TICKET_REISSUED, said)
 
