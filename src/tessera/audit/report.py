@@ -70,7 +70,7 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
-def services_json(reports: Sequence[Report], exit_code: int) -> dict[str, Any]:
+def services_json(reports: Sequence[Report], exit_code: int) -> dict[str, object]:
     """Several services (``--targets FILE``): one document each, and the run's exit code."""
     return {
         "schema_version": SCHEMA_VERSION,
