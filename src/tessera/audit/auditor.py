@@ -24,7 +24,7 @@ from .probe import Endpoint, TicketSeen
 from .remedy import Fix, remedy
 
 ALL_MECHANISMS = tuple(Mechanism)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 3, 130  # 2: usage (click)
 
 
 class AuditInterrupted(Exception):
@@ -202,8 +202,9 @@ def _gather(options: AuditOptions, step: Step, got: _Gathered) -> None:
             continue
         results: dict[Mechanism, MechanismResult] = {}
         got.current = (endpoint, role, contact, results)
-        got.addresses.append(probe_address(endpoint, role, options, step, contact, results))
+        done = probe_address(endpoint, role, options, step, contact, results)
         got.current = None
+        got.addresses.append(done)
     reachable = [a.endpoint for a in got.addresses if a.role == "backend" and a.reachable]
     if len(reachable) > 1:
         cross(reachable, options.timeout, step, options.matrix_mechanisms(), got.matrix)

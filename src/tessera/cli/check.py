@@ -278,6 +278,7 @@ def check(
     130 when interrupted (what was gathered is printed first). Certificates are not validated:
     this audits resumption."""
     from ..audit import AuditOptions, Mechanism
+    from ..audit.auditor import EXIT_INTERRUPTED
     from ..audit.checks import contradiction, parse_expect
 
     if as_json and as_csv:
@@ -322,7 +323,7 @@ def check(
         _continuous(services, every, metrics_text, concurrency, output)
     reports, interrupted = _run(services, concurrency)
     output.final(reports)
-    sys.exit(130 if interrupted else run_exit_code(reports))
+    sys.exit(EXIT_INTERRUPTED if interrupted else run_exit_code(reports))
 
 
 def _services(
@@ -354,11 +355,13 @@ def _services(
 
 def run_exit_code(reports: Sequence[Report]) -> int:
     """130 interrupted, 3 when a target could not be audited, 1 when a check failed, else 0."""
+    from ..audit.auditor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE
+
     codes = {r.exit_code for r in reports}
-    for code in (130, 3, 1):
+    for code in (EXIT_INTERRUPTED, EXIT_UNREACHABLE, EXIT_FAILED):
         if code in codes:
             return code
-    return 0
+    return EXIT_OK
 
 
 class Output:
@@ -427,8 +430,7 @@ def _run_threads(
     step: Step,
     stop: threading.Event,
 ) -> tuple[list[Report], bool]:
-    """Several services in worker threads; Ctrl-C (which reaches this, the main thread) sets
-    ``stop`` and waits for the audits to return what they have."""
+    """Several services in worker threads, stopped early by Ctrl-C (see :func:`_join`)."""
     from ..audit.watcher import run_services
 
     result: list[list[Report]] = []
@@ -436,16 +438,22 @@ def _run_threads(
     def work() -> None:
         result.append(run_services(services, concurrency, step, stop))
 
-    worker = threading.Thread(target=work, name="tessera-check", daemon=True)
-    worker.start()
+    interrupted = _join(threading.Thread(target=work, name="tessera-check", daemon=True), stop)
+    return result[0], interrupted
+
+
+def _join(thread: threading.Thread, stop: threading.Event) -> bool:
+    """Start ``thread`` and wait for it; Ctrl-C (which reaches the main thread) sets ``stop``
+    and keeps waiting for the thread to return what it has. True when interrupted."""
+    thread.start()
     interrupted = False
-    while worker.is_alive():
+    while thread.is_alive():
         try:
-            worker.join(0.2)
+            thread.join(0.2)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
-    return result[0], interrupted
+    return interrupted
 
 
 def _continuous(
@@ -456,6 +464,9 @@ def _continuous(
     output: Output,
 ) -> None:
     """``--every``: rounds until SIGTERM (exit 0) or Ctrl-C (the last round's report, 130)."""
+    import prometheus_client
+
+    from ..audit.auditor import EXIT_INTERRUPTED, EXIT_OK
     from ..audit.watcher import Watcher
     from ..observe.exporter import parse_address
 
@@ -466,8 +477,6 @@ def _continuous(
             host, port = parse_address(metrics_text, "--metrics")
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--metrics") from None
-        import prometheus_client
-
         try:
             server, _ = prometheus_client.start_http_server(
                 port, addr=host, registry=watcher.registry
@@ -495,17 +504,10 @@ def _continuous(
     runner = threading.Thread(
         target=watcher.run, args=(stop, on_round), name="tessera-check-every", daemon=True
     )
-    runner.start()
-    interrupted = False
-    while runner.is_alive():
-        try:
-            runner.join(0.2)
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()
+    interrupted = _join(runner, stop)
     if server is not None:
         server.shutdown()
         server.server_close()
     if interrupted and last:
         output.final(last[0])
-    sys.exit(130 if interrupted and not terminated else 0)
+    sys.exit(EXIT_INTERRUPTED if interrupted and not terminated else EXIT_OK)
