@@ -22,7 +22,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from audit_helpers import check_cli, nginx, s_server, tessera_node
-from peers import TESSERA
+from peers import TESSERA, Peer
 from resumption_helpers import outcomes, wait_for
 
 from conftest import Pki, free_port, require_program
@@ -217,3 +217,19 @@ def test_ctrl_c_during_watch_prints_what_was_gathered(logs: Path, pki: Pki) -> N
     census = re.search(r"ticket key census: (\d+) rounds over 600 s", text)
     assert census and int(census[1]) >= 2, text
     assert "Traceback" not in text
+
+
+def test_every_with_csv_writes_one_header_then_rows(logs: Path, resuming: str) -> None:
+    """--every --csv: a header once, then each round's rows; SIGTERM ends it with status 0."""
+    argv = [*TESSERA, "check", resuming, "--every", "0.2s", "--csv", "--attempts", "1",
+            "--mechanisms", "ticket"]  # fmt: skip
+    with Peer(argv, log_dir=logs, name="check-every-csv") as watcher:
+        wait_for(lambda: watcher.output().count(f",{resuming},address,") >= 3, timeout=60,
+                 what="three rounds of rows")  # fmt: skip
+        watcher.proc.terminate()
+        assert watcher.proc.wait(15) == 0, watcher.output()
+        out = watcher.output()
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert out.count("started,service,row,") == 1, out
+    assert len(rows) >= 3 and {r["verdict"] for r in rows} == {"resumes"}, rows
+    assert all(r["service"] == resuming and r["mechanism"] == "ticket" for r in rows), rows

@@ -260,6 +260,7 @@ def _census(c: Census) -> dict[str, Any]:
 
 # -- CSV --------------------------------------------------------------------------------------
 CSV_COLUMNS = (
+    "started",
     "service",
     "row",
     "address",
@@ -278,13 +279,15 @@ CSV_COLUMNS = (
 )
 
 
-def write_csv(reports: Sequence[Report], out: TextIO) -> None:
+def write_csv(reports: Sequence[Report], out: TextIO, header: bool = True) -> None:
     """One row per address and mechanism (an unreachable address: one row), and one per
     cross-backend cell; ``check`` is the status of the check about that row, if any."""
     writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for report in reports:
-        writer.writerows(csv_rows(report))
+        started = datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds")
+        writer.writerows({"started": started, **row} for row in csv_rows(report))
 
 
 def csv_rows(report: Report) -> list[dict[str, str | int]]:

@@ -228,7 +228,7 @@ def _server_kind(text: str | None) -> ServerKind | None:
     "every_text",
     metavar="DURATION",
     help="Keep auditing, every DURATION (e.g. 5m), until stopped; one line per service and "
-    "round (with --json: one JSON document a line).",
+    "round (with --json: one JSON document a line; with --csv: rows under one header).",
 )
 @click.option(
     "--metrics",
@@ -370,6 +370,7 @@ class Output:
     def __init__(self, as_json: bool, as_csv: bool) -> None:
         self.as_json = as_json
         self.as_csv = as_csv
+        self.rounds = 0
 
     def final(self, reports: Sequence[Report]) -> None:
         from ..audit.report import services_json, to_json, write_csv
@@ -387,11 +388,17 @@ class Output:
             print_plain(console_for(), lambda console: render_all(reports, console))
 
     def round(self, reports: Sequence[Report]) -> None:
-        """Continuous mode: one line (or JSON document) per service."""
+        """Continuous mode: one line (or JSON document) per service; CSV rows under one header
+        (the ``started`` column says which round)."""
         from ..audit.render import one_line
-        from ..audit.report import to_json
+        from ..audit.report import to_json, write_csv
 
+        if self.as_csv:
+            write_csv(reports, sys.stdout, header=not self.rounds)
+        self.rounds += 1
         for r in reports:
+            if self.as_csv:
+                continue
             if self.as_json:
                 click.echo(json.dumps(to_json(r), ensure_ascii=False))
             else:
