@@ -114,7 +114,7 @@ def run(
 ) -> Engine | None:
     """Serve until SIGINT/SIGTERM: this process's engine, or with ``--workers`` a supervisor
     of worker processes each running one. Returns this process's engine (None in a
-    supervisor); exits with status 130 when Ctrl-C stopped it, as a shell reports."""
+    supervisor)."""
     exporter = prepared.exporter
     servers: list[Engine] = []  # this process's engine (a worker's, after the fork)
 
@@ -146,6 +146,7 @@ def run(
 
 
 def stopped_by_ctrl_c(engine: Engine | None) -> None:
+    """Exit with status 130 when Ctrl-C stopped ``engine``."""
     if engine is not None and engine.stopped_by == signal.SIGINT:
         sys.exit(130)  # as a shell reports a program ended by Ctrl-C
 
