@@ -23,6 +23,7 @@ import dataclasses
 import socket
 import ssl
 from collections.abc import Sequence
+from typing import overload
 
 from ..config import ClientConfig, ServerConfig
 from ..connection import ClientConnection
@@ -40,6 +41,32 @@ def _listening(sock: socket.socket) -> bool:
         return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
     except OSError:
         return False
+
+
+@overload
+def wrap_socket(
+    sock: socket.socket,
+    config: ClientConfig,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    session: ClientSession | None = None,
+    do_handshake_on_connect: bool = True,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> TLSSocket: ...
+
+
+@overload
+def wrap_socket(
+    sock: socket.socket,
+    config: ServerConfig,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    session: ClientSession | None = None,
+    do_handshake_on_connect: bool = True,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> TLSSocket | TLSListener: ...
 
 
 def wrap_socket(
