@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 from fleet_helpers import client_context, fleet_node, python_get, wait_for_tickets
 from peers import Peer
 from redis_server import RedisServer
@@ -22,6 +21,7 @@ from conftest import Pki
 from tessera.fleet.keyring import FleetKeyring
 from tessera.fleet.keys import FleetKey, KeyPolicy
 from tessera.fleet.redis_keys import RedisKeySource
+from tessera.fleet.redis_url import sync_client
 from tessera.fleet.secret import FleetSecret
 
 pytestmark = pytest.mark.interop
@@ -70,7 +70,7 @@ def test_rotation_under_load(pki: Pki, redis_server: RedisServer, secret_file: P
         threads = [threading.Thread(target=client, args=(v, i)) for i, v in enumerate(CLIENTS)]
         for t in threads:
             t.start()
-        reader = RedisKeySource(redis.Redis.from_url(redis_server.url), fleet_secret, "default",
+        reader = RedisKeySource(sync_client(redis_server.url, 1.0), fleet_secret, "default",
                                 FleetKeyring(KeyPolicy()))  # fmt: skip
         seen: dict[bytes, FleetKey] = {}
         while any(t.is_alive() for t in threads):
