@@ -174,6 +174,8 @@ def test_status_page_shows_store_and_keys(pair: tuple[Peer, Peer], pki: Pki) -> 
     assert "healthy" in page.text and "ticket keys from Redis" in page.text
     assert "encrypting" in page.text
     banner = a.output()
-    assert "fleet: Redis redis://127.0.0.1:" in banner and "key " in banner
+    assert "fleet: Redis 127.0.0.1:" in banner and "key " in banner
+    assert "session store healthy" in banner and "ticket keys from Redis (healthy)" in banner
+    assert "in memory only" not in banner and "cache of ?" not in banner
     out = openssl_s_client(a.port or 0, "-tls1_3", "-CAfile", str(pki.ca_file))
     assert "Verify return code: 0" in out

@@ -7,8 +7,10 @@ back within 10 s of Redis returning."""
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from peers import Peer
 from redis_server import RedisServer
 from resumption_helpers import parse_status_page
 
-from conftest import Pki
+from conftest import Pki, free_port
 
 pytestmark = pytest.mark.interop
 
@@ -128,22 +130,41 @@ def test_outage_kill_restart_pause(pki: Pki, redis_server: RedisServer, secret_f
 
 
 def _skipped(text: str) -> int:
-    import re
-
     m = re.search(r"session store: .*?(\d+) skipped", text)
     assert m, text
     return int(m.group(1))
 
 
+def metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert m, text
+    return float(m.group(1))
+
+
 def test_node_started_while_redis_is_down(pki: Pki, redis_server: RedisServer, secret_file: Path,
                                           tmp_path: Path) -> None:  # fmt: skip
-    """No Redis at start: full handshakes, no tickets (no key can be shared yet), never a failed
-    connection; once Redis is up the node mints/loads keys and resumes."""
+    """No Redis at start: the banner, the --www page and the metrics all say so (never
+    "healthy"); full handshakes, no tickets (no key can be shared yet), never a failed
+    connection; once Redis is up the node mints/loads keys, resumes, and says healthy."""
     redis_server.kill()
-    with fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q") as node:
+    mport = free_port()
+    with fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q", "--metrics",
+                    f"127.0.0.1:{mport}") as node:  # fmt: skip
+        banner = node.output()
+        assert "session store unavailable since start" in banner, banner
+        assert "ticket keys from Redis (unavailable: ConnectionError" in banner, banner
+        assert "healthy" not in banner, banner
+        text = metrics_text(mport)
+        assert metric(text, "tessera_store_up") == 0.0, text
+        assert 'tessera_ticket_key_source_up{source="Redis",state="unavailable"} 0.0' in text
         ctx = client_context(pki.ca_file, "tls12-ticket")
         reused, session, page = python_get(node.port or 0, ctx)
-        assert not reused and "ticket keys not refreshed" in node.output()
+        assert not reused and "unavailable" in page and "healthy" not in page, page
         assert session is not None and not session.has_ticket  # no key: no ticket issued
         redis_server.start()
         deadline = time.monotonic() + HEAL_LIMIT
@@ -153,3 +174,7 @@ def test_node_started_while_redis_is_down(pki: Pki, redis_server: RedisServer, s
                 break
             assert time.monotonic() < deadline, page
             time.sleep(0.2)
+        assert "ticket keys from Redis (healthy)" in page, page
+        text = metrics_text(mport)
+        assert metric(text, "tessera_store_up") == 1.0, text
+        assert 'tessera_ticket_key_source_up{source="Redis",state="healthy"} 1.0' in text
