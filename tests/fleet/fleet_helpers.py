@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import sys
 import time
 from pathlib import Path
 
@@ -96,3 +97,22 @@ def python_get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = 
 def page_reason(page: str, reason: str) -> int:
     m = re.search(rf"^\s*{re.escape(reason)}: (\d+)$", page, re.MULTILINE)
     return int(m.group(1)) if m else 0
+
+
+def http_backend(log_dir: Path) -> Peer:
+    """A plaintext HTTP backend for ``tessera proxy`` (CPython's http.server)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+            "--directory", str(log_dir)]  # fmt: skip
+    return Peer(argv, port=port, log_dir=log_dir, name="http-backend")
+
+
+def proxy_node(pki: Pki, log_dir: Path, backend: int, redis_url: str, secret: Path, *args: str,
+               name: str = "proxy") -> Peer:  # fmt: skip
+    """``tessera proxy`` in front of ``backend``, sharing ``redis_url``."""
+    port = free_port()
+    argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}", "--backend",
+            f"127.0.0.1:{backend}", "--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key),
+            "--redis", redis_url, "--fleet-secret", str(secret), "--key-refresh",
+            str(KEY_REFRESH), *args]  # fmt: skip
+    return Peer(argv, port=port, log_dir=log_dir, name=name, env=WIDE)

@@ -313,6 +313,7 @@ def async_client(url: str | RedisTarget, timeout: float = DEFAULT_TIMEOUT,
     retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
     if target.topology is Topology.CLUSTER:
         seeds = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes]
+        del bounded["retry_on_timeout"]  # (asyncio's RedisCluster has only ``retry``)
         return redis.asyncio.cluster.RedisCluster(startup_nodes=seeds, retry=retry, **bounded)
     if target.topology is Topology.SENTINEL:
         side = {**target.sentinel_options, "socket_timeout": timeout,

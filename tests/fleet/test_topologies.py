@@ -1,0 +1,138 @@
+"""Beyond one Redis: nodes sharing a real Redis Cluster (3 masters, 3 replicas) or a master +
+replica watched by 3 sentinels. Cross-node resumption for TLS 1.2 ids and tickets, TLS 1.3
+stateless and single-use tickets (CPython ``ssl`` and OpenSSL clients), ACL credentials in the
+URL, 0-RTT replays refused through the shared strike register, ``tessera proxy`` and ``tessera
+keys list`` on the same URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fleet_helpers import (
+    client_context,
+    fleet_node,
+    http_backend,
+    outcome,
+    page_from,
+    proxy_node,
+    python_get,
+    s_client_get,
+)
+from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, run
+from redis_server import RedisCluster, RedisSentinel
+from resumption_helpers import outcomes
+
+from conftest import Pki, require_program
+
+pytestmark = pytest.mark.interop
+
+
+@dataclass
+class Topology:
+    kind: str
+    url: str
+    acl_url: str
+    nodes: tuple[Peer, Peer]  # stateless tickets, 0-RTT on; B connects as the ACL user
+    stateful: tuple[Peer, Peer]  # single-use tickets (GETDEL), namespace "sf"
+
+
+@pytest.fixture(scope="module", params=["cluster", "sentinel"])
+def topology(request: pytest.FixtureRequest, pki: Pki, shared_secret_file: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:  # fmt: skip
+    require_program("redis-sentinel")
+    d = tmp_path_factory.mktemp(request.param)
+    with RedisCluster() if request.param == "cluster" else RedisSentinel() as redis:
+        secret = shared_secret_file
+        early = ("--max-early-data", "16384")
+        sf = ("--stateful-tickets", "--max-early-data", "16384")
+        with fleet_node(pki, d, redis.url, secret, *early, name="a") as a, \
+             fleet_node(pki, d, redis.acl_url, secret, *early, name="b") as b, \
+             fleet_node(pki, d, redis.url, secret, *sf, namespace="sf", name="c") as c, \
+             fleet_node(pki, d, redis.acl_url, secret, *sf, namespace="sf", name="d") as dd:  # fmt: skip
+            yield Topology(request.param, redis.url, redis.acl_url, (a, b), (c, dd))
+            for node in (a, b, c, dd):
+                assert "Traceback" not in node.output(), node.output()
+
+
+@pytest.mark.parametrize("mode", ["tls12-id", "tls12-ticket", "tls13", "tls13-single-use"])
+def test_cpython_resumes_on_the_other_node(topology: Topology, pki: Pki, mode: str) -> None:
+    a, b = topology.stateful if mode == "tls13-single-use" else topology.nodes
+    ctx = client_context(pki.ca_file, "tls13" if mode.startswith("tls13") else mode)
+    reused, first, _ = python_get(a.port or 0, ctx)
+    assert not reused and first is not None
+    assert (mode == "tls12-id") == (not first.has_ticket)
+    session = first
+    for node in (b, a, b):  # back and forth, each connection on the other node
+        reused, session, page = python_get(node.port or 0, ctx, session)
+        assert reused, page
+    if mode == "tls13-single-use":  # the first ticket, used on B already, is gone fleet-wide
+        reused, _, page = python_get(a.port or 0, ctx, first)
+        assert not reused and "single-use ticket already used" in page, page
+
+
+@pytest.mark.parametrize(
+    ("version", "flags", "resumed_by"),
+    [("-tls1_2", ("-no_ticket",), "session_id"), ("-tls1_2", (), "ticket"), ("-tls1_3", (), "psk")],
+    ids=["tls12-id", "tls12-ticket", "tls13-ticket"],
+)  # fmt: skip
+def test_openssl_resumes_on_the_other_node(topology: Topology, pki: Pki, tmp_path: Path,
+                                           version: str, flags: tuple[str, ...],
+                                           resumed_by: str) -> None:  # fmt: skip
+    a, b = topology.nodes
+    sess = tmp_path / "sess.pem"
+    first = s_client_get(a, pki, *flags, "-sess_out", str(sess), version=version)
+    assert outcome(first) == "New", first
+    page = page_from(b, pki, *flags, "-sess_in", str(sess), version=version)
+    assert page.outcome == "Reused", page.text
+    assert page.fields["Resumed"] == f"yes, by {resumed_by}", page.text
+    assert "ticket keys from Redis (healthy)" in page.text, page.text
+
+
+def test_0rtt_replay_to_the_other_node_is_refused(topology: Topology, pki: Pki,
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    a, b = topology.nodes
+    sess = tmp_path / "sess.pem"
+    early = tmp_path / "req.txt"
+    early.write_bytes(HTTP_GET)
+    assert outcome(s_client_get(a, pki, "-sess_out", str(sess))) == "New"
+    first = s_client_get(a, pki, "-sess_in", str(sess), "-early_data", str(early))
+    assert "Early data was accepted" in first, first
+    replay = s_client_get(b, pki, "-sess_in", str(sess), "-early_data", str(early))
+    assert "Early data was rejected" in replay, replay
+
+
+def test_proxy_and_keys_list_on_the_same_url(topology: Topology, pki: Pki,
+                                             shared_secret_file: Path, tmp_path: Path) -> None:  # fmt: skip
+    """Two ``tessera proxy`` nodes on the topology: a TLS 1.2 ticket sealed by one resumes on the
+    other (OpenSSL), a TLS 1.3 session too (CPython); ``tessera keys list`` shows the keys."""
+    with http_backend(tmp_path) as backend:
+        (tmp_path / "index.html").write_text("hello fleet\n")
+        secret = shared_secret_file
+        with proxy_node(pki, tmp_path, backend.port or 0, topology.url, secret, name="pa") as pa, \
+             proxy_node(pki, tmp_path, backend.port or 0, topology.acl_url, secret,
+                        name="pb") as pb:  # fmt: skip
+            sess = tmp_path / "p.pem"
+            ca = ("-CAfile", str(pki.ca_file))
+            out = openssl_s_client(pa.port or 0, "-tls1_2", *ca, "-sess_out", str(sess))
+            assert outcomes(out) == ["New"], out
+            out = openssl_s_client(pb.port or 0, "-tls1_2", *ca, "-sess_in", str(sess))
+            assert outcomes(out) == ["Reused"], out
+            ctx = client_context(pki.ca_file, "tls13")
+            reused, session, page = python_get(pa.port or 0, ctx)
+            assert "hello fleet" in page and session is not None
+            reused, _, _ = python_get(pb.port or 0, ctx, session)
+            assert reused
+            for p in (pa, pb):
+                text = p.output()
+                assert "UserWarning" not in text and "Traceback" not in text, text
+                assert (
+                    f"fleet: Redis {'Cluster' if topology.kind == 'cluster' else 'Sentinel'}"
+                    in text
+                )
+    r = run([*TESSERA, "keys", "list", "--redis", topology.url, "--fleet-secret",
+             str(shared_secret_file)], timeout=30, env={"COLUMNS": "200"})  # fmt: skip
+    listing = r.stdout.decode(errors="replace")
+    assert r.returncode == 0 and "encrypting" in listing, listing
