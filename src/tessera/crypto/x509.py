@@ -47,6 +47,7 @@ from cryptography.x509.verification import (
 
 from ..enums import AlertDescription
 from ..errors import BadCertificate, ConfigError
+from ..files import MAX_CA_FILE, read_bounded
 
 log = logging.getLogger("tessera")
 
@@ -81,10 +82,7 @@ def load_pem_certificates(
 ) -> list[x509.Certificate]:
     """The certificates in a PEM file. ``skip_unreadable`` (for system bundles) leaves out
     certificates this cryptography cannot load instead of refusing the whole file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the certificate file ({e.strerror})") from None
+    data = read_bounded(path, "certificate file", MAX_CA_FILE)
     certs: list[x509.Certificate] = []
     for i, block in enumerate(_PEM_CERTIFICATE.findall(data), 1):
         try:
