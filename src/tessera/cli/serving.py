@@ -14,6 +14,7 @@ from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
 from ..errors import ConfigError
 from ..fleet import cli as fleet_cli
+from ..fleet.hygiene import warn_if_exposed
 from ..session.keyring import KeyFileFormat, TicketKey, TicketKeyring, read_key_file
 from ..session.stats import SessionStats
 
@@ -43,6 +44,8 @@ def load_certificates(files: ServeFiles) -> tuple[CertifiedKey, ...]:
         return (generate_self_signed("ec"), generate_self_signed("rsa"))
     if files.keys and len(files.keys) != len(files.certs):
         raise ConfigError("give one --key per --cert (or none if keys are in the cert files)")
+    for path in files.keys or files.certs:
+        warn_if_exposed(path, "private key file")
     try:
         return tuple(
             CertifiedKey.load(c, files.keys[i] if files.keys else None, files.password)
@@ -59,6 +62,7 @@ def load_ticket_keys(files: ServeFiles) -> list[TicketKey]:
     others only decrypt (nginx's ssl_session_ticket_key convention)."""
     keys: list[TicketKey] = []
     for path in files.ticket_keys:
+        warn_if_exposed(path, "ticket key file")
         try:
             keys.extend(read_key_file(path, files.ticket_key_format, time.time()))
         except OSError as e:
