@@ -11,8 +11,8 @@ import redis
 from redis_server import RedisServer
 
 from tessera.errors import StoreValueRejected
-from tessera.fleet.redis_store import AsyncRedisSessionStore, RedisSessionStore, UnexpectedValue
-from tessera.fleet.redis_url import redacted
+from tessera.fleet.redis_store import AsyncRedisSessionStore, RedisSessionStore
+from tessera.fleet.redis_url import UnexpectedReply, redacted
 from tessera.fleet.secret import FleetSecret
 from tessera.session.resumption import early_data_mark_key, session_id_key, stateful_ticket_key
 
@@ -83,7 +83,7 @@ def test_swapped_foreign_or_altered_values_are_rejected(redis_server: RedisServe
     raw.set(ka, va)
     assert store.get(a) == b"session A"
     raw.set(ka, b"OK")
-    with pytest.raises(UnexpectedValue):
+    with pytest.raises(UnexpectedReply):
         store.get(a)
 
 

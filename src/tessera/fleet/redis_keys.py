@@ -43,7 +43,7 @@ from redis.exceptions import LockError, RedisError
 from ..errors import ConfigError
 from .keyring import FleetKeyring, SourceState
 from .keys import FleetKey, KeyPolicy, KeySet
-from .redis_url import SyncRedis
+from .redis_url import SyncRedis, UnexpectedReply
 from .secret import FleetSecret, SealedBox
 
 KEYS_LABEL = "ticket keys v1"
@@ -56,10 +56,6 @@ log = logging.getLogger("tessera.fleet")
 
 class ForeignFleet(ConfigError):
     """The fleet in Redis was set up with another fleet secret."""
-
-
-class UnexpectedReply(Exception):
-    """Redis answered what no Redis server answers (a wrong port, a proxy, a stub)."""
 
 
 class RedisKeySource:

@@ -32,6 +32,7 @@ from .redis_url import (
     AsyncClient,
     RedisTarget,
     SyncRedis,
+    UnexpectedReply,
     async_client,
     parse,
     sync_client,
@@ -39,10 +40,6 @@ from .redis_url import (
 from .secret import FleetSecret, SealedBox
 
 STORE_LABEL = "session store v1"
-
-
-class UnexpectedValue(Exception):
-    """Redis answered something that is not a value of ours at all (a stub, a wrong port)."""
 
 
 class _Codec:
@@ -72,7 +69,7 @@ class _Codec:
         if sealed is None:
             return None
         if not isinstance(sealed, bytes) or not SealedBox.shaped(sealed):
-            raise UnexpectedValue(f"Redis answered {sealed!r:.60} for a session")
+            raise UnexpectedReply(f"Redis answered {sealed!r:.60} for a session")
         value = self._box.open(rkey, sealed)
         if value is None:
             self.rejected += 1

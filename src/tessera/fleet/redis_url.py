@@ -52,6 +52,10 @@ SCHEMES = ("redis", "rediss", "unix", "redis-cluster", "rediss-cluster", "redis-
 _SENTINEL_QUERY = ("sentinel_username", "sentinel_password")
 
 
+class UnexpectedReply(Exception):
+    """Redis answered what no Redis server answers (a wrong port, a proxy, a stub)."""
+
+
 class Topology(Enum):
     SINGLE = "Redis"
     CLUSTER = "Redis Cluster"
@@ -270,7 +274,11 @@ class SyncRedis:
         return self.client.publish(channel, message)
 
     def ping(self) -> bool:
-        return bool(self.client.ping())
+        """True, or an exception: a server that does not answer PONG is not a Redis."""
+        reply = self.client.ping()
+        if reply is not True:
+            raise UnexpectedReply(f"Redis answered {reply!r} to PING")
+        return True
 
     def lock(self, name: str, timeout: float) -> Lock:
         """A ``SET NX PX`` lock (redis-py's), polled every 20 ms when waited for."""
