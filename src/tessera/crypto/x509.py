@@ -169,9 +169,14 @@ def trust_source(cafile: str | Path | None) -> str:
 
 
 def parse_chain(chain_der: tuple[bytes, ...]) -> list[x509.Certificate]:
-    """The peer's certificates; the leaf's public key is checked to be one TLS can use."""
+    """The peer's certificates, their subject and issuer names decoded (cryptography decodes
+    them lazily: a name that does not decode must be bad_certificate here, not an error later
+    while explaining a verification failure); the leaf's public key is checked to be one TLS
+    can use."""
     try:
         chain = [x509.load_der_x509_certificate(der) for der in chain_der]
+        for cert in chain:
+            cert.subject, cert.issuer  # noqa: B018  (decoded now, or ValueError)
     except (ValueError, x509.InvalidVersion) as e:
         raise BadCertificate(f"the peer's certificate does not parse: {e}") from None
     if chain:
