@@ -6,6 +6,8 @@ keys list`` on the same URLs."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +24,15 @@ from fleet_helpers import (
     s_client_get,
 )
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, run
-from redis_server import RedisCluster, RedisSentinel
+from redis_server import RedisCluster, RedisSentinel, redis_cli
 from resumption_helpers import outcomes
 
 from conftest import Pki, require_program
+from tessera.fleet.keyring import FleetKeyring, SourceState
+from tessera.fleet.keys import KeyPolicy
+from tessera.fleet.redis_keys import KeyRefresher, RedisKeySource
+from tessera.fleet.redis_url import sync_client
+from tessera.fleet.secret import FleetSecret
 
 pytestmark = pytest.mark.interop
 
@@ -37,6 +44,15 @@ class Topology:
     acl_url: str
     nodes: tuple[Peer, Peer]  # stateless tickets, 0-RTT on; B connects as the ACL user
     stateful: tuple[Peer, Peer]  # single-use tickets (GETDEL), namespace "sf"
+    ports: list[int]  # every redis-server of the topology
+
+    def subscribers(self, channel: bytes) -> int:
+        """Clients subscribed to ``channel`` on any server (classic pub/sub is per node)."""
+        total = 0
+        for port in self.ports:
+            out = redis_cli(port, "pubsub", "numsub", channel.decode()).split()
+            total += int(out[1]) if len(out) == 2 else 0
+        return total
 
 
 @pytest.fixture(scope="module", params=["cluster", "sentinel"])
@@ -52,7 +68,9 @@ def topology(request: pytest.FixtureRequest, pki: Pki, shared_secret_file: Path,
              fleet_node(pki, d, redis.acl_url, secret, *early, name="b") as b, \
              fleet_node(pki, d, redis.url, secret, *sf, namespace="sf", name="c") as c, \
              fleet_node(pki, d, redis.acl_url, secret, *sf, namespace="sf", name="d") as dd:  # fmt: skip
-            yield Topology(request.param, redis.url, redis.acl_url, (a, b), (c, dd))
+            servers = redis.nodes if isinstance(redis, RedisCluster) else redis.data
+            yield Topology(request.param, redis.url, redis.acl_url, (a, b), (c, dd),
+                           [n.port for n in servers])  # fmt: skip
             for node in (a, b, c, dd):
                 assert "Traceback" not in node.output(), node.output()
 
@@ -136,3 +154,47 @@ def test_proxy_and_keys_list_on_the_same_url(topology: Topology, pki: Pki,
              str(shared_secret_file)], timeout=30, env={"COLUMNS": "200"})  # fmt: skip
     listing = r.stdout.decode(errors="replace")
     assert r.returncode == 0 and "encrypting" in listing, listing
+
+
+def test_key_records_lock_and_pubsub_on_the_topology(topology: Topology,
+                                                     fleet_secret: FleetSecret) -> None:  # fmt: skip
+    """The key ring's Redis records work on the topology: six nodes refreshing at once on an
+    empty namespace mint exactly one first key (the lock), and a key published by one reaches
+    another through pub/sub at once (its timer alone would take 30 s)."""
+    policy = KeyPolicy(rotation=600, decrypt_for=600, refresh=30)
+    ns = f"pubsub-{topology.kind}"
+
+    def source() -> RedisKeySource:
+        return RedisKeySource(sync_client(topology.url, 1.0), fleet_secret, ns,
+                              FleetKeyring(policy))  # fmt: skip
+
+    nodes = [source() for _ in range(6)]
+    barrier = threading.Barrier(len(nodes))
+
+    def refresh(n: RedisKeySource) -> None:
+        barrier.wait()
+        n.refresh()
+
+    threads = [threading.Thread(target=refresh, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(n.mints for n in nodes) == 1
+    assert len({tuple(n.keyring.snapshot.by_name) for n in nodes}) == 1
+    listener = nodes[1]
+    refresher = KeyRefresher(listener)
+    refresher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not topology.subscribers(listener.channel):  # subscribed after its first refresh
+            assert time.monotonic() < deadline, refresher.failures
+            time.sleep(0.02)
+        assert listener.keyring.state is SourceState.HEALTHY
+        (new,) = nodes[0].rotate(force=True)
+        t0 = time.monotonic()
+        while new.name not in listener.keyring.snapshot.by_name:
+            assert time.monotonic() - t0 < 5.0, ("no refresh on the notice", refresher.failures)
+            time.sleep(0.02)
+    finally:
+        refresher.stop()
