@@ -24,7 +24,7 @@ from fleet_helpers import (
     s_client_get,
 )
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, run
-from redis_server import RedisCluster, RedisSentinel, redis_cli
+from redis_server import RedisCluster, RedisSentinel, RedisServer, redis_cli
 from resumption_helpers import outcomes
 
 from conftest import Pki, require_program
@@ -198,3 +198,15 @@ def test_key_records_lock_and_pubsub_on_the_topology(topology: Topology,
             time.sleep(0.02)
     finally:
         refresher.stop()
+
+
+def test_proxy_on_one_redis_starts_without_warnings(pki: Pki, redis_server: RedisServer,
+                                                    secret_file: Path, tmp_path: Path) -> None:  # fmt: skip
+    """The asyncio client gets redis.asyncio's own Retry: no redis-py UserWarning at start."""
+    with http_backend(tmp_path) as backend, \
+         proxy_node(pki, tmp_path, backend.port or 0, redis_server.url, secret_file) as p:  # fmt: skip
+        ctx = client_context(pki.ca_file, "tls12-id")
+        python_get(p.port or 0, ctx)  # the store is used (and its client made) by the loop
+        text = p.output()
+        assert "fleet: session store healthy" in text, text
+        assert "Warning" not in text and "Traceback" not in text, text
