@@ -62,6 +62,7 @@ from typing import Any
 from common import BENCH_DIR, environment, median, num, ratio, table, test_certificates
 
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "fleet"))
+from load import Load
 from redis_server import RedisCluster, RedisSentinel, RedisServer
 
 STORE_TARGET = 0.7
@@ -385,67 +386,15 @@ def part_cluster(cert: Path, key: Path, redis_url: str, secret: Path,
 
 
 # -- soak runs: rotation and failover -------------------------------------------------------
-class Soak:
-    """Client threads (one per mode) resuming their last session on a random node, recording
-    (time, mode, offered, resumed, got a ticket) per connection and every failure."""
+def soak(ports: list[int], modes: Sequence[str], seconds: float) -> Load:
+    """Clients resuming on random nodes for ``seconds`` (tests/fleet/load.py), echo nodes."""
 
-    def __init__(self, ports: list[int], modes: Sequence[str], seconds: float) -> None:
-        self.ports = ports
-        self.seconds = seconds
-        self.results: list[tuple[float, str, bool, bool, bool]] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(m, i))
-                         for i, m in enumerate(modes)]  # fmt: skip
+    def once(port: int, ctx: ssl.SSLContext,
+             session: ssl.SSLSession | None) -> tuple[bool, ssl.SSLSession | None]:  # fmt: skip
+        reused, new, _ = connect(port, ctx, session)
+        return reused, new
 
-    def _run(self, mode: str, seed: int) -> None:
-        rng = random.Random(seed)
-        ctx = context(mode)
-        session = None
-        stop = time.monotonic() + self.seconds
-        while not self._stop.is_set() and time.monotonic() < stop:
-            offered = session is not None and bool(session.has_ticket or session.id)
-            at = time.monotonic()
-            try:
-                reused, session, _ = connect(rng.choice(self.ports), ctx, session)
-            except OSError as e:
-                self.failures.append(f"{mode}: {e}")
-                continue
-            ticket = session is not None and session.has_ticket
-            self.results.append((at, mode, offered, reused, ticket))
-            time.sleep(rng.uniform(0.0, 0.05))
-
-    def __enter__(self) -> Soak:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(30)
-
-    def healed_after(self, start: float, streak: int, timeout: float) -> float:
-        """Seconds from ``start`` to the last connection that offered a session and did not
-        resume, once ``streak`` connections in a row have resumed (inf: never, in time)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            after = [r for r in list(self.results) if r[0] >= start]
-            if len(after) >= streak and all(r[3] for r in after[-streak:]):
-                missed = [r[0] for r in after if r[2] and not r[3]]
-                return max(missed, default=start) - start
-            time.sleep(0.05)
-        return float("inf")
-
-    def counts(self) -> dict[str, int]:
-        tickets = [r for r in self.results if r[1] != "tls12-id"]
-        return {
-            "connections": len(self.results),
-            "failed": len(self.failures),
-            "resumed": sum(r[3] for r in self.results),
-            "offered, not resumed": sum(r[2] and not r[3] for r in self.results),
-            "without a ticket": sum(not r[4] for r in tickets),
-        }
+    return Load(ports, modes, context, once, pause=(0.0, 0.05), limit=seconds)
 
 
 def fallbacks(metrics_ports: Sequence[int]) -> Counter[str]:
@@ -488,7 +437,7 @@ def part_rotation(cert: Path, key: Path, redis_url: str, secret: Path,
     seen = {}
     with nodes(cert, key, 4, *args) as (ports, metrics):
         modes = ("tls12-ticket", "tls13") * 3
-        with Soak(ports, modes, a.soak_seconds) as soak:
+        with soak(ports, modes, a.soak_seconds) as load:
             stop = time.monotonic() + a.soak_seconds
             while time.monotonic() < stop:
                 seen.update((k.name, k) for k in reader.read().keys)
@@ -497,7 +446,7 @@ def part_rotation(cert: Path, key: Path, redis_url: str, secret: Path,
     keys = sorted(seen.values(), key=lambda k: k.encrypts_from)
     gaps = sum(nxt.encrypts_from != prev.encrypts_until for prev, nxt in itertools.pairwise(keys))
     late = sum(k.encrypts_from - k.created < 0.5 for k in keys[1:])  # lead: 2 x 0.25 s
-    counts = soak.counts()
+    counts = load.counts()
     print(table(["connections", "failed", "resumed", "without a ticket",
                  '"ticket key name unknown"', "keys minted", "grid gaps", "published late"],
                 [[counts["connections"], counts["failed"], counts["resumed"],
@@ -507,32 +456,34 @@ def part_rotation(cert: Path, key: Path, redis_url: str, secret: Path,
           "is 'ticket expired', as it should)")  # fmt: skip
 
 
+def failover_run(kind: str, cert: Path, key: Path, secret: Path) -> list[object]:
+    """Three nodes on a fresh Cluster or Sentinel under load; kill the master holding the key
+    ring's records (Cluster) or the master (Sentinel); the table row."""
+    with (RedisCluster() if kind == "cluster" else RedisSentinel()) as redis, \
+         nodes(cert, key, 3, "--redis", redis.url, "--fleet-secret", str(secret)) as (
+             ports, metrics):  # fmt: skip
+        modes = ("tls12-id", "tls12-id", "tls12-ticket", "tls13")
+        with soak(ports, modes, 120) as load:
+            load.wait(lambda: sum(c.resumed for c in load.results) >= 100, 60)
+            if isinstance(redis, RedisCluster):
+                victim = redis.master_of(b"tessera:default:ticketkeys")
+            else:
+                victim = redis.master()
+            killed = time.monotonic()
+            victim.kill()
+            healed = load.healed_after(killed, 30, 40)
+            settled = time.monotonic()
+            load.wait(lambda: len(load.since(settled)) >= 50, 20)
+        reasons = fallbacks(metrics)
+    c = load.counts()
+    return [kind, c["connections"], c["failed"], c["offered, not resumed"],
+            c["without a ticket"], reasons["ticket key name unknown"], f"{healed:.2f} s",
+            dict(reasons)]  # fmt: skip
+
+
 def part_failover(cert: Path, key: Path, secret: Path, a: argparse.Namespace) -> None:
     print("\n## Master failover under load: 3 nodes, a master killed\n")
-    rows = []
-    for kind in ("cluster", "sentinel"):
-        with (RedisCluster() if kind == "cluster" else RedisSentinel()) as redis, \
-             nodes(cert, key, 3, "--redis", redis.url, "--fleet-secret", str(secret)) as (
-                 ports, metrics):  # fmt: skip
-            modes = ("tls12-id", "tls12-id", "tls12-ticket", "tls13")
-            with Soak(ports, modes, 120) as soak:
-                while sum(r[3] for r in soak.results) < 100:
-                    time.sleep(0.05)
-                if isinstance(redis, RedisCluster):
-                    victim = redis.master_of(b"tessera:default:ticketkeys")
-                else:
-                    victim = redis.master()
-                killed = time.monotonic()
-                victim.kill()
-                healed = soak.healed_after(killed, 30, 40)
-                settle = time.monotonic() + 5
-                while time.monotonic() < settle:
-                    time.sleep(0.1)
-            reasons = fallbacks(metrics)
-        c = soak.counts()
-        rows.append([kind, c["connections"], c["failed"], c["offered, not resumed"],
-                     c["without a ticket"], reasons["ticket key name unknown"],
-                     f"{healed:.2f} s", dict(reasons)])  # fmt: skip
+    rows = [failover_run(kind, cert, key, secret) for kind in ("cluster", "sentinel")]
     print(table(["Redis", "connections", "failed", "not resumed", "without a ticket",
                  '"ticket key name unknown"', "healed after", "fallbacks"], rows))  # fmt: skip
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import random
 import re
 import socket
 import ssl
 import sys
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from load import Load
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client
 from resumption_helpers import StatusPage, outcomes, parse_status_page
 
@@ -122,90 +119,14 @@ def proxy_node(pki: Pki, log_dir: Path, backend: int, redis_url: str, secret: Pa
     return Peer(argv, port=port, log_dir=log_dir, name=name, env=WIDE)
 
 
-# -- load: clients resuming on random nodes, every connection recorded ------------------------
-@dataclass(frozen=True)
-class Conn:
-    at: float  # time.monotonic() when the connection started
-    mode: str
-    offered: bool  # the client offered a session (id or ticket) to resume
-    resumed: bool
-    ticket: bool  # the connection left the client holding a ticket (ticket modes)
-    stale: bool = False  # the session offered had (about) reached its lifetime: the client
-    # may leave it out itself (OpenSSL checks in whole seconds)
+# -- load: clients resuming on random nodes (tests/fleet/load.py), with verified clients ---------
+def client_load(ports: list[int], ca: Path, modes: tuple[str, ...],
+                pause: tuple[float, float] = (0.01, 0.05), limit: float = 300.0) -> Load:  # fmt: skip
+    """A :class:`Load` of CPython clients verifying the test CA and fetching the --www page."""
 
+    def connect(port: int, ctx: ssl.SSLContext,
+                session: ssl.SSLSession | None) -> tuple[bool, ssl.SSLSession | None]:  # fmt: skip
+        reused, new, _ = python_get(port, ctx, session)
+        return reused, new
 
-class Load:
-    """Client threads (one per mode in ``modes``), each resuming its last session on a random
-    node of ``ports`` in a loop (bounded: at most ``limit`` seconds); every connection is
-    recorded, every failed one too."""
-
-    def __init__(self, ports: list[int], ca: Path, modes: tuple[str, ...],
-                 pause: tuple[float, float] = (0.01, 0.05), limit: float = 300.0) -> None:  # fmt: skip
-        self.ports = ports
-        self.ca = ca
-        self.pause = pause
-        self.limit = limit
-        self.results: list[Conn] = []
-        self.errors: list[str] = []
-        self.sessions: dict[int, ssl.SSLSession] = {}  # each client's latest session
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, args=(m, i))
-                         for i, m in enumerate(modes)]  # fmt: skip
-
-    def _client(self, mode: str, seed: int) -> None:
-        rng = random.Random(seed)
-        ctx = client_context(self.ca, mode)
-        session = None
-        deadline = time.monotonic() + self.limit
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            offered = session is not None and bool(session.has_ticket or session.id)
-            stale = session is not None and session.time + session.timeout <= time.time() + 1
-            at = time.monotonic()
-            try:
-                reused, session, _ = python_get(rng.choice(self.ports), ctx, session)
-            except OSError as e:
-                self.errors.append(f"{mode}: {e}")
-                continue
-            ticket = session is not None and session.has_ticket
-            if session is not None:
-                self.sessions[seed] = session
-            self.results.append(Conn(at, mode, offered, reused, ticket, stale))
-            time.sleep(rng.uniform(*self.pause))
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(15)
-
-    def since(self, start: float, end: float = float("inf")) -> list[Conn]:
-        return [c for c in list(self.results) if start <= c.at < end]
-
-    def wait(self, what: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not what():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
-    def misses(self, start: float, end: float = float("inf")) -> list[Conn]:
-        """Connections that offered a session and did not resume."""
-        return [c for c in self.since(start, end) if c.offered and not c.resumed]
-
-    def healed_after(self, start: float, streak: int, timeout: float) -> float:
-        """Seconds from ``start`` to the last miss after it, once ``streak`` connections in a
-        row have resumed since (inf if that never happens within ``timeout``)."""
-
-        def healed() -> bool:
-            after = self.since(start)
-            return len(after) >= streak and all(c.resumed for c in after[-streak:])
-
-        if not self.wait(healed, timeout):
-            return float("inf")
-        missed = self.misses(start)
-        return max((c.at for c in missed), default=start) - start
+    return Load(ports, modes, lambda mode: client_context(ca, mode), connect, pause, limit)

@@ -244,11 +244,17 @@ class RedisCluster:
         return [n for n in self.nodes if n.proc is not None]
 
     def wait_ok(self, timeout: float) -> None:
-        """Every live node says cluster_state:ok and all slots are served by live masters."""
+        """Every live node says cluster_state:ok, and every replica has synced with its master
+        (a replica that never synced cannot take over: no failover would happen)."""
 
         def ok() -> bool:
-            return all("cluster_state:ok" in redis_cli(n.port, "cluster", "info")
-                       for n in self.live())  # fmt: skip
+            for n in self.live():
+                if "cluster_state:ok" not in redis_cli(n.port, "cluster", "info"):
+                    return False
+                info = redis_cli(n.port, "info", "replication")
+                if "role:slave" in info and "master_link_status:up" not in info:
+                    return False
+            return True
 
         _wait("the cluster was not ok", ok, timeout, self.logs())
 

@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fleet_helpers import Load, client_context, fleet_node, python_get
+from fleet_helpers import client_context, client_load, fleet_node, python_get
+from load import Load
 from peers import Peer
 from redis_server import RedisCluster, RedisSentinel
 from resumption_helpers import parse_status_page
@@ -36,7 +37,7 @@ def test_master_failover_under_load(kind: str, pki: Pki, secret_file: Path,
                 nodes.append(fleet_node(pki, tmp_path, redis.url, secret_file, "-q",
                                         name=f"node{i}"))  # fmt: skip
             ports = [n.port or 0 for n in nodes]
-            with Load(ports, pki.ca_file, MODES) as load:
+            with client_load(ports, pki.ca_file, MODES) as load:
                 assert load.wait(lambda: sum(c.resumed for c in load.results) >= 40, 60), (
                     load.results[-5:],
                     load.errors[:3],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from fleet_helpers import Load, client_context, fleet_node, page_from, python_get
+from fleet_helpers import client_context, client_load, fleet_node, page_from, python_get
 from peers import TESSERA, Peer, run
 from redis_server import FakeRedis, RedisServer
 
@@ -75,7 +75,7 @@ def test_a_node_with_another_secret_refuses_to_join(pki: Pki, redis_server: Redi
         assert raw.hgetall(b"tessera:default:ticketkeys") == keys_before  # published nothing
         ports = [n.port or 0 for n in nodes]
         modes = ("tls12-id", "tls12-ticket", "tls13")
-        with Load(ports, pki.ca_file, modes, pause=(0.0, 0.02)) as load:
+        with client_load(ports, pki.ca_file, modes, pause=(0.0, 0.02)) as load:
             assert load.wait(lambda: len(load.results) >= 90, 60), load.errors[:3]
         offered = [c for c in load.results if c.offered]
         assert not load.errors and offered and all(c.resumed for c in offered), load.misses(0)

@@ -12,7 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fleet_helpers import Load, client_context, fleet_node, python_get
+from fleet_helpers import client_context, client_load, fleet_node, python_get
+from load import Load
 from peers import Peer
 from redis_server import RedisServer
 from resumption_helpers import parse_status_page
@@ -46,7 +47,7 @@ def test_outage_kill_restart_pause(pki: Pki, redis_server: RedisServer, secret_f
             nodes.append(fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q",
                                     name=f"node{i}"))  # fmt: skip
         ports = [n.port or 0 for n in nodes]
-        with Load(ports, pki.ca_file, MODES, limit=120) as load:
+        with client_load(ports, pki.ca_file, MODES, limit=120) as load:
             assert load.wait(lambda: len(load.results) > 20 + PHASE, 60), load.errors[:3]
             steady = resumed_between(load, 0)
             assert steady[0] >= steady[1] - len(MODES) - 1, steady

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fleet_helpers import KEY_REFRESH, Load, client_context, fleet_node, python_get
+from fleet_helpers import KEY_REFRESH, client_context, client_load, fleet_node, python_get
 from peers import Peer
 from redis_server import RedisServer
 from resumption_helpers import parse_status_page
@@ -44,7 +44,7 @@ def test_rotation_under_load(pki: Pki, redis_server: RedisServer, secret_file: P
         reader = RedisKeySource(sync_client(redis_server.url, 1.0), fleet_secret, "default",
                                 FleetKeyring(KeyPolicy()))  # fmt: skip
         seen: dict[bytes, FleetKey] = {}
-        with Load(ports, pki.ca_file, MODES, pause=(0.0, 0.1), limit=DURATION) as load:
+        with client_load(ports, pki.ca_file, MODES, pause=(0.0, 0.1), limit=DURATION) as load:
             stop = time.monotonic() + DURATION
             while time.monotonic() < stop:
                 seen.update((k.name, k) for k in reader.read().keys)

@@ -224,12 +224,9 @@ class FleetRuntime:
                          f"{o.redis_timeout * 1000:g} ms per operation")  # fmt: skip
             lines.append(f"fleet: session store {self.breaker.health().describe()}")
         if o.workers > 1:
-            per = (
-                ""
-                if self.target
-                else ("; session ids and single-use tickets are per worker (--redis shares them)")
-            )
-            lines.append(f"fleet: {o.workers} workers on one port (SO_REUSEPORT){per}")
+            per = "; session ids and single-use tickets are per worker (--redis shares them)"
+            lines.append(f"fleet: {o.workers} workers on one port (SO_REUSEPORT)"
+                         f"{'' if self.target else per}")  # fmt: skip
         if early_data and not self.early_data(early_data):
             lines.append(f"fleet: {NO_SHARED_REGISTER}")
         elif early_data and self.strikes is not None:
