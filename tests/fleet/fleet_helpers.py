@@ -34,6 +34,17 @@ def fleet_node(pki: Pki, log_dir: Path, redis_url: str | None, secret: Path | No
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={**WIDE, **(env or {})})
 
 
+def wait_output(peer: Peer, needle: str, timeout: float = 15.0) -> str:
+    """The peer's output once it contains ``needle`` (a node listens a moment before its
+    banner is all printed)."""
+    deadline = time.monotonic() + timeout
+    while needle not in (text := peer.output()):
+        if time.monotonic() > deadline or peer.proc.poll() is not None:
+            raise AssertionError(f"{needle!r} never printed:\n{text}")
+        time.sleep(0.05)
+    return text
+
+
 def wait_for_tickets(peer: Peer, pki: Pki, timeout: float = 10.0) -> None:
     """Wait until a node issues tickets (its first fleet key encrypts after the lead time)."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleet_helpers import fleet_node, outcome, page_from, s_client_get, wait_for_tickets
+from fleet_helpers import (
+    fleet_node,
+    outcome,
+    page_from,
+    s_client_get,
+    wait_for_tickets,
+    wait_output,
+)
 from peers import HTTP_GET, Peer, node_script, openssl_s_client
 from redis_server import RedisServer
 
@@ -173,7 +180,7 @@ def test_status_page_shows_store_and_keys(pair: tuple[Peer, Peer], pki: Pki) -> 
     assert "session store: RedisSessionStore(redis://127.0.0.1:" in page.text
     assert "healthy" in page.text and "ticket keys from Redis" in page.text
     assert "encrypting" in page.text
-    banner = a.output()
+    banner = wait_output(a, "ticket keys from Redis (")
     assert "fleet: Redis 127.0.0.1:" in banner and "key " in banner
     assert "session store healthy" in banner and "ticket keys from Redis (healthy)" in banner
     assert "in memory only" not in banner and "cache of ?" not in banner

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fleet_helpers import fleet_node, outcome, s_client_get
+from fleet_helpers import fleet_node, outcome, s_client_get, wait_output
 from peers import HTTP_GET, Peer
 from redis_server import RedisServer
 from resumption_helpers import parse_status_page
@@ -53,7 +53,7 @@ def test_replays_across_workers_are_refused(pki: Pki, tmp_path: Path) -> None:
     req = tmp_path / "req.txt"
     req.write_bytes(HTTP_GET)
     with fleet_node(pki, tmp_path, None, None, "--workers", "2", "-q", *EARLY) as node:
-        assert "0-RTT replays refused across workers" in node.output(), node.output()
+        wait_output(node, "0-RTT replays refused across workers")
         sess = tmp_path / "sess.pem"
         ticket(node, pki, sess)
         accepted, first = early(node, pki, sess, req)
@@ -85,7 +85,7 @@ def test_nodes_sharing_only_a_key_file_refuse_early_data(pki: Pki, tmp_path: Pat
     with fleet_node(pki, tmp_path, None, None, *args, name="a") as a, \
          fleet_node(pki, tmp_path, None, None, *args, name="b") as b:  # fmt: skip
         for node in (a, b):
-            assert "0-RTT off: the ticket keys come from --ticket-keys files" in node.output()
+            wait_output(node, "0-RTT off: the ticket keys come from --ticket-keys files")
         sess = tmp_path / "sess.pem"
         first = ticket(a, pki, sess)
         assert "Max Early Data: 0" in first, first

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from fleet_helpers import client_context, client_load, fleet_node, page_from, python_get
+from fleet_helpers import (
+    client_context,
+    client_load,
+    fleet_node,
+    page_from,
+    python_get,
+    wait_output,
+)
 from peers import TESSERA, Peer, run
 from redis_server import FakeRedis, RedisServer
 
@@ -96,7 +103,7 @@ def test_nonsense_redis_then_a_real_one(pki: Pki, secret_file: Path, tmp_path: P
         fake.stop()
         raise
     try:
-        banner = a.output()
+        banner = wait_output(a, "ticket keys from Redis (")
         assert "ticket keys from Redis (unavailable" in banner and "healthy" not in banner, banner
         ctx = client_context(pki.ca_file, "tls13")
         reused, session, page = python_get(a.port or 0, ctx)

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fleet_helpers import client_context, client_load, fleet_node, python_get
+from fleet_helpers import client_context, client_load, fleet_node, python_get, wait_output
 from load import Load
 from peers import Peer
 from redis_server import RedisServer
@@ -115,7 +115,7 @@ def test_node_started_while_redis_is_down(pki: Pki, redis_server: RedisServer, s
     mport = free_port()
     with fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q", "--metrics",
                     f"127.0.0.1:{mport}") as node:  # fmt: skip
-        banner = node.output()
+        banner = wait_output(node, "ticket keys from Redis (")
         assert "session store unavailable since start" in banner, banner
         assert "ticket keys from Redis (unavailable: ConnectionError" in banner, banner
         assert "healthy" not in banner, banner

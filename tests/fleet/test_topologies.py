@@ -22,6 +22,7 @@ from fleet_helpers import (
     proxy_node,
     python_get,
     s_client_get,
+    wait_output,
 )
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, run
 from redis_server import RedisCluster, RedisSentinel, RedisServer, redis_cli
@@ -144,7 +145,7 @@ def test_proxy_and_keys_list_on_the_same_url(topology: Topology, pki: Pki,
             reused, _, _ = python_get(pb.port or 0, ctx, session)
             assert reused
             for p in (pa, pb):
-                text = p.output()
+                text = wait_output(p, "fleet: ticket keys from Redis (")
                 assert "UserWarning" not in text and "Traceback" not in text, text
                 assert (
                     f"fleet: Redis {'Cluster' if topology.kind == 'cluster' else 'Sentinel'}"
@@ -207,6 +208,6 @@ def test_proxy_on_one_redis_starts_without_warnings(pki: Pki, redis_server: Redi
          proxy_node(pki, tmp_path, backend.port or 0, redis_server.url, secret_file) as p:  # fmt: skip
         ctx = client_context(pki.ca_file, "tls12-id")
         python_get(p.port or 0, ctx)  # the store is used (and its client made) by the loop
-        text = p.output()
+        text = wait_output(p, "fleet: ticket keys from Redis (")
         assert "fleet: session store healthy" in text, text
         assert "Warning" not in text and "Traceback" not in text, text
