@@ -141,3 +141,28 @@ def client_load(ports: list[int], ca: Path, modes: tuple[str, ...],
         return reused, new
 
     return Load(ports, modes, lambda mode: client_context(ca, mode), connect, pause, limit)
+
+
+# -- cross-node checks shared by the single-Redis and Cluster/Sentinel tests -------------------
+def openssl_resumes_across(a: Peer, b: Peer, pki: Pki, tmp: Path, version: str,
+                           flags: tuple[str, ...], resumed_by: str) -> StatusPage:  # fmt: skip
+    """A session OpenSSL made on ``a`` resumes on ``b`` (by ``resumed_by``); b's page."""
+    sess = tmp / "sess.pem"
+    first = s_client_get(a, pki, *flags, "-sess_out", str(sess), version=version)
+    assert outcome(first) == "New", first
+    page = page_from(b, pki, *flags, "-sess_in", str(sess), version=version)
+    assert page.outcome == "Reused", page.text
+    assert page.fields["Resumed"] == f"yes, by {resumed_by}", page.text
+    return page
+
+
+def early_data_replay_refused(a: Peer, b: Peer, pki: Pki, tmp: Path) -> None:
+    """0-RTT accepted on ``a``, the same flight replayed to ``b`` refused."""
+    sess = tmp / "sess.pem"
+    early = tmp / "req.txt"
+    early.write_bytes(HTTP_GET)
+    assert outcome(s_client_get(a, pki, "-sess_out", str(sess))) == "New"
+    first = s_client_get(a, pki, "-sess_in", str(sess), "-early_data", str(early))
+    assert "Early data was accepted" in first, first
+    replay = s_client_get(b, pki, "-sess_in", str(sess), "-early_data", str(early))
+    assert "Early data was rejected" in replay, replay

@@ -15,16 +15,15 @@ from pathlib import Path
 import pytest
 from fleet_helpers import (
     client_context,
+    early_data_replay_refused,
     fleet_node,
     http_backend,
-    outcome,
-    page_from,
+    openssl_resumes_across,
     proxy_node,
     python_get,
-    s_client_get,
     wait_output,
 )
-from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, run
+from peers import TESSERA, Peer, openssl_s_client, run
 from redis_server import RedisCluster, RedisSentinel, RedisServer, redis_cli
 from resumption_helpers import outcomes
 
@@ -101,26 +100,13 @@ def test_openssl_resumes_on_the_other_node(topology: Topology, pki: Pki, tmp_pat
                                            version: str, flags: tuple[str, ...],
                                            resumed_by: str) -> None:  # fmt: skip
     a, b = topology.nodes
-    sess = tmp_path / "sess.pem"
-    first = s_client_get(a, pki, *flags, "-sess_out", str(sess), version=version)
-    assert outcome(first) == "New", first
-    page = page_from(b, pki, *flags, "-sess_in", str(sess), version=version)
-    assert page.outcome == "Reused", page.text
-    assert page.fields["Resumed"] == f"yes, by {resumed_by}", page.text
+    page = openssl_resumes_across(a, b, pki, tmp_path, version, flags, resumed_by)
     assert "ticket keys from Redis (healthy)" in page.text, page.text
 
 
 def test_0rtt_replay_to_the_other_node_is_refused(topology: Topology, pki: Pki,
                                                   tmp_path: Path) -> None:  # fmt: skip
-    a, b = topology.nodes
-    sess = tmp_path / "sess.pem"
-    early = tmp_path / "req.txt"
-    early.write_bytes(HTTP_GET)
-    assert outcome(s_client_get(a, pki, "-sess_out", str(sess))) == "New"
-    first = s_client_get(a, pki, "-sess_in", str(sess), "-early_data", str(early))
-    assert "Early data was accepted" in first, first
-    replay = s_client_get(b, pki, "-sess_in", str(sess), "-early_data", str(early))
-    assert "Early data was rejected" in replay, replay
+    early_data_replay_refused(*topology.nodes, pki, tmp_path)
 
 
 def test_proxy_and_keys_list_on_the_same_url(topology: Topology, pki: Pki,
