@@ -66,5 +66,9 @@ def test_errors_say_what_to_write(url: str, says: str) -> None:
 
 def test_redacted() -> None:
     assert redacted("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
+    assert redacted("u:pw@h:1") == "u:***@h:1"
+    with pytest.raises(ConfigError) as e:
+        parse("fleet:s3cret@h:6379")
+    assert "s3cret" not in str(e.value) and "redis://fleet:***@h:6379" in str(e.value)
     assert redacted("redis://:pw@h:1") == "redis://***@h:1"
     assert redacted("redis://h:1") == "redis://h:1"

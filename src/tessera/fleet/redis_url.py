@@ -101,13 +101,15 @@ class RedisTarget:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password, for banners and logs."""
+    """``url`` without its password, for banners and logs (with or without a scheme)."""
     scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
     creds, at, host = rest.rpartition("@")
-    if not sep or not at:
+    if not at:
         return url
     user = creds.partition(":")[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+    return f"{scheme}{sep}{user + ':' if user else ''}***@{host}"
 
 
 def parse(url: str, option: str = "--redis") -> RedisTarget:
@@ -116,7 +118,8 @@ def parse(url: str, option: str = "--redis") -> RedisTarget:
     if not sep:
         raise ConfigError(
             f"{option} {redacted(url)}: a Redis URL starts with its scheme, e.g. "
-            f"redis://{url} (also rediss://, unix://, redis-cluster://, redis-sentinel://)"
+            f"redis://{redacted(url)} (also rediss://, unix://, redis-cluster://, "
+            "redis-sentinel://)"
         )
     scheme = scheme.lower()
     if scheme not in SCHEMES:
