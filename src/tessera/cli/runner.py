@@ -49,15 +49,19 @@ class Prepared:
     loaded: Loaded
     runtime: FleetRuntime
     exporter: MetricsExporter | None
+    early_data: int = 0  # the 0-RTT limit asked for (the fleet may refuse it: banner)
 
 
 def prepare(opts: ServerOptions, *, tickets: bool = True, cache: bool = True,
-            await_memory: bool = False) -> Prepared:  # fmt: skip
+            await_memory: bool = False, early_data: int = 0) -> Prepared:  # fmt: skip
     """Load the certificates and ticket key files, make the keyring (generated keys unless
     ``tickets`` is False), the fleet runtime, the metrics exporter and the session store:
-    Redis when the fleet has it, else memory (none without ``cache``). A store the engine
-    must await (Redis, a metered memory store, or memory when ``await_memory``) says so in
-    ``loaded.awaited``. Raises ConfigError."""
+    Redis when the fleet has it, else memory (none without ``cache``; with workers sharing
+    keys, the supervisor's 0-RTT strike register in front of it). A store the engine must
+    await or answer through the async adapter (Redis, a metered or shared-register store, or
+    memory when ``await_memory``) says so in ``loaded.awaited``. ``early_data``: the 0-RTT
+    limit asked for; ``loaded.early_data`` says whether the fleet allows it (a strike register
+    shared as widely as the ticket keys). Raises ConfigError."""
     loop_factory(opts.loop)  # --loop uvloop without uvloop: say so now
     files = dataclasses.replace(opts.files(), password=read_password(opts.password))
     certificates = serving.load_certificates(files)
@@ -70,29 +74,35 @@ def prepare(opts: ServerOptions, *, tickets: bool = True, cache: bool = True,
     runtime = FleetRuntime(opts.fleet, keyring, generated_keys=not opts.ticket_keys,
                            rotation=opts.ticket_rotation, keep=opts.ticket_keep)  # fmt: skip
     exporter = metrics_cli.exporter_for(opts.metrics, runtime)
-    memory = MemoryStore(opts.cache_size) if cache else None
-    shared = runtime.async_session_store() if memory is not None else None
+    shared = runtime.async_session_store() if cache else None
+    memory = None  # memory (and the supervisor's 0-RTT register in front of it, if any)
+    if cache and shared is None:
+        memory = runtime.session_store(MemoryStore(opts.cache_size))
     store: object = memory
     if shared is not None:  # Redis: awaited by the engine, never called on the loop thread
         store = metrics_cli.instrumented(exporter, shared)
-    elif memory is not None and (exporter is not None or await_memory):  # answered at once
-        store = AsyncMemoryStore(metrics_cli.instrumented(exporter, memory))
+    elif memory is not None and (
+        exporter is not None or await_memory or not isinstance(memory, MemoryStore)
+    ):  # answered at once through the async adapter (the register's answer is local IPC)
+        store = AsyncMemoryStore(cast(MemoryStore, metrics_cli.instrumented(exporter, memory)))
     loaded = Loaded(
         certificates, runtime.keyring,
         # (an awaited store is a marker to ServerConfig: it never calls it itself)
         cast("SessionStore | None", store),
         metrics_cli.observers(exporter), keylog_option(opts.keylogfile), store is not memory,
+        early_data=bool(runtime.early_data(early_data)),
     )  # fmt: skip
-    return Prepared(files, loaded, runtime, exporter)
+    return Prepared(files, loaded, runtime, exporter, early_data)
 
 
 def configure(opts: ServerOptions, build: Callable[[Loaded], ServerConfig], *,
-              tickets: bool = True, cache: bool = True, await_memory: bool = False
-              ) -> tuple[Prepared, ServerConfig]:  # fmt: skip
+              tickets: bool = True, cache: bool = True, await_memory: bool = False,
+              early_data: int = 0) -> tuple[Prepared, ServerConfig]:  # fmt: skip
     """:func:`prepare`, then ``build`` the configuration; a ConfigError is said as a usage
     error (in the options' words)."""
     try:
-        prepared = prepare(opts, tickets=tickets, cache=cache, await_memory=await_memory)
+        prepared = prepare(opts, tickets=tickets, cache=cache, await_memory=await_memory,
+                           early_data=early_data)  # fmt: skip
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     try:
@@ -131,7 +141,7 @@ def run(
             exporter.start()
             mode = " (multiprocess)" if exporter.directory else ""
             say(f"metrics: http://{exporter.address[0]}:{exporter.address[1]}/metrics{mode}")
-        for line in banner(server.address) + prepared.runtime.banner_lines():
+        for line in banner(server.address) + prepared.runtime.banner_lines(prepared.early_data):
             say(line)
         sys.stderr.flush()
         if not servers:  # a supervisor: it stops and reloads its workers

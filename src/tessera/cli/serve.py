@@ -48,7 +48,7 @@ def run(opts: ServeOptions) -> None:
     """Serve until SIGINT/SIGTERM (with ``--workers``: a supervisor and its workers)."""
     prepared, config = runner.configure(
         opts, lambda loaded: build_server_config(opts, loaded),
-        tickets=not opts.no_ticket, cache=not opts.no_cache,
+        tickets=not opts.no_ticket, cache=not opts.no_cache, early_data=opts.max_early_data,
     )  # fmt: skip
     if opts.save_cert:
         serving.save_certificates(opts.save_cert, config.certificates)

@@ -51,6 +51,7 @@ class Loaded:
     observers: tuple[ResumptionObserver, ...] = ()
     keylog: Callable[[str], None] | None = None
     awaited: bool = False  # the engine awaits ``store`` (Redis, metered memory)
+    early_data: bool = True  # the fleet allows 0-RTT (its strike register is shared enough)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,7 +317,7 @@ def build_server_config(opts: ServeOptions, loaded: Loaded) -> ServerConfig:
         num_tickets=opts.num_tickets,
         # --no-ticket: TLS 1.3 resumes with stateful tickets when there is a cache
         stateful_tickets=opts.stateful_tickets or (opts.no_ticket and not opts.no_cache),
-        max_early_data_size=opts.max_early_data,
+        max_early_data_size=opts.max_early_data if loaded.early_data else 0,
         max_ticket_age_skew=opts.ticket_age_skew,
         psk_ke=opts.psk_ke,
         legacy_sha1_signatures=opts.legacy_sha1,
