@@ -201,15 +201,15 @@ def connection(
     spent = 0
     server: Server | None = None
     for _ in range(12):
+        t0 = clock()
         if prof is not None:
             prof.enable()
-        t0 = clock()
         if server is None:
             server = make()
         out = server.step(data)
-        spent += clock() - t0
         if prof is not None:
             prof.disable()
+        spent += clock() - t0
         data = client.step(out)
         if client.done and not data:
             break

@@ -18,15 +18,13 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
+
+# OpenSSL's one-shot HMAC, without the argument checks of hmac.digest() (tessera needs
+# OpenSSL anyway: cryptography is built on it).
+from _hashlib import hmac_digest as hmac_digest  # noqa: PLC0414 (re-exported for prf.py)
 from functools import lru_cache
 
 from .suites import CipherSuite
-
-try:  # OpenSSL's one-shot HMAC, without the argument checks of hmac.digest()
-    from _hashlib import hmac_digest as hmac_digest  # noqa: PLC0414 (re-exported for prf.py)
-except ImportError:  # pragma: no cover - CPython without OpenSSL
-    hmac_digest = hmac.digest  # type: ignore[assignment]
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -52,6 +50,15 @@ def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: byte
         out += block
         i += 1
     return out[:length]
+
+
+def traffic_keys(suite: CipherSuite, secret: bytes) -> tuple[bytes, bytes]:
+    """(key, iv) for a TLS 1.3 traffic secret (RFC 8446 §7.3)."""
+    name = suite.prf_hash
+    return (
+        hkdf_expand_label(name, secret, b"key", b"", suite.key_len),
+        hkdf_expand_label(name, secret, b"iv", b"", 12),
+    )
 
 
 @lru_cache(maxsize=8)
@@ -112,9 +119,7 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(key, iv) for a traffic secret."""
-        key = self.expand_label(secret, b"key", b"", self.suite.key_len)
-        iv = self.expand_label(secret, b"iv", b"", 12)
-        return key, iv
+        return traffic_keys(self.suite, secret)
 
     def next_traffic_secret(self, secret: bytes) -> bytes:
         return self.expand_label(secret, b"traffic upd", b"", self.hash_len)

@@ -19,7 +19,8 @@ from typing import Protocol, runtime_checkable
 
 from ..crypto.key_schedule import hmac_digest
 from .keyring import TicketKeySource
-from .stats import FallbackReason
+from .model import ServerSession
+from .resumption.vocabulary import FallbackReason
 
 MIN_TICKET = 16 + 16 + 16 + 32
 MAX_TICKET = 16 * 1024
@@ -30,6 +31,8 @@ class Opened:
     state: bytes = field(repr=False)  # the session, secret included
     key_is_current: bool  # False: sealed under an older key, so a fresh ticket is due
     key_name: bytes | None = None
+    # ``state`` decoded, when the sealer did it (else the resolver decodes it).
+    session: ServerSession | None = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable
