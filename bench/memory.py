@@ -46,6 +46,16 @@ from common import (
     table,
     test_certificates,
 )
+from tessera import (
+    ApplicationData,
+    CertifiedKey,
+    ConnectionClosed,
+    MemoryStore,
+    ProtocolVersion,
+    ServerConfig,
+    ServerConnection,
+    TicketKeyring,
+)
 
 REQUEST = b"x\n"
 
@@ -114,20 +124,16 @@ class Client:
 class TesseraServer:
     """The pump a front end runs: bytes in, events handled, bytes out."""
 
-    def __init__(self, config: object) -> None:
-        from tessera import ApplicationData, ConnectionClosed, ServerConnection
-
-        self.conn = ServerConnection(config)  # type: ignore[arg-type]
-        self._app = ApplicationData
-        self._closed = ConnectionClosed
+    def __init__(self, config: ServerConfig) -> None:
+        self.conn = ServerConnection(config)
 
     def step(self, data: bytes) -> bytes:
         conn = self.conn
         conn.receive_data(data)
         for ev in conn.events():
-            if isinstance(ev, self._app):
+            if isinstance(ev, ApplicationData):
                 conn.send_data(ev.data)
-            elif isinstance(ev, self._closed):
+            elif isinstance(ev, ConnectionClosed):
                 conn.close()
         return conn.data_to_send()
 
@@ -166,8 +172,6 @@ Server = TesseraServer | OpenSSLServer
 
 
 def make_servers(certs: CertFiles, version: str) -> dict[str, Callable[[], Server]]:
-    from tessera import CertifiedKey, MemoryStore, ProtocolVersion, ServerConfig, TicketKeyring
-
     v = ProtocolVersion.TLS1_3 if version == "1.3" else ProtocolVersion.TLS1_2
     config = ServerConfig(
         certificates=(CertifiedKey.load(certs.cert, certs.key),),

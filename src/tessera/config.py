@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .observe.facts import ResumptionObserver
 from .observe.guard import ObserverGuard
 from .session.keyring import TicketKeyring, TicketKeySource
+from .session.memo import SessionMemo
 from .session.resumption.awaited import AsyncSessionStore, check_async_store
 from .session.sealer import Rfc5077Sealer, TicketSealer
 from .session.stats import SessionStats
@@ -264,6 +265,8 @@ class ServerConfig(_CommonConfig):
     sealer: TicketSealer | None = field(default=None, init=False, repr=False, compare=False)
     # Every fact goes through it to ``stats`` and then ``observers`` (see observe.guard).
     observer_guard: ObserverGuard = field(init=False, repr=False, compare=False)
+    # Sessions the store returned under an id, decoded (bounded, none past its lifetime).
+    decoded_sessions: SessionMemo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -297,10 +300,11 @@ class ServerConfig(_CommonConfig):
                 stats.track_store(store)
         sealer = self.ticket_sealer
         if sealer is None and self.ticket_keyring is not None:
-            sealer = Rfc5077Sealer(self.ticket_keyring)
+            sealer = Rfc5077Sealer(self.ticket_keyring, self.clock)
         object.__setattr__(self, "sealer", sealer)
         guard = ObserverGuard((stats, *self.observers), lambda: stats.incr("observer_errors"))
         object.__setattr__(self, "observer_guard", guard)
+        object.__setattr__(self, "decoded_sessions", SessionMemo())
 
     @property
     def has_session_store(self) -> bool:

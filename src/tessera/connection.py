@@ -68,7 +68,7 @@ from .messages import Alert, HelloRequest, decode_message
 from .observe.facts import HandshakeFailed
 from .record.layer import HandshakeReassembler, RecordLayer
 from .session.model import ClientSession
-from .session.resumption import LookupAnswer, inline, session_id_key
+from .session.resumption import LookupAnswer, session_id_key
 from .session.resumption.operations import StoreLookup, StoreWrite
 
 # Consecutive empty application data records tolerated before we call it an attack.
@@ -528,28 +528,12 @@ class ServerConnection(_Connection[ServerContext]):
         return ExpectClientHello().handle(new, HandshakeType.CLIENT_HELLO, body, raw)
 
     def _after_transition(self) -> None:
-        ctx = self._ctx
-        config = ctx.config
-        while isinstance(self._state, AwaitSessionLookup):
-            lookup = self._state
-            if config.async_session_store is not None:
-                self._lookup = lookup
-                self._paused = True
-                self._events.append(SessionLookupRequired(lookup.operations))
-                return
-            store = config.session_store
-            assert store is not None, "a lookup without a store"
-            answers = inline.answer(store, lookup.operations)
-            self._report_failures(lookup.operations, answers)
-            self._state = lookup.provide(ctx, answers)
-            self._port.flush()
-
-    def _report_failures(
-        self, operations: Sequence[StoreLookup], answers: Sequence[LookupAnswer]
-    ) -> None:
-        for op, answer in zip(operations, answers, strict=True):
-            if isinstance(answer, BaseException):
-                self._ctx.store_failed(op, answer)
+        """The handshake waits for an async store: pause and announce the lookup."""
+        lookup = self._state
+        assert isinstance(lookup, AwaitSessionLookup)
+        self._lookup = lookup
+        self._paused = True
+        self._events.append(SessionLookupRequired(lookup.operations))
 
     def store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
         """Report a store operation that raised (a front end performing SessionStoreUpdate
@@ -572,15 +556,17 @@ class ServerConnection(_Connection[ServerContext]):
             )
         self._lookup = None
         self._paused = False
-        self._report_failures(lookup.operations, answers)
+        self._ctx.report_failures(lookup.operations, answers)
         self._answered = (lookup, tuple(answers))
         self._guarded(self._resume)
 
     def _resume(self) -> None:
         lookup, answers = self._answered
-        self._state = lookup.provide(self._ctx, answers)
+        self._state = state = lookup.provide(self._ctx, answers)
         self._port.flush()
-        self._after_transition()
+        if state.__class__ is AwaitSessionLookup:
+            self._after_transition()
+            return
         self._handle_messages()
         self._process_records()
 

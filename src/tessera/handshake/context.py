@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeVar
 
 from ..config import ClientConfig, ServerConfig
@@ -30,7 +31,7 @@ from ..events import (
 from ..messages.base import HandshakeMessage, encode_handshake
 from ..observe.facts import Fact, StoreFailed
 from ..session.resumption import inline
-from ..session.resumption.operations import StoreLookup, StoreWrite
+from ..session.resumption.operations import LookupAnswer, StoreLookup, StoreWrite
 from .carry import Renegotiation, RenegotiationLimits
 from .negotiated import Negotiated12, Negotiated13, connection_info
 from .port import HandshakePort
@@ -253,6 +254,14 @@ class ServerContext(HandshakeContext[ServerConfig]):
 
     def store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
         self.observe(StoreFailed(op.op, f"{type(error).__name__}: {error}"))
+
+    def report_failures(
+        self, operations: Sequence[StoreLookup], answers: Sequence[LookupAnswer]
+    ) -> None:
+        """Tell the observers about every answer that is an exception the store raised."""
+        for op, answer in zip(operations, answers, strict=True):
+            if isinstance(answer, BaseException):
+                self.store_failed(op, answer)
 
     def complete(
         self,

@@ -15,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..session.resumption import Continuation, LookupAnswer, Outcome, Pending, ResumptionDecision
+from ..session.resumption import (
+    Continuation,
+    LookupAnswer,
+    Outcome,
+    Pending,
+    ResumptionDecision,
+    inline,
+)
 from ..session.resumption.operations import StoreLookup
 from .context import ServerContext, ServerState
 
@@ -66,9 +73,25 @@ class Resolving:
         return drive(ctx, self.resolution.answer(answers), self.after)
 
 
+def ask(
+    ctx: ServerContext,
+    operations: tuple[StoreLookup, ...],
+    then: StoreAnswered,
+    handshake_done: bool = False,
+) -> ServerState:
+    """Put ``operations`` to the store: a synchronous one answers on the spot (failures
+    reported); for an async one the handshake waits in :class:`AwaitSessionLookup`."""
+    store = ctx.config.session_store
+    if store is None:
+        return AwaitSessionLookup(operations, then, handshake_done)
+    answers = inline.answer(store, operations)
+    ctx.report_failures(operations, answers)
+    return then.resume(ctx, answers)
+
+
 def drive(ctx: ServerContext, outcome: Outcome, after: AfterDecision) -> ServerState:
-    """Wait for the store (an :class:`AwaitSessionLookup`), or report the decision and go on."""
+    """Ask the store (see :func:`ask`) until there is a decision; report it and go on."""
     if isinstance(outcome, Pending):
-        return AwaitSessionLookup(outcome.operations, Resolving(outcome.then, after))
+        return ask(ctx, outcome.operations, Resolving(outcome.then, after))
     ctx.decided(outcome)
     return after.decided(ctx, outcome)

@@ -35,6 +35,7 @@ by that id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -53,10 +54,12 @@ from ..messages import (
     ClientKeyExchangeRSA,
     Finished,
     NewSessionTicket12,
-    ServerHello,
     ServerHelloDone,
     ServerKeyExchangeECDHE,
     decode_message,
+    extensions_block,
+    finished_bytes,
+    server_hello_bytes,
 )
 from ..messages import extensions as X
 from ..messages.hello import DOWNGRADE_TLS12
@@ -76,7 +79,7 @@ from ..session.resumption import (
 from ..session.resumption.operations import StoreLookup
 from . import keys12, renegotiation
 from .context import ServerContext, ServerState, require, verify_finished
-from .lookup import AwaitSessionLookup, drive
+from .lookup import ask, drive
 from .negotiated import Negotiated12
 from .negotiation import select_group, select_suite_12, verified_client_chain
 from .port import Direction, Epoch, Keys12
@@ -159,7 +162,7 @@ def _abbreviated(ctx: ServerContext, a: Answer12, d: ResumptionDecision,
     port.send_ccs()
     port.install_keys(Direction.WRITE, Epoch.APPLICATION, suite, server_keys)
     verify = keys12.finished_data(suite, secret, False, ctx.transcript.digest())
-    ctx.send(Finished(verify))
+    ctx.send_encoded(finished_bytes(verify))
     return ExpectChangeCipherSpec(Finish12(n, secret, client_keys, None, a.started, d, verify))
 
 
@@ -231,26 +234,47 @@ def _server_random(ctx: ServerContext) -> bytes:
 def _send_server_hello(
     ctx: ServerContext, n: Negotiated12, will_send_ticket: bool, ecdhe_formats: bool = False
 ) -> None:
-    exts: list[X.Extension] = []
-    if n.secure_renegotiation:
-        exts.append(X.RenegotiationInfo(renegotiation.server_hello_info(ctx)))
-    if n.ems:
-        exts.append(X.ExtendedMasterSecret())
-    if n.etm:
-        exts.append(X.EncryptThenMac())
-    if will_send_ticket:
-        exts.append(X.SessionTicketExt(b""))
-    if ecdhe_formats and n.suite.kx is KeyExchange.ECDHE:
-        exts.append(X.ECPointFormats((0,)))
-    if n.alpn is not None:
-        exts.append(X.ALPN((n.alpn,)))
-    if n.server_name is not None and n.resumed_by is None:
-        exts.append(X.ServerNameAck())
-    ctx.send(
-        ServerHello(
-            ProtocolVersion.TLS1_2, n.server_random, n.session_id, n.suite.code, 0, tuple(exts)
+    ecdhe = ecdhe_formats and n.suite.kx is KeyExchange.ECDHE
+    sni_ack = n.server_name is not None and n.resumed_by is None
+    if ctx.carry is None:  # the extensions repeat from connection to connection: prebuilt
+        exts = _extensions(n.secure_renegotiation, n.ems, n.etm, will_send_ticket, ecdhe,
+                           n.alpn, sni_ack)  # fmt: skip
+    else:  # a renegotiation: renegotiation_info carries this connection's verify_data
+        info = X.RenegotiationInfo(renegotiation.server_hello_info(ctx))
+        exts = extensions_block(
+            _extension_list(info, n.ems, n.etm, will_send_ticket, ecdhe, n.alpn, sni_ack)
         )
-    )
+    ctx.send_encoded(server_hello_bytes(n.server_random, n.session_id, n.suite.code, exts))
+
+
+@lru_cache(maxsize=256)
+def _extensions(secure_renegotiation: bool, ems: bool, etm: bool, ticket: bool,
+                ecdhe_formats: bool, alpn: bytes | None, sni_ack: bool) -> bytes:  # fmt: skip
+    """The encoded extensions of an initial handshake's ServerHello (ALPN values come from the
+    configuration, so the cache stays small)."""
+    info = X.RenegotiationInfo(b"") if secure_renegotiation else None
+    return extensions_block(_extension_list(info, ems, etm, ticket, ecdhe_formats, alpn, sni_ack))
+
+
+def _extension_list(info: X.RenegotiationInfo | None, ems: bool, etm: bool, ticket: bool,
+                    ecdhe_formats: bool, alpn: bytes | None, sni_ack: bool
+                    ) -> tuple[X.Extension, ...]:  # fmt: skip
+    exts: list[X.Extension] = []
+    if info is not None:
+        exts.append(info)
+    if ems:
+        exts.append(X.ExtendedMasterSecret())
+    if etm:
+        exts.append(X.EncryptThenMac())
+    if ticket:
+        exts.append(X.SessionTicketExt(b""))
+    if ecdhe_formats:
+        exts.append(X.ECPointFormats((0,)))
+    if alpn is not None:
+        exts.append(X.ALPN((alpn,)))
+    if sni_ack:
+        exts.append(X.ServerNameAck())
+    return tuple(exts)
 
 
 def _send_ticket(ctx: ServerContext, session: ServerSession) -> None:
@@ -406,7 +430,7 @@ class ExpectFinished(ServerState):
                 "put", session_id_key(f.n.session_id), session.to_bytes(),
                 config.session_timeout + EXPIRED_GRACE,
             )  # fmt: skip
-            return AwaitSessionLookup((put,), SessionStored(f, expected))
+            return ask(ctx, (put,), SessionStored(f, expected))
         return _finish_full(ctx, f, expected, cached=False)
 
 
@@ -442,6 +466,6 @@ def _finish_full(
     assert f.server_keys is not None
     port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, f.server_keys)
     verify = keys12.finished_data(n.suite, f.master, False, ctx.transcript.digest())
-    ctx.send(Finished(verify))
+    ctx.send_encoded(finished_bytes(verify))
     ctx.complete(n, f.started, f.decision)
     return ServerTraffic12(n, f.master, client_verify, verify)

@@ -20,7 +20,7 @@ from ..session.resumption import LookupAnswer, stateful_ticket_key
 from ..session.resumption import NotIssued as Why
 from ..session.resumption.operations import StoreLookup
 from .context import ServerContext, ServerState
-from .lookup import AwaitSessionLookup
+from .lookup import ask
 from .traffic13 import MAX_TICKET_LIFETIME, Keys13
 
 
@@ -77,7 +77,7 @@ def issue_tickets(ctx: ServerContext, keys: Keys13, count: int, then: ServerStat
         StoreLookup("put", stateful_ticket_key(t.identity), t.session.to_bytes(), lifetime)
         for t in tickets
     )
-    return AwaitSessionLookup(puts, TicketsStored(tuple(tickets), then), handshake_done=True)
+    return ask(ctx, puts, TicketsStored(tuple(tickets), then), handshake_done=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from .certificate import (
     CertificateRequest13,
     CertificateVerify,
 )
-from .hello import ClientHello, ServerHello
+from .hello import ClientHello, ServerHello, extensions_block, server_hello_bytes
 from .key_exchange import (
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
@@ -25,6 +25,7 @@ from .misc import (
     KeyUpdate,
     NewSessionTicket12,
     NewSessionTicket13,
+    finished_bytes,
 )
 
 __all__ = [
@@ -50,4 +51,7 @@ __all__ = [
     "ServerKeyExchangeECDHE",
     "decode_message",
     "encode_handshake",
+    "extensions_block",
+    "finished_bytes",
+    "server_hello_bytes",
 ]

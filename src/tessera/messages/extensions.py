@@ -506,11 +506,15 @@ def encode_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
     w.close(outer, 2)
 
 
-def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
+def decode_extensions(
+    r: Reader, registry: Registry, by_type: dict[type, Extension] | None = None
+) -> tuple[Extension, ...]:
     """Decode an ``Extension extensions<0..2^16-1>`` block; duplicates are a decode_error.
 
     The extension headers are read straight from the buffer (this runs for every hello); each
-    known extension body is decoded by its class inside a Reader bounded to its length.
+    known extension body is decoded by its class inside a Reader bounded to its length, every
+    one of them strictly (a malformed extension the server does not read is still refused).
+    ``by_type``, if given, gets the extensions by class.
     """
     block = r.vector(2)
     buf, p, end = block._buf, block._pos, block._end
@@ -534,11 +538,14 @@ def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
             out.append(UnknownExtension(code, bytes(buf[start:p])))
             continue
         body = Reader(buf, start, p)
-        out.append(cls.decode(body))
+        ext = cls.decode(body)
         if not body.at_end():
             raise DecodeError(
                 f"{body.remaining} trailing byte(s) in extension {ExtensionType(code).name}"
             )
+        out.append(ext)
+        if by_type is not None:
+            by_type[cls] = ext
     return tuple(out)
 
 

@@ -12,6 +12,11 @@ from . import extensions as X
 from .extensions import Extension, T
 
 
+def finished_bytes(verify_data: bytes) -> bytes:
+    """An encoded Finished (handshake header included)."""
+    return bytes((HandshakeType.FINISHED, 0, 0, len(verify_data))) + verify_data
+
+
 @dataclass(frozen=True, slots=True)
 class Finished:
     verify_data: bytes

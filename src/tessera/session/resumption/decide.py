@@ -146,10 +146,14 @@ class SessionIdAnswer:
                 # it resumes nothing; an unknown one is not counted as a miss.
                 return _full12(config, hello)
             return _full12(config, hello, by, FallbackReason.UNKNOWN_SESSION_ID)
-        session = _decode(found)
+        memo = config.decoded_sessions
+        known = memo.get(found, self.now)
+        session = known[1] if known is not None else _decode(found)
         if session is None:
             delete = StoreWrite("delete", session_id_key(hello.session_id))
             return _full12(config, hello, by, FallbackReason.SESSION_CORRUPT, (delete,))
+        if known is None:
+            memo.put(found, found, session, self.now)
         return _check12(config, hello, self.now, session, by, None, False, self.client_auth)
 
 

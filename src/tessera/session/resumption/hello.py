@@ -72,7 +72,7 @@ def _get(by_type: dict[type, X.Extension], cls: type[E]) -> E | None:
 
 
 def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
-    by_type: dict[type, X.Extension] = {type(e): e for e in ch.extensions}  # at most one each
+    by_type = ch.by_type
     sni = _get(by_type, X.ServerName)
     sv = _get(by_type, X.SupportedVersionsOffer)
     ticket = _get(by_type, X.SessionTicketExt)
