@@ -84,8 +84,14 @@ class _CommonConfig:
     _suites_by_version: dict[int, tuple[tuple[CipherSuite, ...], frozenset[int]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _versions: tuple[ProtocolVersion, ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        versions = (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2)
+        enabled = tuple(v for v in versions if self.min_version <= v <= self.max_version)
+        object.__setattr__(self, "_versions", enabled)
         object.__setattr__(self, "cipher_suites", _as_suites(self.cipher_suites))
         for v in (ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3):
             if self.min_version <= v <= self.max_version:
@@ -122,11 +128,7 @@ class _CommonConfig:
     @property
     def versions(self) -> tuple[ProtocolVersion, ...]:
         """Enabled versions, highest first."""
-        return tuple(
-            v
-            for v in (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2)
-            if self.min_version <= v <= self.max_version
-        )
+        return self._versions
 
 
 @dataclass(frozen=True, kw_only=True)

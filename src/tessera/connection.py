@@ -254,8 +254,12 @@ class _Connection(Generic[X]):
             assert state is not None
             if msg[0] == HandshakeType.HELLO_REQUEST and self._ignores(state, msg[1]):
                 continue
-            self._state = state = state.handle(self._ctx, msg[0], msg[1], msg[2])
+            ctx = self._ctx
+            previous = state
+            self._state = state = state.handle(ctx, msg[0], msg[1], msg[2])
             port.flush()
+            if ctx.successor is not None:
+                self._adopt(ctx, previous)
             if state.__class__ is AwaitSessionLookup:
                 self._after_transition()
                 state = self._state
@@ -263,6 +267,16 @@ class _Connection(Generic[X]):
             self._records.plaintext_alerts = False
             if self._settled is not None and self._ctx.info is not None:
                 self._settled = None  # a renegotiation completed: it describes the connection
+
+    def _adopt(self, ctx: X, previous: State[X]) -> None:
+        """A transition started a renegotiation: its fresh context is the one in progress,
+        and the handshake before (and its open state) describe the connection until it
+        completes."""
+        successor = ctx.successor
+        assert successor is not None
+        ctx.successor = None
+        self._settled = (ctx, previous)
+        self._ctx = successor
 
     def _ignores(self, state: State[X], body: bytes) -> bool:
         """A hook for the client: a HelloRequest while it negotiates is ignored."""
@@ -411,7 +425,7 @@ class ClientConnection(_Connection[ClientContext]):
                 "certificate checking needs the server's name: pass server_name, or set "
                 "check_hostname=False (or verify=False for tests)"
             )
-        ctx = ClientContext(config, self._port, self._events, server_name, self._restart)
+        ctx = ClientContext(config, self._port, self._events, server_name, _restart_client)
         if address is not None:
             ctx.cache_key = (address[0], address[1], server_name)
         if session is None and config.session_cache is not None and ctx.cache_key is not None:
@@ -460,7 +474,9 @@ class ClientConnection(_Connection[ClientContext]):
         why = renegotiation.client_refusal(self._ctx.config, state.negotiated)
         if why is not None:
             raise LocalProtocolError(f"renegotiate(): {why}")
-        self._state = self._restart(state.carry("client"))
+        ctx = self._ctx
+        self._state = _restart_client(ctx, state.carry("client"))
+        self._adopt(ctx, state)
         self._port.flush()
 
     def _ignores(self, state: ClientState, body: bytes) -> bool:
@@ -506,7 +522,7 @@ class ServerConnection(_Connection[ServerContext]):
 
     def __init__(self, config: ServerConfig) -> None:
         super().__init__()
-        self._ctx = ServerContext(config, self._port, self._events, self._restart)
+        self._ctx = ServerContext(config, self._port, self._events, _restart_server)
         self._state = ExpectClientHello()
         self._lookup: AwaitSessionLookup | None = None
 
@@ -642,3 +658,17 @@ class ServerConnection(_Connection[ServerContext]):
         ctx.observe(HandshakeFailed(alert, sent, during_handshake=ctx.info is None))
         if ctx.cached_session_id and ctx.config.has_session_store:
             ctx.store_write(StoreWrite("delete", session_id_key(ctx.cached_session_id)))
+
+
+# -- the restart, injected into each context (a function: no reference cycle through it) ----
+def _restart_client(ctx: ClientContext, carry: Renegotiation) -> ClientState:
+    """A renegotiation: a new handshake context, and its ClientHello."""
+    return client_hs.start(ctx.next_handshake(carry))
+
+
+def _restart_server(
+    ctx: ServerContext, carry: Renegotiation, body: bytes, raw: bytes
+) -> ServerState:
+    """A renegotiation ClientHello: a new handshake context answers it."""
+    new = ctx.next_handshake(carry)
+    return ExpectClientHello().handle(new, HandshakeType.CLIENT_HELLO, body, raw)

@@ -128,19 +128,24 @@ class HandshakeContext(Generic[C]):
 
 
 class ClientRestart(Protocol):
-    """The connection's: start a renegotiation handshake on this connection."""
+    """Start a renegotiation handshake (a new context, ``ctx.successor``): the connection's,
+    injected so that no state imports the state that starts a handshake."""
 
-    def __call__(self, carry: Renegotiation) -> State[ClientContext]: ...
+    def __call__(self, ctx: ClientContext, carry: Renegotiation) -> State[ClientContext]: ...
 
 
 class ServerRestart(Protocol):
-    """The connection's: a renegotiation ClientHello starts a new handshake context."""
+    """Answer a renegotiation ClientHello with a new handshake context (``ctx.successor``)."""
 
-    def __call__(self, carry: Renegotiation, body: bytes, raw: bytes) -> State[ServerContext]: ...
+    def __call__(
+        self, ctx: ServerContext, carry: Renegotiation, body: bytes, raw: bytes
+    ) -> State[ServerContext]: ...
 
 
 class ClientContext(HandshakeContext[ClientConfig]):
-    __slots__ = ("cache_key", "latest_session", "offered_session", "restart", "server_name")
+    __slots__ = (
+        "cache_key", "latest_session", "offered_session", "restart", "server_name", "successor",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -155,6 +160,8 @@ class ClientContext(HandshakeContext[ClientConfig]):
         # The name sent in SNI and checked in the certificate (and part of the cache key).
         self.server_name = server_name
         self.restart = restart
+        # A renegotiation this handshake's state just started; the connection adopts it.
+        self.successor: ClientContext | None = None
         self.offered_session: ClientSession | None = None
         self.latest_session: ClientSession | None = None
         self.cache_key: CacheKey | None = None
@@ -191,11 +198,12 @@ class ClientContext(HandshakeContext[ClientConfig]):
         session = self.current_session()
         if session is not None and session.version == ProtocolVersion.TLS1_2:
             new.offered_session = session
+        self.successor = new
         return new
 
 
 class ServerContext(HandshakeContext[ServerConfig]):
-    __slots__ = ("cached_session_id", "decision", "limits", "restart")
+    __slots__ = ("cached_session_id", "decision", "limits", "restart", "successor")
 
     def __init__(
         self,
@@ -208,6 +216,7 @@ class ServerContext(HandshakeContext[ServerConfig]):
     ) -> None:
         super().__init__(config, port, events, carry)
         self.restart = restart
+        self.successor: ServerContext | None = None  # a renegotiation just started
         # Per connection, carried from handshake to handshake: client renegotiation refusals.
         self.limits = limits if limits is not None else RenegotiationLimits()
         # The id this connection's TLS 1.2 session is stored under (to forget it on a fatal
@@ -222,6 +231,7 @@ class ServerContext(HandshakeContext[ServerConfig]):
         """A fresh context for a renegotiation on this connection."""
         new = ServerContext(self.config, self.port, self.events, self.restart, carry, self.limits)
         new.cached_session_id = self.cached_session_id
+        self.successor = new
         return new
 
     @property

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Protocol
 
 from ..certs import CertifiedKey
@@ -63,6 +64,10 @@ from ..messages import (
     Finished,
     ServerHello,
     decode_message,
+    encode_handshake,
+    finished_bytes,
+    server_hello13_extensions,
+    server_hello_bytes,
 )
 from ..messages import extensions as X
 from ..messages.hello import HELLO_RETRY_REQUEST_RANDOM
@@ -291,23 +296,20 @@ class Answer13:
 
 
 def _send_server_hello(
-    ctx: ServerContext,
-    a: Answer13,
-    n: Negotiated13,
-    share: X.KeyShareEntry | None,
+    ctx: ServerContext, a: Answer13, n: Negotiated13, share: X.KeyShareEntry | None,
     d: ResumptionDecision,
-) -> bytes | None:
+) -> bytes | None:  # fmt: skip
     """Send the ServerHello; returns the (EC)DHE shared secret, if any."""
-    exts: list[X.Extension] = [X.SupportedVersionSelected(ProtocolVersion.TLS1_3)]
     shared: bytes | None = None
+    public = b""
     if share is not None:
         ours = KeyShare(share.group)
         shared = ours.exchange(share.key_exchange)
-        exts.append(X.KeyShareSelected(X.KeyShareEntry(share.group, ours.public)))
-    if n.resumed_by is not None and d.psk_index is not None:
-        exts.append(X.PreSharedKeySelected(d.psk_index))
+        public = ours.public
+    psk_index = d.psk_index if n.resumed_by is not None else None
+    exts = server_hello13_extensions(n.group, public, psk_index)
     sid = a.hello.session_id
-    ctx.send(ServerHello(0x0303, ctx.rng(32), sid, n.suite.code, 0, tuple(exts)))
+    ctx.send_encoded(server_hello_bytes(ctx.rng(32), sid, n.suite.code, exts))
     if sid and a.retry is None:
         ctx.port.send_ccs()  # middlebox compatibility (RFC 8446 §D.4)
     return shared
@@ -346,21 +348,28 @@ def _send_server_flight(
     """EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished."""
     config = ctx.config
     resumed = n.resumed_by is not None
-    ee: list[X.Extension] = []
-    if n.server_name is not None and not resumed:
-        ee.append(X.ServerNameAck())
-    if n.alpn is not None:
-        ee.append(X.ALPN((n.alpn,)))
-    if n.early_data_accepted:
-        ee.append(X.EarlyDataIndication())
-    ctx.send(EncryptedExtensions(tuple(ee)))
+    sni_ack = n.server_name is not None and not resumed
+    ctx.send_encoded(_encrypted_extensions(sni_ack, n.alpn, n.early_data_accepted))
     if not resumed and config.client_auth is not ClientAuth.NONE:
         ctx.send(CertificateRequest13(b"", certificate_request_extensions(config)))
     if cert is not None and scheme is not None:
         ctx.send(Certificate13(b"", tuple(CertificateEntry(d) for d in cert.chain_der)))
         content = cv_content(SERVER_CV_CONTEXT, ctx.transcript.digest())
         ctx.send(CertificateVerify(scheme, signatures.sign(cert.key, scheme, content)))
-    ctx.send(Finished(ks.finished_mac(s_hs, ctx.transcript.digest())))
+    ctx.send_encoded(finished_bytes(ks.finished_mac(s_hs, ctx.transcript.digest())))
+
+
+@lru_cache(maxsize=256)
+def _encrypted_extensions(sni_ack: bool, alpn: bytes | None, early_data: bool) -> bytes:
+    """The encoded EncryptedExtensions (they repeat; ALPN values come from the config)."""
+    ee: list[X.Extension] = []
+    if sni_ack:
+        ee.append(X.ServerNameAck())
+    if alpn is not None:
+        ee.append(X.ALPN((alpn,)))
+    if early_data:
+        ee.append(X.EarlyDataIndication())
+    return encode_handshake(EncryptedExtensions(tuple(ee)))
 
 
 def certificate_request_extensions(config: ServerConfig) -> tuple[X.Extension, ...]:

@@ -55,7 +55,7 @@ class ServerTraffic12(Traffic12[ServerContext]):
             renegotiation.refuse(ctx, why)
             return self
         initiator: renegotiation.Initiator = "client" if self.request is None else "server"
-        return ctx.restart(self.carry(initiator, self.request), body, raw)
+        return ctx.restart(ctx, self.carry(initiator, self.request), body, raw)
 
     def requested(self, request: RenegotiationRequest) -> HelloRequested:
         return HelloRequested(
@@ -87,4 +87,4 @@ class ClientTraffic12(Traffic12[ClientContext]):
         if renegotiation.client_refusal(ctx.config, self.negotiated) is not None:
             renegotiation.decline(ctx)
             return self
-        return ctx.restart(self.carry("server"))
+        return ctx.restart(ctx, self.carry("server"))

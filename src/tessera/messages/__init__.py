@@ -9,7 +9,13 @@ from .certificate import (
     CertificateRequest13,
     CertificateVerify,
 )
-from .hello import ClientHello, ServerHello, extensions_block, server_hello_bytes
+from .hello import (
+    ClientHello,
+    ServerHello,
+    extensions_block,
+    server_hello13_extensions,
+    server_hello_bytes,
+)
 from .key_exchange import (
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
@@ -53,5 +59,6 @@ __all__ = [
     "encode_handshake",
     "extensions_block",
     "finished_bytes",
+    "server_hello13_extensions",
     "server_hello_bytes",
 ]

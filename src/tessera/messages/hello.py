@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
 
@@ -134,3 +135,22 @@ def extensions_block(extensions: tuple[Extension, ...]) -> bytes:
     w = Writer()
     X.encode_extensions(w, extensions)
     return bytes(w.buf)
+
+
+_SUPPORTED_VERSION_13 = bytes((0, 43, 0, 2, 3, 4))  # supported_versions: TLS 1.3
+_KEY_SHARE_HEAD = struct.Struct(">HHHH").pack  # type 51, length, group, key length
+_PSK_SELECTED = struct.Struct(">HHH").pack  # type 41, length 2, selected identity
+
+
+def server_hello13_extensions(group: int | None, public: bytes, psk_index: int | None) -> bytes:
+    """The extensions block of a TLS 1.3 ServerHello: supported_versions, key_share (unless
+    psk_ke), pre_shared_key (when resumed) — byte for byte what ``ServerHello.encode_body``
+    writes for the same extensions."""
+    parts = [_SUPPORTED_VERSION_13]
+    if group is not None:
+        parts.append(_KEY_SHARE_HEAD(51, 4 + len(public), group, len(public)))
+        parts.append(public)
+    if psk_index is not None:
+        parts.append(_PSK_SELECTED(41, 2, psk_index))
+    body = b"".join(parts)
+    return len(body).to_bytes(2, "big") + body

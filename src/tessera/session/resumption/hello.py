@@ -7,7 +7,7 @@ resolvers need, so no two of them look the same thing up differently.
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypeVar, cast
+from typing import NamedTuple
 
 from ...enums import ProtocolVersion
 from ...messages import ClientHello
@@ -16,8 +16,6 @@ from ...messages import extensions as X
 # How many offered PSK identities the server looks at (Go looks at 5). The rest are ignored,
 # never fatal: each one may cost a store round trip (single-use tickets) or an unseal.
 MAX_PSK_IDENTITIES = 8
-
-E = TypeVar("E")
 
 
 class HelloSummary(NamedTuple):
@@ -67,27 +65,26 @@ def normalize_sni(host_name: str) -> str:
     return host_name.lower().rstrip(".")
 
 
-def _get(by_type: dict[type, X.Extension], cls: type[E]) -> E | None:
-    return cast("E | None", by_type.get(cls))
-
-
 def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
     by_type = ch.by_type
-    sni = _get(by_type, X.ServerName)
-    sv = _get(by_type, X.SupportedVersionsOffer)
-    ticket = _get(by_type, X.SessionTicketExt)
-    modes = _get(by_type, X.PskKeyExchangeModes)
+    sni = by_type.get(X.ServerName)
+    sv = by_type.get(X.SupportedVersionsOffer)
+    ticket = by_type.get(X.SessionTicketExt)
+    modes = by_type.get(X.PskKeyExchangeModes)
+    psks = by_type.get(X.OfferedPsks)
     return HelloSummary(
         hello=ch,
         raw=raw,
-        server_name=None if sni is None else normalize_sni(sni.host_name),
+        server_name=normalize_sni(sni.host_name) if isinstance(sni, X.ServerName) else None,
         session_id=ch.session_id,
-        offers_tls13=sv is not None and ProtocolVersion.TLS1_3 in sv.versions,
+        offers_tls13=(
+            isinstance(sv, X.SupportedVersionsOffer) and ProtocolVersion.TLS1_3 in sv.versions
+        ),
         ems=X.ExtendedMasterSecret in by_type,
         etm=X.EncryptThenMac in by_type,
-        ticket=None if ticket is None else ticket.ticket,
-        psks=_get(by_type, X.OfferedPsks),
-        psk_modes=None if modes is None else modes.modes,
+        ticket=ticket.ticket if isinstance(ticket, X.SessionTicketExt) else None,
+        psks=psks if isinstance(psks, X.OfferedPsks) else None,
+        psk_modes=modes.modes if isinstance(modes, X.PskKeyExchangeModes) else None,
         early_data=X.EarlyDataIndication in by_type,
         post_handshake_auth=X.PostHandshakeAuth in by_type,
     )
