@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .imports import PACKAGE, graph, cycles
+from .imports import PACKAGE, cycles, graph
 
 CORE = ("codec", "messages", "record", "crypto", "handshake", "session", "connection", "config",
         "events", "enums", "errors")  # fmt: skip
