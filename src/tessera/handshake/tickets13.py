@@ -10,10 +10,11 @@ one's ticket_age_add and IV or id) is drawn at once, and the flight is reported 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..enums import ProtocolVersion
-from ..messages import NewSessionTicket13
 from ..messages import extensions as X
+from ..messages import extensions_block, new_session_ticket13_bytes
 from ..observe.facts import NotIssued, TicketsIssued
 from ..session.model import ServerSession
 from ..session.resumption import LookupAnswer, stateful_ticket_key
@@ -98,11 +99,16 @@ class TicketsStored:
 def _send(ctx: ServerContext, tickets: list[_Ticket]) -> None:
     if not tickets:
         return
-    max_early = ctx.config.max_early_data_size
-    exts: tuple[X.Extension, ...] = (X.EarlyDataLimit(max_early),) if max_early else ()
+    exts = _ticket_extensions(ctx.config.max_early_data_size)
+    port = ctx.port
     for t in tickets:
         s = t.session
-        ctx.send_untranscribed(
-            NewSessionTicket13(s.lifetime, s.ticket_age_add, t.nonce, t.identity, exts)
-        )
+        port.send(new_session_ticket13_bytes(s.lifetime, s.ticket_age_add, t.nonce, t.identity,
+                                             exts))  # fmt: skip
     ctx.observe(TicketsIssued(len(tickets), ProtocolVersion.TLS1_3))
+
+
+@lru_cache(maxsize=16)
+def _ticket_extensions(max_early_data: int) -> bytes:
+    """The encoded extensions of each ticket: early_data with the limit, when 0-RTT is on."""
+    return extensions_block((X.EarlyDataLimit(max_early_data),) if max_early_data else ())

@@ -32,6 +32,7 @@ from .misc import (
     NewSessionTicket12,
     NewSessionTicket13,
     finished_bytes,
+    new_session_ticket13_bytes,
 )
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "encode_handshake",
     "extensions_block",
     "finished_bytes",
+    "new_session_ticket13_bytes",
     "server_hello13_extensions",
     "server_hello_bytes",
 ]

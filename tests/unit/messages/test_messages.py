@@ -251,3 +251,17 @@ def test_server_hello12_bytes_and_finished_bytes_match_the_dataclasses() -> None
         sh
     )
     assert finished_bytes(b"v" * 12) == encode_handshake(Finished(b"v" * 12))
+
+
+@pytest.mark.parametrize("max_early", [0, 16384])
+def test_new_session_ticket13_bytes_match_the_dataclass(max_early: int) -> None:
+    from tessera.messages import (
+        NewSessionTicket13,
+        extensions_block,
+        new_session_ticket13_bytes,
+    )
+
+    exts: tuple[X.Extension, ...] = (X.EarlyDataLimit(max_early),) if max_early else ()
+    nst = NewSessionTicket13(7200, 0x01020304, b"\x00", b"t" * 100, exts)
+    fast = new_session_ticket13_bytes(7200, 0x01020304, b"\x00", b"t" * 100, extensions_block(exts))
+    assert fast == encode_handshake(nst)
