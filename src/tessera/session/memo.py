@@ -3,7 +3,7 @@ store returned under an id. Deciding a resumption from the same bytes again (a c
 several connections with one ticket, a busy session id) then skips the unsealing and decoding.
 
 A memo is bounded (oldest first out), never returns a session past its lifetime, and drops the
-expired ones at its head whenever it grows, so no entry outlives its session for long. A memo of
+expired ones at its head whenever it is used, so no entry outlives its session for long. A memo of
 tickets lives on the ticket key that opened them (:class:`~.keyring.TicketKey`) and is cleared
 with it: the secrets it holds are kept no longer than the key that opened them.
 """
@@ -33,14 +33,26 @@ class SessionMemo:
         return f"SessionMemo({len(self._entries)} of {self.max_entries})"  # never the sessions
 
     def get(self, key: bytes, now: float) -> tuple[bytes, ServerSession] | None:
-        found = self._entries.get(key)
+        entries = self._entries
+        found = entries.get(key)
+        if entries and now >= entries[next(iter(entries))][2]:
+            self._drop_expired(now)
         if found is None:
             return None
         state, session, expires = found
         if now >= expires or now < session.created - 60:
-            self._entries.pop(key, None)
+            entries.pop(key, None)
             return None
         return state, session
+
+    def _drop_expired(self, now: float) -> None:
+        entries = self._entries
+        with self._lock:
+            while entries:
+                head = next(iter(entries))
+                if now < entries[head][2]:
+                    break
+                del entries[head]
 
     def put(self, key: bytes, state: bytes, session: ServerSession, now: float) -> None:
         expires = session.created + session.lifetime
