@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeVar
 from ..config import ClientConfig, ServerConfig
 from ..crypto.transcript import Transcript
 from ..enums import ClientAuth, HandshakeType, ProtocolVersion
-from ..errors import DecodeError, DecryptError, InternalError, UnexpectedMessage
+from ..errors import DecodeError, DecryptError, UnexpectedMessage
 from ..events import (
     ConnectionInfo,
     Event,
@@ -336,15 +336,6 @@ def unexpected(state: object, msg_type: int) -> NoReturn:
 def require(state: object, msg_type: int, expected: int) -> None:
     if msg_type != expected:
         unexpected(state, msg_type)
-
-
-class Failed(State[X]):
-    """Terminal: the connection has failed; nothing more is processed."""
-
-    __slots__ = ()
-
-    def handle(self, ctx: X, msg_type: int, body: bytes, raw: bytes) -> State[X]:
-        raise InternalError("the connection has already failed")
 
 
 def verify_finished(received: bytes, expected: bytes) -> None:

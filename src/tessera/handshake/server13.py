@@ -269,7 +269,8 @@ class Answer13:
             cert, scheme = _select_certificate(ctx.config, self.hello.hello, self.server_name)
         ks = self.binder.schedules.get(d.psk_index) if d.psk_index is not None else None
         n = self.negotiated(psk, share, scheme, d)
-        early_hash = ctx.transcript.digest()  # ClientHello (after any retry)
+        # The 0-RTT keys hash the ClientHello (after any retry) alone.
+        early_hash = ctx.transcript.digest() if n.early_data_accepted else b""
         shared = _send_server_hello(ctx, self, n, share, d)
         ks = ks if psk is not None and ks is not None else KeySchedule(self.suite)
         c_hs, s_hs = _handshake_keys(ctx, self.hello, ks, shared, n, early_hash)
