@@ -30,6 +30,10 @@ from .decide import (
 from .decision import ResumptionDecision, unusable
 from .hello import MAX_PSK_IDENTITIES, HelloSummary, summarize
 from .operations import (
+    EARLY_DATA_MARK_PREFIX,
+    MAX_STORE_KEY,
+    SESSION_ID_PREFIX,
+    STATEFUL_TICKET_PREFIX,
     LookupAnswer,
     StoreLookup,
     StoreWrite,
@@ -40,7 +44,11 @@ from .operations import (
 from .vocabulary import EarlyDataRefusal, FallbackReason, HandshakeKind, Mechanism, NotIssued
 
 __all__ = [
+    "EARLY_DATA_MARK_PREFIX",
     "MAX_PSK_IDENTITIES",
+    "MAX_STORE_KEY",
+    "SESSION_ID_PREFIX",
+    "STATEFUL_TICKET_PREFIX",
     "BinderCheck",
     "Continuation",
     "EarlyDataRefusal",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ...crypto.suites import BY_CODE
 from ...enums import ClientAuth, ProtocolVersion, PskKeyExchangeMode
+from ...errors import StoreValueRejected
 from ..model import ServerSession, SessionDecodeError
 from .decision import ResumptionDecision, unusable
 from .hello import HelloSummary
@@ -60,6 +61,14 @@ class Pending:
 Outcome = ResumptionDecision | Pending
 
 
+def _store_failure(answer: LookupAnswer) -> FallbackReason:
+    """Why a lookup that did not answer bytes or None failed: a value the store rejected
+    (sealed under another fleet secret, altered), or no usable answer at all."""
+    if isinstance(answer, StoreValueRejected):
+        return FallbackReason.STORE_VALUE_REJECTED
+    return FallbackReason.STORE_UNAVAILABLE
+
+
 def _decode(state: bytes) -> ServerSession | None:
     try:
         return ServerSession.from_bytes(state)
@@ -73,21 +82,28 @@ def _opened_session(opened: Opened) -> ServerSession | None:
 
 
 # -- TLS 1.2 --------------------------------------------------------------------------------
-def _issued12(config: ServerConfig, hello: HelloSummary) -> tuple[int, bool]:
+def _can_seal(config: ServerConfig, hello: HelloSummary, now: float) -> bool:
+    """Whether a ticket can be promised: the client asks for one, and a key encrypts now (a
+    fleet between keys has none: it promises no ticket, and gives a session id instead)."""
+    sealer = config.sealer
+    return hello.ticket is not None and sealer is not None and sealer.lifetime(1, now) > 0
+
+
+def _issued12(config: ServerConfig, hello: HelloSummary, now: float) -> tuple[int, bool]:
     """(tickets, session id cached) for a full TLS 1.2 handshake: a ticket when the client asks
-    for one and tickets are on; else a session id when there is a store. A client that takes
+    for one and one can be sealed; else a session id when there is a store. A client that takes
     a ticket resumes with it, so (like OpenSSL, RFC 5077 §3.4) it gets no session id."""
-    if config.sealer is not None and hello.ticket is not None:
+    if _can_seal(config, hello, now):
         return 1, False
     return 0, config.has_session_store
 
 
 def _full12(
-    config: ServerConfig, hello: HelloSummary, offered: Mechanism | None = None,
+    config: ServerConfig, hello: HelloSummary, now: float, offered: Mechanism | None = None,
     reason: FallbackReason | None = None, writes: tuple[StoreWrite, ...] = (),
     key_name: bytes | None = None, abort: str | None = None,
 ) -> ResumptionDecision:  # fmt: skip
-    tickets, cached = _issued12(config, hello)
+    tickets, cached = _issued12(config, hello, now)
     return ResumptionDecision(
         ProtocolVersion.TLS1_2, offered=offered, fallback=reason, writes=writes,
         key_name=key_name, abort=abort, tickets=tickets, session_id_cached=cached,
@@ -111,16 +127,16 @@ def resolve12(
     if refuse:
         offered = _offered12(hello)
         why = FallbackReason.REFUSED_IN_RENEGOTIATION if offered else None
-        return _full12(config, hello, offered, why)
+        return _full12(config, hello, now, offered, why)
     sealer = config.sealer
     if hello.ticket and sealer is not None:
         return _ticket12(config, hello, now, sealer, client_auth)
     if not hello.session_id:
-        return _full12(config, hello)
+        return _full12(config, hello, now)
     if not config.has_session_store:
         if hello.offers_tls13 or hello.ticket is not None:
-            return _full12(config, hello)  # a compatibility id, not an attempt to resume
-        return _full12(config, hello, Mechanism.SESSION_ID, FallbackReason.RESUMPTION_DISABLED)
+            return _full12(config, hello, now)  # a compatibility id, not an attempt to resume
+        return _full12(config, hello, now, Mechanism.SESSION_ID, FallbackReason.RESUMPTION_DISABLED)
     lookup = StoreLookup("get", session_id_key(hello.session_id))
     return Pending((lookup,), SessionIdAnswer(config, hello, now, client_auth))
 
@@ -139,19 +155,19 @@ class SessionIdAnswer:
         config, hello = self.config, self.hello
         by = Mechanism.SESSION_ID
         if failed(found) or not isinstance(found, bytes | None):
-            return _full12(config, hello, by, FallbackReason.STORE_UNAVAILABLE)
+            return _full12(config, hello, self.now, by, _store_failure(found))
         if found is None:
             if hello.offers_tls13:
                 # A TLS 1.3 client sends a random legacy_session_id (RFC 8446 §D.4) even when
                 # it resumes nothing; an unknown one is not counted as a miss.
-                return _full12(config, hello)
-            return _full12(config, hello, by, FallbackReason.UNKNOWN_SESSION_ID)
+                return _full12(config, hello, self.now)
+            return _full12(config, hello, self.now, by, FallbackReason.UNKNOWN_SESSION_ID)
         memo = config.decoded_sessions
         known = memo.get(found, self.now)
         session = known[1] if known is not None else _decode(found)
         if session is None:
             delete = StoreWrite("delete", session_id_key(hello.session_id))
-            return _full12(config, hello, by, FallbackReason.SESSION_CORRUPT, (delete,))
+            return _full12(config, hello, self.now, by, FallbackReason.SESSION_CORRUPT, (delete,))
         if known is None:
             memo.put(found, found, session, self.now)
         return _check12(config, hello, self.now, session, by, None, False, self.client_auth)
@@ -176,11 +192,11 @@ def _ticket12(
     assert hello.ticket
     opened = sealer.open(hello.ticket)
     if isinstance(opened, FallbackReason):
-        return _full12(config, hello, Mechanism.TICKET, opened)
+        return _full12(config, hello, now, Mechanism.TICKET, opened)
     session = _opened_session(opened)
     if session is None:
         return _full12(
-            config, hello, Mechanism.TICKET, FallbackReason.TICKET_MALFORMED,
+            config, hello, now, Mechanism.TICKET, FallbackReason.TICKET_MALFORMED,
             key_name=opened.key_name,
         )  # fmt: skip
     return _check12(
@@ -214,7 +230,7 @@ def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: Ser
         client_certificate_required=auth is ClientAuth.REQUIRED,
     )  # fmt: skip
     if reason is None:
-        tickets = 1 if renew and config.sealer is not None and hello.ticket is not None else 0
+        tickets = 1 if renew and _can_seal(config, hello, now) else 0
         return ResumptionDecision(
             ProtocolVersion.TLS1_2, offered=by, resumed_by=by, session=session,
             renew_ticket=renew, key_name=key_name, tickets=tickets,
@@ -228,7 +244,7 @@ def _check12(config: ServerConfig, hello: HelloSummary, now: float, session: Ser
             "the client resumes an extended-master-secret session without offering "
             "extended_master_secret (RFC 7627 §5.3)"
         )
-    return _full12(config, hello, by, reason, writes, key_name, abort)
+    return _full12(config, hello, now, by, reason, writes, key_name, abort)
 
 
 # -- TLS 1.3 --------------------------------------------------------------------------------
@@ -398,7 +414,7 @@ class SingleUseTicketAnswer:
         first = self.first_reason
         if failed(found) or not isinstance(found, bytes | None):
             # The next take would fail the same way: stop here.
-            return self.scan.fallback(first or FallbackReason.STORE_UNAVAILABLE)
+            return self.scan.fallback(first or _store_failure(found))
         if found is None:
             return self.scan.scan(self.index + 1, first or FallbackReason.PSK_ALREADY_USED)
         session = _decode(found)
