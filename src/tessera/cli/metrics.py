@@ -14,7 +14,7 @@ from ..observe.exporter import MetricsExporter, parse_address
 
 if TYPE_CHECKING:
     from ..fleet.cli import FleetRuntime
-    from ..session.observer import ResumptionObserver
+    from ..observe.facts import ResumptionObserver
 
 
 def metrics_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -20,8 +20,8 @@ from ..fleet.cli import FleetOptions, FleetRuntime, fleet_options
 from ..observe.exporter import MetricsExporter
 from ..observe.logs import ConnectionRecord, format_record
 from ..proxy.server import ProxyServer, ProxySettings, loop_factory
-from ..session.awaited import AsyncMemoryStore
 from ..session.keyring import KeyFileFormat, TicketKeyring
+from ..session.resumption.awaited import AsyncMemoryStore
 from ..session.store import MemoryStore
 from . import serving
 from .metrics import (
@@ -172,8 +172,7 @@ def proxy(
         exporter = exporter_for(metrics, runtime)
         config = ServerConfig(
             certificates=certificates,
-            session_store=_store(runtime, cache_size, exporter),
-            external_session_lookup=True,
+            async_session_store=_store(runtime, cache_size, exporter),
             session_timeout=session_timeout,
             ticket_keyring=runtime.keyring,
             observers=observers(exporter),

@@ -36,9 +36,7 @@ from ..events import (
     SessionLookupRequired,
     SessionStoreUpdate,
 )
-from ..session import awaited, inline
-from ..session.observer import StoreFailed
-from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite
+from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite, awaited, inline
 from .sslcompat import SSLObjectView
 
 log = logging.getLogger("tessera.aio")
@@ -314,9 +312,6 @@ class TLSProtocol(asyncio.Protocol):
     def _provide(self, answers: Sequence[LookupAnswer], operations: Sequence[StoreLookup]) -> None:
         conn = self.conn
         assert isinstance(conn, ServerConnection)
-        for op, answer in zip(operations, answers, strict=True):
-            if isinstance(answer, BaseException):
-                self._store_failed(op, answer)
         try:
             conn.provide_session(answers)
         except TLSError as e:
@@ -341,11 +336,9 @@ class TLSProtocol(asyncio.Protocol):
         self._flush()
 
     def _store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
-        fact = StoreFailed(op.op, f"{type(error).__name__}: {error}")
         conn = self.conn
         assert isinstance(conn, ServerConnection)
-        for observer in conn.config.all_observers:
-            observer.observe(fact)
+        conn.store_failed(op, error)
 
     def _spawn(self, coro: Any) -> None:
         assert self._loop is not None
