@@ -76,6 +76,7 @@ class ServerProcess:
         tickets: bool = True,
         psk_ke: bool = False,
         max_seconds: float = 1800.0,
+        echo: bool = False,
     ) -> None:
         self.impl = impl
         argv = [
@@ -97,6 +98,7 @@ class ServerProcess:
         argv += [] if cache else ["--no-cache"]
         argv += [] if tickets else ["--no-tickets"]
         argv += ["--psk-ke"] if psk_ke else []
+        argv += ["--echo"] if echo else []
         self._start(argv)
 
     def _start(self, argv: list[str]) -> None:
@@ -144,6 +146,10 @@ class ServerProcess:
         """Counters since the previous call (the server resets them)."""
         return self.command("stats")
 
+    def cpu_ns(self) -> int:
+        """The server process's CPU time so far (ns), once it waits for its next client."""
+        return process_cpu_ns(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
@@ -169,6 +175,96 @@ class ServerProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop()
+
+
+def process_cpu_ns(pid: int, settle: float = 2.0) -> int:
+    """CPU time of process ``pid`` (all its threads, ns, from ``/proc/<pid>/task/*/schedstat``:
+    exact, where ``/proc/<pid>/stat`` counts 10 ms ticks), read once the process sleeps (it has
+    finished the last connection) or after ``settle`` seconds."""
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        if state in ("S", "D"):
+            break
+        time.sleep(0.0005)
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(FileNotFoundError),
+            open(f"/proc/{pid}/task/{task}/schedstat") as f,
+        ):
+            total += int(f.read().split()[0])
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class SServerProcess:
+    """``openssl s_server -rev`` (it sends back each line, reversed: ``x\n`` stays ``x\n``),
+    the anchor OpenSSL itself ships: one process, one connection at a time, its default session
+    cache and tickets. Its CPU is read from /proc between rounds."""
+
+    impl = "s_server"
+
+    def __init__(
+        self, certs: CertFiles, *, version: str = "1.2", psk_ke: bool = False,
+        max_seconds: float = 1800.0,
+    ) -> None:  # fmt: skip
+        self.port = free_port()
+        argv = [
+            "timeout", str(int(max_seconds)),  # never outlives a dead parent for long
+            "openssl", "s_server", "-accept", f"{HOST}:{self.port}", "-cert", str(certs.cert),
+            "-key", str(certs.key), "-rev", "-quiet", "-naccept", "1000000",
+        ]  # fmt: skip
+        if version == "1.3":
+            argv += ["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]
+            argv += ["-allow_no_dhe_kex"] if psk_ke else []
+        else:
+            argv += ["-tls1_2"]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                socket.create_connection((HOST, self.port), timeout=1.0).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"openssl s_server did not start: {argv}") from None
+                time.sleep(0.02)
+        self.pid = self._server_pid()
+
+    def _server_pid(self) -> int:
+        """The s_server process (the child of ``timeout``)."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            children = f.read().split()
+        return int(children[0]) if children else self.proc.pid
+
+    def cpu_ns(self) -> int:
+        return process_cpu_ns(self.pid)
+
+    def stats(self) -> dict[str, object]:
+        return {}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, 9)
+            self.proc.wait(5.0)
+
+    def __enter__(self) -> SServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -17,6 +17,9 @@ opcode byte and 15 ASCII digits ``n``:
 * ``R`` the server reads ``n`` bytes, then answers ``k``;
 * ``P`` the server answers ``p`` (lets a TLS 1.3 client read its session tickets).
 
+With ``--echo`` the request is instead one line, which the server sends back (what
+``openssl s_server -rev`` does with the 2-byte line ``x\n`` that ``handshake.py`` sends).
+
 With no request (the client sends close_notify right after the handshake) it is a handshake only.
 Either way the connection ends with a close_notify exchange, so that OpenSSL keeps the session.
 
@@ -122,6 +125,23 @@ def read_exactly(recv: Callable[[int], bytes], n: int) -> bytes:
     return out
 
 
+ECHO = False  # --echo: the request is a line, sent back
+
+
+def serve_echo(recv: Callable[[int], bytes], sendall: Callable[[bytes], None]) -> int:
+    """Send back the first line (if any), then wait for the end; returns bytes moved."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = recv(RECV_SIZE)
+        if not chunk:
+            return 0
+        line += chunk
+    sendall(line)
+    while recv(RECV_SIZE):
+        pass
+    return len(line)
+
+
 def serve_request(
     recv: Callable[[int], bytes],
     recv_some: Callable[[], int],
@@ -129,6 +149,8 @@ def serve_request(
     payload: bytes,
 ) -> tuple[int, float]:
     """Serve the optional request; returns (bytes moved, CPU seconds of the data phase)."""
+    if ECHO:
+        return serve_echo(recv, sendall), 0.0
     header = read_exactly(recv, REQUEST_LEN)
     if len(header) < REQUEST_LEN:
         return 0, 0.0
@@ -251,7 +273,10 @@ def main() -> None:
     p.add_argument("--no-tickets", dest="tickets", action="store_false")
     p.add_argument("--psk-ke", action="store_true")
     p.add_argument("--max-seconds", type=float, default=1800.0, help="exit after this long")
+    p.add_argument("--echo", action="store_true", help="the request is a line, sent back")
     args = p.parse_args()
+    global ECHO
+    ECHO = args.echo
 
     server: TesseraServer | OpenSSLServer = (
         TesseraServer(args) if args.impl == "tessera" else OpenSSLServer(args)

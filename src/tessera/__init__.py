@@ -7,7 +7,7 @@ The public names are imported on first use (PEP 562), so that ``import tessera.c
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .certs import CertifiedKey, generate_self_signed
@@ -46,10 +46,10 @@ if TYPE_CHECKING:
     )
     from .io.blocking import TLSServer, TLSSocket
     from .io.stdlib import TLSContext, wrap_socket
+    from .observe.facts import ResumptionObserver
     from .session.client_cache import ClientSessionCache
     from .session.keyring import KeyFileFormat, TicketKey, TicketKeyring, TicketKeySource
     from .session.model import ClientSession, ServerSession
-    from .session.observer import ResumptionObserver
     from .session.resumption import EarlyDataRefusal, Mechanism, ResumptionDecision
     from .session.sealer import Rfc5077Sealer, TicketSealer
     from .session.stats import FallbackReason, SessionStats
@@ -101,7 +101,7 @@ _WHERE = {
     "TicketKeySource": "session.keyring",
     "ClientSession": "session.model",
     "ServerSession": "session.model",
-    "ResumptionObserver": "session.observer",
+    "ResumptionObserver": "observe.facts",
     "EarlyDataRefusal": "session.resumption",
     "Mechanism": "session.resumption",
     "ResumptionDecision": "session.resumption",
@@ -176,7 +176,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'tessera' has no attribute {name!r}")

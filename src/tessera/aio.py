@@ -19,10 +19,10 @@ closed: True, False for a bare end of stream, None while open) and the lower tra
 
 Server session stores: with the default ``ServerConfig`` (an in-memory ``MemoryStore`` asked
 inline, which never blocks) nothing is needed. Every other store must be awaited: set
-``ServerConfig(external_session_lookup=True, session_store=store)`` with an async store (any
-object with ``async get/take/add/put/delete``); lookups then run in a task while other
-connections go on. Certificate and CA files are read once, in a worker thread, before the first
-connection (``prepare_client``/``prepare_server``).
+``ServerConfig(async_session_store=store)`` with an async store (any object with ``async
+get/take/add/put/delete``); lookups then run in a task while other connections go on.
+Certificate and CA files are read once, in a worker thread, before the first connection
+(``prepare_client``/``prepare_server``).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from .io.aio import (
     TLSTransport,
     log,
 )
-from .session import awaited
-from .session.awaited import AsyncMemoryStore, AsyncSessionStore
 from .session.model import ClientSession
+from .session.resumption import awaited
+from .session.resumption.awaited import AsyncMemoryStore, AsyncSessionStore
 from .session.store import MemoryStore
 
 __all__ = [
@@ -91,17 +91,13 @@ async def prepare_server(config: ServerConfig) -> AwaitedStore | None:
 
         await asyncio.get_running_loop().run_in_executor(None, load)
     store = config.session_store
-    if store is None:
-        return None
-    if not config.external_session_lookup:
-        if isinstance(store, MemoryStore):
-            return None  # asked inline: in memory, it never blocks the loop
+    if store is not None and not isinstance(store, MemoryStore):
         raise ConfigError(
             f"session_store {type(store).__name__} would be called on the event loop thread: "
-            "set ServerConfig(external_session_lookup=True) and give an async store (any "
-            "object with async get/take/add/put/delete), or use a MemoryStore"
+            "give ServerConfig(async_session_store=...) an async store (any object with async "
+            "get/take/add/put/delete), or use a MemoryStore"
         )
-    return awaited.as_async_store(store)
+    return config.async_session_store  # None: a MemoryStore asked inline (it never blocks)
 
 
 def _with_alpn(config: ClientConfig, alpn: Sequence[str | bytes] | None) -> ClientConfig:

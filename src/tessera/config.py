@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,36 +17,27 @@ from .crypto.key_exchange import DEFAULT_GROUPS, SUPPORTED_GROUPS
 from .crypto.signatures import DEFAULT_SCHEMES, SCHEMES
 from .crypto.suites import DEFAULT_SUITES, CipherSuite, parse_cipher_list
 from .crypto.x509 import DEFAULT_MIN_RSA_BITS, VerifyProfile
-from .enums import ProtocolVersion
+from .enums import ClientAuth, ProtocolVersion, PskKeyExchangeMode
 from .errors import ConfigError
+from .observe.facts import ResumptionObserver
+from .observe.guard import ObserverGuard
+from .session.keyring import TicketKeyring, TicketKeySource
+from .session.memo import SessionMemo
+from .session.resumption.awaited import AsyncSessionStore, check_async_store
+from .session.sealer import Rfc5077Sealer, TicketSealer
+from .session.stats import SessionStats
+from .session.store import MemoryStore, SessionStore
 
 if TYPE_CHECKING:
     from cryptography.x509.verification import Store
 
     from .session.client_cache import ClientSessionCache
-    from .session.keyring import TicketKeySource
-    from .session.observer import ResumptionObserver
-    from .session.sealer import TicketSealer
-    from .session.stats import SessionStats
-    from .session.store import SessionStore
+
+__all__ = ["ClientAuth", "ClientConfig", "ServerConfig"]
 
 
-def _default_store() -> SessionStore:
-    from .session.store import MemoryStore
-
-    return MemoryStore()
-
-
-def _default_keyring() -> TicketKeySource:
-    from .session.keyring import TicketKeyring
-
-    return TicketKeyring()
-
-
-class ClientAuth(Enum):
-    NONE = "none"
-    OPTIONAL = "optional"
-    REQUIRED = "required"
+class _DefaultStore(MemoryStore):
+    """The in-memory store a ServerConfig gets when it names none (and no async store)."""
 
 
 def _as_suites(value: object) -> tuple[CipherSuite, ...]:
@@ -94,8 +84,14 @@ class _CommonConfig:
     _suites_by_version: dict[int, tuple[tuple[CipherSuite, ...], frozenset[int]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _versions: tuple[ProtocolVersion, ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        versions = (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2)
+        enabled = tuple(v for v in versions if self.min_version <= v <= self.max_version)
+        object.__setattr__(self, "_versions", enabled)
         object.__setattr__(self, "cipher_suites", _as_suites(self.cipher_suites))
         for v in (ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3):
             if self.min_version <= v <= self.max_version:
@@ -132,11 +128,7 @@ class _CommonConfig:
     @property
     def versions(self) -> tuple[ProtocolVersion, ...]:
         """Enabled versions, highest first."""
-        return tuple(
-            v
-            for v in (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2)
-            if self.min_version <= v <= self.max_version
-        )
+        return self._versions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,6 +154,10 @@ class ClientConfig(_CommonConfig):
     require_extended_master_secret: bool = False
     # TLS 1.3: offer psk_ke as well as psk_dhe_ke when resuming.
     psk_ke: bool = False
+    # TLS 1.3: the PSK key exchange modes to offer, exactly (say, psk_ke alone, to see whether a
+    # server accepts it: offered with psk_dhe_ke, servers pick psk_dhe_ke). None: psk_dhe_ke,
+    # and psk_ke too with ``psk_ke``.
+    psk_modes: tuple[PskKeyExchangeMode, ...] | None = None
     # TLS 1.3: reuse a ticket more than once (RFC 8446 C.4 says not to, so off by default).
     reuse_tickets: bool = False
     # TLS 1.3: the key shares sent in the first ClientHello (the rest only after a retry).
@@ -184,6 +180,14 @@ class ClientConfig(_CommonConfig):
             raise ConfigError(f"verify_profile must be one of {choices}") from None
         if not 512 <= self.min_rsa_bits <= 16384:
             raise ConfigError("min_rsa_bits must be between 512 and 16384")
+        if self.psk_modes is not None:
+            try:
+                modes = tuple(PskKeyExchangeMode(m) for m in self.psk_modes)
+            except ValueError:
+                raise ConfigError("psk_modes takes psk_ke and/or psk_dhe_ke") from None
+            if not modes:
+                raise ConfigError("psk_modes needs at least one mode (or None for the default)")
+            object.__setattr__(self, "psk_modes", modes)
         if self.verify and self.cafile is not None:
             self.trust_store()  # a missing or wrong CA file is a configuration error, now
 
@@ -199,6 +203,15 @@ class ClientConfig(_CommonConfig):
             object.__setattr__(self, "_store", trust_store(self.cafile))
         assert self._store is not None
         return self._store
+
+    @property
+    def offered_psk_modes(self) -> tuple[PskKeyExchangeMode, ...]:
+        """The TLS 1.3 PSK key exchange modes a ClientHello offers."""
+        if self.psk_modes is not None:
+            return self.psk_modes
+        if self.psk_ke:
+            return (PskKeyExchangeMode.psk_dhe_ke, PskKeyExchangeMode.psk_ke)
+        return (PskKeyExchangeMode.psk_dhe_ke,)
 
     @property
     def offers_post_handshake_auth(self) -> bool:
@@ -223,20 +236,20 @@ class ServerConfig(_CommonConfig):
     # Resumption (RFC 5246 session IDs, RFC 5077 tickets, RFC 8446 PSK) is on by default, as in
     # OpenSSL: an in-memory session cache and an in-memory rotating ticket keyring. Pass
     # session_store=None and/or ticket_keyring=None to turn either off.
-    session_store: SessionStore | None = field(default_factory=_default_store)
+    # ``session_store`` is synchronous: the connection asks it inside receive_data (a failure
+    # is a full handshake). ``async_session_store`` (async get/take/add/put/delete, say Redis
+    # on asyncio) is awaited by the front end instead: the connection pauses and emits
+    # SessionLookupRequired / SessionStoreUpdate events. Give one or the other.
+    session_store: SessionStore | None = field(default_factory=_DefaultStore)
+    async_session_store: AsyncSessionStore | None = None
     session_timeout: float = 300.0
-    ticket_keyring: TicketKeySource | None = field(default_factory=_default_keyring)
+    ticket_keyring: TicketKeySource | None = field(default_factory=TicketKeyring)
     # Seals tickets; by default the RFC 5077 sealer over ticket_keyring (see ``sealer``).
     ticket_sealer: TicketSealer | None = None
     ticket_lifetime: int = 7200  # seconds; the lifetime hint in tickets
     stats: SessionStats | None = None
     # Told every resumption decision and handshake outcome, after ``stats``.
     observers: tuple[ResumptionObserver, ...] = ()
-    # False: the connection calls session_store itself (a store failure is a full handshake).
-    # True: it emits SessionLookupRequired / SessionStoreUpdate events and the caller answers
-    # (an asyncio front end awaiting an async store); session_store is then only a marker that
-    # a store exists and may be any object.
-    external_session_lookup: bool = False
     # TLS 1.3: tickets after a full handshake (a resumed one gets one fresh ticket, as in OpenSSL)
     num_tickets: int = 2
     stateful_tickets: bool = False  # 1.3 tickets are ids into session_store (single use)
@@ -255,11 +268,12 @@ class ServerConfig(_CommonConfig):
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _client_store: Store | None = field(default=None, init=False, repr=False, compare=False)
     # What seals and opens tickets: ticket_sealer, else the RFC 5077 sealer over ticket_keyring;
-    # None when tickets are off. Derived, like all_observers (stats first, then observers).
+    # None when tickets are off. Derived, like observer_guard.
     sealer: TicketSealer | None = field(default=None, init=False, repr=False, compare=False)
-    all_observers: tuple[ResumptionObserver, ...] = field(
-        default=(), init=False, repr=False, compare=False
-    )
+    # Every fact goes through it to ``stats`` and then ``observers`` (see observe.guard).
+    observer_guard: ObserverGuard = field(init=False, repr=False, compare=False)
+    # Sessions the store returned under an id, decoded (bounded, none past its lifetime).
+    decoded_sessions: SessionMemo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -274,7 +288,15 @@ class ServerConfig(_CommonConfig):
             raise ConfigError("max_ticket_age_skew must not be negative")
         if not 0 <= self.num_tickets <= 16:
             raise ConfigError("num_tickets must be between 0 and 16")
-        if self.stateful_tickets and self.session_store is None:
+        if self.async_session_store is not None:
+            check_async_store(self.async_session_store)
+            if isinstance(self.session_store, _DefaultStore):
+                object.__setattr__(self, "session_store", None)
+            elif self.session_store is not None:
+                raise ConfigError(
+                    "give session_store (synchronous) or async_session_store, not both"
+                )
+        if self.stateful_tickets and not self.has_session_store:
             raise ConfigError("stateful_tickets keeps tickets in the session store: set one")
         if self.client_auth is not ClientAuth.NONE and not self.client_cafile:
             # The system store holds the CAs of web servers, not of anyone's clients: trusting
@@ -285,19 +307,22 @@ class ServerConfig(_CommonConfig):
             )
         if self.max_early_data_size < 0:
             raise ConfigError("max_early_data_size must be zero or more")
-        if self.stats is None:
-            from .session.stats import SessionStats
-
-            object.__setattr__(self, "stats", SessionStats())
-        if self.session_store is not None:
-            self.statistics.track_store(self.session_store)
+        stats = self.stats if self.stats is not None else SessionStats()
+        object.__setattr__(self, "stats", stats)
+        for store in (self.session_store, self.async_session_store):
+            if store is not None:
+                stats.track_store(store)
         sealer = self.ticket_sealer
         if sealer is None and self.ticket_keyring is not None:
-            from .session.sealer import Rfc5077Sealer
-
-            sealer = Rfc5077Sealer(self.ticket_keyring)
+            sealer = Rfc5077Sealer(self.ticket_keyring, self.clock)
         object.__setattr__(self, "sealer", sealer)
-        object.__setattr__(self, "all_observers", (self.statistics, *self.observers))
+        guard = ObserverGuard((stats, *self.observers), lambda: stats.incr("observer_errors"))
+        object.__setattr__(self, "observer_guard", guard)
+        object.__setattr__(self, "decoded_sessions", SessionMemo())
+
+    @property
+    def has_session_store(self) -> bool:
+        return self.session_store is not None or self.async_session_store is not None
 
     @property
     def statistics(self) -> SessionStats:

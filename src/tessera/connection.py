@@ -14,6 +14,10 @@ No method blocks or touches the network. When the peer breaks the protocol,
 :meth:`receive_data` raises a :class:`~tessera.errors.RemoteProtocolError` whose fatal alert is
 already queued in :meth:`data_to_send`: flush it and close the transport. After any error the
 connection refuses further use.
+
+The connection owns the record layer, the handshake reassembler (behind the handshake I/O port)
+and the event queue; each handshake has its own context, and a TLS 1.2 renegotiation starts a
+new one here (the contexts' ``restart``).
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Generic
 
-from .config import ClientAuth, ClientConfig, ServerConfig
-from .enums import AlertDescription, AlertLevel, ContentType, HandshakeType, ProtocolVersion
+from .config import ClientConfig, ServerConfig
+from .enums import (
+    AlertDescription,
+    AlertLevel,
+    ClientAuth,
+    ContentType,
+    HandshakeType,
+)
 from .errors import (
     AlertReceived,
     ConfigError,
@@ -44,19 +55,21 @@ from .events import (
     SessionLookupRequired,
 )
 from .handshake import client as client_hs
-from .handshake import client13, post_auth, renegotiation
-from .handshake.common13 import Traffic13
-from .handshake.context import ClientContext, HandshakeContext, ServerContext, State
+from .handshake import post_auth, renegotiation
+from .handshake.carry import Renegotiation, RenegotiationRequest
+from .handshake.context import ClientContext, ClientState, ServerContext, ServerState, State, X
 from .handshake.lookup import AwaitSessionLookup
-from .handshake.renegotiation import RenegotiationRequest
+from .handshake.negotiated import Negotiated12, Negotiated13
+from .handshake.port import RecordPort
 from .handshake.server import ExpectClientHello
-from .handshake.traffic import HelloRequested, Traffic12
+from .handshake.server13 import ServerTraffic13
+from .handshake.traffic12 import ClientTraffic12, HelloRequested, ServerTraffic12, Traffic12
 from .messages import Alert, HelloRequest, decode_message
+from .observe.facts import HandshakeFailed
 from .record.layer import HandshakeReassembler, RecordLayer
-from .session import inline
 from .session.model import ClientSession
-from .session.observer import HandshakeFailed
-from .session.resumption import LookupAnswer, StoreWrite, session_id_key
+from .session.resumption import LookupAnswer, session_id_key
+from .session.resumption.operations import StoreLookup, StoreWrite
 
 # Consecutive empty application data records tolerated before we call it an attack.
 MAX_EMPTY_RECORDS = 32
@@ -66,18 +79,20 @@ MAX_WARNING_ALERTS = 4
 MAX_TLS13_CCS = 1
 
 
-class _Connection:
+class _Connection(Generic[X]):
     # The handshake in progress or, once it is done, the one that describes the connection.
-    _ctx: HandshakeContext  # type: ignore[type-arg]
-    # During a renegotiation: the last completed handshake (it still describes the connection).
-    _settled: HandshakeContext | None  # type: ignore[type-arg]
+    _ctx: X
+    # During a renegotiation: the last completed handshake (it still describes the connection)
+    # and its open state (where a declined renegotiation returns).
+    _settled: tuple[X, State[X]] | None
 
     def __init__(self) -> None:
         self._settled = None
         self._records = RecordLayer()
         self._reassembler = HandshakeReassembler()
+        self._port = RecordPort(self._records, self._reassembler)
         self._events: deque[Event] = deque()
-        self._state: State | None = None
+        self._state: State[X] | None = None
         self._failed: Exception | None = None
         self._peer_closed = False
         self._local_closed = False
@@ -110,7 +125,7 @@ class _Connection:
         if self._peer_closed:
             return
         self._peer_closed = True
-        if self._state is None or not self._state.handshake_done or self._paused:
+        if self._state is None or not self._state.handshake_done:
             err = HandshakeTruncated(
                 f"the peer closed the connection during the handshake ({self.state_name})"
             )
@@ -170,15 +185,12 @@ class _Connection:
             self._handle_messages()
             return
         if ctype == ContentType.CHANGE_CIPHER_SPEC:
-            self._handle_ccs(payload)
+            self._handle_ccs(state, payload)
             return
-        self._handle_alert(payload)
+        self._handle_alert(state, payload)
 
-    def _handle_ccs(self, payload: bytes) -> None:
-        state = self._state
-        assert state is not None
-        ctx = self._ctx
-        tls13 = ctx.version == ProtocolVersion.TLS1_3 or state.ignores_ccs
+    def _handle_ccs(self, state: State[X], payload: bytes) -> None:
+        tls13 = state.tls13 or state.ignores_ccs
         if payload != b"\x01":
             if tls13:
                 raise UnexpectedMessage("a TLS 1.3 ChangeCipherSpec must be the byte 1")
@@ -195,11 +207,10 @@ class _Connection:
                     "a second ChangeCipherSpec in a TLS 1.3 handshake (RFC 8446 §D.4: one)"
                 )
             return
-        self._state = state.handle_ccs(ctx)
-        ctx.flush()
+        self._state = state.handle_ccs(self._ctx)
+        self._port.flush()
 
-    def _handle_alert(self, payload: bytes) -> None:
-        ctx = self._ctx
+    def _handle_alert(self, state: State[X], payload: bytes) -> None:
         if self._reassembler.pending:
             raise UnexpectedMessage("an alert inside a fragmented handshake message")
         if not payload:
@@ -210,9 +221,8 @@ class _Connection:
             self._peer_closed = True
             self._events.append(ConnectionClosed())
             return
-        tls13 = ctx.version == ProtocolVersion.TLS1_3
         if alert.level == AlertLevel.FATAL or (
-            tls13 and desc is not AlertDescription.user_canceled
+            state.tls13 and desc is not AlertDescription.user_canceled
         ):
             raise AlertReceived(
                 desc if desc is not None else AlertDescription.internal_error,
@@ -226,16 +236,6 @@ class _Connection:
 
     def _renegotiation_declined(self) -> None:
         """The peer refused a renegotiation we asked for: the connection goes on as it was."""
-        state = self._state
-        settled = self._settled
-        if isinstance(state, HelloRequested):  # server: the client will not renegotiate
-            self._state = Traffic12()
-        elif isinstance(state, client_hs.ExpectServerHello) and settled is not None:
-            self._ctx, self._settled = settled, None  # client: back to the handshake before
-            self._state = Traffic12()
-        else:
-            return
-        self._events.append(RenegotiationDeclined())
 
     def _renew_budgets(self) -> None:
         """Data or a handshake message arrived: the peer is not just stalling."""
@@ -244,36 +244,41 @@ class _Connection:
 
     def _handle_messages(self) -> None:
         """Run every complete handshake message through the states (stopping when paused)."""
+        reassembler = self._reassembler
+        port = self._port
+        state = self._state
         while not self._paused:
-            msg = self._reassembler.next_message()
+            msg = reassembler.next_message()
             if msg is None:
                 break
-            ctx = self._ctx
-            state = self._state
             assert state is not None
-            if msg[0] == HandshakeType.HELLO_REQUEST and self._ignores(state, msg[0], msg[1]):
+            if msg[0] == HandshakeType.HELLO_REQUEST and self._ignores(state, msg[1]):
                 continue
-            self._state = new = state.handle(ctx, msg[0], msg[1], msg[2])
-            ctx.flush()
+            ctx = self._ctx
+            previous = state
+            self._state = state = state.handle(ctx, msg[0], msg[1], msg[2])
+            port.flush()
             if ctx.successor is not None:
-                self._adopt(ctx)
-            if new.__class__ is AwaitSessionLookup:
+                self._adopt(ctx, previous)
+            if state.__class__ is AwaitSessionLookup:
                 self._after_transition()
-        if self._state is not None and self._state.handshake_done:
+                state = self._state
+        if state is not None and state.handshake_done:
             self._records.plaintext_alerts = False
             if self._settled is not None and self._ctx.info is not None:
                 self._settled = None  # a renegotiation completed: it describes the connection
 
-    def _adopt(self, ctx: HandshakeContext) -> None:  # type: ignore[type-arg]
-        """A transition started a renegotiation: its fresh context is the one in progress."""
+    def _adopt(self, ctx: X, previous: State[X]) -> None:
+        """A transition started a renegotiation: its fresh context is the one in progress,
+        and the handshake before (and its open state) describe the connection until it
+        completes."""
         successor = ctx.successor
-        if successor is not None:
-            ctx.successor = None
-            self._settled = ctx
-            self._ctx = successor
-            successor.flush()
+        assert successor is not None
+        ctx.successor = None
+        self._settled = (ctx, previous)
+        self._ctx = successor
 
-    def _ignores(self, state: State, msg_type: int, body: bytes) -> bool:
+    def _ignores(self, state: State[X], body: bytes) -> bool:
         """A hook for the client: a HelloRequest while it negotiates is ignored."""
         return False
 
@@ -287,7 +292,7 @@ class _Connection:
 
     def _fail(self, err: RemoteProtocolError) -> None:
         self._failed = err
-        self._ctx._pending.clear()
+        self._port.discard()
         # If even the alert cannot be sealed, nothing more can be sent; the error is raised anyway.
         with contextlib.suppress(Exception):
             self._records.write_records(ContentType.ALERT, bytes((AlertLevel.FATAL, err.alert)))
@@ -302,8 +307,11 @@ class _Connection:
 
     def events(self) -> list[Event]:
         """All pending events, oldest first."""
-        out = list(self._events)
-        self._events.clear()
+        events = self._events
+        if not events:
+            return []
+        out = list(events)
+        events.clear()
         return out
 
     # -- writing -------------------------------------------------------------------------
@@ -331,17 +339,18 @@ class _Connection:
         """TLS 1.3: send KeyUpdate and switch to new write keys; with ``request_peer`` the peer
         is asked to update its keys too."""
         state = self._state
-        if not isinstance(state, Traffic13) or self._local_closed or self._failed is not None:
+        keys = state.keys13() if state is not None else None
+        if keys is None or self._local_closed or self._failed is not None:
             raise LocalProtocolError("update_keys() needs an open TLS 1.3 connection")
-        state.update_write(self._ctx, request_peer)
-        self._ctx.flush()
+        keys.update_write(self._ctx, request_peer)
+        self._port.flush()
 
     def close(self) -> None:
         """Queue a close_notify alert. Further send_data() calls are refused."""
         if self._local_closed or self._failed is not None:
             return
         self._local_closed = True
-        self._ctx.flush()
+        self._port.flush()
         self._records.write_records(
             ContentType.ALERT, bytes((AlertLevel.WARNING, AlertDescription.close_notify))
         )
@@ -358,13 +367,21 @@ class _Connection:
         before it, until RenegotiationCompleted)."""
         info = self._ctx.info
         if info is None and self._settled is not None:
-            return self._settled.info
+            return self._settled[0].info
         return info
 
     @property
     def renegotiating(self) -> bool:
         """A TLS 1.2 renegotiation is under way (requested, or its handshake running)."""
         return self._settled is not None or isinstance(self._state, HelloRequested)
+
+    def _open_negotiated(self) -> Negotiated12 | Negotiated13 | None:
+        """What the connection's last completed handshake negotiated."""
+        state = self._settled[1] if self._settled is not None else self._state
+        if isinstance(state, Traffic12):
+            return state.negotiated
+        keys = state.keys13() if state is not None else None
+        return keys.n if keys is not None else None
 
     def _check_open(self, what: str) -> None:
         if self._failed is not None:
@@ -391,10 +408,8 @@ class _Connection:
         return repr(self._state)
 
 
-class ClientConnection(_Connection):
+class ClientConnection(_Connection[ClientContext]):
     """The client side. ``address`` (host, port) keys the session cache with the server name."""
-
-    _ctx: ClientContext
 
     def __init__(
         self,
@@ -410,14 +425,7 @@ class ClientConnection(_Connection):
                 "certificate checking needs the server's name: pass server_name, or set "
                 "check_hostname=False (or verify=False for tests)"
             )
-        ctx = ClientContext(
-            config,
-            self._records,
-            self._reassembler,
-            self._events,
-            server_name,
-            address[1] if address else None,
-        )
+        ctx = ClientContext(config, self._port, self._events, server_name, _restart_client)
         if address is not None:
             ctx.cache_key = (address[0], address[1], server_name)
         if session is None and config.session_cache is not None and ctx.cache_key is not None:
@@ -431,14 +439,21 @@ class ClientConnection(_Connection):
         rejected early data is not delivered and may be sent again)."""
         if self._state is not None:
             raise LocalProtocolError("the handshake has already started")
-        self._ctx.started = self._ctx.now()
         self._state = client_hs.start(self._ctx, early_data)
-        self._ctx.flush()
+        self._port.flush()
+
+    def _restart(self, carry: Renegotiation) -> ClientState:
+        """A renegotiation: a new handshake context, and its ClientHello."""
+        assert self._state is not None
+        new = self._ctx.next_handshake(carry)
+        self._settled = (self._ctx, self._state)
+        self._ctx = new
+        return client_hs.start(new)
 
     @property
     def session(self) -> ClientSession | None:
         """The latest resumable session the server gave us (for saving and reuse)."""
-        ctx = self._settled if isinstance(self._settled, ClientContext) else self._ctx
+        ctx = self._settled[0] if self._settled is not None else self._ctx
         return ctx.current_session() if ctx.info is not None else None
 
     def renegotiate(self) -> None:
@@ -447,22 +462,37 @@ class ClientConnection(_Connection):
         RenegotiationCompleted reports the new handshake, RenegotiationDeclined a server that
         refuses (most do by default)."""
         self._check_open("renegotiate()")
-        ctx = self._ctx
-        if self.renegotiating or not isinstance(self._state, Traffic12):
-            raise LocalProtocolError("renegotiate(): a renegotiation is already under way")
-        why = renegotiation.client_refusal(ctx)
+        state = self._state
+        if self.renegotiating or not isinstance(state, ClientTraffic12):
+            n = self._open_negotiated()
+            why = (
+                renegotiation.client_refusal(self._ctx.config, n)
+                if isinstance(n, Negotiated13)
+                else "a renegotiation is already under way"
+            )
+            raise LocalProtocolError(f"renegotiate(): {why}")
+        why = renegotiation.client_refusal(self._ctx.config, state.negotiated)
         if why is not None:
             raise LocalProtocolError(f"renegotiate(): {why}")
-        self._state = renegotiation.start_client(ctx, "client")
-        self._adopt(ctx)
+        ctx = self._ctx
+        self._state = _restart_client(ctx, state.carry("client"))
+        self._adopt(ctx, state)
+        self._port.flush()
 
-    def _ignores(self, state: State, msg_type: int, body: bytes) -> bool:
-        if msg_type != HandshakeType.HELLO_REQUEST:
-            return False
-        if not renegotiation.ignores_hello_request(self._ctx, state):
+    def _ignores(self, state: ClientState, body: bytes) -> bool:
+        """RFC 5246 §7.4.1.1: a client that is negotiating ignores a HelloRequest (TLS 1.2)."""
+        if state.handshake_done or not (self._ctx.carry is not None or state.ignores_hello_request):
             return False
         decode_message(HelloRequest, body)  # a HelloRequest with a body is still decode_error
         return True
+
+    def _renegotiation_declined(self) -> None:
+        """The server refused our ClientHello: back to the handshake before."""
+        settled = self._settled
+        if settled is not None and isinstance(self._state, client_hs.ExpectServerHello):
+            self._ctx, self._state = settled
+            self._settled = None
+            self._events.append(RenegotiationDeclined())
 
     @property
     def handshake_started(self) -> bool:
@@ -493,29 +523,27 @@ class ClientConnection(_Connection):
     def early_data_limit(self) -> int:
         """How many bytes of 0-RTT data ``start_handshake(early_data=...)`` may carry: what the
         offered session's ticket allows, or 0 when no TLS 1.3 session usable here is offered."""
-        return client13.early_data_allowance(self._ctx, self._ctx.offered_session)
+        return client_hs.early_data_allowance(self._ctx, self._ctx.offered_session)
 
     def _on_fatal(self, alert: AlertDescription, sent: bool) -> None:
         self._ctx.forget_session()
 
 
-class ServerConnection(_Connection):
+class ServerConnection(_Connection[ServerContext]):
     """The server side.
 
-    Resumption may need the session store. With a synchronous store (the default) the
-    connection asks it itself, inside :meth:`receive_data`. With
-    ``ServerConfig(external_session_lookup=True)`` it pauses instead and emits
+    Resumption may need the session store. With a synchronous ``session_store`` (the default)
+    the connection asks it itself, inside :meth:`receive_data`. With
+    ``ServerConfig(async_session_store=...)`` it pauses instead and emits
     :class:`~tessera.events.SessionLookupRequired`; until :meth:`provide_session` is called
     with the answers, received bytes are only buffered (0-RTT records stay encrypted) and
     ``send_data`` is refused. Store writes then come out as
     :class:`~tessera.events.SessionStoreUpdate` events.
     """
 
-    _ctx: ServerContext
-
     def __init__(self, config: ServerConfig) -> None:
         super().__init__()
-        self._ctx = ServerContext(config, self._records, self._reassembler, self._events)
+        self._ctx = ServerContext(config, self._port, self._events, _restart_server)
         self._state = ExpectClientHello()
         self._lookup: AwaitSessionLookup | None = None
 
@@ -528,27 +556,32 @@ class ServerConnection(_Connection):
         """True between a SessionLookupRequired event and :meth:`provide_session`."""
         return self._lookup is not None
 
+    def _restart(self, carry: Renegotiation, body: bytes, raw: bytes) -> ServerState:
+        """A renegotiation ClientHello: a new handshake context answers it."""
+        assert self._state is not None
+        new = self._ctx.next_handshake(carry)
+        self._settled = (self._ctx, self._state)
+        self._ctx = new
+        return ExpectClientHello().handle(new, HandshakeType.CLIENT_HELLO, body, raw)
+
     def _after_transition(self) -> None:
-        ctx = self._ctx
-        config = ctx.config
-        while isinstance(self._state, AwaitSessionLookup):
-            if config.external_session_lookup:
-                self._lookup = self._state
-                self._paused = True
-                self._events.append(SessionLookupRequired(self._state.operations))
-                return
-            answers = inline.answer(config.session_store, self._state.operations)
-            for op, answer in zip(self._state.operations, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    ctx.store_failed(op, answer)
-            self._state = self._state.provide(answers)
-            ctx.flush()
+        """The handshake waits for an async store: pause and announce the lookup."""
+        lookup = self._state
+        assert isinstance(lookup, AwaitSessionLookup)
+        self._lookup = lookup
+        self._paused = True
+        self._events.append(SessionLookupRequired(lookup.operations))
+
+    def store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
+        """Report a store operation that raised (a front end performing SessionStoreUpdate
+        writes calls this; the observers count it)."""
+        self._ctx.store_failed(op, error)
 
     def provide_session(self, answers: Sequence[LookupAnswer]) -> None:
         """Answer the pending SessionLookupRequired: one answer per operation, in order (bytes
-        or None for get/take, a bool for add, or the exception the store raised — a
-        :class:`~tessera.errors.StoreError` for a timeout). Then the handshake goes on with the
-        data received meanwhile."""
+        or None for get/take, a bool for add and put, or the exception the store raised — a
+        :class:`~tessera.errors.StoreError` for a timeout; it is reported to the observers).
+        Then the handshake goes on with the data received meanwhile."""
         if self._failed is not None:
             raise ConnectionClosedError(f"the connection failed earlier: {self._failed}")
         lookup = self._lookup
@@ -560,15 +593,26 @@ class ServerConnection(_Connection):
             )
         self._lookup = None
         self._paused = False
+        self._ctx.report_failures(lookup.operations, answers)
+        self._answered = (lookup, tuple(answers))
+        self._guarded(self._resume)
 
-        def resume() -> None:
-            self._state = lookup.provide(tuple(answers))
-            self._ctx.flush()
+    def _resume(self) -> None:
+        lookup, answers = self._answered
+        self._state = state = lookup.provide(self._ctx, answers)
+        self._port.flush()
+        if state.__class__ is AwaitSessionLookup:
             self._after_transition()
-            self._handle_messages()
-            self._process_records()
+            return
+        self._handle_messages()
+        self._process_records()
 
-        self._guarded(resume)
+    def _renegotiation_declined(self) -> None:
+        """The client ignored our HelloRequest: the connection goes on as it was."""
+        state = self._state
+        if isinstance(state, HelloRequested):
+            self._state = state.declined()
+            self._events.append(RenegotiationDeclined())
 
     # -- renegotiation and post-handshake authentication -----------------------------------
     def request_renegotiation(
@@ -594,14 +638,17 @@ class ServerConnection(_Connection):
             client_auth = (
                 ClientAuth.REQUIRED if require_client_certificate else self.config.client_auth
             )
-        why = renegotiation.refusal_to_request(self._ctx)
-        if why is None and (self.renegotiating or not isinstance(self._state, Traffic12)):
+        n = self._open_negotiated()
+        why = renegotiation.refusal_to_request(n) if n is not None else "the connection is not open"
+        state = self._state
+        if why is None and (self.renegotiating or not isinstance(state, ServerTraffic12)):
             why = "a renegotiation is already under way"
         if why is not None:
             raise LocalProtocolError(f"cannot renegotiate: {why}")
-        self._state = HelloRequested(RenegotiationRequest(client_auth, allow_resumption))
+        assert isinstance(state, ServerTraffic12)
+        self._state = state.requested(RenegotiationRequest(client_auth, allow_resumption))
         self._ctx.send_untranscribed(HelloRequest())
-        self._ctx.flush()
+        self._port.flush()
 
     def request_client_certificate(self, *, required: bool = False) -> None:
         """Ask the client for a certificate on this open connection (a web server that needs
@@ -616,19 +663,33 @@ class ServerConnection(_Connection):
         """
         client_auth = ClientAuth.REQUIRED if required else ClientAuth.OPTIONAL
         self._check_open("request_client_certificate()")
-        ctx = self._ctx
-        if ctx.version != ProtocolVersion.TLS1_3:
+        if not isinstance(self._open_negotiated(), Negotiated13):
             self.request_renegotiation(client_auth=client_auth, allow_resumption=False)
             return
-        why = post_auth.refusal(ctx, self._state)
+        state = self._state
+        why = post_auth.refusal(state)
         if why is not None:
             raise LocalProtocolError(f"cannot ask for a client certificate: {why}")
-        assert isinstance(self._state, Traffic13)
-        post_auth.request(ctx, self._state, client_auth)
-        ctx.flush()
+        assert isinstance(state, ServerTraffic13)
+        self._state = post_auth.request(self._ctx, state, client_auth)
+        self._port.flush()
 
     def _on_fatal(self, alert: AlertDescription, sent: bool) -> None:
         ctx = self._ctx
         ctx.observe(HandshakeFailed(alert, sent, during_handshake=ctx.info is None))
-        if ctx.cached_session_id and ctx.config.session_store is not None:
+        if ctx.cached_session_id and ctx.config.has_session_store:
             ctx.store_write(StoreWrite("delete", session_id_key(ctx.cached_session_id)))
+
+
+# -- the restart, injected into each context (a function: no reference cycle through it) ----
+def _restart_client(ctx: ClientContext, carry: Renegotiation) -> ClientState:
+    """A renegotiation: a new handshake context, and its ClientHello."""
+    return client_hs.start(ctx.next_handshake(carry))
+
+
+def _restart_server(
+    ctx: ServerContext, carry: Renegotiation, body: bytes, raw: bytes
+) -> ServerState:
+    """A renegotiation ClientHello: a new handshake context answers it."""
+    new = ctx.next_handshake(carry)
+    return ExpectClientHello().handle(new, HandshakeType.CLIENT_HELLO, body, raw)

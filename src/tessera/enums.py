@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class ProtocolVersion(IntEnum):
@@ -187,3 +187,12 @@ def code_name(enum_type: type[IntEnum], value: int) -> str:
         return enum_type(value).name
     except ValueError:
         return f"0x{value:04x}"
+
+
+class ClientAuth(Enum):
+    """What a server asks of the client: no certificate, one if it has one, or one without
+    which the handshake fails."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"

@@ -12,7 +12,7 @@ from .enums import ProtocolVersion
 
 if TYPE_CHECKING:
     from .session.model import ClientSession
-    from .session.resumption import ResumptionDecision, StoreLookup, StoreWrite
+    from .session.resumption import Mechanism, ResumptionDecision, StoreLookup, StoreWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,9 @@ class ConnectionInfo:
     resumed: bool
     secure_renegotiation: bool
     signature_scheme: int | None
-    resumed_by: str | None = None  # "session_id", "ticket" or "psk" when resumed
+    # How it resumed (a string enum: == "session_id", "ticket" or "psk"), None for a full
+    # handshake.
+    resumed_by: Mechanism | None = None
     early_data_accepted: bool = False
     # Server side: how this connection resumed, or why it did not (the fallback reason).
     resumption: ResumptionDecision | None = None
@@ -141,10 +143,10 @@ class ResumptionDecided:
 class SessionLookupRequired:
     """The server connection needs these store operations answered before it can go on.
 
-    Only with ``ServerConfig(external_session_lookup=True)``. Perform them in order and pass the
+    Only with ``ServerConfig(async_session_store=...)``. Perform them in order and pass the
     answers to ``ServerConnection.provide_session`` — bytes or None for ``get``/``take``, a bool
-    for ``add``, or the exception the store raised (that becomes a full handshake). Until then
-    the connection only buffers what it receives.
+    for ``add`` and ``put``, or the exception the store raised (that becomes a full handshake,
+    or for a ``put``, no ticket). Until then the connection only buffers what it receives.
     """
 
     operations: tuple[StoreLookup, ...]
@@ -152,7 +154,7 @@ class SessionLookupRequired:
 
 @dataclass(frozen=True, slots=True)
 class SessionStoreUpdate:
-    """Store writes (``put``/``delete``) to perform, with ``external_session_lookup=True``.
+    """Store writes (``put``/``delete``) to perform, with ``async_session_store``.
 
     Handle it before sending ``data_to_send()``: a session must be in the store before the
     records that let the client resume it leave.

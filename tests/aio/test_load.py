@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Pki
 from tessera import TLSError, aio
-from tessera.session.awaited import AsyncMemoryStore
+from tessera.session.resumption.awaited import AsyncMemoryStore
 
 from .helpers import HOST, SlowStore, client_config, echo, roundtrip, server_config, serving
 
@@ -146,9 +146,7 @@ def test_a_server_that_does_not_read_pauses_the_client(run: Run, pki: Pki) -> No
 
 
 def _tls12_session_id_config(pki: Pki, store: Any, **kw: Any) -> Any:
-    return server_config(
-        pki, "1.2", session_store=store, external_session_lookup=True, ticket_keyring=None, **kw
-    )
+    return server_config(pki, "1.2", async_session_store=store, ticket_keyring=None, **kw)
 
 
 def test_a_slow_store_does_not_stall_other_handshakes(run: Run, pki: Pki) -> None:
@@ -213,7 +211,7 @@ def test_single_use_tickets_through_the_async_adapter(run: Run, pki: Pki) -> Non
     async def main() -> None:
         store = AsyncMemoryStore()
         config = server_config(
-            pki, "1.3", session_store=store, external_session_lookup=True,
+            pki, "1.3", async_session_store=store,
             stateful_tickets=True, ticket_keyring=None,
         )  # fmt: skip
         client = client_config(pki, "1.3")
@@ -235,7 +233,7 @@ def test_zero_rtt_strike_register_in_a_slow_async_store(run: Run, pki: Pki) -> N
     async def main() -> None:
         store = SlowStore(delay=0.05)
         config = server_config(
-            pki, "1.3", session_store=store, external_session_lookup=True,
+            pki, "1.3", async_session_store=store,
             max_early_data_size=1024,
         )  # fmt: skip
         seen: list[bytes] = []

@@ -356,7 +356,7 @@ def test_a_blocking_store_is_refused_and_memory_store_is_fine(run: Run, pki: Pki
         with pytest.raises(ConfigError, match="not an async store"):
             await aio.start_server(
                 echo, HOST, 0,
-                config=server_config(pki, session_store=SyncStore(), external_session_lookup=True),
+                config=server_config(pki, async_session_store=SyncStore()),
             )  # fmt: skip
 
     run(main())

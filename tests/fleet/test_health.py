@@ -12,8 +12,8 @@ from tessera.errors import StoreError, StoreValueRejected
 from tessera.fleet.health import Breaker, BreakerState, GuardedStore
 from tessera.fleet.redis_store import RedisSessionStore
 from tessera.fleet.secret import FleetSecret
-from tessera.session.inline import answer
 from tessera.session.resumption import StoreLookup, session_id_key
+from tessera.session.resumption.inline import answer
 
 
 class Clock:

@@ -499,8 +499,10 @@ class World:
         kw.setdefault("clock", self.clock)
         kw.setdefault("rng", self.rng)
         kw.setdefault("client_cafile", self.certs.ca_file)
+        if session_store is _DEFAULT:  # an async store replaces the default one
+            session_store = None if "async_session_store" in kw else self.store()
         return ServerConfig(
-            session_store=self.store() if session_store is _DEFAULT else session_store,
+            session_store=session_store,
             ticket_keyring=self.keyring() if ticket_keyring is _DEFAULT else ticket_keyring,
             **kw,
         )

@@ -78,14 +78,7 @@ def test_tls13_server_hello_shows_the_selected_psk(world: World) -> None:
 def test_psk_ke_offered_alone(world: World) -> None:
     """A config naming psk_modes offers exactly those: psk_ke alone resumes with a psk_ke
     server (no key share) and falls back to a full handshake with one that lacks psk_ke."""
-    from tessera.audit.probe import ProbeConfig
-
-    base = client13(world)
-    client = ProbeConfig(
-        **{f: getattr(base, f) for f in ("cafile", "max_version", "clock", "rng")},
-        psk_ke=True,
-        psk_modes=(PskKeyExchangeMode.psk_ke,),
-    )
+    client = client13(world, psk_ke=True, psk_modes=(PskKeyExchangeMode.psk_ke,))
     psk_ke_server = server13(world, psk_ke=True)
     first = world.connect(client, psk_ke_server)
     second = world.connect(client, psk_ke_server, session=received(first)[0].session)

@@ -24,7 +24,7 @@ def test_text_and_json_say_why_a_session_was_not_resumed(world: World) -> None:
     obj = json.loads(format_record(rec, "json"))
     assert obj["resumed"] == "no" and obj["reason"] == "unknown session id"
     assert obj["offered"] == "session_id" and obj["peer"] == "127.0.0.1:5555"
-    secret = p.server._ctx.master_secret.hex()
+    secret = p.server._state.master_secret.hex()
     assert secret not in text and secret not in json.dumps(obj)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tessera import ConnectionClosed, ConnectionClosedError, ProtocolVersion
+from tessera.aio import AsyncMemoryStore
 from tessera.errors import HandshakeTruncated, TLSError
 
 from .helpers import Direction, World
@@ -89,16 +90,10 @@ def test_eof_while_awaiting_a_session_lookup(world: World) -> None:
     """A server paused on SessionLookupRequired whose client goes away: a truncated handshake;
     answering afterwards is refused (the front end drops the answer)."""
     store = world.store()
-    server_config = world.server_config(session_store=store, external_session_lookup=True)
     client_config = world.client_config(session_tickets=False)
-    first = world.connect(client_config, server_config)
-    from tessera.events import SessionStoreUpdate
-
-    for event in first.server_events:
-        if isinstance(event, SessionStoreUpdate):
-            for op in event.operations:
-                if op.op == "put":
-                    store.put(op.key, op.value, op.ttl)
+    # The session comes from a server asking the store itself; the next one awaits it.
+    first = world.connect(client_config, world.server_config(session_store=store))
+    server_config = world.server_config(async_session_store=AsyncMemoryStore(store))
     pair = world.pair(client_config, server_config, session=first.client.session)
     pair.start()
     pair.server.receive_data(pair.client.data_to_send())

@@ -266,12 +266,19 @@ def test_the_walk_finds_objects_that_hold_secrets(world: World) -> None:
         def __repr__(self) -> str:
             return f"Holder({self.secret!r})"
 
+    # The handshake's objects have __slots__: plant into a container one of them holds.
     target = next(
-        o
+        value
         for o in reachable(pair.client)
-        if type(o).__module__.startswith("tessera.handshake") and hasattr(o, "__dict__")
+        if type(o).__module__.startswith("tessera.handshake")
+        for cls in type(o).__mro__
+        for name in getattr(cls, "__slots__", ())
+        if isinstance(value := getattr(o, name, None), dict | set)
     )
-    vars(target)["leak"] = [Holder()]
+    if isinstance(target, dict):
+        target["leak"] = [Holder()]
+    else:
+        target.add(Holder())
     secrets.extra.append(planted)
     with pytest.raises(AssertionError, match=r"repr of .*Holder shows secret"):
         scan(pair, secrets, "planted")

@@ -99,7 +99,7 @@ def test_client_that_did_not_offer_cannot_be_asked(world: World) -> None:
 
 def test_request_to_a_client_that_did_not_offer_is_unexpected(world: World) -> None:
     p = connect(world, cert=False)
-    p.server._ctx.post_handshake_auth = True  # a server that asks anyway
+    p.server._state.post_handshake_auth = True  # a server that asks anyway
     p.server.request_client_certificate()
     assert expect_alert13(p, UnexpectedMessage, AD.unexpected_message) == "client"
 

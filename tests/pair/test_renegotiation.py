@@ -7,6 +7,7 @@ completed handshake until ``RenegotiationCompleted``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -113,17 +114,18 @@ def test_server_requested_renegotiation_refuses_resumption_and_gets_the_certific
 
 def test_renegotiation_makes_new_keys_and_a_new_session(world: World) -> None:
     p = with_certificate(world)
-    old_read, old_ctx = p.client._records.read, p.client._ctx
+    old_read, old_ctx, old = p.client._records.read, p.client._ctx, p.client._state
     old_session = p.client.session
     p.server.request_renegotiation()
     p.pump()
-    new_ctx = p.client._ctx
+    new_ctx, new = p.client._ctx, p.client._state
     assert p.client._records.read is not old_read
-    assert new_ctx is not old_ctx and new_ctx.client_random != old_ctx.client_random
-    assert new_ctx.master_secret != old_ctx.master_secret
+    assert new_ctx is not old_ctx
+    assert new.negotiated.client_random != old.negotiated.client_random
+    assert new.master_secret != old.master_secret
     new_session = p.client.session
     assert new_session is not None and old_session is not None
-    assert new_session.state.secret == new_ctx.master_secret != old_session.state.secret
+    assert new_session.state.secret == new.master_secret != old_session.state.secret
     assert p.server_config.statistics["tickets_issued"] == 2
 
 
@@ -231,11 +233,11 @@ def test_a_renegotiation_keeps_tls12_without_a_downgrade_sentinel(world: World) 
     in the first handshake only; the renegotiation stays TLS 1.2."""
     server = world.server_config(max_version=ProtocolVersion.TLS1_3)
     p = world.connect(world.client_config(), server)
-    assert p.client._ctx.server_random.endswith(DOWNGRADE_TLS12)
+    assert p.client._state.negotiated.server_random.endswith(DOWNGRADE_TLS12)
     p.server.request_renegotiation()
     p.pump()
     assert p.client.info is not None and p.client.info.version == ProtocolVersion.TLS1_2
-    assert not p.client._ctx.server_random.endswith(DOWNGRADE_TLS12)
+    assert not p.client._state.negotiated.server_random.endswith(DOWNGRADE_TLS12)
 
 
 def test_a_hello_request_during_the_renegotiation_is_ignored(world: World) -> None:
@@ -345,7 +347,7 @@ def enabled_pair(world: World) -> ConnectionPair:
 def test_crafted_renegotiation_hello_with_the_right_verify_data_is_answered(world: World) -> None:
     """The control for the tests below: the crafted hello is good enough when it is right."""
     p = enabled_pair(world)
-    inject(p, C2S, renegotiation_hello(p, ri=p.client._ctx.client_verify_data))
+    inject(p, C2S, renegotiation_hello(p, ri=p.client._state.client_verify_data))
     assert "ExpectClientKeyExchange" in p.server.state_name
 
 
@@ -369,7 +371,7 @@ def test_renegotiation_info_must_carry_the_client_verify_data(
 
 def test_scsv_in_a_renegotiation_hello_is_fatal(world: World) -> None:
     p = enabled_pair(world)
-    ch = renegotiation_hello(p, ri=p.client._ctx.client_verify_data, scsv=True)
+    ch = renegotiation_hello(p, ri=p.client._state.client_verify_data, scsv=True)
     with pytest.raises(HandshakeFailure, match="SCSV"):
         inject(p, C2S, ch)
 
@@ -377,7 +379,7 @@ def test_scsv_in_a_renegotiation_hello_is_fatal(world: World) -> None:
 def test_renegotiation_without_ems_on_an_ems_connection_is_refused(world: World) -> None:
     p = enabled_pair(world)
     assert p.server.info is not None and p.server.info.extended_master_secret
-    ch = renegotiation_hello(p, ri=p.client._ctx.client_verify_data, ems=False)
+    ch = renegotiation_hello(p, ri=p.client._state.client_verify_data, ems=False)
     with pytest.raises(HandshakeFailure, match="extended_master_secret"):
         inject(p, C2S, ch)
 
@@ -385,15 +387,15 @@ def test_renegotiation_without_ems_on_an_ems_connection_is_refused(world: World)
 def test_renegotiation_cannot_move_to_tls13(world: World) -> None:
     p = world.connect(world.client_config(), world.server_config(
         client_renegotiation=True, max_version=ProtocolVersion.TLS1_3))  # fmt: skip
-    ch = renegotiation_hello(p, ri=p.client._ctx.client_verify_data, versions=(0x0304,))
+    ch = renegotiation_hello(p, ri=p.client._state.client_verify_data, versions=(0x0304,))
     with pytest.raises(ProtocolVersionError, match=r"TLS 1\.2"):
         inject(p, C2S, ch)
 
 
 def test_server_with_wrong_verify_data_is_refused_by_the_client(world: World) -> None:
     p = with_certificate(world)
-    ctx = p.server._ctx
-    ctx.server_verify_data = bytes(b ^ 1 for b in ctx.server_verify_data)
+    state = p.server._state
+    state.server_verify_data = bytes(b ^ 1 for b in state.server_verify_data)
     p.server.request_renegotiation()
     with pytest.raises(HandshakeFailure, match="RFC 5746"):
         p.pump()
@@ -443,7 +445,8 @@ def test_client_refuses_legacy_renegotiation(world: World, monkeypatch: pytest.M
     assert p.client.info is not None and not p.client.info.secure_renegotiation
     with pytest.raises(LocalProtocolError, match="secure renegotiation"):
         p.client.renegotiate()
-    p.server._ctx.secure_renegotiation = True  # a server that believes the client can
+    state = p.server._state  # a server that believes the client can
+    state.negotiated = dataclasses.replace(state.negotiated, secure_renegotiation=True)
     p.server.request_renegotiation()
     p.pump()
     assert of_type(p.server_events, RenegotiationDeclined)

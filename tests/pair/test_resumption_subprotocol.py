@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tessera import ClientSession, FallbackReason, MemoryStore, ServerConnection
+from tessera.aio import AsyncMemoryStore
 from tessera.crypto.key_exchange import KeyShare
 from tessera.enums import ContentType, HandshakeType, NamedGroup, ProtocolVersion
 from tessera.errors import LocalProtocolError, StoreError, StoreValueRejected, TLSError
@@ -20,11 +21,15 @@ from tessera.events import (
     SessionLookupRequired,
     SessionStoreUpdate,
 )
-from tessera.handshake.summary import MAX_PSK_IDENTITIES
 from tessera.messages import ClientHello
 from tessera.messages import extensions as X
 from tessera.messages.base import encode_handshake
-from tessera.session.resumption import EarlyDataRefusal, Mechanism, StoreLookup, StoreWrite
+from tessera.session.resumption import (
+    MAX_PSK_IDENTITIES,
+    EarlyDataRefusal,
+    Mechanism,
+    StoreLookup,
+)
 
 from .helpers import ConnectionPair, Direction, World
 from .test_tls13_support import app_data, client13, server13, tickets
@@ -193,7 +198,8 @@ def test_a_store_that_raises_costs_only_resumption(world: World, scenario: str) 
         _run_guarded(p)  # a full handshake (its session put fails), then a fatal alert...
         with pytest.raises(TLSError):
             p.inject(Direction.C2S, bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 40)))
-        assert spy.calls["delete"] == 1  # ...whose delete fails too, quietly
+        # ...and, the put having failed (it is answered), there is nothing to delete.
+        assert spy.calls["put"] == 2 and spy.calls["delete"] == 0  # one put per handshake
     else:
         _run_guarded(p)
     assert p.server.handshake_complete and p.client.handshake_complete
@@ -230,7 +236,7 @@ def test_0rtt_fails_closed_when_the_strike_register_is_down(world: World) -> Non
 
 # -- external lookups ------------------------------------------------------------------------------
 def _external_pair(world: World, store: MemoryStore, **kw: Any) -> tuple[Any, Any, ClientSession]:
-    server = server13(world, session_store=store, external_session_lookup=True, **kw)
+    server = server13(world, async_session_store=AsyncMemoryStore(store), **kw)
     client = client13(world)
     p = world.pair(client, server)
     p.start()
@@ -256,6 +262,9 @@ def _answer(store: MemoryStore, ops: tuple[StoreLookup, ...]) -> list[Any]:
             out.append(store.get(op.key))
         elif op.op == "take":
             out.append(store.take(op.key))
+        elif op.op == "put":
+            store.put(op.key, op.value, op.ttl)
+            out.append(True)
         else:
             out.append(store.add(op.key, op.value, op.ttl))
     return out
@@ -338,23 +347,43 @@ def test_external_lookup_answered_with_a_store_error_is_a_full_handshake(
     assert server.statistics.reason_count(reason) == 1
 
 
-def test_external_mode_writes_arrive_as_events_before_the_tickets(world: World) -> None:
+def test_external_mode_ticket_writes_are_answered_before_the_tickets(world: World) -> None:
+    """Single-use tickets: each ticket's store put is a lookup the caller answers before the
+    tickets leave (the connection writes nothing itself)."""
     store = world.store()
     server = server13(
-        world, session_store=store, ticket_keyring=None, stateful_tickets=True,
-        external_session_lookup=True,
+        world, async_session_store=AsyncMemoryStore(store), ticket_keyring=None,
+        stateful_tickets=True,
     )  # fmt: skip
     p = world.pair(client13(world), server)
     p.start()
     p.pump()
-    updates = [e for e in p.server_events if isinstance(e, SessionStoreUpdate)]
-    assert [w.op for u in updates for w in u.operations] == ["put", "put"]
+    (lookup,) = [e for e in p.server_events if isinstance(e, SessionLookupRequired)]
+    assert [o.op for o in lookup.operations] == ["put", "put"]
+    assert all(o.key.startswith(b"stk:") for o in lookup.operations)
     assert len(store) == 0  # the connection wrote nothing itself
-    assert all(
-        isinstance(w, StoreWrite) and w.key.startswith(b"stk:")
-        for u in updates
-        for w in u.operations
-    )
+    assert p.server.handshake_complete and p.server.awaiting_session
+    assert not tickets(p)  # no ticket before its put is answered
+    p.server.provide_session([True, StoreError("redis: timed out")])
+    p.server_events.extend(p.server.events())
+    p.pump()
+    assert len(tickets(p)) == 1  # only the ticket whose put worked
+    stats = server.statistics
+    assert stats["tickets_issued"] == 1 and stats["tickets_not_issued"] == 1
+    assert stats["store_errors"] == 1
+
+
+def test_a_failed_ticket_put_issues_no_ticket(world: World) -> None:
+    """rustls' rule: a single-use ticket whose store put fails is never sent, so the client
+    never offers a ticket the server cannot know (and no "already used" miss is counted)."""
+    spy = SpyStore(world)
+    server = server13(world, session_store=spy, ticket_keyring=None, stateful_tickets=True)
+    spy.down = True
+    p = world.connect(client13(world), server)
+    assert p.server.handshake_complete and tickets(p) == []
+    assert server.statistics["tickets_not_issued"] == 2
+    assert server.statistics["tickets_issued"] == 0
+    assert server.statistics.reason_count(FallbackReason.PSK_ALREADY_USED) == 0
 
 
 def test_provide_session_without_a_pending_lookup_is_refused(world: World) -> None:

@@ -13,11 +13,10 @@ from dataclasses import replace
 from typing import Any
 
 from tessera import ClientSession, ProtocolVersion
-from tessera.crypto.key_schedule import KeySchedule
+from tessera.crypto.key_schedule import traffic_keys
 from tessera.crypto.suites import BY_CODE, CipherSuite
 from tessera.enums import ContentType, HandshakeType
 from tessera.events import ApplicationData, Event, KeyUpdated, SessionTicketReceived
-from tessera.handshake.common13 import protection
 from tessera.messages import ClientHello, ServerHello
 from tessera.messages import extensions as X
 from tessera.record.protection import AEAD13
@@ -72,7 +71,7 @@ class KeyLog:
         raise AssertionError(f"no {label} logged")
 
     def aead(self, label: str, suite: CipherSuite = AES128) -> AEAD13:
-        return protection(KeySchedule(suite), self.secret(label))
+        return AEAD13(suite, *traffic_keys(suite, self.secret(label)))
 
 
 # -- records and messages ------------------------------------------------------------------------

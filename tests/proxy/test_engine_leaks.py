@@ -27,7 +27,7 @@ from tessera.io.aio import TLSProtocol, TLSTransport
 from tessera.io.engine import Engine, EngineConnection, EngineSettings
 from tessera.proxy.relay import Relay
 from tessera.proxy.server import ProxySettings, proxy_server
-from tessera.session.awaited import AsyncMemoryStore
+from tessera.session.resumption.awaited import AsyncMemoryStore
 
 pytestmark = pytest.mark.interop
 
@@ -75,8 +75,7 @@ def _serve_engine(pki: Pki, echo_port: int) -> Engine:
 
 
 def _proxy_engine(pki: Pki, echo_port: int) -> Engine:
-    config = ServerConfig(certificates=(pki.ecdsa,), external_session_lookup=True,
-                          session_store=AsyncMemoryStore())  # type: ignore[arg-type]  # fmt: skip
+    config = ServerConfig(certificates=(pki.ecdsa,), async_session_store=AsyncMemoryStore())
     return proxy_server(("127.0.0.1", 0), config, SETTINGS,
                         ProxySettings(("127.0.0.1", echo_port)))  # fmt: skip
 

@@ -22,7 +22,7 @@ def flood_tickets(tls: TLSSocket) -> None:
     for i in range(TICKETS):
         ticket = i.to_bytes(4, "big") + bytes(TICKET_SIZE - 4)
         ctx.send_untranscribed(NewSessionTicket13(3600, i, i.to_bytes(4, "big"), ticket))
-    ctx.flush()
+    ctx.port.flush()
     tls.sendall(b"done")
     tls.recv(1)  # until the client closes
 

@@ -16,7 +16,7 @@ from ..config import ClientConfig
 from ..enums import ExtensionType, ProtocolVersion, PskKeyExchangeMode
 from ..session.model import ClientSession
 from .classify import Mechanism, Outcome, Reason, classify, failed
-from .probe import Endpoint, Handshake, ProbeConfig, handshake, replay_configs
+from .probe import Endpoint, Handshake, handshake, replay_configs
 
 # Sent as 0-RTT data: harmless to an HTTP server (and echoed by an echo server).
 EARLY_DATA = b"HEAD / HTTP/1.0\r\n\r\n"
@@ -28,7 +28,7 @@ def config_for(mechanism: Mechanism) -> ClientConfig:
     """A client that can resume by ``mechanism`` only. Certificates are not validated: this
     audits resumption, not the certificate."""
     if mechanism in (Mechanism.SESSION_ID, Mechanism.TICKET):
-        return ProbeConfig(
+        return ClientConfig(
             verify=False,
             min_version=ProtocolVersion.TLS1_2,
             max_version=ProtocolVersion.TLS1_2,
@@ -36,7 +36,7 @@ def config_for(mechanism: Mechanism) -> ClientConfig:
         )
     psk_ke = mechanism is Mechanism.PSK_KE
     mode = PskKeyExchangeMode.psk_ke if psk_ke else PskKeyExchangeMode.psk_dhe_ke
-    return ProbeConfig(
+    return ClientConfig(
         verify=False,
         min_version=ProtocolVersion.TLS1_3,
         max_version=ProtocolVersion.TLS1_3,

@@ -21,21 +21,14 @@ from dataclasses import dataclass, field, replace
 from ..config import ClientConfig
 from ..connection import ClientConnection
 from ..crypto.suites import BY_CODE
-from ..enums import NamedGroup, PskKeyExchangeMode
+from ..enums import NamedGroup
 from ..errors import TLSError
 from ..events import Event, ServerHelloReceived, SessionTicketReceived
 from ..io.pump import EventHandler, dispatch
 from ..session.model import ClientSession
+from ..session.resumption import Mechanism
 
 KEY_NAME_LEN = 16  # RFC 5077 §4: key_name[16] | iv[16] | encrypted_state | mac[32]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProbeConfig(ClientConfig):
-    """A client config that may offer one TLS 1.3 PSK mode alone (psk_ke, to see whether a
-    server accepts it: offered together with psk_dhe_ke, servers pick psk_dhe_ke)."""
-
-    psk_modes: tuple[PskKeyExchangeMode, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +76,7 @@ class Handshake:
     error: str | None = None
     version: str | None = None
     cipher_suite: int | None = None
-    resumed_by: str | None = None
+    resumed_by: Mechanism | None = None  # how the server resumed it (core vocabulary)
     hello: ServerHelloReceived | None = None  # the ServerHello (not a HelloRetryRequest)
     hello_retry: bool = False
     extended_master_secret: bool | None = None

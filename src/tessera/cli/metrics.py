@@ -3,7 +3,7 @@ calls a command makes (see :mod:`tessera.observe.exporter` for the multiprocess 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,11 +11,11 @@ from ..fleet import metrics as fleet_metrics
 from ..fleet import supervisor
 from ..observe.exporter import MetricsExporter, parse_address
 
-Store = TypeVar("Store")
-
 if TYPE_CHECKING:
     from ..fleet.cli import FleetRuntime
-    from ..session.observer import ResumptionObserver
+    from ..observe.facts import ResumptionObserver
+    from ..session.resumption.awaited import AsyncSessionStore
+    from ..session.store import SessionStore
 
 
 def address_option(value: str, option: str) -> tuple[str, int]:
@@ -44,11 +44,15 @@ def observers(exporter: MetricsExporter | None) -> tuple[ResumptionObserver, ...
     return () if exporter is None else (exporter.observer,)
 
 
-def instrumented(exporter: MetricsExporter | None, store: Store) -> Store:
+def instrumented(exporter: MetricsExporter | None, store: SessionStore) -> SessionStore:
     """``store`` counted and timed when there are metrics (a wrapper with its methods)."""
-    if exporter is None or store is None:
-        return store
-    return cast(Store, exporter.observer.instrument(store))
+    return store if exporter is None else exporter.observer.instrument(store)
+
+
+def instrumented_async(exporter: MetricsExporter | None,
+                       store: AsyncSessionStore) -> AsyncSessionStore:  # fmt: skip
+    """The same for an async store."""
+    return store if exporter is None else exporter.observer.instrument(store)
 
 
 def in_worker(exporter: MetricsExporter | None) -> None:

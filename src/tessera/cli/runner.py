@@ -25,8 +25,8 @@ from ..fleet import supervisor
 from ..fleet.cli import FleetRuntime
 from ..io.engine import Engine, loop_factory
 from ..observe.exporter import MetricsExporter
-from ..session.awaited import AsyncMemoryStore
 from ..session.keyring import TicketKeyring
+from ..session.resumption.awaited import AsyncMemoryStore, AsyncSessionStore
 from ..session.store import MemoryStore
 from . import metrics as metrics_cli
 from . import serving
@@ -35,7 +35,6 @@ from .serve_config import Loaded, ServerOptions
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
-    from ..session.store import SessionStore
 
 Address = tuple[str, int]
 Say = Callable[[str], None]
@@ -78,18 +77,16 @@ def prepare(opts: ServerOptions, *, tickets: bool = True, cache: bool = True,
     memory = None  # memory (and the supervisor's 0-RTT register in front of it, if any)
     if cache and shared is None:
         memory = runtime.session_store(MemoryStore(opts.cache_size))
-    store: object = memory
+    awaited: AsyncSessionStore | None = None
     if shared is not None:  # Redis: awaited by the engine, never called on the loop thread
-        store = metrics_cli.instrumented(exporter, shared)
+        awaited = metrics_cli.instrumented_async(exporter, shared)
     elif memory is not None and (
         exporter is not None or await_memory or not isinstance(memory, MemoryStore)
     ):  # answered at once through the async adapter (the register's answer is local IPC)
-        store = AsyncMemoryStore(cast(MemoryStore, metrics_cli.instrumented(exporter, memory)))
+        awaited = AsyncMemoryStore(metrics_cli.instrumented(exporter, memory))
     loaded = Loaded(
-        certificates, runtime.keyring,
-        # (an awaited store is a marker to ServerConfig: it never calls it itself)
-        cast("SessionStore | None", store),
-        metrics_cli.observers(exporter), keylog_option(opts.keylogfile), store is not memory,
+        certificates, runtime.keyring, memory if awaited is None else None,
+        metrics_cli.observers(exporter), keylog_option(opts.keylogfile), awaited,
         early_data=bool(runtime.early_data(early_data)),
     )  # fmt: skip
     return Prepared(files, loaded, runtime, exporter, early_data)

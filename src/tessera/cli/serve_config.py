@@ -21,8 +21,9 @@ from ..errors import ConfigError
 from ..fleet.cli import FleetOptions
 from ..io.engine import EngineSettings
 from ..observe.exporter import parse_address
+from ..observe.facts import ResumptionObserver
 from ..session.keyring import KeyFileFormat, TicketKeySource
-from ..session.observer import ResumptionObserver
+from ..session.resumption.awaited import AsyncSessionStore
 from ..session.store import SessionStore
 from .options import TLSKeywords, option, tls_options
 from .serving import ServeFiles
@@ -35,6 +36,7 @@ Given = Callable[[str], bool]  # the option was on the command line (not a defau
 class SharedKeywords(TLSKeywords, total=False):
     certificates: tuple[CertifiedKey, ...]
     session_store: SessionStore | None
+    async_session_store: AsyncSessionStore | None
     observers: tuple[ResumptionObserver, ...]
     session_timeout: float
     ticket_keyring: TicketKeySource | None
@@ -47,10 +49,10 @@ class Loaded:
 
     certificates: tuple[CertifiedKey, ...]
     keyring: TicketKeySource | None
-    store: SessionStore | None
+    store: SessionStore | None  # asked inline (memory)
     observers: tuple[ResumptionObserver, ...] = ()
     keylog: Callable[[str], None] | None = None
-    awaited: bool = False  # the engine awaits ``store`` (Redis, metered memory)
+    async_store: AsyncSessionStore | None = None  # awaited by the engine (Redis, metered)
     early_data: bool = True  # the fleet allows 0-RTT (its strike register is shared enough)
 
 
@@ -170,6 +172,7 @@ class ServerOptions:
         return SharedKeywords(
             certificates=loaded.certificates,
             session_store=loaded.store,
+            async_session_store=loaded.async_store,
             observers=loaded.observers,
             session_timeout=self.session_timeout,
             ticket_keyring=loaded.keyring,
@@ -312,7 +315,6 @@ def build_server_config(opts: ServeOptions, loaded: Loaded) -> ServerConfig:
     opts.check()
     return ServerConfig(
         **opts.shared_keywords(loaded),
-        external_session_lookup=loaded.awaited,
         ticket_lifetime=opts.ticket_lifetime,
         num_tickets=opts.num_tickets,
         # --no-ticket: TLS 1.3 resumes with stateful tickets when there is a cache
@@ -328,7 +330,7 @@ def build_server_config(opts: ServeOptions, loaded: Loaded) -> ServerConfig:
 
 
 def build_proxy_config(opts: ProxyOptions, loaded: Loaded) -> ServerConfig:
-    """``tessera proxy``'s configuration (no I/O): its store is always awaited by the engine
-    (Redis, or memory behind the async adapter)."""
+    """``tessera proxy``'s configuration (no I/O; its runner gives it an awaited store:
+    Redis, or memory behind the async adapter)."""
     opts.check()
-    return ServerConfig(**opts.shared_keywords(loaded), external_session_lookup=True)
+    return ServerConfig(**opts.shared_keywords(loaded))

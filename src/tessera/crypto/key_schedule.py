@@ -18,40 +18,62 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
+
+# OpenSSL's one-shot HMAC, without the argument checks of hmac.digest() (tessera needs
+# OpenSSL anyway: cryptography is built on it).
+from _hashlib import hmac_digest as hmac_digest  # noqa: PLC0414 (re-exported for prf.py)
 from functools import lru_cache
 
 from .suites import CipherSuite
 
-try:  # OpenSSL's one-shot HMAC, without the argument checks of hmac.digest()
-    from _hashlib import hmac_digest as hmac_digest  # noqa: PLC0414 (re-exported for prf.py)
-except ImportError:  # pragma: no cover - CPython without OpenSSL
-    hmac_digest = hmac.digest  # type: ignore[assignment]
-
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
-    return bytes(hmac_digest(salt, ikm, hash_name))
+    return hmac_digest(salt, ikm, hash_name)
 
 
-@lru_cache(maxsize=64)
+# HkdfLabel (RFC 8446 §7.1) up to the context, by (label, length): built once per label.
+_PREFIXES: dict[tuple[bytes, int], bytes] = {}
+# The whole HKDF-Expand input for an empty context, counter byte included (one block).
+_EMPTY_INFO: dict[tuple[bytes, int], bytes] = {}
+
+
 def _label_prefix(label: bytes, length: int) -> bytes:
-    full = b"tls13 " + label
-    return length.to_bytes(2, "big") + bytes((len(full),)) + full
+    prefix = _PREFIXES.get((label, length))
+    if prefix is None:
+        full = b"tls13 " + label
+        prefix = _PREFIXES[label, length] = length.to_bytes(2, "big") + bytes((len(full),)) + full
+    return prefix
 
 
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes,
                       length: int) -> bytes:  # fmt: skip
     info = _label_prefix(label, length) + bytes((len(context),)) + context
-    block = bytes(hmac_digest(secret, info + b"\x01", hash_name))
+    block = hmac_digest(secret, info + b"\x01", hash_name)
     if length <= len(block):
-        return block[:length]
+        return block[:length] if length < len(block) else block
     out = block
     i = 2
     while len(out) < length:
-        block = bytes(hmac_digest(secret, block + info + bytes((i,)), hash_name))
+        block = hmac_digest(secret, block + info + bytes((i,)), hash_name)
         out += block
         i += 1
     return out[:length]
+
+
+def expand_empty(hash_name: str, secret: bytes, label: bytes, length: int) -> bytes:
+    """HKDF-Expand-Label with an empty context and at most one hash block of output (keys,
+    IVs, Finished keys, KeyUpdate and resumption-free labels): one HMAC over a prebuilt input."""
+    info = _EMPTY_INFO.get((label, length))
+    if info is None:
+        info = _EMPTY_INFO[label, length] = _label_prefix(label, length) + b"\x00\x01"
+    block = hmac_digest(secret, info, hash_name)
+    return block[:length] if length < len(block) else block
+
+
+def traffic_keys(suite: CipherSuite, secret: bytes) -> tuple[bytes, bytes]:
+    """(key, iv) for a TLS 1.3 traffic secret (RFC 8446 §7.3)."""
+    name = suite.prf_hash
+    return expand_empty(name, secret, b"key", suite.key_len), expand_empty(name, secret, b"iv", 12)
 
 
 @lru_cache(maxsize=8)
@@ -59,8 +81,19 @@ def _no_psk_secrets(hash_name: str) -> tuple[bytes, bytes]:
     """(Early Secret, its "derived" secret) without a PSK: the same for every handshake."""
     zeros = bytes(hashlib.new(hash_name).digest_size)
     early = hkdf_extract(hash_name, zeros, zeros)
-    empty = hashlib.new(hash_name).digest()
-    return early, hkdf_expand_label(hash_name, early, b"derived", empty, len(zeros))
+    return early, hkdf_expand_label(
+        hash_name, early, b"derived", _empty_hash(hash_name), len(zeros)
+    )
+
+
+_EMPTY_HASHES: dict[str, bytes] = {}
+
+
+def _empty_hash(hash_name: str) -> bytes:
+    h = _EMPTY_HASHES.get(hash_name)
+    if h is None:
+        h = _EMPTY_HASHES[hash_name] = hashlib.new(hash_name).digest()
+    return h
 
 
 class KeySchedule:
@@ -72,7 +105,7 @@ class KeySchedule:
         self.suite = suite
         self.hash_name = suite.prf_hash
         self.hash_len = suite.hash_len
-        self._empty_hash = hashlib.new(self.hash_name).digest()
+        self._empty_hash = _empty_hash(self.hash_name)
         if psk is None:
             self.secret = _no_psk_secrets(self.hash_name)[0]
         else:
@@ -105,19 +138,19 @@ class KeySchedule:
 
     # -- derived keys --------------------------------------------------------------------
     def finished_key(self, base_secret: bytes) -> bytes:
-        return self.expand_label(base_secret, b"finished", b"", self.hash_len)
+        return expand_empty(self.hash_name, base_secret, b"finished", self.hash_len)
 
     def finished_mac(self, base_secret: bytes, transcript_hash: bytes) -> bytes:
-        return bytes(hmac_digest(self.finished_key(base_secret), transcript_hash, self.hash_name))
+        name = self.hash_name
+        key = expand_empty(name, base_secret, b"finished", self.hash_len)
+        return hmac_digest(key, transcript_hash, name)
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(key, iv) for a traffic secret."""
-        key = self.expand_label(secret, b"key", b"", self.suite.key_len)
-        iv = self.expand_label(secret, b"iv", b"", 12)
-        return key, iv
+        return traffic_keys(self.suite, secret)
 
     def next_traffic_secret(self, secret: bytes) -> bytes:
-        return self.expand_label(secret, b"traffic upd", b"", self.hash_len)
+        return expand_empty(self.hash_name, secret, b"traffic upd", self.hash_len)
 
     def resumption_psk(self, resumption_master: bytes, nonce: bytes) -> bytes:
         return self.expand_label(resumption_master, b"resumption", nonce, self.hash_len)

@@ -8,16 +8,19 @@ themselves, not their hash).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..enums import HandshakeType
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 
 class Transcript:
     __slots__ = ("_hash", "_keep", "_messages", "hash_name")
 
     def __init__(self, keep_messages: bool = False) -> None:
-        self._hash: Any = None
+        self._hash: _Hash | None = None
         self.hash_name = ""
         self._messages: list[bytes] = []
         self._keep = keep_messages
@@ -52,11 +55,18 @@ class Transcript:
         authentication continues the handshake transcript once per request."""
         other = Transcript()
         other.hash_name = self.hash_name
-        other._hash = self._hash.copy()
+        other._hash = self._chosen().copy()
         return other
 
+    def _chosen(self) -> _Hash:
+        h = self._hash
+        assert h is not None, "the transcript hash is set once the cipher suite is known"
+        return h
+
     def digest(self) -> bytes:
-        return bytes(self._hash.copy().digest())
+        h = self._hash
+        assert h is not None, "the transcript hash is set once the cipher suite is known"
+        return h.copy().digest()
 
     def messages(self) -> bytes:
         """All messages so far (requires ``keep_messages``)."""

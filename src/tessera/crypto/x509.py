@@ -484,6 +484,15 @@ def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str, sourc
             rules = "the Web-PKI profile" if profile is VerifyProfile.WEBPKI else "every CA"
             return bad, f"{what} has no {ext} extension, which {rules} requires"
         return bad, f"{what}: its {ext} extension is not allowed here ({reason})"
+    return _explain_message(text, what, bad, chain, cert, peer, name)
+
+
+def _explain_message(
+    text: str, what: str, bad: AlertDescription, chain: list[x509.Certificate],
+    cert: x509.Certificate | None, peer: str, name: str,
+) -> tuple[AlertDescription, str]:  # fmt: skip
+    """:func:`explain` for the errors recognised by their message."""
+    leaf = chain[0]
     if text.startswith("basicConstraints.cA must not be asserted"):
         return bad, (
             f"{what} is a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` "

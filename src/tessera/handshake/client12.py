@@ -18,6 +18,8 @@ Abbreviated handshake (the server echoed our session id)::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -51,20 +53,42 @@ from ..messages import (
     decode_message,
 )
 from ..messages import extensions as X
-from ..record.protection import NullProtection, RecordProtection
 from ..session.model import ClientSession, ServerSession
+from ..session.resumption import Mechanism
 from . import keys12, renegotiation
-from .context import ClientContext, State, check_finished12, require
-from .traffic import Traffic12
+from .context import ClientContext, ClientState, require, verify_finished
+from .negotiated import Negotiated12
+from .port import Direction, Epoch, Keys12
+from .traffic12 import ClientTraffic12
 
 # How long a client keeps a TLS 1.2 session when the server gives no ticket lifetime hint.
 DEFAULT_CLIENT_SESSION_LIFETIME = 300
 MAX_TICKET_LIFETIME = 7 * 24 * 3600
 
 
+class _Client12(ClientState):
+    """A TLS 1.2 client state: a HelloRequest now is ignored (RFC 5246 §7.4.1.1)."""
+
+    __slots__ = ()
+    ignores_hello_request = True
+
+
+@dataclass(frozen=True, slots=True)
+class Hello12:
+    """The ServerHello read: what the rest of the handshake is checked against."""
+
+    n: Negotiated12
+    ticket_expected: bool
+    started: float | None
+
+
 def handle_server_hello(
-    ctx: ClientContext, ch: ClientHello, sh: ServerHello, offered: ClientSession | None
-) -> State:
+    ctx: ClientContext,
+    ch: ClientHello,
+    sh: ServerHello,
+    offered: ClientSession | None,
+    started: float | None,
+) -> ClientState:
     suite = BY_CODE.get(sh.cipher_suite)
     if suite is None or suite.is_tls13 or suite.code not in ch.cipher_suites:
         raise IllegalParameter(
@@ -72,19 +96,18 @@ def handle_server_hello(
         )
     if sh.compression_method != 0:
         raise IllegalParameter("the server chose a compression method other than null")
-    _check_server_extensions(ctx, ch, sh, suite)
+    ems, etm, secure, alpn = _check_server_extensions(ctx, ch, sh, suite)
     ticket_expected = sh.find(X.SessionTicketExt) is not None
     ctx.events.append(
         ServerHelloReceived(ProtocolVersion.TLS1_2, suite.code, ch.session_id, sh.session_id,
                             tuple(X.ext_code(e) for e in sh.extensions))
     )  # fmt: skip
-    ctx.version = ProtocolVersion.TLS1_2
-    ctx.records.check_version = ProtocolVersion.TLS1_2
-    if ctx.renegotiation is None:  # a renegotiation keeps the current keys until its CCS
-        ctx.records.write = NullProtection(b"\x03\x03")
-    ctx.suite = suite
-    ctx.server_random = sh.random
-    ctx.session_id = sh.session_id
+    port = ctx.port
+    port.expect_record_version(ProtocolVersion.TLS1_2)
+    if ctx.carry is None:  # a renegotiation keeps the current keys until its CCS
+        port.plaintext(ProtocolVersion.TLS1_2)
+    n = Negotiated12(suite, ch.random, sh.random, sh.session_id, ems, etm, secure,
+                     ctx.server_name, alpn)  # fmt: skip
     ctx.transcript.set_hash(suite.prf_hash)
     if (
         offered is not None
@@ -92,14 +115,15 @@ def handle_server_hello(
         and sh.session_id
         and sh.session_id == ch.session_id
     ):
-        return _resumed(ctx, offered, suite, ticket_expected)
-    return ExpectCertificate(suite, ticket_expected)
+        return _resumed(ctx, Hello12(n, ticket_expected, started), offered)
+    return ExpectCertificate(Hello12(n, ticket_expected, started))
 
 
 def _check_server_extensions(
     ctx: ClientContext, ch: ClientHello, sh: ServerHello, suite: CipherSuite
-) -> None:
-    """Only extensions we offered; renegotiation_info, EMS, ETM and ALPN as negotiated."""
+) -> tuple[bool, bool, bool, bytes | None]:
+    """Only extensions we offered; renegotiation_info, EMS, ETM and ALPN as negotiated:
+    (ems, etm, secure renegotiation, alpn)."""
     config = ctx.config
     offered_types = {X.ext_code(e) for e in ch.extensions}
     for ext in sh.extensions:
@@ -108,40 +132,38 @@ def _check_server_extensions(
                 f"the server sent extension {X.ext_code(ext)} we did not offer"
             )
     ems = sh.find(X.ExtendedMasterSecret) is not None
-    renegotiation.check_server_hello(ctx, sh, ems)
+    secure = renegotiation.check_server_hello(ctx, sh, ems)
     if config.require_extended_master_secret and not ems:
         raise HandshakeFailure("the server does not support the extended master secret (RFC 7627)")
-    ctx.ems = ems
-    ctx.etm = sh.find(X.EncryptThenMac) is not None and not suite.is_aead
+    etm = sh.find(X.EncryptThenMac) is not None and not suite.is_aead
     alpn = sh.find(X.ALPN)
-    if alpn is not None:
-        if len(alpn.protocols) != 1 or alpn.protocols[0] not in config.alpn_protocols:
-            raise IllegalParameter("the server selected an ALPN protocol we did not offer")
-        ctx.alpn = alpn.protocols[0]
+    if alpn is None:
+        return ems, etm, secure, None
+    if len(alpn.protocols) != 1 or alpn.protocols[0] not in config.alpn_protocols:
+        raise IllegalParameter("the server selected an ALPN protocol we did not offer")
+    return ems, etm, secure, alpn.protocols[0]
 
 
-def _resumed(
-    ctx: ClientContext, offered: ClientSession, suite: CipherSuite, ticket_expected: bool
-) -> State:
+def _resumed(ctx: ClientContext, hello: Hello12, offered: ClientSession) -> ClientState:
     """The server echoed our session id: an abbreviated handshake."""
     state = offered.state
-    if state.cipher_suite != suite.code:
+    n = hello.n
+    if state.cipher_suite != n.suite.code:
         raise IllegalParameter("the server resumed our session with a different cipher suite")
-    if state.extended_master_secret != ctx.ems:
+    if state.extended_master_secret != n.ems:
         raise HandshakeFailure(
             "the server resumed a session with a different extended master secret state "
             "(RFC 7627 §5.3)"
         )
-    ctx.master_secret = state.secret
-    ctx.resumed_by = "ticket" if offered.ticket else "session_id"
-    if state.peer_chain:
-        ctx.peer_chain_der = state.peer_chain
-        ctx.peer_chain = tuple(parse_chain(state.peer_chain))
-    client_w, server_w = keys12.protections(
-        suite, state.secret, ctx.client_random, ctx.server_random, ctx.etm
+    by = Mechanism.TICKET if offered.ticket else Mechanism.SESSION_ID
+    chain = tuple(parse_chain(state.peer_chain)) if state.peer_chain else ()
+    n = replace(n, resumed_by=by, peer_chain=chain, peer_chain_der=state.peer_chain)
+    client_keys, server_keys = keys12.key_block(
+        n.suite, state.secret, n.client_random, n.server_random, n.etm
     )
-    ctx.keylog("CLIENT_RANDOM", state.secret)
-    return ExpectTicketOrCCS(server_w, ticket_expected, resume=(offered, client_w))
+    ctx.keylog("CLIENT_RANDOM", n.client_random, state.secret)
+    finish = Finish12(replace(hello, n=n), state.secret, client_keys, server_keys, offered)
+    return ExpectTicketOrCCS(finish)
 
 
 def _check_key_type(suite: CipherSuite, leaf: x509.Certificate) -> None:
@@ -158,25 +180,26 @@ def _check_key_type(suite: CipherSuite, leaf: x509.Certificate) -> None:
         )
 
 
-class ExpectCertificate(State):
-    def __init__(self, suite: CipherSuite, ticket_expected: bool) -> None:
-        self.suite = suite
-        self.ticket_expected = ticket_expected
+class ExpectCertificate(_Client12):
+    __slots__ = ("hello",)
 
-    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def __init__(self, hello: Hello12) -> None:
+        self.hello = hello
+
+    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> ClientState:
         require(self, msg_type, HandshakeType.CERTIFICATE)
         msg = decode_message(Certificate12, body)
         if not msg.chain:
             raise DecodeError("the server sent an empty certificate chain")
         chain = parse_chain(msg.chain)
         verify_peer(ctx, chain)
-        _check_key_type(self.suite, chain[0])
-        ctx.peer_chain = tuple(chain)
-        ctx.peer_chain_der = msg.chain
+        hello = self.hello
+        _check_key_type(hello.n.suite, chain[0])
+        n = replace(hello.n, peer_chain=tuple(chain), peer_chain_der=msg.chain)
         ctx.transcript.add(raw)
-        if self.suite.kx is KeyExchange.ECDHE:
-            return ExpectServerKeyExchange(self.suite, self.ticket_expected)
-        return ExpectCertificateRequestOrDone(self.suite, self.ticket_expected, None)
+        if n.suite.kx is KeyExchange.ECDHE:
+            return ExpectServerKeyExchange(replace(hello, n=n))
+        return ExpectCertificateRequestOrDone(replace(hello, n=n), None)
 
 
 def verify_peer(ctx: ClientContext, chain: list[x509.Certificate]) -> None:
@@ -184,13 +207,13 @@ def verify_peer(ctx: ClientContext, chain: list[x509.Certificate]) -> None:
     config = ctx.config
     if not config.verify:
         return
-    if config.check_hostname and ctx.sni is None:
+    if config.check_hostname and ctx.server_name is None:
         raise ConfigError(
             "certificate validation needs a server name to check; pass one or turn checking off"
         )
     verify_server_chain(
         chain,
-        ctx.sni if config.check_hostname else None,
+        ctx.server_name if config.check_hostname else None,
         config.trust_store(),
         utc_clock(config.clock),
         profile=config.verify_profile,
@@ -199,12 +222,13 @@ def verify_peer(ctx: ClientContext, chain: list[x509.Certificate]) -> None:
     )
 
 
-class ExpectServerKeyExchange(State):
-    def __init__(self, suite: CipherSuite, ticket_expected: bool) -> None:
-        self.suite = suite
-        self.ticket_expected = ticket_expected
+class ExpectServerKeyExchange(_Client12):
+    __slots__ = ("hello",)
 
-    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def __init__(self, hello: Hello12) -> None:
+        self.hello = hello
+
+    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> ClientState:
         require(self, msg_type, HandshakeType.SERVER_KEY_EXCHANGE)
         ske = decode_message(ServerKeyExchangeECDHE, body)
         config = ctx.config
@@ -212,29 +236,28 @@ class ExpectServerKeyExchange(State):
             raise IllegalParameter(f"the server chose group {ske.group}, which we did not offer")
         if ske.scheme not in config.signature_schemes:
             raise IllegalParameter(f"the server signed with scheme 0x{ske.scheme:04x}, not offered")
+        n = self.hello.n
         signatures.verify(
-            leaf_public_key(ctx.peer_chain[0]),
+            leaf_public_key(n.peer_chain[0]),
             ske.scheme,
-            ctx.client_random + ctx.server_random + ske.params,
+            n.client_random + n.server_random + ske.params,
             ske.signature,
             tls13=False,
         )
         ctx.transcript.add(raw)
-        ctx.group = ske.group
-        ctx.signature_scheme = ske.scheme
-        return ExpectCertificateRequestOrDone(self.suite, self.ticket_expected, ske)
+        n = replace(n, group=ske.group, signature_scheme=ske.scheme)
+        return ExpectCertificateRequestOrDone(replace(self.hello, n=n), ske)
 
 
-class ExpectCertificateRequestOrDone(State):
-    def __init__(
-        self, suite: CipherSuite, ticket_expected: bool, ske: ServerKeyExchangeECDHE | None
-    ) -> None:
-        self.suite = suite
-        self.ticket_expected = ticket_expected
+class ExpectCertificateRequestOrDone(_Client12):
+    __slots__ = ("hello", "request", "ske")
+
+    def __init__(self, hello: Hello12, ske: ServerKeyExchangeECDHE | None) -> None:
+        self.hello = hello
         self.ske = ske
         self.request: CertificateRequest12 | None = None
 
-    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> ClientState:
         if msg_type == HandshakeType.CERTIFICATE_REQUEST and self.request is None:
             self.request = decode_message(CertificateRequest12, body)
             ctx.transcript.add(raw)
@@ -244,9 +267,9 @@ class ExpectCertificateRequestOrDone(State):
         ctx.transcript.add(raw)
         return self._client_flight(ctx)
 
-    def _client_flight(self, ctx: ClientContext) -> State:
+    def _client_flight(self, ctx: ClientContext) -> ClientState:
         config = ctx.config
-        suite = self.suite
+        n = self.hello.n
         signing = None
         if self.request is not None:
             cert = config.certificate
@@ -264,109 +287,115 @@ class ExpectCertificateRequestOrDone(State):
             ctx.send(ClientKeyExchangeECDHE(share.public))
         else:
             premaster = b"\x03\x03" + ctx.rng(46)
-            key = leaf_public_key(ctx.peer_chain[0])
+            key = leaf_public_key(n.peer_chain[0])
             assert isinstance(key, rsa.RSAPublicKey)
             ctx.send(ClientKeyExchangeRSA(key.encrypt(premaster, padding.PKCS1v15())))
         master = keys12.compute_master_secret(
-            suite,
-            premaster,
-            ctx.client_random,
-            ctx.server_random,
-            ctx.transcript.digest() if ctx.ems else None,
-        )
-        ctx.master_secret = master
+            n.suite, premaster, n.client_random, n.server_random,
+            ctx.transcript.digest() if n.ems else None,
+        )  # fmt: skip
         if signing is not None:
             cert, scheme = signing
             sig = signatures.sign(cert.key, scheme, ctx.transcript.messages())
             ctx.send(CertificateVerify(scheme, sig))
-        ctx.keylog("CLIENT_RANDOM", master)
-        client_w, server_w = keys12.protections(
-            suite, master, ctx.client_random, ctx.server_random, ctx.etm
+        ctx.keylog("CLIENT_RANDOM", n.client_random, master)
+        client_keys, server_keys = keys12.key_block(
+            n.suite, master, n.client_random, n.server_random, n.etm
         )
-        ctx.send_ccs()
-        ctx.set_write_protection(client_w)
-        verify = keys12.finished_data(suite, master, True, ctx.transcript.digest())
-        ctx.client_verify_data = verify
+        port = ctx.port
+        port.send_ccs()
+        port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, client_keys)
+        verify = keys12.finished_data(n.suite, master, True, ctx.transcript.digest())
         ctx.send(Finished(verify))
-        return ExpectTicketOrCCS(server_w, self.ticket_expected, resume=None)
+        return ExpectTicketOrCCS(
+            Finish12(self.hello, master, client_keys, server_keys, None, verify)
+        )
 
 
-class ExpectTicketOrCCS(State):
-    def __init__(
-        self,
-        server_w: RecordProtection,
-        ticket_expected: bool,
-        resume: tuple[ClientSession, RecordProtection] | None,
-    ) -> None:
-        self.server_w = server_w
-        self.ticket_expected = ticket_expected
-        self.resume = resume
+@dataclass(frozen=True, slots=True)
+class Finish12:
+    hello: Hello12
+    master: bytes = field(repr=False)
+    client_keys: Keys12
+    server_keys: Keys12
+    resumed: ClientSession | None = field(repr=False)  # the session the server resumed
+    client_verify: bytes = field(default=b"", repr=False)  # full handshake: ours is out
+
+
+class ExpectTicketOrCCS(_Client12):
+    __slots__ = ("finish", "ticket")
+
+    def __init__(self, finish: Finish12) -> None:
+        self.finish = finish
         self.ticket: NewSessionTicket12 | None = None
 
-    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> ClientState:
         require(self, msg_type, HandshakeType.NEW_SESSION_TICKET)
-        if not self.ticket_expected or self.ticket is not None:
+        if not self.finish.hello.ticket_expected or self.ticket is not None:
             raise UnexpectedMessage("NewSessionTicket without the session_ticket extension")
         self.ticket = decode_message(NewSessionTicket12, body)
         ctx.transcript.add(raw)
         return self
 
-    def handle_ccs(self, ctx: ClientContext) -> State:
-        if self.ticket_expected and self.ticket is None:
+    def handle_ccs(self, ctx: ClientContext) -> ClientState:
+        f = self.finish
+        if f.hello.ticket_expected and self.ticket is None:
             raise UnexpectedMessage("the server promised a NewSessionTicket but sent none")
-        ctx.set_read_protection(self.server_w)
-        return ExpectFinished(self)
+        ctx.port.install_keys(Direction.READ, Epoch.APPLICATION, f.hello.n.suite, f.server_keys)
+        return ExpectFinished(f, self.ticket)
 
 
-class ExpectFinished(State):
+class ExpectFinished(_Client12):
+    __slots__ = ("finish", "ticket")
     after_ccs = True
 
-    def __init__(self, prev: ExpectTicketOrCCS) -> None:
-        self.prev = prev
+    def __init__(self, finish: Finish12, ticket: NewSessionTicket12 | None) -> None:
+        self.finish = finish
+        self.ticket = ticket
 
-    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def handle(self, ctx: ClientContext, msg_type: int, body: bytes, raw: bytes) -> ClientState:
         require(self, msg_type, HandshakeType.FINISHED)
-        check_finished12(ctx, body, raw, from_client=False)
-        suite = ctx.suite
-        assert suite is not None
-        resume = self.prev.resume
-        if resume is not None:
-            client_w = resume[1]
-            ctx.send_ccs()
-            ctx.set_write_protection(client_w)
-            verify = keys12.finished_data(suite, ctx.master_secret, True, ctx.transcript.digest())
-            ctx.client_verify_data = verify
-            ctx.send(Finished(verify))
-        ctx.complete()
-        _remember_session(ctx, self.prev.ticket, resume[0] if resume else None)
-        return Traffic12()
+        f = self.finish
+        n = f.hello.n
+        expected = keys12.finished_data(n.suite, f.master, False, ctx.transcript.digest())
+        verify_finished(decode_message(Finished, body).verify_data, expected)
+        ctx.transcript.add(raw)
+        client_verify = f.client_verify
+        if f.resumed is not None:
+            port = ctx.port
+            port.send_ccs()
+            port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, f.client_keys)
+            client_verify = keys12.finished_data(n.suite, f.master, True, ctx.transcript.digest())
+            ctx.send(Finished(client_verify))
+        ctx.complete(n, f.hello.started)
+        _remember_session(ctx, f, self.ticket)
+        return ClientTraffic12(n, f.master, client_verify, expected)
 
 
-def _remember_session(
-    ctx: ClientContext, nst: NewSessionTicket12 | None, resumed: ClientSession | None
-) -> None:
+def _remember_session(ctx: ClientContext, f: Finish12, nst: NewSessionTicket12 | None) -> None:
     now = ctx.now()
+    n = f.hello.n
+    resumed = f.resumed
     if resumed is not None:
         if nst is None or not nst.ticket:
             return  # nothing new: keep the session we have
         session = resumed.with_ticket(nst.ticket, _lifetime(nst), now)
     else:
         ticket = nst.ticket if nst is not None else b""
-        if not ctx.session_id and not ticket:
+        if not n.session_id and not ticket:
             return  # the server offers no way to resume
-        assert ctx.suite is not None
         state = ServerSession(
             version=ProtocolVersion.TLS1_2,
-            cipher_suite=ctx.suite.code,
-            secret=ctx.master_secret,
-            extended_master_secret=ctx.ems,
+            cipher_suite=n.suite.code,
+            secret=f.master,
+            extended_master_secret=n.ems,
             created=now,
             lifetime=_lifetime(nst) if ticket else DEFAULT_CLIENT_SESSION_LIFETIME,
-            server_name=ctx.server_name,
-            alpn=ctx.alpn,
-            peer_chain=ctx.peer_chain_der,
+            server_name=n.server_name,
+            alpn=n.alpn,
+            peer_chain=n.peer_chain_der,
         )
-        session = ClientSession(state, ctx.session_id, ticket)
+        session = ClientSession(state, n.session_id, ticket)
     ctx.new_session(session)
     hint = nst.lifetime_hint if nst is not None and nst.ticket else None
     ctx.events.append(SessionTicketReceived(session, hint))

@@ -1,10 +1,11 @@
-"""TLS 1.2 key material: master secret, key block, record protection, Finished."""
+"""TLS 1.2 key material: master secret, key block, Finished."""
 
 from __future__ import annotations
 
 from ..crypto import prf
 from ..crypto.suites import CipherSuite
-from ..record.protection import AEAD12, CBC12, RecordProtection
+from ..record.protection import RecordProtection
+from .port import Direction, Epoch, Keys12, protection
 
 
 def compute_master_secret(
@@ -20,10 +21,10 @@ def compute_master_secret(
     return prf.master_secret(suite.prf_hash, premaster, client_random, server_random)
 
 
-def protections(
+def key_block(
     suite: CipherSuite, master: bytes, client_random: bytes, server_random: bytes, etm: bool
-) -> tuple[RecordProtection, RecordProtection]:
-    """(client write, server write) protection from the key block (RFC 5246 §6.3)."""
+) -> tuple[Keys12, Keys12]:
+    """(client write, server write) key material from the key block (RFC 5246 §6.3)."""
     mac, key, iv = suite.mac_len, suite.key_len, suite.fixed_iv_len
     block = prf.key_block(
         suite.prf_hash, master, client_random, server_random, 2 * (mac + key + iv)
@@ -33,10 +34,17 @@ def protections(
     c_key, s_key = block[p : p + key], block[p + key : p + 2 * key]
     p += 2 * key
     c_iv, s_iv = block[p : p + iv], block[p + iv : p + 2 * iv]
-    if suite.is_aead:
-        return AEAD12(suite, c_key, c_iv), AEAD12(suite, s_key, s_iv)
-    return CBC12(suite, c_key, c_mac, etm), CBC12(suite, s_key, s_mac, etm)
+    return Keys12(c_key, c_iv, c_mac, etm), Keys12(s_key, s_iv, s_mac, etm)
 
 
 def finished_data(suite: CipherSuite, master: bytes, from_client: bool, digest: bytes) -> bytes:
     return prf.verify_data(suite.prf_hash, master, from_client, digest)
+
+
+def protections(
+    suite: CipherSuite, master: bytes, client_random: bytes, server_random: bytes, etm: bool
+) -> tuple[RecordProtection, RecordProtection]:
+    """(client write, server write) record protection, as the port builds them."""
+    c, s = key_block(suite, master, client_random, server_random, etm)
+    app = Epoch.APPLICATION
+    return protection(Direction.WRITE, app, suite, c), protection(Direction.WRITE, app, suite, s)

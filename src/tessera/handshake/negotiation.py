@@ -3,11 +3,14 @@ suite and certificate, group, ALPN, and the hello checks every version makes."""
 
 from __future__ import annotations
 
+from cryptography import x509
+
 from ..certs import CertifiedKey
 from ..config import ServerConfig
 from ..crypto.key_exchange import SUPPORTED_GROUPS
 from ..crypto.signatures import TLS12_IMPLICIT_SCHEMES, choose_scheme
 from ..crypto.suites import BY_CODE, TLS_FALLBACK_SCSV, Auth, CipherSuite, KeyExchange
+from ..crypto.x509 import parse_chain, utc_clock, verify_client_chain
 from ..enums import NamedGroup, ProtocolVersion
 from ..errors import (
     HandshakeFailure,
@@ -17,6 +20,18 @@ from ..errors import (
 )
 from ..messages import ClientHello
 from ..messages import extensions as X
+from ..session.resumption.hello import sni_of
+
+__all__ = [
+    "check_legacy_version13",
+    "negotiate_version",
+    "ordered_suites",
+    "select_alpn",
+    "select_group",
+    "select_suite_12",
+    "sni_of",
+    "verified_client_chain",
+]
 
 _AUTH_KIND = {Auth.ECDSA: ("ec",), Auth.RSA: ("rsa",), Auth.ANY: ("ec", "rsa", "ed25519", "ed448")}
 
@@ -149,6 +164,11 @@ def select_suite_12(
     raise HandshakeFailure("no cipher suite in common with the client")
 
 
-def sni_of(ch: ClientHello) -> str | None:
-    ext = ch.find(X.ServerName)
-    return ext.host_name.lower().rstrip(".") if ext is not None else None
+def verified_client_chain(
+    config: ServerConfig, chain_der: tuple[bytes, ...]
+) -> tuple[x509.Certificate, ...]:
+    """The client's certificate chain, parsed and validated against ``client_cafile`` (the
+    one place that does it: TLS 1.2, TLS 1.3 and post-handshake authentication)."""
+    chain = parse_chain(chain_der)
+    verify_client_chain(chain, config.client_trust_store(), utc_clock(config.clock))
+    return tuple(chain)

@@ -2,10 +2,10 @@
 
 The connection keeps its record layer (records flow under the old keys until the new
 ChangeCipherSpec), its handshake reassembler, its events and its configuration. Everything else
-— transcript, randoms, negotiated values, keys — belongs to a fresh handshake context
-(:meth:`~.context.HandshakeContext.next_handshake`). The new handshake carries only what RFC 5746
-and RFC 7627 need from the one before (:class:`Renegotiation`): both Finished verify_data values
-and whether the extended master secret was used.
+— transcript, randoms, negotiated values, keys — belongs to a fresh handshake context, which the
+connection makes (the restart is injected into the context). The new handshake carries only what
+RFC 5746 and RFC 7627 need from the one before (:class:`~.carry.Renegotiation`): both Finished
+verify_data values and whether the extended master secret was used.
 
 Server-initiated, to ask for a client certificate (the server refuses to resume, since only a
 full handshake can carry a CertificateRequest)::
@@ -45,101 +45,45 @@ while the client is negotiating is ignored (RFC 5246 §7.4.1.1).
 from __future__ import annotations
 
 import hmac
-from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
 
-from ..config import ClientAuth
+from ..config import ClientConfig
 from ..crypto.suites import TLS_EMPTY_RENEGOTIATION_INFO_SCSV
-from ..enums import AlertDescription, AlertLevel, HandshakeType, ProtocolVersion
+from ..enums import AlertDescription, AlertLevel, ProtocolVersion
 from ..errors import HandshakeFailure, ProtocolVersionError
+from ..messages import ClientHello, ServerHello
 from ..messages import extensions as X
-from ..session.observer import RenegotiationRefused
+from ..observe.facts import RenegotiationRefused
+from ..session.resumption import HelloSummary
+from .carry import (
+    CLIENT_RENEGOTIATIONS_PER_WINDOW,
+    RENEGOTIATION_WINDOW,
+    Initiator,
+    RenegotiationLimits,
+)
+from .context import AnyContext, ClientContext, ServerContext
+from .negotiated import Negotiated12, Negotiated13
 
-if TYPE_CHECKING:
-    from ..messages import ClientHello, ServerHello
-    from .context import ClientContext, HandshakeContext, ServerContext, State
-    from .summary import HelloSummary
+__all__ = [
+    "CLIENT_RENEGOTIATIONS_PER_WINDOW",
+    "MAX_REFUSALS",
+    "RENEGOTIATION_WINDOW",
+    "Initiator",
+    "RenegotiationLimits",
+]
 
 # Refusals of client-initiated renegotiation per connection; the next attempt is fatal.
 MAX_REFUSALS = 3
-# With client renegotiation enabled: at most this many per connection in any window.
-CLIENT_RENEGOTIATIONS_PER_WINDOW = 3
-RENEGOTIATION_WINDOW = 60.0
-
-Initiator = Literal["server", "client"]
-
-
-@dataclass(frozen=True, slots=True)
-class Renegotiation:
-    """What a renegotiation handshake carries from the handshake before it."""
-
-    initiator: Initiator
-    client_verify_data: bytes = field(repr=False)
-    server_verify_data: bytes = field(repr=False)
-    extended_master_secret: bool
-    # Server: what this handshake asks of the client (None: the config's client_auth).
-    client_auth: ClientAuth | None = None
-    allow_resumption: bool = True
-
-    @classmethod
-    def after(
-        cls,
-        ctx: HandshakeContext,  # type: ignore[type-arg]
-        initiator: Initiator,
-        client_auth: ClientAuth | None = None,
-        allow_resumption: bool = True,
-    ) -> Renegotiation:
-        return cls(
-            initiator,
-            ctx.client_verify_data,
-            ctx.server_verify_data,
-            ctx.ems,
-            client_auth,
-            allow_resumption,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RenegotiationRequest:
-    """What the server asked for when it sent its HelloRequest."""
-
-    client_auth: ClientAuth
-    allow_resumption: bool
-
-
-class RenegotiationLimits:
-    """Per connection: client-initiated renegotiations refused, and those accepted recently."""
-
-    __slots__ = ("accepted", "refusals")
-
-    def __init__(self) -> None:
-        self.refusals = 0
-        self.accepted: deque[float] = deque()
-
-    def admit(self, now: float) -> str | None:
-        """Admit one client-initiated renegotiation now, or say why not."""
-        accepted = self.accepted
-        while accepted and now - accepted[0] >= RENEGOTIATION_WINDOW:
-            accepted.popleft()
-        if len(accepted) >= CLIENT_RENEGOTIATIONS_PER_WINDOW:
-            return (
-                f"more than {CLIENT_RENEGOTIATIONS_PER_WINDOW} client-initiated renegotiations "
-                f"in {RENEGOTIATION_WINDOW:g} s"
-            )
-        accepted.append(now)
-        return None
 
 
 # -- the server ---------------------------------------------------------------------------------
-def refusal_to_request(ctx: ServerContext) -> str | None:
-    """Why the server cannot renegotiate this connection now (None: it can)."""
-    if ctx.version == ProtocolVersion.TLS1_3:
+def refusal_to_request(n: Negotiated12 | Negotiated13) -> str | None:
+    """Why the server cannot renegotiate this connection (None: it can)."""
+    if isinstance(n, Negotiated13):
         return (
             "TLS 1.3 has no renegotiation: ask for the certificate with post-handshake "
             "authentication (request_client_certificate)"
         )
-    if not ctx.secure_renegotiation:
+    if not n.secure_renegotiation:
         return (
             "the client does not support secure renegotiation (no renegotiation_info or SCSV, "
             "RFC 5746); legacy renegotiation is refused"
@@ -147,34 +91,13 @@ def refusal_to_request(ctx: ServerContext) -> str | None:
     return None
 
 
-def on_client_hello(
-    ctx: ServerContext, state: State, request: RenegotiationRequest | None, body: bytes, raw: bytes
-) -> State:
-    """A ClientHello on an open TLS 1.2 connection: start the renegotiation, or refuse it."""
-    why = refusal_to_request(ctx)
-    if why is None and request is None:
-        why = _refuse_client_initiated(ctx)
-    if why is not None:
-        _refuse(ctx, why)
-        return state
-    from .server import ExpectClientHello
-
-    if request is not None:
-        reneg = Renegotiation.after(ctx, "server", request.client_auth, request.allow_resumption)
-    else:
-        reneg = Renegotiation.after(ctx, "client")
-    return ExpectClientHello().handle(
-        ctx.next_handshake(reneg), HandshakeType.CLIENT_HELLO, body, raw
-    )
-
-
-def _refuse_client_initiated(ctx: ServerContext) -> str | None:
+def refuse_client_initiated(ctx: ServerContext) -> str | None:
     if not ctx.config.client_renegotiation:
         return "client-initiated renegotiation is disabled (ServerConfig.client_renegotiation)"
     return ctx.limits.admit(ctx.now())
 
 
-def _refuse(ctx: ServerContext, why: str) -> None:
+def refuse(ctx: ServerContext, why: str) -> None:
     """Decline with a warning no_renegotiation; a client that keeps trying is cut off."""
     limits = ctx.limits
     limits.refusals += 1
@@ -183,7 +106,11 @@ def _refuse(ctx: ServerContext, why: str) -> None:
         raise HandshakeFailure(
             f"the client asked to renegotiate again after {MAX_REFUSALS} refusals ({why})"
         )
-    ctx.send_alert(AlertLevel.WARNING, AlertDescription.no_renegotiation)
+    decline(ctx)
+
+
+def decline(ctx: AnyContext) -> None:
+    ctx.port.send_alert(AlertLevel.WARNING, AlertDescription.no_renegotiation)
 
 
 def version(ch: ClientHello) -> ProtocolVersion:
@@ -205,8 +132,8 @@ def check_client_hello(ctx: ServerContext, hello: HelloSummary) -> bool:
     ch = hello.hello
     ri = ch.find(X.RenegotiationInfo)
     scsv = TLS_EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites
-    reneg = ctx.renegotiation
-    if reneg is None:
+    carry = ctx.carry
+    if carry is None:
         if ri is not None and ri.renegotiated_connection:
             raise HandshakeFailure("renegotiation_info must be empty in an initial handshake")
         return ri is not None or scsv
@@ -214,12 +141,12 @@ def check_client_hello(ctx: ServerContext, hello: HelloSummary) -> bool:
         raise HandshakeFailure(
             "TLS_EMPTY_RENEGOTIATION_INFO_SCSV in a renegotiation ClientHello (RFC 5746 §3.7)"
         )
-    if ri is None or not hmac.compare_digest(ri.renegotiated_connection, reneg.client_verify_data):
+    if ri is None or not hmac.compare_digest(ri.renegotiated_connection, carry.client_verify_data):
         raise HandshakeFailure(
             "the renegotiation ClientHello's renegotiation_info does not carry the previous "
             "handshake's client verify_data (RFC 5746 §3.7)"
         )
-    if reneg.extended_master_secret and not hello.ems:
+    if carry.extended_master_secret and not hello.ems:
         raise HandshakeFailure(
             "the renegotiation ClientHello drops extended_master_secret, which this connection "
             "uses (RFC 7627)"
@@ -229,23 +156,23 @@ def check_client_hello(ctx: ServerContext, hello: HelloSummary) -> bool:
 
 def server_hello_info(ctx: ServerContext) -> bytes:
     """The ServerHello's renegotiation_info: empty, or both previous verify_data."""
-    reneg = ctx.renegotiation
-    return b"" if reneg is None else reneg.client_verify_data + reneg.server_verify_data
+    carry = ctx.carry
+    return b"" if carry is None else carry.client_verify_data + carry.server_verify_data
 
 
 # -- the client ---------------------------------------------------------------------------------
 def client_hello_info(ctx: ClientContext) -> bytes:
-    reneg = ctx.renegotiation
-    return b"" if reneg is None else reneg.client_verify_data
+    carry = ctx.carry
+    return b"" if carry is None else carry.client_verify_data
 
 
-def client_refusal(ctx: ClientContext) -> str | None:
-    """Why this client will not renegotiate now (None: it will)."""
-    if ctx.version != ProtocolVersion.TLS1_2:
+def client_refusal(config: ClientConfig, n: Negotiated12 | Negotiated13) -> str | None:
+    """Why this client will not renegotiate this connection (None: it will)."""
+    if isinstance(n, Negotiated13):
         return "only a TLS 1.2 connection can be renegotiated"
-    if not ctx.config.renegotiation:
+    if not config.renegotiation:
         return "renegotiation is disabled (ClientConfig.renegotiation)"
-    if not ctx.secure_renegotiation:
+    if not n.secure_renegotiation:
         return (
             "the server does not support secure renegotiation (RFC 5746); legacy renegotiation "
             "is refused"
@@ -253,48 +180,24 @@ def client_refusal(ctx: ClientContext) -> str | None:
     return None
 
 
-def on_hello_request(ctx: ClientContext, state: State) -> State:
-    """The server asks for a new handshake: start one, or decline with a warning."""
-    if client_refusal(ctx) is not None:
-        ctx.send_alert(AlertLevel.WARNING, AlertDescription.no_renegotiation)
-        return state
-    return start_client(ctx, "server")
-
-
-def start_client(ctx: ClientContext, initiator: Initiator) -> State:
-    """Send a renegotiation ClientHello (TLS 1.2 only, no SCSV, the current session offered)."""
-    from .client import start
-
-    new = ctx.next_handshake(Renegotiation.after(ctx, initiator))
-    new.started = new.now()
-    return start(new)
-
-
-def ignores_hello_request(ctx: ClientContext, state: State) -> bool:
-    """RFC 5246 §7.4.1.1: a client that is negotiating ignores a HelloRequest (TLS 1.2)."""
-    return not state.handshake_done and (
-        ctx.renegotiation is not None or ctx.version == ProtocolVersion.TLS1_2
-    )
-
-
-def check_server_hello(ctx: ClientContext, sh: ServerHello, ems: bool) -> None:
-    """RFC 5746 §3.4 and §3.5 for the ServerHello; sets ``secure_renegotiation``."""
+def check_server_hello(ctx: ClientContext, sh: ServerHello, ems: bool) -> bool:
+    """RFC 5746 §3.4 and §3.5 for the ServerHello; returns whether the server supports secure
+    renegotiation."""
     ri = sh.find(X.RenegotiationInfo)
-    reneg = ctx.renegotiation
-    if reneg is None:
+    carry = ctx.carry
+    if carry is None:
         if ri is not None and ri.renegotiated_connection:
             raise HandshakeFailure("renegotiation_info must be empty in an initial handshake")
-        ctx.secure_renegotiation = ri is not None
-        return
-    expected = reneg.client_verify_data + reneg.server_verify_data
+        return ri is not None
+    expected = carry.client_verify_data + carry.server_verify_data
     if ri is None or not hmac.compare_digest(ri.renegotiated_connection, expected):
         raise HandshakeFailure(
             "the server's renegotiation_info does not carry both previous verify_data values "
             "(RFC 5746 §3.5)"
         )
-    if reneg.extended_master_secret and not ems:
+    if carry.extended_master_secret and not ems:
         raise HandshakeFailure(
             "the server renegotiates without the extended master secret this connection uses "
             "(RFC 7627)"
         )
-    ctx.secure_renegotiation = True
+    return True

@@ -26,160 +26,189 @@ Abbreviated handshake (a session id from the cache, or an RFC 5077 ticket)::
                          <--  Finished
     [ChangeCipherSpec]
     Finished             -->
+
+The session id a full handshake hands out is stored (an answered ``put``) before our Finished
+lets the client resume it; a store that fails is counted, and the connection is not resumable
+by that id.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..certs import CertifiedKey
-from ..config import ClientAuth
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
-from ..crypto.suites import BY_CODE, CipherSuite, KeyExchange
-from ..crypto.x509 import parse_chain
-from ..enums import CertificateType, HandshakeType, ProtocolVersion
+from ..crypto.suites import BY_CODE, KeyExchange
+from ..crypto.x509 import leaf_public_key, parse_chain
+from ..enums import CertificateType, ClientAuth, HandshakeType, ProtocolVersion
 from ..errors import HandshakeFailure, IllegalParameter
 from ..messages import (
     Certificate12,
     CertificateRequest12,
     CertificateVerify,
-    ClientHello,
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
     Finished,
     NewSessionTicket12,
-    ServerHello,
     ServerHelloDone,
     ServerKeyExchangeECDHE,
     decode_message,
+    extensions_block,
+    finished_bytes,
+    server_hello_bytes,
 )
 from ..messages import extensions as X
 from ..messages.hello import DOWNGRADE_TLS12
-from ..record.protection import RecordProtection
-from ..session import resumption
+from ..observe.facts import NotIssued, SessionCached, TicketsIssued
 from ..session.model import ServerSession
-from ..session.observer import SessionCached, TicketsIssued
-from ..session.resumption import Mechanism, ResumptionDecision, StoreWrite, session_id_key
+from ..session.resumption import (
+    HelloSummary,
+    LookupAnswer,
+    Mechanism,
+    ResumptionDecision,
+    resolve12,
+    session_id_key,
+)
+from ..session.resumption import (
+    NotIssued as Why,
+)
+from ..session.resumption.operations import StoreLookup
 from . import keys12, renegotiation
-from .context import ServerContext, State, check_finished12, require
-from .lookup import drive
-from .negotiation import select_group, select_suite_12
-from .summary import HelloSummary
-from .traffic import Traffic12
-
-if TYPE_CHECKING:
-    from ..messages.extensions import Extension
+from .context import ServerContext, ServerState, require, verify_finished
+from .lookup import ask, drive
+from .negotiated import Negotiated12
+from .negotiation import select_group, select_suite_12, verified_client_chain
+from .port import Direction, Epoch, Keys12
+from .traffic12 import ServerTraffic12
 
 # Sessions stay in the store this long past their lifetime, so that a late resumption attempt is
 # reported as "expired" rather than "unknown"; they are never resumed once expired.
 EXPIRED_GRACE = 60.0
 
 
-def start(ctx: ServerContext, hello: HelloSummary) -> State:
+def start(
+    ctx: ServerContext, hello: HelloSummary, alpn: bytes | None, started: float
+) -> ServerState:
     """Answer a ClientHello for which TLS 1.2 was negotiated."""
-    ch = hello.hello
-    ctx.secure_renegotiation = renegotiation.check_client_hello(ctx, hello)
-    if 0 not in ch.compression_methods:
+    secure = renegotiation.check_client_hello(ctx, hello)
+    if 0 not in hello.hello.compression_methods:
         raise IllegalParameter("the client does not offer null compression")
-    ctx.version = ProtocolVersion.TLS1_2
-    reneg = ctx.renegotiation
-    refuse = reneg is not None and not reneg.allow_resumption
-    resolution = resumption.resolve12(
-        ctx.config, hello, ctx.now(), client_auth=ctx.client_auth, refuse=refuse
-    )
-    return drive(ctx, resolution, lambda decision: _decided(ctx, hello, decision))
+    carry = ctx.carry
+    refuse = carry is not None and not carry.allow_resumption
+    outcome = resolve12(ctx.config, hello, ctx.now(), client_auth=ctx.client_auth, refuse=refuse)
+    return drive(ctx, outcome, Answer12(hello, alpn, started, secure))
 
 
-def _decided(ctx: ServerContext, hello: HelloSummary, decision: ResumptionDecision) -> State:
-    config = ctx.config
-    if decision.abort is not None:
-        raise HandshakeFailure(decision.abort)
-    etm_offered = config.encrypt_then_mac and hello.etm
-    tickets_ok = config.sealer is not None and hello.ticket is not None
-    if decision.session is not None and decision.resumed_by is not None:
-        renew = decision.renew_ticket and tickets_ok and _can_seal(ctx)
-        return _abbreviated(ctx, hello, decision.session, decision.resumed_by, renew, etm_offered)
-    ctx.ems = hello.ems and config.extended_master_secret
-    return _full(ctx, hello.hello, etm_offered, tickets_ok and _can_seal(ctx))
+@dataclass(frozen=True, slots=True)
+class Answer12:
+    """What the ServerHello will say, once resumption is decided."""
+
+    hello: HelloSummary
+    alpn: bytes | None
+    started: float
+    secure_renegotiation: bool
+
+    def decided(self, ctx: ServerContext, d: ResumptionDecision) -> ServerState:
+        if d.abort is not None:
+            raise HandshakeFailure(d.abort)
+        if d.session is not None and d.resumed_by is not None:
+            return _abbreviated(ctx, self, d, d.session, d.resumed_by)
+        return _full(ctx, self, d)
+
+    def etm_offered(self, ctx: ServerContext) -> bool:
+        return ctx.config.encrypt_then_mac and self.hello.etm
 
 
-def _can_seal(ctx: ServerContext) -> bool:
-    """Whether a ticket can be issued now: with no key encrypting (a fleet between keys, say)
-    the server promises none, so a full handshake gets a session id instead."""
-    sealer = ctx.config.sealer
-    return sealer is not None and sealer.lifetime(1, ctx.now()) > 0
+@dataclass(frozen=True, slots=True)
+class Finish12:
+    """What the end of the handshake needs: the keys, and what to tell the client."""
+
+    n: Negotiated12
+    master: bytes = field(repr=False)
+    client_keys: Keys12
+    server_keys: Keys12 | None  # None: resumed (our Finished is out already)
+    started: float
+    decision: ResumptionDecision
+    server_verify: bytes = field(default=b"", repr=False)
 
 
-def _abbreviated(
-    ctx: ServerContext,
-    hello: HelloSummary,
-    session: ServerSession,
-    by: Mechanism,
-    renew: bool,
-    etm_offered: bool,
-) -> State:
+def _abbreviated(ctx: ServerContext, a: Answer12, d: ResumptionDecision,
+                 session: ServerSession, by: Mechanism) -> ServerState:  # fmt: skip
     suite = BY_CODE[session.cipher_suite]
-    ctx.suite = suite
-    ctx.session = session
-    ctx.session_id = hello.session_id
+    hello = a.hello
+    chain = tuple(parse_chain(session.peer_chain)) if session.peer_chain else ()
+    n = Negotiated12(
+        suite, hello.hello.random, _server_random(ctx), hello.session_id,
+        session.extended_master_secret, a.etm_offered(ctx) and not suite.is_aead,
+        a.secure_renegotiation, hello.server_name, a.alpn, by,
+        peer_chain=chain, peer_chain_der=session.peer_chain,
+    )  # fmt: skip
     if by is Mechanism.SESSION_ID:
         ctx.cached_session_id = hello.session_id
-    ctx.ems = session.extended_master_secret
-    ctx.etm = etm_offered and not suite.is_aead
-    ctx.master_secret = session.secret
-    ctx.resumed_by = by.value
-    if session.peer_chain:
-        ctx.peer_chain_der = session.peer_chain
-        ctx.peer_chain = tuple(parse_chain(session.peer_chain))
     ctx.transcript.set_hash(suite.prf_hash)
-    _send_server_hello(ctx, hello.hello, suite, renew)
-    if renew:
+    _send_server_hello(ctx, n, d.tickets > 0)
+    if d.tickets:
         _send_ticket(ctx, session)
-    client_w, server_w = keys12.protections(
-        suite, session.secret, ctx.client_random, ctx.server_random, ctx.etm
+    secret = session.secret
+    client_keys, server_keys = keys12.key_block(
+        suite, secret, n.client_random, n.server_random, n.etm
     )
-    ctx.keylog("CLIENT_RANDOM", session.secret)
-    ctx.send_ccs()
-    ctx.set_write_protection(server_w)
-    verify = keys12.finished_data(suite, session.secret, False, ctx.transcript.digest())
-    ctx.server_verify_data = verify
-    ctx.send(Finished(verify))
-    return ExpectChangeCipherSpec(client_w, resumed=True)
+    ctx.keylog("CLIENT_RANDOM", n.client_random, secret)
+    port = ctx.port
+    port.send_ccs()
+    port.install_keys(Direction.WRITE, Epoch.APPLICATION, suite, server_keys)
+    verify = keys12.finished_data(suite, secret, False, ctx.transcript.digest())
+    ctx.send_encoded(finished_bytes(verify))
+    return ExpectChangeCipherSpec(Finish12(n, secret, client_keys, None, a.started, d, verify))
 
 
 # -- full handshake -------------------------------------------------------------------------
-def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bool) -> State:
+@dataclass(frozen=True, slots=True)
+class Hello12:
+    """After our first flight of a full handshake: what the client's flight is checked against."""
+
+    n: Negotiated12
+    cert: CertifiedKey
+    share: KeyShare | None = field(repr=False)
+    client_version: int
+    started: float
+    decision: ResumptionDecision
+
+
+def _full(ctx: ServerContext, a: Answer12, d: ResumptionDecision) -> ServerState:
     config = ctx.config
+    hello = a.hello
+    ch = hello.hello
     pf = ch.find(X.ECPointFormats)
     group = select_group(config, ch) if pf is None or 0 in pf.formats else None
-    certs = config.certificates_for(ctx.server_name)
+    certs = config.certificates_for(hello.server_name)
     suite, cert, scheme = select_suite_12(config, ch, certs, group)
-    ctx.suite = suite
-    ctx.etm = etm_offered and not suite.is_aead
-    ctx.signature_scheme = scheme
-    if ctx.client_auth is not ClientAuth.NONE:
+    ecdhe = suite.kx is KeyExchange.ECDHE
+    n = Negotiated12(
+        suite, ch.random, _server_random(ctx), ctx.rng(32) if d.session_id_cached else b"",
+        hello.ems and config.extended_master_secret, a.etm_offered(ctx) and not suite.is_aead,
+        a.secure_renegotiation, hello.server_name, a.alpn,
+        group=group if ecdhe else None, signature_scheme=scheme,
+    )  # fmt: skip
+    client_auth = ctx.client_auth
+    if client_auth is not ClientAuth.NONE:
         ctx.transcript.keep_messages()
     ctx.transcript.set_hash(suite.prf_hash)
-    if config.session_store is not None and not tickets_ok:
-        # A client that takes a ticket resumes with it; like OpenSSL, give it no session id
-        # and keep nothing in the cache for it (RFC 5077 §3.4).
-        ctx.session_id = ctx.rng(32)
-    _send_server_hello(ctx, ch, suite, tickets_ok, ecdhe_formats=pf is not None)
+    _send_server_hello(ctx, n, d.tickets > 0, ecdhe_formats=pf is not None)
     ctx.send_encoded(cert.certificate12)
     share: KeyShare | None = None
-    if suite.kx is KeyExchange.ECDHE:
+    if ecdhe:
         assert group is not None and scheme is not None
-        ctx.group = group
         share = KeyShare(group)
         params = ServerKeyExchangeECDHE.encode_params(group, share.public)
-        signature = signatures.sign(
-            cert.key, scheme, ctx.client_random + ctx.server_random + params
-        )
+        signature = signatures.sign(cert.key, scheme, n.client_random + n.server_random + params)
         ctx.send(ServerKeyExchangeECDHE(group, share.public, scheme, signature))
-    if ctx.client_auth is not ClientAuth.NONE:
+    sent = Hello12(n, cert, share, ch.legacy_version, a.started, d)
+    if client_auth is not ClientAuth.NONE:
         ctx.send(
             CertificateRequest12(
                 (CertificateType.rsa_sign, CertificateType.ecdsa_sign),
@@ -188,43 +217,64 @@ def _full(ctx: ServerContext, ch: ClientHello, etm_offered: bool, tickets_ok: bo
             )
         )
         ctx.send(ServerHelloDone())
-        return ExpectClientCertificate(suite, cert, share, ch.legacy_version, tickets_ok)
+        return ExpectClientCertificate(sent)
     ctx.send(ServerHelloDone())
-    return ExpectClientKeyExchange(suite, cert, share, ch.legacy_version, tickets_ok, ())
+    return ExpectClientKeyExchange(sent)
 
 
-def _send_server_hello(
-    ctx: ServerContext,
-    ch: ClientHello,
-    suite: CipherSuite,
-    will_send_ticket: bool,
-    ecdhe_formats: bool = False,
-) -> None:
-    config = ctx.config
+def _server_random(ctx: ServerContext) -> bytes:
     random = ctx.rng(32)
-    if config.max_version >= ProtocolVersion.TLS1_3 and ctx.renegotiation is None:
+    if ctx.config.max_version >= ProtocolVersion.TLS1_3 and ctx.carry is None:
         # RFC 8446 §4.1.3: tell a TLS 1.3 client that we chose TLS 1.2 deliberately (not in a
         # renegotiation, which keeps TLS 1.2 whatever the versions).
         random = random[:24] + DOWNGRADE_TLS12
-    ctx.server_random = random
-    exts: list[Extension] = []
-    if ctx.secure_renegotiation:
-        exts.append(X.RenegotiationInfo(renegotiation.server_hello_info(ctx)))
-    if ctx.ems:
+    return random
+
+
+def _send_server_hello(
+    ctx: ServerContext, n: Negotiated12, will_send_ticket: bool, ecdhe_formats: bool = False
+) -> None:
+    ecdhe = ecdhe_formats and n.suite.kx is KeyExchange.ECDHE
+    sni_ack = n.server_name is not None and n.resumed_by is None
+    if ctx.carry is None:  # the extensions repeat from connection to connection: prebuilt
+        exts = _extensions(n.secure_renegotiation, n.ems, n.etm, will_send_ticket, ecdhe,
+                           n.alpn, sni_ack)  # fmt: skip
+    else:  # a renegotiation: renegotiation_info carries this connection's verify_data
+        info = X.RenegotiationInfo(renegotiation.server_hello_info(ctx))
+        exts = extensions_block(
+            _extension_list(info, n.ems, n.etm, will_send_ticket, ecdhe, n.alpn, sni_ack)
+        )
+    ctx.send_encoded(server_hello_bytes(n.server_random, n.session_id, n.suite.code, exts))
+
+
+@lru_cache(maxsize=256)
+def _extensions(secure_renegotiation: bool, ems: bool, etm: bool, ticket: bool,
+                ecdhe_formats: bool, alpn: bytes | None, sni_ack: bool) -> bytes:  # fmt: skip
+    """The encoded extensions of an initial handshake's ServerHello (ALPN values come from the
+    configuration, so the cache stays small)."""
+    info = X.RenegotiationInfo(b"") if secure_renegotiation else None
+    return extensions_block(_extension_list(info, ems, etm, ticket, ecdhe_formats, alpn, sni_ack))
+
+
+def _extension_list(info: X.RenegotiationInfo | None, ems: bool, etm: bool, ticket: bool,
+                    ecdhe_formats: bool, alpn: bytes | None, sni_ack: bool
+                    ) -> tuple[X.Extension, ...]:  # fmt: skip
+    exts: list[X.Extension] = []
+    if info is not None:
+        exts.append(info)
+    if ems:
         exts.append(X.ExtendedMasterSecret())
-    if ctx.etm:
+    if etm:
         exts.append(X.EncryptThenMac())
-    if will_send_ticket:
+    if ticket:
         exts.append(X.SessionTicketExt(b""))
-    if ecdhe_formats and suite.kx is KeyExchange.ECDHE:
+    if ecdhe_formats:
         exts.append(X.ECPointFormats((0,)))
-    if ctx.alpn is not None:
-        exts.append(X.ALPN((ctx.alpn,)))
-    if ctx.server_name is not None and ctx.resumed_by is None:
+    if alpn is not None:
+        exts.append(X.ALPN((alpn,)))
+    if sni_ack:
         exts.append(X.ServerNameAck())
-    ctx.send(
-        ServerHello(ProtocolVersion.TLS1_2, random, ctx.session_id, suite.code, 0, tuple(exts))
-    )
+    return tuple(exts)
 
 
 def _send_ticket(ctx: ServerContext, session: ServerSession) -> None:
@@ -236,6 +286,8 @@ def _send_ticket(ctx: ServerContext, session: ServerSession) -> None:
     ctx.send(NewSessionTicket12(hint, ticket or b""))
     if ticket:
         ctx.observe(TicketsIssued(1, ProtocolVersion.TLS1_2))
+    else:
+        ctx.observe(NotIssued("ticket", Why.NO_TICKET_KEY))
 
 
 def _rsa_premaster(
@@ -253,173 +305,167 @@ def _rsa_premaster(
     return version + pms[2:]
 
 
-def _cache_session(ctx: ServerContext) -> None:
-    """Store the session under its id (before our Finished lets the client resume it)."""
-    config = ctx.config
-    session = _new_session(ctx, int(config.session_timeout))
-    ttl = config.session_timeout + EXPIRED_GRACE
-    ctx.store_write(StoreWrite("put", session_id_key(ctx.session_id), session.to_bytes(), ttl))
-    ctx.cached_session_id = ctx.session_id
-    ctx.session = session
-    ctx.observe(SessionCached())
-
-
-def _ticket_lifetime(ctx: ServerContext) -> int:
-    sealer = ctx.config.sealer
-    assert sealer is not None
-    return sealer.lifetime(ctx.config.ticket_lifetime, ctx.now())
-
-
-def _new_session(ctx: ServerContext, lifetime: int) -> ServerSession:
-    assert ctx.suite is not None
+def _new_session(ctx: ServerContext, f: Finish12, lifetime: int) -> ServerSession:
+    n = f.n
     return ServerSession(
         version=ProtocolVersion.TLS1_2,
-        cipher_suite=ctx.suite.code,
-        secret=ctx.master_secret,
-        extended_master_secret=ctx.ems,
+        cipher_suite=n.suite.code,
+        secret=f.master,
+        extended_master_secret=n.ems,
         created=ctx.now(),
         lifetime=lifetime,
-        server_name=ctx.server_name,
-        alpn=ctx.alpn,
-        peer_chain=ctx.peer_chain_der,
+        server_name=n.server_name,
+        alpn=n.alpn,
+        peer_chain=n.peer_chain_der,
     )
 
 
-class ExpectClientCertificate(State):
-    def __init__(
-        self,
-        suite: CipherSuite,
-        cert: CertifiedKey,
-        share: KeyShare | None,
-        client_version: int,
-        tickets_ok: bool,
-    ) -> None:
-        self.args = (suite, cert, share, client_version, tickets_ok)
+class ExpectClientCertificate(ServerState):
+    __slots__ = ("sent",)
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def __init__(self, sent: Hello12) -> None:
+        self.sent = sent
+
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.CERTIFICATE)
         msg = decode_message(Certificate12, body)
         ctx.transcript.add(raw)
         if not msg.chain:
             if ctx.client_auth is ClientAuth.REQUIRED:
                 raise HandshakeFailure("the client sent no certificate, and one is required")
-        else:
-            ctx.peer_chain = ctx.verified_client_chain(msg.chain)
-            ctx.peer_chain_der = msg.chain
-        return ExpectClientKeyExchange(*self.args, msg.chain)
+            return ExpectClientKeyExchange(self.sent)
+        chain = verified_client_chain(ctx.config, msg.chain)
+        n = replace(self.sent.n, peer_chain=chain, peer_chain_der=msg.chain)
+        return ExpectClientKeyExchange(replace(self.sent, n=n))
 
 
-class ExpectClientKeyExchange(State):
-    def __init__(
-        self,
-        suite: CipherSuite,
-        cert: CertifiedKey,
-        share: KeyShare | None,
-        client_version: int,
-        tickets_ok: bool,
-        client_chain: tuple[bytes, ...],
-    ) -> None:
-        self.suite = suite
-        self.cert = cert
-        self.share = share
-        self.client_version = client_version
-        self.tickets_ok = tickets_ok
-        self.client_chain = client_chain
+class ExpectClientKeyExchange(ServerState):
+    __slots__ = ("sent",)
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def __init__(self, sent: Hello12) -> None:
+        self.sent = sent
+
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.CLIENT_KEY_EXCHANGE)
-        suite = self.suite
-        if self.share is not None:
-            premaster = self.share.exchange(decode_message(ClientKeyExchangeECDHE, body).public)
+        sent = self.sent
+        n = sent.n
+        if sent.share is not None:
+            premaster = sent.share.exchange(decode_message(ClientKeyExchangeECDHE, body).public)
         else:
-            key = self.cert.key
+            key = sent.cert.key
             assert isinstance(key, rsa.RSAPrivateKey)
             encrypted = decode_message(ClientKeyExchangeRSA, body).encrypted_premaster
-            premaster = _rsa_premaster(key, encrypted, self.client_version, ctx.rng(46))
+            premaster = _rsa_premaster(key, encrypted, sent.client_version, ctx.rng(46))
         ctx.transcript.add(raw)
         master = keys12.compute_master_secret(
-            suite,
-            premaster,
-            ctx.client_random,
-            ctx.server_random,
-            ctx.transcript.digest() if ctx.ems else None,
+            n.suite, premaster, n.client_random, n.server_random,
+            ctx.transcript.digest() if n.ems else None,
+        )  # fmt: skip
+        ctx.keylog("CLIENT_RANDOM", n.client_random, master)
+        client_keys, server_keys = keys12.key_block(
+            n.suite, master, n.client_random, n.server_random, n.etm
         )
-        ctx.master_secret = master
-        ctx.keylog("CLIENT_RANDOM", master)
-        client_w, server_w = keys12.protections(
-            suite, master, ctx.client_random, ctx.server_random, ctx.etm
-        )
-        nxt = ExpectChangeCipherSpec(
-            client_w, resumed=False, server_w=server_w, tickets_ok=self.tickets_ok
-        )
-        if self.client_chain:
-            return ExpectCertificateVerify(nxt)
-        return nxt
+        finish = Finish12(n, master, client_keys, server_keys, sent.started, sent.decision)
+        if n.peer_chain:
+            return ExpectCertificateVerify(finish)
+        return ExpectChangeCipherSpec(finish)
 
 
-class ExpectCertificateVerify(State):
-    def __init__(self, nxt: ExpectChangeCipherSpec) -> None:
-        self.nxt = nxt
+class ExpectCertificateVerify(ServerState):
+    __slots__ = ("finish",)
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def __init__(self, finish: Finish12) -> None:
+        self.finish = finish
+
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.CERTIFICATE_VERIFY)
         msg = decode_message(CertificateVerify, body)
         if msg.scheme not in ctx.config.signature_schemes:
             raise IllegalParameter(f"CertificateVerify uses scheme 0x{msg.scheme:04x}, not offered")
         signatures.verify(
-            ctx.peer_chain[0].public_key(),  # type: ignore[arg-type]
+            leaf_public_key(self.finish.n.peer_chain[0]),
             msg.scheme,
             ctx.transcript.messages(),
             msg.signature,
             tls13=False,
         )
         ctx.transcript.add(raw)
-        return self.nxt
+        return ExpectChangeCipherSpec(self.finish)
 
 
-class ExpectChangeCipherSpec(State):
-    def __init__(
-        self,
-        client_w: RecordProtection,
-        resumed: bool,
-        server_w: RecordProtection | None = None,
-        tickets_ok: bool = False,
-    ) -> None:
-        self.client_w = client_w
-        self.resumed = resumed
-        self.server_w = server_w
-        self.tickets_ok = tickets_ok
+class ExpectChangeCipherSpec(ServerState):
+    __slots__ = ("finish",)
 
-    def handle_ccs(self, ctx: ServerContext) -> State:
-        ctx.set_read_protection(self.client_w)
-        return ExpectFinished(self)
+    def __init__(self, finish: Finish12) -> None:
+        self.finish = finish
+
+    def handle_ccs(self, ctx: ServerContext) -> ServerState:
+        f = self.finish
+        ctx.port.install_keys(Direction.READ, Epoch.APPLICATION, f.n.suite, f.client_keys)
+        return ExpectFinished(f)
 
 
-class ExpectFinished(State):
+class ExpectFinished(ServerState):
+    __slots__ = ("finish",)
     after_ccs = True
 
-    def __init__(self, prev: ExpectChangeCipherSpec) -> None:
-        self.prev = prev
+    def __init__(self, finish: Finish12) -> None:
+        self.finish = finish
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.FINISHED)
-        check_finished12(ctx, body, raw, from_client=True)
-        suite = ctx.suite
-        assert suite is not None
-        config = ctx.config
-        if self.prev.resumed:
-            ctx.complete()
-            return Traffic12()
-        # Full handshake: remember the session, issue a ticket, then our Finished.
-        if config.session_store is not None and ctx.session_id:
-            _cache_session(ctx)
-        if self.prev.tickets_ok:
-            _send_ticket(ctx, _new_session(ctx, _ticket_lifetime(ctx)))
-        ctx.send_ccs()
-        assert self.prev.server_w is not None
-        ctx.set_write_protection(self.prev.server_w)
-        verify = keys12.finished_data(suite, ctx.master_secret, False, ctx.transcript.digest())
-        ctx.server_verify_data = verify
-        ctx.send(Finished(verify))
-        ctx.complete()
-        return Traffic12()
+        f = self.finish
+        expected = keys12.finished_data(f.n.suite, f.master, True, ctx.transcript.digest())
+        verify_finished(decode_message(Finished, body).verify_data, expected)
+        ctx.transcript.add(raw)
+        if f.server_keys is None:  # resumed: our Finished went first
+            ctx.complete(f.n, f.started, f.decision)
+            return ServerTraffic12(f.n, f.master, expected, f.server_verify)
+        if f.decision.session_id_cached and f.n.session_id:
+            # Full handshake: store the session under its id before our Finished lets the
+            # client resume it.
+            config = ctx.config
+            session = _new_session(ctx, f, int(config.session_timeout))
+            put = StoreLookup(
+                "put", session_id_key(f.n.session_id), session.to_bytes(),
+                config.session_timeout + EXPIRED_GRACE,
+            )  # fmt: skip
+            return ask(ctx, (put,), SessionStored(f, expected))
+        return _finish_full(ctx, f, expected, cached=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStored:
+    """Waiting for the store to take the session under its id (before our Finished)."""
+
+    finish: Finish12
+    client_verify: bytes = field(repr=False)
+
+    def resume(self, ctx: ServerContext, answers: tuple[LookupAnswer, ...]) -> ServerState:
+        (stored,) = answers
+        if stored is not True:
+            ctx.observe(NotIssued("session id", Why.STORE_FAILED))
+        return _finish_full(ctx, self.finish, self.client_verify, cached=stored is True)
+
+
+def _finish_full(
+    ctx: ServerContext, f: Finish12, client_verify: bytes, cached: bool
+) -> ServerState:
+    """Our last flight of a full handshake: a ticket, ChangeCipherSpec, Finished."""
+    n = f.n
+    if cached:
+        ctx.cached_session_id = n.session_id
+        ctx.observe(SessionCached())
+    if f.decision.tickets:
+        sealer = ctx.config.sealer
+        assert sealer is not None
+        lifetime = sealer.lifetime(ctx.config.ticket_lifetime, ctx.now())
+        _send_ticket(ctx, _new_session(ctx, f, lifetime))
+    port = ctx.port
+    port.send_ccs()
+    assert f.server_keys is not None
+    port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, f.server_keys)
+    verify = keys12.finished_data(n.suite, f.master, False, ctx.transcript.digest())
+    ctx.send_encoded(finished_bytes(verify))
+    ctx.complete(n, f.started, f.decision)
+    return ServerTraffic12(n, f.master, client_verify, verify)

@@ -15,29 +15,36 @@
     {EndOfEarlyData} (if early data accepted)
     {Certificate, CertificateVerify} (client auth)
     {Finished}                                 -->
-                                               <--  [NewSessionTicket] x num_tickets
+                                               <--  [NewSessionTicket] x decision.tickets
 
 The HelloRetryRequest is decided before any session store access, so a single-use ticket
 survives it. Resumption (``session.resumption.resolve13``) then picks the first of the first few
 offered PSK identities that opens, is unexpired, matches this connection and passes the
 ticket-age check; its binder is verified here (a bad binder is fatal, RFC 8446 §4.2.11).
 Anything else falls back to a full handshake, with its reason.
+
+The client's Certificate, CertificateVerify and Finished are read by the same states during the
+handshake and in post-handshake authentication (:mod:`.post_auth`); a :class:`ClientAuthFlow`
+says which (its transcript, its request context, its Finished key, what comes next).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Protocol
 
 from ..certs import CertifiedKey
-from ..config import ClientAuth, ServerConfig
+from ..config import ServerConfig
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.key_schedule import KeySchedule
 from ..crypto.suites import CipherSuite
+from ..crypto.transcript import Transcript
 from ..crypto.x509 import parse_chain
-from ..enums import HandshakeType, ProtocolVersion
+from ..enums import ClientAuth, HandshakeType, ProtocolVersion
 from ..errors import (
     CertificateRequired,
     DecryptError,
@@ -55,44 +62,47 @@ from ..messages import (
     EncryptedExtensions,
     EndOfEarlyData,
     Finished,
-    NewSessionTicket13,
     ServerHello,
     decode_message,
+    encode_handshake,
+    finished_bytes,
+    server_hello13_extensions,
+    server_hello_bytes,
 )
 from ..messages import extensions as X
-from ..messages.extensions import Extension
 from ..messages.hello import HELLO_RETRY_REQUEST_RANDOM
-from ..session import resumption
 from ..session.model import ServerSession
-from ..session.observer import TicketsIssued
 from ..session.resumption import (
-    BinderCheck,
+    HelloSummary,
+    Mechanism,
     Psk13Context,
     ResumptionDecision,
-    StoreWrite,
-    stateful_ticket_key,
+    psk_modes,
+    resolve13,
+    summarize,
 )
-from .common13 import (
+from .context import ServerContext, ServerState, require, unexpected, verify_finished
+from .lookup import drive
+from .negotiated import Negotiated13
+from .negotiation import check_legacy_version13, ordered_suites, select_group, verified_client_chain
+from .port import Direction, Epoch
+from .tickets13 import issue_tickets
+from .traffic13 import (
     CLIENT_CV_CONTEXT,
-    MAX_TICKET_LIFETIME,
     SERVER_CV_CONTEXT,
+    Keys13,
     Traffic13,
     application_secrets,
     cv_content,
     handshake_secrets,
-    protection,
     verify_cv,
 )
-from .context import ServerContext, State, require, verify_finished
-from .lookup import drive
-from .negotiation import check_legacy_version13, ordered_suites, select_group
-from .summary import HelloSummary, summarize
 
 # Records that fail to decrypt are skipped, up to this many bytes, when 0-RTT is refused.
 MIN_EARLY_SKIP = 1 << 16
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Retry:
     """What the HelloRetryRequest fixed, for checking the second ClientHello."""
 
@@ -102,35 +112,44 @@ class _Retry:
     prefix: bytes = field(repr=False)  # message_hash(ClientHello1) | HelloRetryRequest
     first_ch: ClientHello = field(repr=False)
     early_data_offered: bool  # the first ClientHello asked for 0-RTT
+    server_name: str | None  # as the first ClientHello named it
+    alpn: bytes | None
+    started: float
 
 
-def start(ctx: ServerContext, hello: HelloSummary) -> State:
-    return _client_hello(ctx, hello, None)
+def start(
+    ctx: ServerContext, hello: HelloSummary, alpn: bytes | None, started: float
+) -> ServerState:
+    return _client_hello(ctx, hello, hello.server_name, alpn, started, None)
 
 
-def _client_hello(ctx: ServerContext, hello: HelloSummary, retry: _Retry | None) -> State:
+def _client_hello(
+    ctx: ServerContext,
+    hello: HelloSummary,
+    server_name: str | None,
+    alpn: bytes | None,
+    started: float,
+    retry: _Retry | None,
+) -> ServerState:
     """Validate the hello, decide the HelloRetryRequest (before any store access), then
     decide resumption and answer."""
     config = ctx.config
-    ctx.version = ProtocolVersion.TLS1_3
-    ctx.post_handshake_auth = hello.post_handshake_auth
     suite = _check_hello(ctx, hello, retry)
     share = _find_key_share(config, hello, retry)
-    _, ke_only = resumption.psk_modes(config, hello)
+    _, ke_only = psk_modes(config, hello)
+    answer = Answer13(hello, server_name, alpn, started, retry, suite, share,
+                      BinderVerifier(hello, suite, retry))  # fmt: skip
     if share is None and not (ke_only and hello.psks is not None):
-        return _retry_or_fail(ctx, hello, suite, retry)
+        return answer.retry_or_fail(ctx)
     pc = Psk13Context(
-        server_name=ctx.server_name,
-        alpn=ctx.alpn,
+        server_name=server_name,
+        alpn=alpn,
         suite=suite,
         now=ctx.now(),
         retried=retry is not None,
         early_data_offered=hello.early_data or (retry is not None and retry.early_data_offered),
     )
-    schedules: dict[int, KeySchedule] = {}
-    check = _binder_check(hello, suite, retry, schedules)
-    resolution = resumption.resolve13(config, hello, pc, check)
-    return drive(ctx, resolution, lambda d: _decided(ctx, hello, retry, suite, share, d, schedules))
+    return drive(ctx, resolve13(config, hello, pc, answer.binder), answer)
 
 
 def _check_hello(ctx: ServerContext, hello: HelloSummary, retry: _Retry | None) -> CipherSuite:
@@ -158,7 +177,6 @@ def _check_hello(ctx: ServerContext, hello: HelloSummary, retry: _Retry | None) 
             raise IllegalParameter("the second ClientHello does not echo our cookie")
     if not ctx.transcript.hash_ready:
         ctx.transcript.set_hash(suite.prf_hash)
-    ctx.suite = suite
     return suite
 
 
@@ -182,163 +200,192 @@ def _find_key_share(
     return share
 
 
-def _retry_or_fail(
-    ctx: ServerContext, hello: HelloSummary, suite: CipherSuite, retry: _Retry | None
-) -> State:
-    """No usable key share: ask for one (HelloRetryRequest), or fail if we already did."""
-    ch = hello.hello
-    if ch.find(X.SupportedGroups) is None or ch.find(X.KeyShareOffer) is None:
-        raise MissingExtension("a TLS 1.3 ClientHello needs supported_groups and key_share")
-    if retry is not None:
-        raise IllegalParameter("the second ClientHello lacks the key share we asked for")
-    group = select_group(ctx.config, ch)
-    if group is None:
-        raise HandshakeFailure("no key exchange group in common with the client")
-    return _send_retry(ctx, hello, suite, group)
-
-
-def _binder_check(
-    hello: HelloSummary, suite: CipherSuite, retry: _Retry | None,
-    schedules: dict[int, KeySchedule],
-) -> BinderCheck:  # fmt: skip
+class BinderVerifier:
     """Verifies a PSK's binder over the (truncated) ClientHello; a wrong one is fatal. The
-    early secret it computes is kept in ``schedules`` for the key schedule."""
+    early secret it computes is kept for the key schedule."""
 
-    def check(index: int, session: ServerSession) -> None:
-        psks = hello.psks
+    __slots__ = ("hello", "retry", "schedules", "suite")
+
+    def __init__(self, hello: HelloSummary, suite: CipherSuite, retry: _Retry | None) -> None:
+        self.hello = hello
+        self.suite = suite
+        self.retry = retry
+        self.schedules: dict[int, KeySchedule] = {}
+
+    def __call__(self, index: int, session: ServerSession) -> None:
+        psks = self.hello.psks
         assert psks is not None
-        h = hashlib.new(suite.prf_hash)
-        if retry is not None:
-            h.update(retry.prefix)
-        raw = hello.raw
+        h = hashlib.new(self.suite.prf_hash)
+        if self.retry is not None:
+            h.update(self.retry.prefix)
+        raw = self.hello.raw
         h.update(raw[: len(raw) - psks.binders_length()])
-        ks = KeySchedule(suite, session.secret)
+        ks = KeySchedule(self.suite, session.secret)
         if not hmac.compare_digest(ks.binder(h.digest()), psks.binders[index]):
             raise DecryptError("the PSK binder does not verify")
-        schedules[index] = ks
+        self.schedules[index] = ks
 
-    return check
+    def __repr__(self) -> str:
+        return f"BinderVerifier(verified={sorted(self.schedules)})"
 
 
 # -- after the decision -------------------------------------------------------------------
-def _decided(
-    ctx: ServerContext, hello: HelloSummary, retry: _Retry | None, suite: CipherSuite,
-    share: X.KeyShareEntry | None, d: ResumptionDecision, schedules: dict[int, KeySchedule],
-) -> State:  # fmt: skip
-    psk = d.session if d.resumed_by is not None else None
-    if psk is None or d.psk_dhe:
-        if share is None:  # psk_ke was the plan, but the PSK did not resume
-            return _retry_or_fail(ctx, hello, suite, retry)
-    else:
-        share = None  # psk_ke: no key exchange
-    cert: CertifiedKey | None = None
-    scheme: int | None = None
-    if psk is None:
-        cert, scheme = _select_certificate(ctx.config, hello.hello, ctx.server_name)
-        ctx.signature_scheme = scheme
-    ks = schedules[d.psk_index] if psk is not None and d.psk_index is not None else None
-    ks = ks or KeySchedule(suite)
-    early_hash = ctx.transcript.digest()  # ClientHello (after any retry)
-    shared = _send_server_hello(ctx, hello, suite, share, d, retry)
-    c_hs, s_hs = _handshake_keys(ctx, ks, shared, hello, d, early_hash)
-    _send_server_flight(ctx, d, cert, scheme, ks, s_hs)
-    c_ap, s_ap = _application_keys(ctx, ks)
-    if psk is not None:
-        ctx.resumed_by = "psk"
-        ctx.session = psk
-        if psk.peer_chain:
-            ctx.peer_chain_der = psk.peer_chain
-            ctx.peer_chain = tuple(parse_chain(psk.peer_chain))
-    want_client_cert = psk is None and ctx.config.client_auth is not ClientAuth.NONE
-    final = _Final(ks, c_hs, c_ap, s_ap, want_client_cert)
-    if d.early_data_accepted and psk is not None:
-        return ExpectEarlyData(final, psk.max_early_data)
-    return final.next_state()
+@dataclass(frozen=True, slots=True)
+class Answer13:
+    """Everything the server's first flight needs, once resumption is decided."""
+
+    hello: HelloSummary
+    server_name: str | None
+    alpn: bytes | None
+    started: float
+    retry: _Retry | None
+    suite: CipherSuite
+    share: X.KeyShareEntry | None
+    binder: BinderVerifier
+
+    def retry_or_fail(self, ctx: ServerContext) -> ServerState:
+        """No usable key share: ask for one (HelloRetryRequest), or fail if we already did."""
+        ch = self.hello.hello
+        if ch.find(X.SupportedGroups) is None or ch.find(X.KeyShareOffer) is None:
+            raise MissingExtension("a TLS 1.3 ClientHello needs supported_groups and key_share")
+        if self.retry is not None:
+            raise IllegalParameter("the second ClientHello lacks the key share we asked for")
+        group = select_group(ctx.config, ch)
+        if group is None:
+            raise HandshakeFailure("no key exchange group in common with the client")
+        return _send_retry(ctx, self, group)
+
+    def decided(self, ctx: ServerContext, d: ResumptionDecision) -> ServerState:
+        psk = d.session if d.resumed_by is not None else None
+        share = self.share
+        if psk is None or d.psk_dhe:
+            if share is None:  # psk_ke was the plan, but the PSK did not resume
+                return self.retry_or_fail(ctx)
+        else:
+            share = None  # psk_ke: no key exchange
+        cert: CertifiedKey | None = None
+        scheme: int | None = None
+        if psk is None:
+            cert, scheme = _select_certificate(ctx.config, self.hello.hello, self.server_name)
+        ks = self.binder.schedules.get(d.psk_index) if d.psk_index is not None else None
+        n = self.negotiated(psk, share, scheme, d)
+        # The 0-RTT keys hash the ClientHello (after any retry) alone.
+        early_hash = ctx.transcript.digest() if n.early_data_accepted else b""
+        shared = _send_server_hello(ctx, self, n, share, d)
+        ks = ks if psk is not None and ks is not None else KeySchedule(self.suite)
+        c_hs, s_hs = _handshake_keys(ctx, self.hello, ks, shared, n, early_hash)
+        _send_server_flight(ctx, d, n, cert, scheme, ks, s_hs)
+        c_ap, s_ap = application_secrets(ctx, ks, n.client_random)
+        ctx.port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, s_ap)
+        final = Final13(n, ks, c_hs, c_ap, s_ap, self.started, d, self.hello.post_handshake_auth)
+        if n.early_data_accepted and psk is not None:
+            return ExpectEarlyData(final, psk.max_early_data)
+        return final.next_state(ctx)
+
+    def negotiated(
+        self, psk: ServerSession | None, share: X.KeyShareEntry | None, scheme: int | None,
+        d: ResumptionDecision,
+    ) -> Negotiated13:  # fmt: skip
+        chain = psk.peer_chain if psk is not None else ()
+        return Negotiated13(
+            self.suite, self.hello.hello.random, self.hello.session_id, self.server_name,
+            self.alpn, Mechanism.PSK if psk is not None else None,
+            share.group if share is not None else None, scheme,
+            d.early_data_accepted and psk is not None,
+            tuple(parse_chain(chain)) if chain else (), chain,
+        )  # fmt: skip
 
 
 def _send_server_hello(
-    ctx: ServerContext, hello: HelloSummary, suite: CipherSuite,
-    share: X.KeyShareEntry | None, d: ResumptionDecision, retry: _Retry | None,
+    ctx: ServerContext, a: Answer13, n: Negotiated13, share: X.KeyShareEntry | None,
+    d: ResumptionDecision,
 ) -> bytes | None:  # fmt: skip
     """Send the ServerHello; returns the (EC)DHE shared secret, if any."""
-    exts: list[Extension] = [X.SupportedVersionSelected(ProtocolVersion.TLS1_3)]
     shared: bytes | None = None
+    public = b""
     if share is not None:
         ours = KeyShare(share.group)
         shared = ours.exchange(share.key_exchange)
-        exts.append(X.KeyShareSelected(X.KeyShareEntry(share.group, ours.public)))
-        ctx.group = share.group
-    if d.resumed_by is not None and d.psk_index is not None:
-        exts.append(X.PreSharedKeySelected(d.psk_index))
-    ctx.server_random = ctx.rng(32)
-    ctx.session_id = hello.session_id
-    ctx.send(ServerHello(0x0303, ctx.server_random, hello.session_id, suite.code, 0, tuple(exts)))
-    if hello.session_id and retry is None:
-        ctx.send_ccs()  # middlebox compatibility (RFC 8446 §D.4)
+        public = ours.public
+    psk_index = d.psk_index if n.resumed_by is not None else None
+    exts = server_hello13_extensions(n.group, public, psk_index)
+    sid = a.hello.session_id
+    ctx.send_encoded(server_hello_bytes(ctx.rng(32), sid, n.suite.code, exts))
+    if sid and a.retry is None:
+        ctx.port.send_ccs()  # middlebox compatibility (RFC 8446 §D.4)
     return shared
 
 
 def _handshake_keys(
-    ctx: ServerContext, ks: KeySchedule, shared: bytes | None, hello: HelloSummary,
-    d: ResumptionDecision, early_hash: bytes,
-) -> tuple[bytes, bytes]:  # fmt: skip
+    ctx: ServerContext,
+    hello: HelloSummary,
+    ks: KeySchedule,
+    shared: bytes | None,
+    n: Negotiated13,
+    early_hash: bytes,
+) -> tuple[bytes, bytes]:
     """Derive the handshake traffic secrets and switch keys; early data, when accepted, is
     read under the early traffic key until EndOfEarlyData."""
     early_secret = b""
-    if d.early_data_accepted:
+    if n.early_data_accepted:
         early_secret = ks.derive(b"c e traffic", early_hash)
-        ctx.keylog("CLIENT_EARLY_TRAFFIC_SECRET", early_secret)
-    c_hs, s_hs = handshake_secrets(ctx, ks, shared)
-    ctx.set_write_protection(protection(ks, s_hs))
-    if d.early_data_accepted:
-        ctx.set_read_protection(protection(ks, early_secret))
-        ctx.early_data_accepted = True
+        ctx.keylog("CLIENT_EARLY_TRAFFIC_SECRET", n.client_random, early_secret)
+    c_hs, s_hs = handshake_secrets(ctx, ks, shared, n.client_random)
+    port = ctx.port
+    port.install_keys(Direction.WRITE, Epoch.HANDSHAKE, n.suite, s_hs)
+    if n.early_data_accepted:
+        port.install_keys(Direction.READ, Epoch.EARLY, n.suite, early_secret)
     else:
-        ctx.set_read_protection(protection(ks, c_hs))
+        port.install_keys(Direction.READ, Epoch.HANDSHAKE, n.suite, c_hs)
         if hello.early_data:  # refused: skip the 0-RTT records we cannot decrypt
-            ctx.records.skip_budget = max(ctx.config.max_early_data_size, MIN_EARLY_SKIP)
+            port.skip_early_data(max(ctx.config.max_early_data_size, MIN_EARLY_SKIP))
     return c_hs, s_hs
 
 
 def _send_server_flight(
-    ctx: ServerContext, d: ResumptionDecision, cert: CertifiedKey | None, scheme: int | None,
-    ks: KeySchedule, s_hs: bytes,
+    ctx: ServerContext, d: ResumptionDecision, n: Negotiated13, cert: CertifiedKey | None,
+    scheme: int | None, ks: KeySchedule, s_hs: bytes,
 ) -> None:  # fmt: skip
     """EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished."""
     config = ctx.config
-    resumed = d.resumed_by is not None
-    ee: list[Extension] = []
-    if ctx.server_name is not None and not resumed:
-        ee.append(X.ServerNameAck())
-    if ctx.alpn is not None:
-        ee.append(X.ALPN((ctx.alpn,)))
-    if d.early_data_accepted:
-        ee.append(X.EarlyDataIndication())
-    ctx.send(EncryptedExtensions(tuple(ee)))
+    resumed = n.resumed_by is not None
+    sni_ack = n.server_name is not None and not resumed
+    ctx.send_encoded(_encrypted_extensions(sni_ack, n.alpn, n.early_data_accepted))
     if not resumed and config.client_auth is not ClientAuth.NONE:
-        req_exts: list[Extension] = [X.SignatureAlgorithms(config.signature_schemes)]
-        if names := config.client_ca_names():
-            req_exts.append(X.CertificateAuthorities(names))
-        ctx.send(CertificateRequest13(b"", tuple(req_exts)))
+        ctx.send(CertificateRequest13(b"", certificate_request_extensions(config)))
     if cert is not None and scheme is not None:
         ctx.send(Certificate13(b"", tuple(CertificateEntry(d) for d in cert.chain_der)))
         content = cv_content(SERVER_CV_CONTEXT, ctx.transcript.digest())
         ctx.send(CertificateVerify(scheme, signatures.sign(cert.key, scheme, content)))
-    ctx.server_verify_data = ks.finished_mac(s_hs, ctx.transcript.digest())
-    ctx.send(Finished(ctx.server_verify_data))
+    ctx.send_encoded(finished_bytes(ks.finished_mac(s_hs, ctx.transcript.digest())))
 
 
-def _application_keys(ctx: ServerContext, ks: KeySchedule) -> tuple[bytes, bytes]:
-    c_ap, s_ap = application_secrets(ctx, ks)
-    ctx.set_write_protection(protection(ks, s_ap))
-    return c_ap, s_ap
+@lru_cache(maxsize=256)
+def _encrypted_extensions(sni_ack: bool, alpn: bytes | None, early_data: bool) -> bytes:
+    """The encoded EncryptedExtensions (they repeat; ALPN values come from the config)."""
+    ee: list[X.Extension] = []
+    if sni_ack:
+        ee.append(X.ServerNameAck())
+    if alpn is not None:
+        ee.append(X.ALPN((alpn,)))
+    if early_data:
+        ee.append(X.EarlyDataIndication())
+    return encode_handshake(EncryptedExtensions(tuple(ee)))
+
+
+def certificate_request_extensions(config: ServerConfig) -> tuple[X.Extension, ...]:
+    exts: list[X.Extension] = [X.SignatureAlgorithms(config.signature_schemes)]
+    if names := config.client_ca_names():
+        exts.append(X.CertificateAuthorities(names))
+    return tuple(exts)
 
 
 # -- HelloRetryRequest -------------------------------------------------------------------
-def _send_retry(ctx: ServerContext, hello: HelloSummary, suite: CipherSuite,
-                group: int) -> State:  # fmt: skip
+def _send_retry(ctx: ServerContext, a: Answer13, group: int) -> ServerState:
     config = ctx.config
+    hello = a.hello
     ch = hello.hello
+    suite = a.suite
     ctx.transcript.replace_with_message_hash()
     ch1_hash = hashlib.new(suite.prf_hash, hello.raw).digest()
     cookie = hmac.digest(config.cookie_key, ch1_hash, "sha256")
@@ -350,33 +397,37 @@ def _send_retry(ctx: ServerContext, hello: HelloSummary, suite: CipherSuite,
     synthetic = bytes((HandshakeType.MESSAGE_HASH, 0, 0, len(ch1_hash))) + ch1_hash
     hrr_raw = ctx.send(hrr)
     if ch.session_id:
-        ctx.send_ccs()
+        ctx.port.send_ccs()
     if hello.early_data:
         # 0-RTT records after the first ClientHello are skipped (RFC 8446 §4.2.10).
-        ctx.records.skip_budget = max(config.max_early_data_size, MIN_EARLY_SKIP)
-    retry = _Retry(suite, group, cookie, synthetic + hrr_raw, ch, hello.early_data)
+        ctx.port.skip_early_data(max(config.max_early_data_size, MIN_EARLY_SKIP))
+    retry = _Retry(suite, group, cookie, synthetic + hrr_raw, ch, hello.early_data,
+                   a.server_name, a.alpn, a.started)  # fmt: skip
     return ExpectSecondClientHello(retry)
 
 
-class ExpectSecondClientHello(State):
+class ExpectSecondClientHello(ServerState):
+    __slots__ = ("retry",)
     ignores_ccs = True
+    tls13 = True
 
     def __init__(self, retry: _Retry) -> None:
         self.retry = retry
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.CLIENT_HELLO)
         hello = summarize(decode_message(ClientHello, body), raw)
         ch = hello.hello
-        first = self.retry.first_ch
+        retry = self.retry
+        first = retry.first_ch
         if not hello.offers_tls13:
             raise IllegalParameter("the second ClientHello no longer offers TLS 1.3")
         check_legacy_version13(ch)
         if ch.random != first.random or ch.session_id != first.session_id:
             raise IllegalParameter("the second ClientHello changed its random or session id")
         ctx.transcript.add(raw)
-        ctx.records.skip_budget = 0
-        return _client_hello(ctx, hello, self.retry)
+        ctx.port.skip_early_data(0)
+        return _client_hello(ctx, hello, retry.server_name, retry.alpn, retry.started, retry)
 
 
 def _select_certificate(config: ServerConfig, ch: ClientHello,
@@ -392,26 +443,102 @@ def _select_certificate(config: ServerConfig, ch: ClientHello,
 
 
 # -- the client's second flight ----------------------------------------------------------
-@dataclass(slots=True)
-class _Final:
+class ClientAuthFlow(Protocol):
+    """Whose Certificate, CertificateVerify and Finished the states below read: the
+    handshake's (:class:`Final13`) or a post-handshake authentication's."""
+
+    @property
+    def transcript(self) -> Transcript: ...
+
+    @property
+    def context(self) -> bytes:
+        """The certificate_request_context the client must echo (empty in the handshake)."""
+
+    @property
+    def client_auth(self) -> ClientAuth: ...
+
+    @property
+    def keys(self) -> Keys13 | None:
+        """After the handshake: the open connection's keys (data and KeyUpdate flow on)."""
+
+    def schedule(self) -> KeySchedule: ...
+
+    def finished_secret(self) -> bytes:
+        """The client's traffic secret its Finished is keyed with."""
+
+    def done(self, ctx: ServerContext, n: Negotiated13, client_verify: bytes) -> ServerState:
+        """The client's Finished verified (``n`` with the client's chain, if it sent one)."""
+
+    @property
+    def negotiated(self) -> Negotiated13: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Final13:
+    """The rest of the handshake: the client's second flight, then the tickets."""
+
+    n: Negotiated13
     ks: KeySchedule = field(repr=False)
     c_hs: bytes = field(repr=False)
     c_ap: bytes = field(repr=False)
     s_ap: bytes = field(repr=False)
-    want_client_cert: bool
+    started: float
+    decision: ResumptionDecision
+    post_handshake_auth: bool  # the client offered it (RFC 8446 §4.6.2)
 
-    def next_state(self) -> State:
-        return ExpectClientCertificate(self) if self.want_client_cert else ExpectFinished(self)
+    def next_state(self, ctx: ServerContext) -> ServerState:
+        flow = HandshakeFlow(self, ctx.transcript, ctx.config.client_auth)
+        if self.n.resumed_by is None and ctx.config.client_auth is not ClientAuth.NONE:
+            return ExpectClientCertificate(flow)
+        return ExpectFinished(flow)
 
 
-class ExpectEarlyData(State):
+@dataclass(frozen=True, slots=True)
+class HandshakeFlow:
+    """The client's second flight of the handshake."""
+
+    final: Final13
+    transcript: Transcript = field(repr=False)
+    client_auth: ClientAuth
+
+    @property
+    def negotiated(self) -> Negotiated13:
+        return self.final.n
+
+    @property
+    def context(self) -> bytes:
+        return b""
+
+    @property
+    def keys(self) -> Keys13 | None:
+        return None
+
+    def schedule(self) -> KeySchedule:
+        return self.final.ks
+
+    def finished_secret(self) -> bytes:
+        return self.final.c_hs
+
+    def done(self, ctx: ServerContext, n: Negotiated13, client_verify: bytes) -> ServerState:
+        f = self.final
+        ctx.port.install_keys(Direction.READ, Epoch.APPLICATION, n.suite, f.c_ap)
+        res_master = f.ks.derive(b"res master", ctx.transcript.digest())
+        ctx.complete(n, f.started, f.decision)
+        keys = Keys13(f.ks, f.c_ap, f.s_ap, res_master, n)
+        traffic = ServerTraffic13(keys, f.post_handshake_auth)
+        return issue_tickets(ctx, keys, f.decision.tickets, traffic)
+
+
+class ExpectEarlyData(ServerState):
     """0-RTT application data (replayable!) until EndOfEarlyData."""
 
+    __slots__ = ("final", "remaining")
     accepts_application_data = True
     early = True
     ignores_ccs = True
+    tls13 = True
 
-    def __init__(self, final: _Final, limit: int) -> None:
+    def __init__(self, final: Final13, limit: int) -> None:
         self.final = final
         self.remaining = limit
 
@@ -420,127 +547,110 @@ class ExpectEarlyData(State):
         if self.remaining < 0:
             raise UnexpectedMessage("the client sent more early data than max_early_data_size")
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.END_OF_EARLY_DATA)
         decode_message(EndOfEarlyData, body)
         ctx.transcript.add(raw)
-        ctx.set_read_protection(protection(self.final.ks, self.final.c_hs))
-        return self.final.next_state()
+        f = self.final
+        ctx.port.install_keys(Direction.READ, Epoch.HANDSHAKE, f.n.suite, f.c_hs)
+        return f.next_state(ctx)
 
 
-class ExpectClientCertificate(State):
-    ignores_ccs = True
+class _ClientAuthState(ServerState):
+    """A state of the client's authentication: during the handshake a ChangeCipherSpec is
+    dropped; after it, application data and KeyUpdate flow on meanwhile."""
 
-    def __init__(self, final: _Final) -> None:
-        self.final = final
+    __slots__ = ("accepts_application_data", "flow", "handshake_done", "ignores_ccs")
+    tls13 = True
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def __init__(self, flow: ClientAuthFlow) -> None:
+        self.flow = flow
+        after = flow.keys is not None
+        self.accepts_application_data = after
+        self.handshake_done = after
+        self.ignores_ccs = not after
+
+    def keys13(self) -> Keys13 | None:
+        return self.flow.keys
+
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
+        keys = self.flow.keys
+        if keys is not None and msg_type == HandshakeType.KEY_UPDATE:
+            keys.peer_updated(ctx, body)
+            return self
+        return self.receive(ctx, msg_type, body, raw)
+
+    def receive(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
+        unexpected(self, msg_type)
+
+
+class ExpectClientCertificate(_ClientAuthState):
+    __slots__ = ()
+
+    def receive(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.CERTIFICATE)
         msg = decode_message(Certificate13, body)
-        if msg.context:
-            raise IllegalParameter("the client's Certificate has a non-empty request context")
-        ctx.transcript.add(raw)
+        flow = self.flow
+        if not hmac.compare_digest(msg.context, flow.context):
+            if not flow.context:
+                raise IllegalParameter("the client's Certificate has a non-empty request context")
+            raise IllegalParameter("the client's Certificate answers another CertificateRequest")
+        flow.transcript.add(raw)
         if not msg.entries:
-            if ctx.config.client_auth is ClientAuth.REQUIRED:
+            if flow.client_auth is ClientAuth.REQUIRED:
                 raise CertificateRequired("the client sent no certificate, and one is required")
-            return ExpectFinished(self.final)
-        ctx.peer_chain = ctx.verified_client_chain(msg.chain)
-        ctx.peer_chain_der = msg.chain
-        return ExpectClientCertificateVerify(self.final)
+            return ExpectFinished(flow)
+        chain = verified_client_chain(ctx.config, msg.chain)
+        n = replace(flow.negotiated, peer_chain=chain, peer_chain_der=msg.chain)
+        return ExpectClientCertificateVerify(flow, n)
 
 
-class ExpectClientCertificateVerify(State):
-    ignores_ccs = True
+class ExpectClientCertificateVerify(_ClientAuthState):
+    __slots__ = ("n",)
 
-    def __init__(self, final: _Final) -> None:
-        self.final = final
+    def __init__(self, flow: ClientAuthFlow, n: Negotiated13) -> None:
+        super().__init__(flow)
+        self.n = n  # with the client's chain
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def receive(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.CERTIFICATE_VERIFY)
         cv = decode_message(CertificateVerify, body)
-        verify_cv(ctx, cv.scheme, cv.signature, CLIENT_CV_CONTEXT, ctx.transcript.digest(),
-                  ctx.config.signature_schemes)  # fmt: skip
-        ctx.transcript.add(raw)
-        return ExpectFinished(self.final)
+        transcript = self.flow.transcript
+        verify_cv(cv.scheme, cv.signature, CLIENT_CV_CONTEXT, transcript.digest(),
+                  ctx.config.signature_schemes, self.n.peer_chain)  # fmt: skip
+        transcript.add(raw)
+        return ExpectFinished(self.flow, self.n)
 
 
-class ExpectFinished(State):
-    ignores_ccs = True
+class ExpectFinished(_ClientAuthState):
+    __slots__ = ("n",)
 
-    def __init__(self, final: _Final) -> None:
-        self.final = final
+    def __init__(self, flow: ClientAuthFlow, n: Negotiated13 | None = None) -> None:
+        super().__init__(flow)
+        self.n = n if n is not None else flow.negotiated
 
-    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> State:
+    def receive(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.FINISHED)
-        f = self.final
-        expected = f.ks.finished_mac(f.c_hs, ctx.transcript.digest())
+        flow = self.flow
+        transcript = flow.transcript
+        expected = flow.schedule().finished_mac(flow.finished_secret(), transcript.digest())
         verify_finished(decode_message(Finished, body).verify_data, expected)
-        ctx.client_verify_data = expected
-        ctx.transcript.add(raw)
-        ctx.set_read_protection(protection(f.ks, f.c_ap))
-        res_master = f.ks.derive(b"res master", ctx.transcript.digest())
-        ctx.complete()
-        count = ctx.config.num_tickets
-        send_tickets(ctx, f.ks, res_master, min(count, 1) if ctx.resumed_by else count)
-        return Traffic13(f.ks, f.c_ap, f.s_ap, res_master)
+        transcript.add(raw)
+        return flow.done(ctx, self.n, expected)
 
 
-def send_tickets(ctx: ServerContext, ks: KeySchedule, res_master: bytes, count: int) -> None:
-    """NewSessionTicket messages: sealed tickets, or ids into the store (stateful, single use;
-    each written to the store before its ticket leaves).
+class ServerTraffic13(Traffic13[ServerContext]):
+    """The open connection: KeyUpdate both ways; a post-handshake CertificateRequest (see
+    :mod:`.post_auth`) moves to the client-authentication states until answered."""
 
-    The randomness for a flight of tickets (each one's ticket_age_add and IV or id) is drawn
-    at once, and the flight is reported once.
-    """
-    config = ctx.config
-    if count <= 0 or ctx.suite is None:
-        return
-    sealer = config.sealer
-    if (config.session_store is None) if config.stateful_tickets else (sealer is None):
-        return
-    lifetime = min(config.ticket_lifetime, MAX_TICKET_LIFETIME)
-    if sealer is not None and not config.stateful_tickets:
-        lifetime = sealer.lifetime(lifetime, ctx.now())
-    max_early = config.max_early_data_size
-    created = ctx.now()
-    random = ctx.rng((4 + 32) * count)  # per ticket: ticket_age_add, then an IV or an id
-    exts: tuple[Extension, ...] = (X.EarlyDataLimit(max_early),) if max_early else ()
-    issued = 0
-    for i in range(count):
-        nonce = i.to_bytes(1, "big")
-        r = random[36 * i : 36 * (i + 1)]
-        session = ServerSession(
-            version=ProtocolVersion.TLS1_3,
-            cipher_suite=ctx.suite.code,
-            secret=ks.resumption_psk(res_master, nonce),
-            extended_master_secret=False,
-            created=created,
-            lifetime=lifetime,
-            server_name=ctx.server_name,
-            alpn=ctx.alpn,
-            peer_chain=ctx.peer_chain_der,
-            ticket_age_add=int.from_bytes(r[:4], "big"),
-            max_early_data=max_early,
-        )
-        identity = _ticket_identity(ctx, session, r[4:])
-        if identity is None:
-            break  # every ticket key has expired: simply no tickets
-        ctx.send_untranscribed(
-            NewSessionTicket13(lifetime, session.ticket_age_add, nonce, identity, exts)
-        )
-        issued += 1
-    if issued:
-        ctx.observe(TicketsIssued(issued, ProtocolVersion.TLS1_3))
+    __slots__ = ("post_handshake_auth",)
 
+    def __init__(self, keys: Keys13, post_handshake_auth: bool) -> None:
+        super().__init__(keys)
+        self.post_handshake_auth = post_handshake_auth  # the client offered it
 
-def _ticket_identity(ctx: ServerContext, session: ServerSession, random: bytes) -> bytes | None:
-    """The ticket's identity: a store key for a single-use ticket (written now), else the
-    sealed session."""
-    config = ctx.config
-    state = session.to_bytes()
-    if config.stateful_tickets:
-        key = stateful_ticket_key(random)
-        ctx.store_write(StoreWrite("put", key, state, session.lifetime))
-        return random
-    assert config.sealer is not None
-    return config.sealer.seal(state, random[:16])
+    def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
+        if msg_type == HandshakeType.KEY_UPDATE:
+            self.keys.peer_updated(ctx, body)
+            return self
+        unexpected(self, msg_type)

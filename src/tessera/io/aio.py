@@ -32,11 +32,9 @@ from ..events import (
     ConnectionInfo,
     Event,
 )
-from ..session import awaited, inline
-from ..session.awaited import AsyncMemoryStore, AsyncSessionStore
-from ..session.observer import StoreFailed
-from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite
-from ..session.store import MemoryStore
+from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite, awaited, inline
+from ..session.resumption.awaited import AsyncSessionStore
+from ..session.store import SessionStore
 from .listen import set_nodelay
 from .pump import EventHandler, Reauthentication, pump_events
 from .sslcompat import SSLObjectView
@@ -48,7 +46,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # as asyncio's ssl_shutdown_timeout
 DELIVERY_SIZE = 64 * 1024  # application data handed over at once, at most (records joined)
 
 HandshakeErrorHook = Callable[[object, BaseException], None]  # (peer address, error)
-AwaitedStore = AsyncSessionStore | AsyncMemoryStore
+AwaitedStore = AsyncSessionStore  # (AsyncMemoryStore too: answered at once)
 
 
 class Limits:
@@ -107,7 +105,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._waiter = waiter
         self._limits = limits
         self._store = limits.store
-        self._sync_store: MemoryStore | None = awaited.immediate(limits.store)
+        self._sync_store: SessionStore | None = awaited.immediate(limits.store)
         self._early_out = early_data or b""
         self._resend = b""  # early data to send after the handshake (refused or not allowed)
         self._call_connection_made = call_connection_made
@@ -365,6 +363,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._spawn(self._await_lookup(operations))
 
     async def _await_lookup(self, operations: tuple[StoreLookup, ...]) -> None:
+        assert self._store is not None
         answers = await awaited.answer(self._store, operations, self._limits.lookup_timeout)
         if self._lost or self._error is not None:
             return
@@ -377,9 +376,6 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
     def _provide(self, answers: Sequence[LookupAnswer], operations: Sequence[StoreLookup]) -> None:
         conn = self.conn
         assert isinstance(conn, ServerConnection)
-        for op, answer in zip(operations, answers, strict=True):
-            if isinstance(answer, BaseException):
-                self._store_failed(op, answer)
         try:
             conn.provide_session(answers)
         except TLSError as e:
@@ -395,6 +391,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._spawn(self._await_writes(operations))
 
     async def _await_writes(self, operations: tuple[StoreWrite, ...]) -> None:
+        assert self._store is not None
         try:
             await awaited.apply(
                 self._store, operations, self._store_failed, self._limits.lookup_timeout
@@ -404,11 +401,9 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._flush()
 
     def _store_failed(self, op: StoreWrite | StoreLookup, error: BaseException) -> None:
-        fact = StoreFailed(op.op, f"{type(error).__name__}: {error}")
         conn = self.conn
         assert isinstance(conn, ServerConnection)
-        for observer in conn.config.all_observers:
-            observer.observe(fact)
+        conn.store_failed(op, error)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         assert self._loop is not None

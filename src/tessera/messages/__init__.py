@@ -9,7 +9,13 @@ from .certificate import (
     CertificateRequest13,
     CertificateVerify,
 )
-from .hello import ClientHello, ServerHello
+from .hello import (
+    ClientHello,
+    ServerHello,
+    extensions_block,
+    server_hello13_extensions,
+    server_hello_bytes,
+)
 from .key_exchange import (
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
@@ -25,6 +31,8 @@ from .misc import (
     KeyUpdate,
     NewSessionTicket12,
     NewSessionTicket13,
+    finished_bytes,
+    new_session_ticket13_bytes,
 )
 
 __all__ = [
@@ -50,4 +58,9 @@ __all__ = [
     "ServerKeyExchangeECDHE",
     "decode_message",
     "encode_handshake",
+    "extensions_block",
+    "finished_bytes",
+    "new_session_ticket13_bytes",
+    "server_hello13_extensions",
+    "server_hello_bytes",
 ]

@@ -496,6 +496,13 @@ NEW_SESSION_TICKET_13: Registry = _registry(EarlyDataLimit)
 EMPTY: Registry = {}
 
 
+# The extensions without a body (flags), each decoded to one shared frozen instance.
+_EMPTY: dict[type[_Decodable], Extension] = {
+    cls: cls() for cls in (EncryptThenMac, ExtendedMasterSecret, EarlyDataIndication,
+                           PostHandshakeAuth, ServerNameAck)
+}  # fmt: skip
+
+
 def encode_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
     outer = w.open(2)
     for ext in extensions:
@@ -506,11 +513,15 @@ def encode_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
     w.close(outer, 2)
 
 
-def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
+def decode_extensions(
+    r: Reader, registry: Registry, by_type: dict[type, Extension] | None = None
+) -> tuple[Extension, ...]:
     """Decode an ``Extension extensions<0..2^16-1>`` block; duplicates are a decode_error.
 
     The extension headers are read straight from the buffer (this runs for every hello); each
-    known extension body is decoded by its class inside a Reader bounded to its length.
+    known extension body is decoded by its class inside a Reader bounded to its length, every
+    one of them strictly (a malformed extension the server does not read is still refused).
+    ``by_type``, if given, gets the extensions by class.
     """
     block = r.vector(2)
     buf, p, end = block._buf, block._pos, block._end
@@ -533,12 +544,23 @@ def decode_extensions(r: Reader, registry: Registry) -> tuple[Extension, ...]:
         if cls is None:
             out.append(UnknownExtension(code, bytes(buf[start:p])))
             continue
-        body = Reader(buf, start, p)
-        out.append(cls.decode(body))
-        if not body.at_end():
-            raise DecodeError(
-                f"{body.remaining} trailing byte(s) in extension {ExtensionType(code).name}"
-            )
+        empty = _EMPTY.get(cls)
+        if empty is not None:  # a flag: no body to decode, one shared (frozen) instance
+            if p != start:
+                raise DecodeError(
+                    f"{p - start} trailing byte(s) in extension {ExtensionType(code).name}"
+                )
+            ext: Extension = empty
+        else:
+            body = Reader(buf, start, p)
+            ext = cls.decode(body)
+            if body._pos != p:
+                raise DecodeError(
+                    f"{p - body._pos} trailing byte(s) in extension {ExtensionType(code).name}"
+                )
+        out.append(ext)
+        if by_type is not None:
+            by_type[cls] = ext
     return tuple(out)
 
 

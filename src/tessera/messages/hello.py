@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from ..codec import Reader, Writer
 from ..enums import HandshakeType
@@ -38,7 +39,14 @@ class ClientHello:
     extensions: tuple[Extension, ...] = ()
     # True when the extensions block was present on the wire (even if empty).
     has_extensions_block: bool = field(default=True, compare=False)
+    # The extensions by class (at most one of each: a repeated code is a decode_error), so
+    # that the server's many look-ups are one dict access each.
+    by_type: dict[type, Extension] = field(default_factory=dict, compare=False, repr=False)
     msg_type: ClassVar[HandshakeType] = HandshakeType.CLIENT_HELLO
+
+    def __post_init__(self) -> None:
+        if self.extensions and not self.by_type:
+            self.by_type.update((type(e), e) for e in self.extensions)
 
     def encode_body(self, w: Writer) -> None:
         w.u16(self.legacy_version)
@@ -58,11 +66,12 @@ class ClientHello:
         compression = r.u8_list(1, 1)
         if r.at_end():
             return cls(version, random, session_id, suites, compression, (), False)
-        exts = X.decode_extensions(r, X.CLIENT_HELLO)
-        return cls(version, random, session_id, suites, compression, exts, True)
+        by_type: dict[type, Extension] = {}
+        exts = X.decode_extensions(r, X.CLIENT_HELLO, by_type)
+        return cls(version, random, session_id, suites, compression, exts, True, by_type)
 
     def find(self, cls: type[T]) -> T | None:
-        return X.find(self.extensions, cls)
+        return cast("T | None", self.by_type.get(cls))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +114,43 @@ class ServerHello:
 
     def find(self, cls: type[T]) -> T | None:
         return X.find(self.extensions, cls)
+
+
+def server_hello_bytes(random: bytes, session_id: bytes, suite: int, extensions: bytes,
+                       version: int = 0x0303) -> bytes:  # fmt: skip
+    """An encoded ServerHello (handshake header included) around an encoded extensions block
+    (a prebuilt one: the extensions of a resumed TLS 1.2 flight repeat from connection to
+    connection)."""
+    n = 38 + len(session_id) + len(extensions)  # version, random, id, suite, compression
+    return b"".join((
+        bytes((HandshakeType.SERVER_HELLO, n >> 16, (n >> 8) & 0xFF, n & 0xFF,
+               version >> 8, version & 0xFF)),
+        random, bytes((len(session_id),)), session_id,
+        bytes((suite >> 8, suite & 0xFF, 0)), extensions,
+    ))  # fmt: skip
+
+
+def extensions_block(extensions: tuple[Extension, ...]) -> bytes:
+    """An encoded ``Extension extensions<0..2^16-1>`` block."""
+    w = Writer()
+    X.encode_extensions(w, extensions)
+    return bytes(w.buf)
+
+
+_SUPPORTED_VERSION_13 = bytes((0, 43, 0, 2, 3, 4))  # supported_versions: TLS 1.3
+_KEY_SHARE_HEAD = struct.Struct(">HHHH").pack  # type 51, length, group, key length
+_PSK_SELECTED = struct.Struct(">HHH").pack  # type 41, length 2, selected identity
+
+
+def server_hello13_extensions(group: int | None, public: bytes, psk_index: int | None) -> bytes:
+    """The extensions block of a TLS 1.3 ServerHello: supported_versions, key_share (unless
+    psk_ke), pre_shared_key (when resumed) — byte for byte what ``ServerHello.encode_body``
+    writes for the same extensions."""
+    parts = [_SUPPORTED_VERSION_13]
+    if group is not None:
+        parts.append(_KEY_SHARE_HEAD(51, 4 + len(public), group, len(public)))
+        parts.append(public)
+    if psk_index is not None:
+        parts.append(_PSK_SELECTED(41, 2, psk_index))
+    body = b"".join(parts)
+    return len(body).to_bytes(2, "big") + body

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
 from ..codec import Reader, Writer
 from ..enums import AlertDescription, AlertLevel, HandshakeType
-from ..errors import DecodeError, IllegalParameter
+from ..errors import DecodeError, IllegalParameter, LocalProtocolError
 from . import extensions as X
 from .extensions import Extension, T
+
+_NST13_HEAD = struct.Struct(">BBHIIB").pack  # type, length (u24), lifetime, age_add, nonce len
+
+
+def new_session_ticket13_bytes(
+    lifetime: int, age_add: int, nonce: bytes, ticket: bytes, extensions: bytes
+) -> bytes:
+    """An encoded TLS 1.3 NewSessionTicket (handshake header included) around an encoded
+    extensions block: what ``NewSessionTicket13.encode_body`` writes, for the ticket flight."""
+    n = 11 + len(nonce) + len(ticket) + len(extensions)
+    if len(nonce) > 255 or len(ticket) > 0xFFFF or n > 0xFFFFFF:
+        raise LocalProtocolError("a NewSessionTicket's nonce or ticket is too long")
+    head = _NST13_HEAD(HandshakeType.NEW_SESSION_TICKET, n >> 16, n & 0xFFFF, lifetime,
+                       age_add, len(nonce))  # fmt: skip
+    return b"".join((head, nonce, len(ticket).to_bytes(2, "big"), ticket, extensions))
+
+
+def finished_bytes(verify_data: bytes) -> bytes:
+    """An encoded Finished (handshake header included)."""
+    return bytes((HandshakeType.FINISHED, 0, 0, len(verify_data))) + verify_data
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,13 +26,15 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, multiprocess, values
 
+from ..session.keyring import TicketKeySource
 from .metrics import PrometheusObserver, register_keyring
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -47,7 +49,7 @@ class MetricsExporter:
         address: tuple[str, int],
         *,
         workers: int = 1,
-        keyring: Any = None,
+        keyring: TicketKeySource | None = None,
         refresh_keys: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -56,17 +58,17 @@ class MetricsExporter:
         if workers > 1:
             self.directory = tempfile.mkdtemp(prefix="tessera-metrics-")
             os.environ[ENV] = self.directory
-            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # metrics made from now on: mmaps
+            values.ValueClass = values.get_value_class()  # metrics made from now on: mmaps
         self.observer = PrometheusObserver(keyring=keyring if workers == 1 else None, clock=clock)
         if self.directory is None:
             self.registry = self.observer.registry
         else:
             self.registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self.registry, self.directory)  # type: ignore[no-untyped-call]
+            multiprocess.MultiProcessCollector(self.registry, self.directory)
             if keyring is not None:
                 register_keyring(self.registry, keyring, clock, self._before_scrape(refresh_keys))
-        self._server: Any = None
-        self._thread: Any = None
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     def _before_scrape(self, refresh_keys: Callable[[], object] | None) -> Callable[[], None]:
         def before() -> None:
@@ -103,7 +105,7 @@ class MetricsExporter:
         for name in os.listdir(directory):
             m = _LIVE.match(name)
             if m and not _alive(int(m.group(1))):
-                multiprocess.mark_process_dead(int(m.group(1)), directory)  # type: ignore[no-untyped-call]
+                multiprocess.mark_process_dead(int(m.group(1)), directory)
 
     def close(self) -> None:
         server = self._server
@@ -115,7 +117,7 @@ class MetricsExporter:
             shutil.rmtree(self.directory, ignore_errors=True)
             if os.environ.get(ENV) == self.directory:
                 del os.environ[ENV]
-                values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+                values.ValueClass = values.get_value_class()
 
 
 def _alive(pid: int) -> bool:

@@ -30,24 +30,45 @@ Under prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, see
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Protocol, assert_never, overload, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..session.stats import FallbackReason
+from ..events import HandshakeCompleted, PostHandshakeAuthCompleted, RenegotiationCompleted
+from ..session.keyring import TicketKeyring, TicketKeySource
+from ..session.resumption import FallbackReason, HandshakeKind, ResumptionDecision
+from ..session.resumption.awaited import AsyncSessionStore
+from ..session.store import SessionStore
+from .facts import (
+    Fact,
+    HandshakeFailed,
+    NotIssued,
+    RenegotiationRefused,
+    SessionCached,
+    StoreFailed,
+    TicketsIssued,
+)
 
-if TYPE_CHECKING:
-    from ..events import HandshakeCompleted
-    from ..session.observer import HandshakeFailed
-    from ..session.resumption import ResumptionDecision
-
-_KINDS = ("full", "session_id", "ticket", "psk", "psk_0rtt")
 _HANDSHAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+@runtime_checkable
+class KeySchedule(Protocol):
+    """A keyring that describes its keys itself (a fleet keyring does)."""
+
+    def key_states(self) -> Iterable[tuple[bytes, str, float, float | None]]:
+        """(name, state, created, next change) per key; state: encrypting, decrypt_only or
+        pending."""
+
+    def next_rotation(self) -> float | None:
+        """When the encrypting key changes (None: not scheduled)."""
 
 
 class PrometheusObserver:
@@ -57,7 +78,7 @@ class PrometheusObserver:
         self,
         registry: CollectorRegistry | None = None,
         *,
-        keyring: Any = None,
+        keyring: TicketKeySource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -81,6 +102,13 @@ class PrometheusObserver:
             "tessera_handshake_failures", "Connections ended by a fatal alert during the handshake",
             ["alert", "sent"], registry=r,
         )  # fmt: skip
+        self._store_metrics(r)
+        self._front_end_metrics(r)
+        self._instrumented = False  # a metered store counts its own errors
+        if keyring is not None:
+            register_keyring(r, keyring, clock)
+
+    def _store_metrics(self, r: CollectorRegistry) -> None:
         self.store_ops = Counter(
             "tessera_store_operations", "Session store operations, by result",
             ["op", "result"], registry=r,
@@ -94,6 +122,8 @@ class PrometheusObserver:
             multiprocess_mode="livemin",
         )  # fmt: skip
         self.store_up.set(1)
+
+    def _front_end_metrics(self, r: CollectorRegistry) -> None:
         self.early_data = Counter(
             "tessera_early_data", "0-RTT offers, accepted or rejected (with why)",
             ["result", "reason"], registry=r,
@@ -122,25 +152,34 @@ class PrometheusObserver:
             "tessera_probes", "Connections closed by the client before any byte (health checks)",
             registry=r,
         )  # fmt: skip
-        self._instrumented = False  # a metered store counts its own errors
-        if keyring is not None:
-            register_keyring(r, keyring, clock)
 
     # -- the observer ----------------------------------------------------------------------
-    def observe(self, fact: object) -> None:
-        kind = type(fact).__name__
-        if kind == "ResumptionDecision":
-            self._decision(fact)  # type: ignore[arg-type]
-        elif kind == "HandshakeCompleted":
-            self._completed(fact)  # type: ignore[arg-type]
-        elif kind == "HandshakeFailed":
-            self._failed(fact)  # type: ignore[arg-type]
-        elif kind == "TicketsIssued":
-            self.tickets.labels(_version(fact.version)).inc(fact.count)  # type: ignore[attr-defined]
-        elif kind == "StoreFailed":
-            if not self._instrumented:  # else the metered store counted it already
-                self.store_ops.labels(fact.op, "error").inc()  # type: ignore[attr-defined]
-            self.store_up.set(0)
+    def observe(self, fact: Fact) -> None:
+        match fact:
+            case ResumptionDecision():
+                self._decision(fact)
+            case HandshakeCompleted():
+                self._completed(fact)
+            case HandshakeFailed():
+                if fact.during_handshake:
+                    sent = "sent" if fact.sent else "received"
+                    self.failures.labels(fact.alert.name, sent).inc()
+            case TicketsIssued():
+                self.tickets.labels(_version(fact.version)).inc(fact.count)
+            case StoreFailed():
+                if not self._instrumented:  # else the metered store counted it already
+                    self.store_ops.labels(fact.op, "error").inc()
+                self.store_up.set(0)
+            case (
+                SessionCached()
+                | NotIssued()
+                | RenegotiationCompleted()
+                | RenegotiationRefused()
+                | PostHandshakeAuthCompleted()
+            ):
+                pass
+            case _:
+                assert_never(fact)
 
     def _decision(self, d: ResumptionDecision) -> None:
         if d.fallback is not None:
@@ -153,14 +192,11 @@ class PrometheusObserver:
 
     def _completed(self, event: HandshakeCompleted) -> None:
         info = event.info
-        kind = info.resumption.kind if info.resumption is not None else _kind(info.resumed_by)
-        self.handshakes.labels(_version(info.version), kind).inc()
+        d = info.resumption
+        kind = d.kind if d is not None else HandshakeKind.of(info.resumed_by)
+        self.handshakes.labels(_version(info.version), kind.value).inc()
         if info.handshake_time is not None:
-            self.duration.labels(kind).observe(info.handshake_time)
-
-    def _failed(self, fact: HandshakeFailed) -> None:
-        if fact.during_handshake:
-            self.failures.labels(fact.alert.name, "sent" if fact.sent else "received").inc()
+            self.duration.labels(kind.value).observe(info.handshake_time)
 
     # -- front ends ------------------------------------------------------------------------
     def connection_opened(self) -> None:
@@ -192,15 +228,22 @@ class PrometheusObserver:
         self.probes.inc()
 
     # -- stores ----------------------------------------------------------------------------
-    def instrument(self, store: Any) -> Any:
+    @overload
+    def instrument(self, store: AsyncSessionStore) -> AsyncMeteredStore: ...
+
+    @overload
+    def instrument(self, store: SessionStore) -> MeteredStore: ...
+
+    def instrument(
+        self, store: SessionStore | AsyncSessionStore
+    ) -> MeteredStore | AsyncMeteredStore:
         """``store`` wrapped so every operation is counted and timed (an async store, one with
         coroutine methods, gets an async wrapper)."""
-        import inspect
-
         self._instrumented = True
-        if inspect.iscoroutinefunction(getattr(store, "get", None)):
-            return _AsyncMeteredStore(store, self)
-        return _MeteredStore(store, self)
+        if isinstance(store, AsyncSessionStore) and is_async_store(store):
+            return AsyncMeteredStore(store, self)
+        assert isinstance(store, SessionStore)
+        return MeteredStore(store, self)
 
     def record_store(self, op: str, result: str, seconds: float) -> None:
         self.store_ops.labels(op, result).inc()
@@ -212,89 +255,127 @@ def _version(version: int) -> str:
     return {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}.get(version, f"0x{version:04x}")
 
 
-def _kind(resumed_by: str | None) -> str:
-    return resumed_by if resumed_by in _KINDS else "full"
+def _found(value: bytes | None) -> str:
+    return "miss" if value is None else "hit"
 
 
-def _result(op: str, value: object) -> str:
-    if op in ("get", "take"):
-        return "miss" if value is None else "hit"
-    if op == "add":
-        return "stored" if value else "exists"
-    return "ok"
+class _Timed:
+    """Times one store operation; an exception is recorded as the result "error"."""
+
+    __slots__ = ("metrics", "op", "result", "start")
+
+    def __init__(self, metrics: PrometheusObserver, op: str) -> None:
+        self.metrics = metrics
+        self.op = op
+        self.result = "ok"
+        self.start = time.perf_counter()
+
+    def __enter__(self) -> _Timed:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        result = "error" if exc_type is not None else self.result
+        self.metrics.record_store(self.op, result, time.perf_counter() - self.start)
 
 
-class _MeteredStore:
-    """A synchronous store, counted and timed."""
-
-    def __init__(self, inner: Any, metrics: PrometheusObserver) -> None:
-        self.inner = inner
+class _Metered:
+    def __init__(self, metrics: PrometheusObserver) -> None:
         self._metrics = metrics
 
-    def __getattr__(self, name: str) -> Any:  # len(), evictions, health... of the inner store
+    def _timed(self, op: str) -> _Timed:
+        return _Timed(self._metrics, op)
+
+
+class MeteredStore(_Metered):
+    """A synchronous store, counted and timed (``len()``, ``evictions``, ``health()``... are
+    the inner store's)."""
+
+    def __init__(self, inner: SessionStore, metrics: PrometheusObserver) -> None:
+        super().__init__(metrics)
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
     def __len__(self) -> int:
-        return len(self.inner)
-
-    def _run(self, op: str, *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            value = getattr(self.inner, op)(*args)
-        except Exception:
-            self._metrics.record_store(op, "error", time.perf_counter() - start)
-            raise
-        self._metrics.record_store(op, _result(op, value), time.perf_counter() - start)
-        return value
+        size = getattr(self.inner, "__len__", None)
+        return int(size()) if callable(size) else 0
 
     def get(self, key: bytes) -> bytes | None:
-        return self._run("get", key)  # type: ignore[no-any-return]
-
-    def take(self, key: bytes) -> bytes | None:
-        return self._run("take", key)  # type: ignore[no-any-return]
-
-    def put(self, key: bytes, value: bytes, ttl: float) -> None:
-        self._run("put", key, value, ttl)
-
-    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
-        return bool(self._run("add", key, value, ttl))
-
-    def delete(self, key: bytes) -> None:
-        self._run("delete", key)
-
-
-class _AsyncMeteredStore(_MeteredStore):
-    """An async store (coroutine methods), counted and timed."""
-
-    async def _arun(self, op: str, *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            value = await getattr(self.inner, op)(*args)
-        except Exception:
-            self._metrics.record_store(op, "error", time.perf_counter() - start)
-            raise
-        self._metrics.record_store(op, _result(op, value), time.perf_counter() - start)
+        with self._timed("get") as t:
+            value = self.inner.get(key)
+            t.result = _found(value)
         return value
 
-    async def get(self, key: bytes) -> bytes | None:  # type: ignore[override]
-        return await self._arun("get", key)  # type: ignore[no-any-return]
+    def take(self, key: bytes) -> bytes | None:
+        with self._timed("take") as t:
+            value = self.inner.take(key)
+            t.result = _found(value)
+        return value
 
-    async def take(self, key: bytes) -> bytes | None:  # type: ignore[override]
-        return await self._arun("take", key)  # type: ignore[no-any-return]
+    def put(self, key: bytes, value: bytes, ttl: float) -> None:
+        with self._timed("put"):
+            self.inner.put(key, value, ttl)
 
-    async def put(self, key: bytes, value: bytes, ttl: float) -> None:  # type: ignore[override]
-        await self._arun("put", key, value, ttl)
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
+        with self._timed("add") as t:
+            stored = bool(self.inner.add(key, value, ttl))
+            t.result = "stored" if stored else "exists"
+        return stored
 
-    async def add(self, key: bytes, value: bytes, ttl: float) -> bool:  # type: ignore[override]
-        return bool(await self._arun("add", key, value, ttl))
+    def delete(self, key: bytes) -> None:
+        with self._timed("delete"):
+            self.inner.delete(key)
 
-    async def delete(self, key: bytes) -> None:  # type: ignore[override]
-        await self._arun("delete", key)
+
+class AsyncMeteredStore(_Metered):
+    """An async store (coroutine methods), counted and timed."""
+
+    def __init__(self, inner: AsyncSessionStore, metrics: PrometheusObserver) -> None:
+        super().__init__(metrics)
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def get(self, key: bytes) -> bytes | None:
+        with self._timed("get") as t:
+            value = await self.inner.get(key)
+            t.result = _found(value)
+        return value
+
+    async def take(self, key: bytes) -> bytes | None:
+        with self._timed("take") as t:
+            value = await self.inner.take(key)
+            t.result = _found(value)
+        return value
+
+    async def put(self, key: bytes, value: bytes, ttl: float) -> None:
+        with self._timed("put"):
+            await self.inner.put(key, value, ttl)
+
+    async def add(self, key: bytes, value: bytes, ttl: float) -> bool:
+        with self._timed("add") as t:
+            stored = bool(await self.inner.add(key, value, ttl))
+            t.result = "stored" if stored else "exists"
+        return stored
+
+    async def delete(self, key: bytes) -> None:
+        with self._timed("delete"):
+            await self.inner.delete(key)
+
+
+def is_async_store(store: object) -> bool:
+    """Whether ``store`` has coroutine methods (an async store)."""
+    return inspect.iscoroutinefunction(getattr(store, "get", None))
 
 
 def register_keyring(
     registry: CollectorRegistry,
-    keyring: Any,
+    keyring: TicketKeySource,
     clock: Callable[[], float] = time.time,
     before: Callable[[], object] | None = None,
 ) -> None:
@@ -306,34 +387,35 @@ def register_keyring(
 class _KeyringCollector(Collector):
     """Ticket key ages and states, read from the keyring at scrape time.
 
-    A keyring may describe itself with ``key_states()`` -> iterable of (name, state, created,
-    next_change or None) — a fleet keyring does — else its ``keys()`` are read (the first one
+    A keyring may describe itself (:class:`KeySchedule`: a fleet keyring does), else a
+    :class:`~tessera.session.keyring.TicketKeyring`'s ``keys()`` are read (the first one
     encrypts) and rotation comes from ``rotation_interval`` when it generates keys.
     """
 
-    def __init__(self, keyring: Any, clock: Callable[[], float],
+    def __init__(self, keyring: TicketKeySource, clock: Callable[[], float],
                  before: Callable[[], object] | None = None) -> None:  # fmt: skip
         self.keyring = keyring
         self.clock = clock
         self.before = before
 
     def _states(self) -> Iterable[tuple[bytes, str, float]]:
-        states = getattr(self.keyring, "key_states", None)
-        if states is not None:
-            for name, state, created, *_ in states():
+        keyring = self.keyring
+        if isinstance(keyring, KeySchedule):
+            for name, state, created, _ in keyring.key_states():
                 yield name, state, created
-            return
-        for i, key in enumerate(self.keyring.keys()):
-            yield key.name, "encrypting" if i == 0 else "decrypt_only", key.created
+        elif isinstance(keyring, TicketKeyring):
+            for i, key in enumerate(keyring.keys()):
+                yield key.name, "encrypting" if i == 0 else "decrypt_only", key.created
 
     def _next_rotation(self, now: float) -> float | None:
-        nxt = getattr(self.keyring, "next_rotation", None)
-        if nxt is not None:
-            at = nxt()
+        keyring = self.keyring
+        if isinstance(keyring, KeySchedule):
+            at = keyring.next_rotation()
             return None if at is None else max(0.0, float(at) - now)
-        keys = self.keyring.keys()
-        if getattr(self.keyring, "generate", False) and keys:
-            return max(0.0, float(keys[0].created + self.keyring.rotation_interval) - now)
+        if isinstance(keyring, TicketKeyring) and keyring.generate:
+            keys = keyring.keys()
+            if keys:
+                return max(0.0, keys[0].created + keyring.rotation_interval - now)
         return None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -56,29 +56,49 @@ class RecordLayer:
 
     def next_record(self) -> tuple[int, bytes] | None:
         """The next whole record as (content type, plaintext), or None until more bytes come."""
+        buf = self._inbuf
         while True:
-            rec = self._next_fragment()
-            if rec is None:
+            pos = self._pos
+            if len(buf) - pos < 5:
                 return None
-            ctype, fragment = rec
+            ctype = buf[pos]
+            if ctype not in _KNOWN_TYPES:
+                self._bad_first_bytes(ctype)
+            if buf[pos + 1] != 3:
+                raise ProtocolVersionError(
+                    f"record version 0x{buf[pos + 1]:02x}{buf[pos + 2]:02x} is not TLS"
+                )
+            check = self.check_version
+            if check is not None:
+                self._check_version(ctype, (buf[pos + 1] << 8) | buf[pos + 2], check)
             read = self.read
+            length = (buf[pos + 3] << 8) | buf[pos + 4]
+            if length > read.max_fragment:
+                raise RecordOverflow(
+                    f"record of {length} bytes exceeds the limit {read.max_fragment}"
+                )
+            end = pos + 5 + length
+            if len(buf) < end:
+                return None
+            self._pos = end
+            fragment = bytes(buf[pos + 5 : end])
             if not read.encrypted:
                 if ctype == ContentType.APPLICATION_DATA and self.skip_budget > 0:
-                    self._skip(len(fragment))  # 0-RTT data sent before a HelloRetryRequest
+                    self._skip(length)  # 0-RTT data sent before a HelloRetryRequest
                     continue
-                if not fragment and ctype != ContentType.APPLICATION_DATA:
+                if not length and ctype != ContentType.APPLICATION_DATA:
                     raise UnexpectedMessage(f"empty {ContentType(ctype).name} record")
                 return ctype, fragment
             if read.plaintext_ccs and (
                 ctype == ContentType.CHANGE_CIPHER_SPEC
-                or (ctype == ContentType.ALERT and self.plaintext_alerts and len(fragment) == 2)
+                or (ctype == ContentType.ALERT and self.plaintext_alerts and length == 2)
             ):
                 return ctype, fragment  # TLS 1.3 never encrypts these
             try:
                 ctype, plain = read.open(ctype, fragment)
             except BadRecordMac:
                 if self.skip_budget > 0 and ctype == ContentType.APPLICATION_DATA:
-                    self._skip(len(fragment))  # refused 0-RTT data (RFC 8446 §4.2.10)
+                    self._skip(length)  # refused 0-RTT data (RFC 8446 §4.2.10)
                     continue
                 raise
             self.skip_budget = 0
@@ -91,35 +111,11 @@ class RecordLayer:
         if self.skip_budget < 0:
             raise UnexpectedMessage("more refused early data than max_early_data_size")
 
-    def _next_fragment(self) -> tuple[int, bytes] | None:
-        buf = self._inbuf
-        pos = self._pos
-        if len(buf) - pos < 5:
-            return None
-        ctype = buf[pos]
-        if ctype not in _KNOWN_TYPES:
-            self._bad_first_bytes(ctype)
-        version = (buf[pos + 1] << 8) | buf[pos + 2]
-        if buf[pos + 1] != 3:
-            raise ProtocolVersionError(f"record version 0x{version:04x} is not TLS")
-        if (
-            self.check_version is not None
-            and version != self.check_version
-            and not self._early_alert(ctype, version)
-        ):
+    def _check_version(self, ctype: int, version: int, check: int) -> None:
+        if version != check and not self._early_alert(ctype, version):
             raise ProtocolVersionError(
-                f"record version 0x{version:04x} differs from the negotiated "
-                f"0x{self.check_version:04x}"
+                f"record version 0x{version:04x} differs from the negotiated 0x{check:04x}"
             )
-        length = (buf[pos + 3] << 8) | buf[pos + 4]
-        limit = self.read.max_fragment
-        if length > limit:
-            raise RecordOverflow(f"record of {length} bytes exceeds the limit {limit}")
-        end = pos + 5 + length
-        if len(buf) < end:
-            return None
-        self._pos = end
-        return ctype, bytes(buf[pos + 5 : end])
 
     def _early_alert(self, ctype: int, version: int) -> bool:
         """An alert in a TLS 1.0 record before the peer's first protected record: a TLS 1.2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import struct
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -25,11 +26,14 @@ MAX_CIPHERTEXT_12 = MAX_PLAINTEXT + 2048
 MAX_CIPHERTEXT_13 = MAX_PLAINTEXT + 256
 _SEQ_LIMIT = (1 << 64) - 1
 _TAG = 16
-_V12 = b"\x03\x03"
 
 
-def _header(content_type: int, version: bytes, length: int) -> bytes:
-    return bytes((content_type, version[0], version[1], length >> 8, length & 0xFF))
+_HEADER = struct.Struct(">BHH").pack  # content type, version, length
+_AAD12 = struct.Struct(">QBHH").pack  # TLS 1.2 AEAD additional data: seq | header
+
+
+def _header12(content_type: int, length: int) -> bytes:
+    return _HEADER(content_type, 0x0303, length)
 
 
 class RecordProtection(Protocol):
@@ -51,9 +55,10 @@ class NullProtection:
 
     def __init__(self, version: bytes = b"\x03\x01") -> None:
         self.version = version
+        self._version = int.from_bytes(version, "big")
 
     def seal(self, content_type: int, data: bytes) -> bytes:
-        return _header(content_type, self.version, len(data)) + data
+        return _HEADER(content_type, self._version, len(data)) + data
 
     def open(self, content_type: int, fragment: bytes) -> tuple[int, bytes]:
         return content_type, fragment
@@ -93,30 +98,29 @@ class AEAD12(_Sequenced):
 
     def seal(self, content_type: int, data: bytes) -> bytes:
         seq = self._next_seq()
-        seq_bytes = seq.to_bytes(8, "big")
-        aad = seq_bytes + _header(content_type, _V12, len(data))
+        aad = _AAD12(seq, content_type, 0x0303, len(data))
         if self._chacha:
             nonce = (self._iv_int ^ seq).to_bytes(12, "big")
             body = self._aead.encrypt(nonce, data, aad)
-            return _header(content_type, _V12, len(body)) + body
+            return _header12(content_type, len(body)) + body
+        seq_bytes = aad[:8]
         body = self._aead.encrypt(self._salt + seq_bytes, data, aad)
-        return _header(content_type, _V12, 8 + len(body)) + seq_bytes + body
+        return _header12(content_type, 8 + len(body)) + seq_bytes + body
 
     def open(self, content_type: int, fragment: bytes) -> tuple[int, bytes]:
         seq = self._next_seq()
-        seq_bytes = seq.to_bytes(8, "big")
         try:
             if self._chacha:
                 n = len(fragment) - _TAG
                 if n < 0:
                     raise BadRecordMac("record too short to be authenticated")
                 nonce = (self._iv_int ^ seq).to_bytes(12, "big")
-                aad = seq_bytes + _header(content_type, _V12, n)
+                aad = _AAD12(seq, content_type, 0x0303, n)
                 return content_type, self._aead.decrypt(nonce, fragment, aad)
             n = len(fragment) - 8 - _TAG
             if n < 0:
                 raise BadRecordMac("record too short to be authenticated")
-            aad = seq_bytes + _header(content_type, _V12, n)
+            aad = _AAD12(seq, content_type, 0x0303, n)
             nonce = self._salt + fragment[:8]
             return content_type, self._aead.decrypt(nonce, memoryview(fragment)[8:], aad)
         except InvalidTag:
@@ -150,7 +154,7 @@ class CBC12(_Sequenced):
     def _mac(self, seq: int, content_type: int, data: bytes) -> bytes:
         h = hmac.new(self._mac_key, digestmod=self._hash)
         h.update(seq.to_bytes(8, "big"))
-        h.update(_header(content_type, _V12, len(data)))
+        h.update(_header12(content_type, len(data)))
         h.update(data)
         return h.digest()
 
@@ -165,12 +169,12 @@ class CBC12(_Sequenced):
             enc = self._cipher(iv).encryptor()
             body = iv + enc.update(data + bytes((pad,)) * (pad + 1)) + enc.finalize()
             body += self._mac(seq, content_type, body)
-            return _header(content_type, _V12, len(body)) + body
+            return _header12(content_type, len(body)) + body
         plain = data + self._mac(seq, content_type, data)
         pad = 15 - (len(plain) % 16)
         enc = self._cipher(iv).encryptor()
         body = iv + enc.update(plain + bytes((pad,)) * (pad + 1)) + enc.finalize()
-        return _header(content_type, _V12, len(body)) + body
+        return _header12(content_type, len(body)) + body
 
     def open(self, content_type: int, fragment: bytes) -> tuple[int, bytes]:
         seq = self._next_seq()
@@ -224,7 +228,7 @@ class AEAD13(_Sequenced):
 
     def seal(self, content_type: int, data: bytes) -> bytes:
         nonce = (self._iv_int ^ self._next_seq()).to_bytes(12, "big")
-        header = _header(ContentType.APPLICATION_DATA, _V12, len(data) + 1 + _TAG)
+        header = _header12(ContentType.APPLICATION_DATA, len(data) + 1 + _TAG)
         return header + self._aead.encrypt(nonce, data + bytes((content_type,)), header)
 
     def open(self, content_type: int, fragment: bytes) -> tuple[int, bytes]:
@@ -238,7 +242,7 @@ class AEAD13(_Sequenced):
         if seq >= _SEQ_LIMIT:
             raise InternalError("the record sequence number would wrap; the connection must end")
         nonce = (self._iv_int ^ seq).to_bytes(12, "big")
-        header = _header(content_type, _V12, len(fragment))
+        header = _header12(content_type, len(fragment))
         try:
             plain = self._aead.decrypt(nonce, fragment, header)
         except InvalidTag:

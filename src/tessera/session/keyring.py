@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import ConfigError
 from ..files import MAX_KEY_FILE, read_bounded
+from .memo import SessionMemo
 
 
 class KeyFileFormat(Enum):
@@ -57,6 +58,9 @@ class TicketKey:
     aes: algorithms.AES = field(init=False, repr=False, compare=False)
     # Per-thread AES block contexts for cbc_encrypt/cbc_decrypt: they die with the key.
     _blocks: threading.local = field(init=False, repr=False, compare=False)
+    # Tickets this key opened lately, decoded (see session.memo): cleared when the keyring lets
+    # the key go, and gone with the key.
+    opened: SessionMemo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.name) != 16:
@@ -67,6 +71,7 @@ class TicketKey:
             raise ConfigError("a ticket HMAC key is at least 16 bytes")
         object.__setattr__(self, "aes", algorithms.AES(self.aes_key))
         object.__setattr__(self, "_blocks", threading.local())
+        object.__setattr__(self, "opened", SessionMemo())
 
     # -- AES-CBC over whole blocks ---------------------------------------------------------
     # A ticket is sealed or opened per handshake; building a cryptography ``Cipher`` for each
@@ -225,13 +230,23 @@ class TicketKeyring:
         self._rng = rng
         self._lock = threading.Lock()
         self.rotations = 0
-        self._snap = self._build(list(keys))
+        self._snap = self._build([])
+        self._swap(list(keys))
         if self.generate and not keys:
             self.rotate()
 
     @property
     def max_key_age(self) -> float:
         return self.rotation_interval * (self.keep + 1)
+
+    def _swap(self, keys: list[TicketKey]) -> None:
+        """Make ``keys`` the snapshot (under the lock); the keys let go forget what they
+        opened."""
+        old = self._snap.by_name.values()
+        self._snap = self._build(keys)
+        for key in old:
+            if key.name not in self._snap.by_name:
+                key.opened.clear()
 
     @staticmethod
     def _build(keys: list[TicketKey]) -> _Snapshot:
@@ -253,7 +268,7 @@ class TicketKeyring:
         decrypt-only and older ones are erased."""
         with self._lock:
             key = TicketKey.generate(self._clock(), self.key_size, self._rng)
-            self._snap = self._build([key, *self._ordered()][: self.keep + 1])
+            self._swap([key, *self._ordered()][: self.keep + 1])
             self.rotations += 1
             return key
 
@@ -264,7 +279,7 @@ class TicketKeyring:
         if len(set(names)) != len(names):
             raise ConfigError("two ticket keys share a key name; every key needs its own name")
         with self._lock:
-            self._snap = self._build(list(keys))
+            self._swap(list(keys))
 
     def _maintain(self, now: float) -> _Snapshot:
         """The current snapshot, after any rotation or erasure that is due. Changes are made
@@ -282,7 +297,7 @@ class TicketKeyring:
                     key = TicketKey.generate(now, self.key_size, self._rng)
                     live = [key, *live][: self.keep + 1]
                     self.rotations += 1
-                self._snap = self._build(live)
+                self._swap(live)
             return self._snap
 
     def _due(self, snap: _Snapshot, now: float) -> bool:

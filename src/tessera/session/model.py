@@ -29,10 +29,11 @@ from dataclasses import dataclass, field, replace
 from ..codec import Reader, Writer
 from ..crypto.suites import BY_CODE
 from ..enums import ProtocolVersion
-from ..errors import DecodeError, TLSError
+from ..errors import DecodeError, LocalProtocolError, TLSError
 
 FORMAT = 1
 _HEADER = struct.Struct(">BBHBHII")  # format, version, suite, flags, created (u48), lifetime
+_TLS13 = struct.Struct(">II")  # ticket_age_add, max_early_data
 _FLAG_EMS = 1
 _FLAG_CHAIN = 2
 _FLAG_TLS13 = 4
@@ -66,30 +67,32 @@ class ServerSession:
         return max(0, math.ceil(self.created + self.lifetime - now))
 
     def to_bytes(self) -> bytes:
-        w = Writer()
         tls13 = self.version == ProtocolVersion.TLS1_3
         flags = (
             (_FLAG_EMS if self.extended_master_secret else 0)
             | (_FLAG_CHAIN if self.peer_chain else 0)
             | (_FLAG_TLS13 if tls13 else 0)
         )
-        w.raw(bytes((FORMAT, self.version & 0xFF)))
-        w.u16(self.cipher_suite)
-        w.u8(flags)
-        w.raw(round(self.created * 1000).to_bytes(6, "big"))
-        w.u32(self.lifetime)
-        w.raw(self.secret)
-        w.opaque(1, self.server_name.encode("ascii") if self.server_name else b"")
-        w.opaque(1, self.alpn or b"")
+        created = round(self.created * 1000)
+        sni = self.server_name.encode("ascii") if self.server_name else b""
+        alpn = self.alpn or b""
+        if len(sni) > 255 or len(alpn) > 255:
+            raise LocalProtocolError("a session's server name and ALPN are at most 255 bytes")
+        parts = [
+            _HEADER.pack(FORMAT, self.version & 0xFF, self.cipher_suite, flags,
+                         created >> 32, created & 0xFFFFFFFF, self.lifetime),
+            self.secret, bytes((len(sni),)), sni, bytes((len(alpn),)), alpn,
+        ]  # fmt: skip
         if tls13:
-            w.u32(self.ticket_age_add)
-            w.u32(self.max_early_data)
+            parts.append(_TLS13.pack(self.ticket_age_add, self.max_early_data))
         if self.peer_chain:
+            w = Writer()
             m = w.open(3)
             for der in self.peer_chain:
                 w.opaque(3, der)
             w.close(m, 3)
-        return bytes(w.buf)
+            parts.append(bytes(w.buf))
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ServerSession:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import hmac
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..crypto.key_schedule import hmac_digest
 from .keyring import TicketKeySource
-from .stats import FallbackReason
+from .model import ServerSession, SessionDecodeError
+from .resumption.vocabulary import FallbackReason
 
 MIN_TICKET = 16 + 16 + 16 + 32
 MAX_TICKET = 16 * 1024
@@ -30,6 +33,8 @@ class Opened:
     state: bytes = field(repr=False)  # the session, secret included
     key_is_current: bool  # False: sealed under an older key, so a fresh ticket is due
     key_name: bytes | None = None
+    # ``state`` decoded, when the sealer did it (else the resolver decodes it).
+    session: ServerSession | None = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable
@@ -47,8 +52,14 @@ class TicketSealer(Protocol):
 
 
 class Rfc5077Sealer:
-    def __init__(self, keys: TicketKeySource) -> None:
+    """The RFC 5077 §4 sealer over a key source. A ticket it opened is remembered, decoded, on
+    the key that opened it (:class:`~.memo.SessionMemo`), so the same ticket presented again
+    — a client resuming several connections with it — is not unsealed and decoded again;
+    ``clock`` says when a remembered session has expired."""
+
+    def __init__(self, keys: TicketKeySource, clock: Callable[[], float] = time.time) -> None:
         self.keys = keys
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"Rfc5077Sealer({type(self.keys).__name__})"
@@ -70,6 +81,10 @@ class Rfc5077Sealer:
         if found is None:
             return FallbackReason.TICKET_UNKNOWN_KEY
         key, current = found
+        now = self.clock()
+        known = key.opened.get(ticket, now)  # these exact bytes passed the MAC before
+        if known is not None:
+            return Opened(known[0], current, name, known[1])
         body, mac = ticket[:-32], ticket[-32:]
         if not hmac.compare_digest(hmac_digest(key.hmac_key, body, "sha256"), mac):
             return FallbackReason.TICKET_MAC_FAILED
@@ -77,7 +92,13 @@ class Rfc5077Sealer:
         pad = padded[-1]
         if not 1 <= pad <= 16 or padded[-pad:] != bytes((pad,)) * pad:
             return FallbackReason.TICKET_MAC_FAILED  # a valid MAC over bad padding: a key bug
-        return Opened(padded[:-pad], current, name)
+        state = padded[:-pad]
+        try:
+            session = ServerSession.from_bytes(state)
+        except SessionDecodeError:
+            return Opened(state, current, name)  # the resolver says why it is unusable
+        key.opened.put(ticket, state, session, now)
+        return Opened(state, current, name, session)
 
     def lifetime(self, requested: int, now: float) -> int:
         key = self.keys.encryption_key()

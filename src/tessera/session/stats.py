@@ -1,6 +1,6 @@
 """Resumption statistics, like OpenSSL's SSL_CTX_sess_* counters and CPython's session_stats().
 
-:class:`SessionStats` is an observer (see :mod:`tessera.session.observer`): it counts the facts a
+:class:`SessionStats` is an observer (see :mod:`tessera.observe.facts`): it counts the facts a
 server reports. Every resumption attempt that falls back to a full handshake is counted with its
 reason.
 """
@@ -9,40 +9,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from enum import Enum
-from typing import TYPE_CHECKING
+from typing import assert_never
 
-if TYPE_CHECKING:
-    from .resumption import ResumptionDecision
+from ..events import HandshakeCompleted, PostHandshakeAuthCompleted, RenegotiationCompleted
+from ..observe.facts import (
+    Fact,
+    HandshakeFailed,
+    NotIssued,
+    RenegotiationRefused,
+    SessionCached,
+    StoreFailed,
+    TicketsIssued,
+)
+from .resumption import FallbackReason, Mechanism, ResumptionDecision
 
-
-class FallbackReason(Enum):
-    """Why an offered session or ticket did not resume."""
-
-    UNKNOWN_SESSION_ID = "unknown session id"
-    SESSION_EXPIRED = "session expired"
-    TICKET_MALFORMED = "ticket malformed"
-    TICKET_MAC_FAILED = "ticket MAC or decryption failed"
-    TICKET_UNKNOWN_KEY = "ticket key name unknown"
-    TICKET_EXPIRED = "ticket expired"
-    VERSION_MISMATCH = "protocol version mismatch"
-    CIPHER_MISMATCH = "cipher suite not offered"
-    SNI_MISMATCH = "server name mismatch"
-    EMS_MISMATCH = "extended master secret mismatch"
-    ALPN_MISMATCH = "ALPN mismatch"
-    CLIENT_CERT_MISMATCH = "client certificate requirement"
-    PSK_BINDER_INVALID = "PSK binder invalid"
-    PSK_AGE_INVALID = "ticket age outside the window"
-    PSK_MODE_UNSUPPORTED = "no acceptable psk_key_exchange_mode"
-    PSK_ALREADY_USED = "single-use ticket already used"
-    STORE_UNAVAILABLE = "session store unavailable"
-    STORE_VALUE_REJECTED = "store value rejected: sealed under another secret or altered"
-    SESSION_CORRUPT = "stored session unreadable"
-    RESUMPTION_DISABLED = "resumption disabled on this server"
-    # The server renegotiates to ask for a client certificate, which only a full handshake can
-    # do (OpenSSL's SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION).
-    REFUSED_IN_RENEGOTIATION = "resumption refused in renegotiation"
-
+__all__ = ["FallbackReason", "SessionStats"]
 
 _TICKET_FAILURES = frozenset(
     (
@@ -52,11 +33,7 @@ _TICKET_FAILURES = frozenset(
     )
 )
 _TIMEOUTS = frozenset((FallbackReason.SESSION_EXPIRED, FallbackReason.TICKET_EXPIRED))
-_RENEGOTIATION_FACTS = {
-    "RenegotiationCompleted": "renegotiations",
-    "RenegotiationRefused": "renegotiations_refused",
-    "PostHandshakeAuthCompleted": "post_handshake_auths",
-}
+_RESUMED_BY = {m: f"resumed_{m.value}" for m in Mechanism}
 
 
 class SessionStats:
@@ -77,6 +54,9 @@ class SessionStats:
         "early_data_accepted",
         "early_data_rejected",
         "store_errors",  # store operations that raised (the handshake went on without them)
+        "tickets_not_issued",  # tickets not given: their store put failed, or no key could seal
+        "ids_not_cached",  # TLS 1.2 sessions whose store put failed (the client's id is unknown)
+        "observer_errors",  # observer calls that raised (counted and skipped by the guard)
         "handshake_failures",  # connections that ended in a fatal alert during the handshake
         "renegotiations",  # TLS 1.2 renegotiations completed (also counted as handshakes)
         "renegotiations_refused",  # client-initiated or insecure renegotiations refused
@@ -91,34 +71,46 @@ class SessionStats:
 
     def track_store(self, store: object) -> None:
         """Report a store's own ``evictions`` counter (cache full) in :meth:`snapshot`."""
-        if hasattr(store, "evictions") and all(s is not store for s in self._stores):
+        if isinstance(getattr(store, "evictions", None), int) and all(
+            s is not store for s in self._stores
+        ):
             self._stores.append(store)
 
     # -- the observer ----------------------------------------------------------------------
-    def observe(self, fact: object) -> None:
-        # Dispatch on the class name: no imports here (this module is below the ones that
-        # define the facts) and no chain of isinstance checks on every handshake.
-        kind = type(fact).__name__
-        if kind == "ResumptionDecision":
-            self._decision(fact)  # type: ignore[arg-type]
-        elif kind == "HandshakeCompleted":
-            by = fact.info.resumed_by  # type: ignore[attr-defined]
-            with self._lock:
-                if by is None:
-                    self._counts["full_handshakes"] += 1
-                else:
-                    self._counts["resumed"] += 1
-                    self._counts["resumed_" + by] += 1
-        elif kind == "TicketsIssued":
-            self.incr("tickets_issued", fact.count)  # type: ignore[attr-defined]
-        elif kind == "SessionCached":
-            self.incr("sessions_cached")
-        elif kind == "StoreFailed":
-            self.incr("store_errors")
-        elif kind == "HandshakeFailed" and fact.during_handshake:  # type: ignore[attr-defined]
-            self.incr("handshake_failures")
-        elif kind in _RENEGOTIATION_FACTS:
-            self.incr(_RENEGOTIATION_FACTS[kind])
+    def observe(self, fact: Fact) -> None:
+        match fact:
+            case ResumptionDecision():
+                self._decision(fact)
+            case HandshakeCompleted():
+                self._completed(fact.info.resumed_by)
+            case TicketsIssued():
+                self.incr("tickets_issued", fact.count)
+            case SessionCached():
+                self.incr("sessions_cached")
+            case NotIssued():
+                self.incr("tickets_not_issued" if fact.what == "ticket" else "ids_not_cached",
+                          fact.count)  # fmt: skip
+            case StoreFailed():
+                self.incr("store_errors")
+            case HandshakeFailed():
+                if fact.during_handshake:
+                    self.incr("handshake_failures")
+            case RenegotiationCompleted():
+                self.incr("renegotiations")
+            case RenegotiationRefused():
+                self.incr("renegotiations_refused")
+            case PostHandshakeAuthCompleted():
+                self.incr("post_handshake_auths")
+            case _:
+                assert_never(fact)
+
+    def _completed(self, by: Mechanism | None) -> None:
+        with self._lock:
+            if by is None:
+                self._counts["full_handshakes"] += 1
+            else:
+                self._counts["resumed"] += 1
+                self._counts[_RESUMED_BY[by]] += 1
 
     def _decision(self, d: ResumptionDecision) -> None:
         reason = d.fallback
@@ -128,7 +120,7 @@ class SessionStats:
                 self._reasons[reason] += 1
                 if reason is FallbackReason.UNKNOWN_SESSION_ID:
                     # An unknown session id (a single-use TLS 1.3 ticket has its own reason).
-                    counts["misses"] += d.offered is not None and d.offered.value == "session_id"
+                    counts["misses"] += d.offered is Mechanism.SESSION_ID
                 elif reason in _TIMEOUTS:
                     counts["timeouts"] += 1
                 elif reason in _TICKET_FAILURES:

@@ -19,6 +19,7 @@ from tessera.crypto.suites import BY_CODE
 from tessera.enums import NamedGroup, ProtocolVersion
 from tessera.errors import ConfigError
 from tessera.session.keyring import TicketKeyring
+from tessera.session.resumption.awaited import AsyncMemoryStore
 from tessera.session.store import MemoryStore
 
 CERTS = (generate_self_signed("ec"),)
@@ -45,7 +46,7 @@ def test_serve_defaults_are_openssl_like_resumption() -> None:
     assert config.min_version == ProtocolVersion.TLS1_2
     assert config.max_version == ProtocolVersion.TLS1_3
     assert config.client_auth is ClientAuth.NONE and config.max_early_data_size == 0
-    assert not config.external_session_lookup
+    assert config.async_session_store is None
 
 
 def test_serve_options_reach_the_config() -> None:
@@ -54,7 +55,8 @@ def test_serve_options_reach_the_config() -> None:
         alpn="h2,http/1.1", num_tickets=4, max_early_data=1024, ticket_age_skew=3.0,
         psk_ke=True, session_timeout=60.0, ticket_lifetime=600, client_renegotiation=True,
     )  # fmt: skip
-    config = build_server_config(opts, loaded(awaited=True))
+    awaited = AsyncMemoryStore(MemoryStore(10))
+    config = build_server_config(opts, loaded(store=None, async_store=awaited))
     assert config.min_version == config.max_version == ProtocolVersion.TLS1_3
     tls13 = config.suites_for(ProtocolVersion.TLS1_3)
     assert [s.name for s in tls13] == ["TLS_CHACHA20_POLY1305_SHA256"]
@@ -63,7 +65,7 @@ def test_serve_options_reach_the_config() -> None:
     assert (config.num_tickets, config.max_early_data_size) == (4, 1024)
     assert (config.max_ticket_age_skew, config.session_timeout) == (3.0, 60.0)
     assert config.psk_ke and config.client_renegotiation and config.ticket_lifetime == 600
-    assert config.external_session_lookup  # the engine awaits the store
+    assert config.async_session_store is awaited and config.session_store is None
 
 
 def test_serve_no_ticket_makes_tls13_tickets_stateful_when_there_is_a_cache() -> None:
@@ -118,11 +120,12 @@ def test_the_engine_settings_come_from_the_options() -> None:
     assert (engine.drain_timeout, engine.shutdown_timeout, engine.loop) == (4.0, 4.0, "asyncio")
 
 
-def test_proxy_config_always_awaits_its_store() -> None:
+def test_proxy_config_awaits_its_store() -> None:
     opts = ProxyOptions(listen="127.0.0.1:8443", backend="[::1]:8080", session_timeout=30.0,
                         tls1_2=True, alpn="http/1.1")  # fmt: skip
-    config = build_proxy_config(opts, loaded())
-    assert config.external_session_lookup
+    awaited = AsyncMemoryStore(MemoryStore(10))
+    config = build_proxy_config(opts, loaded(store=None, async_store=awaited))
+    assert config.async_session_store is awaited
     assert config.session_timeout == 30.0 and config.alpn_protocols == (b"http/1.1",)
     assert config.max_version == ProtocolVersion.TLS1_2
     assert (opts.listen_address, opts.backend_address) == (("127.0.0.1", 8443), ("::1", 8080))

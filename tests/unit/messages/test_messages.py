@@ -221,3 +221,47 @@ def test_message_types() -> None:
     assert ClientHello.msg_type is HandshakeType.CLIENT_HELLO
     assert NewSessionTicket12.msg_type == NewSessionTicket13.msg_type == 4
     assert Finished.msg_type == 20
+
+
+# -- the prebuilt encodings the server's hot path uses ------------------------------------------
+@pytest.mark.parametrize("group", [None, 0x001D])
+@pytest.mark.parametrize("psk", [None, 0, 3])
+def test_server_hello13_bytes_match_the_dataclass(group: int | None, psk: int | None) -> None:
+    from tessera.messages import server_hello13_extensions, server_hello_bytes
+
+    public = bytes(range(32)) if group is not None else b""
+    exts: list[X.Extension] = [X.SupportedVersionSelected(0x0304)]
+    if group is not None:
+        exts.append(X.KeyShareSelected(X.KeyShareEntry(group, public)))
+    if psk is not None:
+        exts.append(X.PreSharedKeySelected(psk))
+    sh = ServerHello(0x0303, bytes(range(32)), b"s" * 32, 0x1301, 0, tuple(exts))
+    fast = server_hello_bytes(sh.random, sh.session_id, 0x1301,
+                              server_hello13_extensions(group, public, psk))  # fmt: skip
+    assert fast == encode_handshake(sh)
+
+
+def test_server_hello12_bytes_and_finished_bytes_match_the_dataclasses() -> None:
+    from tessera.messages import Finished, extensions_block, finished_bytes, server_hello_bytes
+
+    exts = (X.RenegotiationInfo(b""), X.ExtendedMasterSecret(), X.SessionTicketExt(b""),
+            X.ALPN((b"h2",)), X.ServerNameAck())  # fmt: skip
+    sh = ServerHello(0x0303, bytes(32), b"", 0xC02B, 0, exts)
+    assert server_hello_bytes(sh.random, b"", 0xC02B, extensions_block(exts)) == encode_handshake(
+        sh
+    )
+    assert finished_bytes(b"v" * 12) == encode_handshake(Finished(b"v" * 12))
+
+
+@pytest.mark.parametrize("max_early", [0, 16384])
+def test_new_session_ticket13_bytes_match_the_dataclass(max_early: int) -> None:
+    from tessera.messages import (
+        NewSessionTicket13,
+        extensions_block,
+        new_session_ticket13_bytes,
+    )
+
+    exts: tuple[X.Extension, ...] = (X.EarlyDataLimit(max_early),) if max_early else ()
+    nst = NewSessionTicket13(7200, 0x01020304, b"\x00", b"t" * 100, exts)
+    fast = new_session_ticket13_bytes(7200, 0x01020304, b"\x00", b"t" * 100, extensions_block(exts))
+    assert fast == encode_handshake(nst)

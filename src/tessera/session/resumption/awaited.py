@@ -1,10 +1,12 @@
-"""The awaited adapter: an async store answers a connection's lookups without blocking the loop.
+"""The awaited adapter: an async store answers a connection's store operations without
+blocking the event loop.
 
-The asyncio counterpart of :mod:`tessera.session.inline`. A front end that received
-``SessionLookupRequired`` awaits :func:`answer` and passes the result to ``provide_session``;
-for ``SessionStoreUpdate`` it awaits :func:`apply` before sending ``data_to_send()``. Whatever
-the store raises, or a lookup that takes longer than ``timeout``, becomes an answer meaning
-"unavailable" (a full handshake, counted) and never escapes to the caller.
+The asyncio counterpart of :mod:`.inline`, for ``ServerConfig(async_session_store=...)``. A front
+end that received ``SessionLookupRequired`` awaits :func:`answer` and passes the result to
+``provide_session``; for ``SessionStoreUpdate`` it awaits :func:`apply` before sending
+``data_to_send()``. Whatever the store raises, or an operation that takes longer than
+``timeout``, becomes an answer meaning "unavailable" (a full handshake, counted) and never
+escapes to the caller.
 
 An async store is any object with ``async`` ``get``/``take``/``add``/``put``/``delete`` (the
 :class:`AsyncSessionStore` protocol). :class:`AsyncMemoryStore` adapts a synchronous in-memory
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
-from ..errors import ConfigError, StoreError
+from ...errors import ConfigError, StoreError
+from ..store import MemoryStore, SessionStore
 from . import inline
-from .resumption import LookupAnswer, StoreLookup, StoreWrite
-from .store import MemoryStore
+from .inline import StoreFailureReporter
+from .operations import LookupAnswer, StoreLookup, StoreWrite
 
 DEFAULT_LOOKUP_TIMEOUT = 2.0  # seconds; a slower store means a full handshake, not a stall
 
@@ -44,8 +47,8 @@ class AsyncMemoryStore:
     """An async face over a synchronous store that never blocks (an in-memory one): each
     method calls the store on the spot. ``sync`` is that store."""
 
-    def __init__(self, store: MemoryStore | None = None) -> None:
-        self.sync = store if store is not None else MemoryStore()
+    def __init__(self, store: SessionStore | None = None) -> None:
+        self.sync: SessionStore = store if store is not None else MemoryStore()
 
     async def put(self, key: bytes, value: bytes, ttl: float) -> None:
         self.sync.put(key, value, ttl)
@@ -63,39 +66,41 @@ class AsyncMemoryStore:
         return self.sync.add(key, value, ttl)
 
 
-def as_async_store(store: object) -> AsyncSessionStore | AsyncMemoryStore:
-    """The store a front end awaits: an async store as it is, a :class:`MemoryStore` adapted.
-    Any other synchronous store would block the event loop, so it is refused."""
-    if isinstance(store, MemoryStore):
-        return AsyncMemoryStore(store)
-    if isinstance(store, AsyncMemoryStore):
-        return store
+def check_async_store(store: object) -> AsyncSessionStore:
+    """``store`` if it has the five async methods, else a ConfigError saying what to give."""
     methods = ("get", "take", "add", "put", "delete")
-    if all(inspect.iscoroutinefunction(getattr(store, m, None)) for m in methods):
-        return store  # type: ignore[return-value]
+    if isinstance(store, AsyncSessionStore) and all(
+        inspect.iscoroutinefunction(getattr(store, m, None)) for m in methods
+    ):
+        return store
     raise ConfigError(
-        f"session_store {type(store).__name__} is not an async store: with asyncio, give "
-        "ServerConfig(external_session_lookup=True, session_store=...) an object with async "
-        "get/take/add/put/delete (or a MemoryStore, which never blocks)"
+        f"async_session_store {type(store).__name__} is not an async store: give "
+        "ServerConfig(async_session_store=...) an object with async get/take/add/put/delete "
+        "(tessera.aio.AsyncMemoryStore wraps a MemoryStore), or a synchronous store as "
+        "session_store"
     )
 
 
-def immediate(store: object) -> Any:
+def immediate(store: AsyncSessionStore | None) -> SessionStore | None:
     """The synchronous store behind an adapter whose answers never wait, else None."""
     return store.sync if isinstance(store, AsyncMemoryStore) else None
 
 
-async def _one(store: Any, op: StoreLookup) -> LookupAnswer:
+async def _one(store: AsyncSessionStore, op: StoreLookup) -> LookupAnswer:
     if op.op == "get":
-        return await store.get(op.key)  # type: ignore[no-any-return]
+        return await store.get(op.key)
     if op.op == "take":
-        return await store.take(op.key)  # type: ignore[no-any-return]
-    return bool(await store.add(op.key, op.value, op.ttl))
+        return await store.take(op.key)
+    if op.op == "add":
+        return bool(await store.add(op.key, op.value, op.ttl))
+    await store.put(op.key, op.value, op.ttl)
+    return True
 
 
 async def answer(
-    store: Any, lookups: Sequence[StoreLookup], timeout: float = DEFAULT_LOOKUP_TIMEOUT
-) -> tuple[LookupAnswer, ...]:
+    store: AsyncSessionStore, lookups: Sequence[StoreLookup],
+    timeout: float = DEFAULT_LOOKUP_TIMEOUT,
+) -> tuple[LookupAnswer, ...]:  # fmt: skip
     """Await each lookup in order (each bounded by ``timeout`` seconds)."""
     sync = immediate(store)
     if sync is not None:
@@ -112,15 +117,15 @@ async def answer(
 
 
 async def apply(
-    store: Any,
+    store: AsyncSessionStore,
     writes: Sequence[StoreWrite],
-    on_error: Callable[[StoreWrite, Exception], None],
+    report: StoreFailureReporter,
     timeout: float = DEFAULT_LOOKUP_TIMEOUT,
 ) -> None:
     """Await ``writes`` in order; a write that raises or times out is reported and skipped."""
     sync = immediate(store)
     if sync is not None:
-        inline.apply(sync, writes, on_error)
+        inline.apply(sync, writes, report)
         return
     for op in writes:
         try:
@@ -129,6 +134,6 @@ async def apply(
             else:
                 await asyncio.wait_for(store.delete(op.key), timeout)
         except TimeoutError:
-            on_error(op, StoreError(f"the session store did not {op.op} within {timeout} s"))
+            report(op, StoreError(f"the session store did not {op.op} within {timeout} s"))
         except Exception as e:
-            on_error(op, e)
+            report(op, e)

@@ -1,18 +1,17 @@
-"""A ClientHello read once: what the rest of the server's handshake (and resumption) asks of it.
+"""A ClientHello read once: what the server's handshake and the resumption decision ask of it.
 
-The decoded message keeps every extension; the summary pulls out, once, the values that the
-version negotiation, the TLS 1.2 and TLS 1.3 states and the resumption planner each need, so no
-two of them look the same thing up differently.
+The decoded message keeps every extension (each one decoded strictly); the summary pulls out,
+once, the values that version negotiation, the TLS 1.2 and TLS 1.3 states and the resumption
+resolvers need, so no two of them look the same thing up differently.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..enums import ProtocolVersion
-from ..messages import ClientHello
-from ..messages import extensions as X
-from .negotiation import sni_of
+from ...enums import ProtocolVersion
+from ...messages import ClientHello
+from ...messages import extensions as X
 
 # How many offered PSK identities the server looks at (Go looks at 5). The rest are ignored,
 # never fatal: each one may cost a store round trip (single-use tickets) or an unseal.
@@ -57,8 +56,17 @@ class HelloSummary(NamedTuple):
         return self.psks.identities[:MAX_PSK_IDENTITIES]
 
 
+def sni_of(ch: ClientHello) -> str | None:
+    ext = ch.find(X.ServerName)
+    return None if ext is None else normalize_sni(ext.host_name)
+
+
+def normalize_sni(host_name: str) -> str:
+    return host_name.lower().rstrip(".")
+
+
 def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
-    by_type = {type(e): e for e in ch.extensions}  # one pass (at most one of each is legal)
+    by_type = ch.by_type
     sni = by_type.get(X.ServerName)
     sv = by_type.get(X.SupportedVersionsOffer)
     ticket = by_type.get(X.SessionTicketExt)
@@ -67,14 +75,16 @@ def summarize(ch: ClientHello, raw: bytes) -> HelloSummary:
     return HelloSummary(
         hello=ch,
         raw=raw,
-        server_name=sni_of(ch) if sni is not None else None,
+        server_name=normalize_sni(sni.host_name) if isinstance(sni, X.ServerName) else None,
         session_id=ch.session_id,
-        offers_tls13=sv is not None and ProtocolVersion.TLS1_3 in sv.versions,  # type: ignore[attr-defined]
+        offers_tls13=(
+            isinstance(sv, X.SupportedVersionsOffer) and ProtocolVersion.TLS1_3 in sv.versions
+        ),
         ems=X.ExtendedMasterSecret in by_type,
         etm=X.EncryptThenMac in by_type,
-        ticket=ticket.ticket if ticket is not None else None,  # type: ignore[attr-defined]
-        psks=psks,  # type: ignore[arg-type]
-        psk_modes=tuple(modes.modes) if modes is not None else None,  # type: ignore[attr-defined]
+        ticket=ticket.ticket if isinstance(ticket, X.SessionTicketExt) else None,
+        psks=psks if isinstance(psks, X.OfferedPsks) else None,
+        psk_modes=modes.modes if isinstance(modes, X.PskKeyExchangeModes) else None,
         early_data=X.EarlyDataIndication in by_type,
         post_handshake_auth=X.PostHandshakeAuth in by_type,
     )
