@@ -83,11 +83,8 @@ def banner(config: ServerConfig, opts: ProxyOptions, prepared: runner.Prepared,
     last lines."""
     lines = serving.banner(config, prepared.files, "proxy", address, opts.ticket_rotation,
                            opts.ticket_keep, None)  # fmt: skip
-    where = "Redis" if prepared.runtime.guarded is not None else f"cache of {opts.cache_size}"
     lines = [
-        line.replace("cache of ?", where).replace(
-            "; --save-cert FILE writes them for tessera connect --ca FILE", ""
-        )
+        line.replace("; --save-cert FILE writes them for tessera connect --ca FILE", "")
         for line in lines
     ]
     versions = ", ".join(v.label for v in config.versions if config.suites_for(v))

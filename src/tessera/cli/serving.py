@@ -150,7 +150,7 @@ def banner(config: ServerConfig, files: ServeFiles, mode: str, address: tuple[st
 def resumption_parts(config: ServerConfig, tls12: bool, tls13: bool) -> list[str]:
     """What resumes, per mechanism, in words."""
     on = []
-    store = config.session_store
+    store = stores_of(config)
     if store is not None and tls12:
         where = fleet_cli.store_words(store) or f"cache of {_size(store)} sessions"
         on.append(f"TLS 1.2 session ids ({where}, {config.session_timeout:g} s)")
@@ -166,8 +166,15 @@ def resumption_parts(config: ServerConfig, tls12: bool, tls13: bool) -> list[str
     return on
 
 
+def stores_of(config: ServerConfig) -> object | None:
+    """The session store, inline or awaited (Redis, metered memory) — not ``or``: an empty
+    memory store is falsy."""
+    return config.async_session_store if config.session_store is None else config.session_store
+
+
 def _size(store: object) -> str:
-    size = getattr(store, "max_entries", None)
+    store = getattr(store, "sync", store)  # a memory store behind the async adapter
+    size = getattr(getattr(store, "inner", store), "max_entries", None)  # (metered)
     return str(size) if size is not None else "?"
 
 

@@ -18,6 +18,7 @@ from ..events import ConnectionInfo
 from ..fleet.cli import status_lines
 from ..io.aio import TLSTransport
 from ..observe.logs import handshake_line, peer_address, session_line
+from ..session.resumption import awaited
 from ..session.store import MemoryStore
 from . import secure_path
 
@@ -69,6 +70,8 @@ def www_page(info: ConnectionInfo, early_data: bool, config: ServerConfig,
     body += ["", "Session statistics:"]
     body += [f"  {k}: {v}" for k, v in stats.snapshot().items()]
     store = config.session_store
+    if store is None:
+        store = awaited.immediate(config.async_session_store)
     if isinstance(store, MemoryStore):
         body += [f"  cache_entries: {len(store)}", f"  cache_evictions: {store.evictions}"]
     reasons = stats.fallback_reasons()
