@@ -19,7 +19,8 @@ format_option = click.option(
     type=FORMATS,
     default="native",
     show_default=True,
-    help="Byte layout: native (OpenSSL/Node.js), nginx, haproxy (--format: the old name).",
+    help="Byte layout: native (OpenSSL/Node.js), nginx, haproxy, apache (48 bytes only) "
+    "(--format: the old name).",
 )
 
 
@@ -63,6 +64,8 @@ def generate(path: str, force: bool, size: str, fmt: str, count: int) -> None:
     kf = KeyFileFormat(fmt)
     if count < 1 or (kf is not KeyFileFormat.HAPROXY and count != 1):
         raise click.UsageError(f"a {fmt} key file holds exactly one key; use --count with haproxy")
+    if int(size) not in kf.sizes:
+        raise click.UsageError(f"an {fmt} key file holds a 48-byte key; pass --size 48")
     new = [TicketKey.generate(time.time(), int(size)) for _ in range(count)]
     write_private(path, lambda tmp: write_key_file(tmp, new, kf), overwrite=force)
     names = ", ".join(k.name.hex() for k in new)
