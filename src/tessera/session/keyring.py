@@ -175,14 +175,18 @@ def read_key_file(path: str | Path, fmt: KeyFileFormat, created: float) -> list[
     return [TicketKey.from_bytes(data, fmt, created)]
 
 
+def key_file_bytes(keys: Sequence[TicketKey], fmt: KeyFileFormat) -> bytes:
+    """The content of a ``fmt`` key file holding ``keys`` (HAProxy: one line each, in order)."""
+    if fmt is KeyFileFormat.HAPROXY:
+        return b"".join(base64.b64encode(k.to_bytes(fmt)) + b"\n" for k in keys)
+    if len(keys) != 1:
+        raise ConfigError(f"a {fmt.value} key file holds exactly one key")
+    return keys[0].to_bytes(fmt)
+
+
 def write_key_file(path: str | Path, keys: Sequence[TicketKey], fmt: KeyFileFormat) -> None:
     """Write ``keys`` (private: mode 0600). Only ever called when the user asks for a file."""
-    if fmt is KeyFileFormat.HAPROXY:
-        data = b"".join(base64.b64encode(k.to_bytes(fmt)) + b"\n" for k in keys)
-    else:
-        if len(keys) != 1:
-            raise ConfigError(f"a {fmt.value} key file holds exactly one key")
-        data = keys[0].to_bytes(fmt)
+    data = key_file_bytes(keys, fmt)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
