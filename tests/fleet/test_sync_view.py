@@ -347,3 +347,19 @@ def test_logs_name_keys_never_key_material(
         for secret in (k.key.aes_key, k.key.hmac_key):
             assert secret.hex() not in caplog.text
             assert base64.b64encode(secret).decode() not in caplog.text
+
+
+def test_a_local_key_rotates_too(tmp_path: Path) -> None:
+    """No fleet key at all (Redis never answered): a local key encrypts, and is replaced after
+    the rotation time like any key — no lifetime is stretched, local or not."""
+    clock = Clock(1000.0)
+    agent = agent_for(tmp_path, clock)
+    assert agent.step() == 1000.0 + POLICY.rotation
+    first = nginx_names(tmp_path)[0]
+    clock.now = 1050.0
+    agent.step()
+    assert nginx_names(tmp_path)[0] == first
+    clock.now = 1100.0
+    agent.step()
+    assert nginx_names(tmp_path)[0] != first
+    assert agent.written["nginx:" + str(tmp_path / "nginx")][1] is True

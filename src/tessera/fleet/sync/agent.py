@@ -17,6 +17,7 @@ servers encrypt with a local key (see :mod:`.view`). Logs name keys, never key m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -156,6 +157,7 @@ class SyncAgent:
         self._logged: tuple[bytes, ...] = ()
         self._source_error = ""
         self._resync = False
+        self._was_local = False
         self._lock = threading.Lock()
 
     @property
@@ -169,6 +171,16 @@ class SyncAgent:
     def in_step(self) -> bool:
         """Whether the last pass left every target, HAProxy and command done."""
         return not any(a.due for a in self.actions())
+
+    def lead_wait(self, now: float) -> tuple[bytes, float] | None:
+        """When the targets encrypt with a local key only because the fleet's key is not yet
+        old enough here: (its name, seconds until it may encrypt); else None."""
+        view = self.view
+        if view is None or not view.local or not view.upcoming:
+            return None
+        k = view.upcoming[0]
+        start = max(k.encrypts_from, k.created + self.lead)
+        return (k.name, start - now) if 0 < start - now <= self.lead else None
 
     def resync(self) -> None:
         """Rewrite every target at the next pass, push and run the commands again (SIGHUP:
@@ -202,9 +214,14 @@ class SyncAgent:
 
     def _view(self, now: float) -> KeyView:
         local = self._local
-        if local is None or now - local.created >= self.local_lifetime:
+        if local is None:
             local = self._local = TicketKey.generate(now, 80, self.rng)
         view = key_view(self.keyring.snapshot, now, self.lead, local)
+        if view.local and (not self._was_local or now - local.created >= self.local_lifetime):
+            # A local key lives ``local_lifetime`` from when it starts encrypting.
+            local = self._local = TicketKey.generate(now, 80, self.rng)
+            view = dataclasses.replace(view, encrypting=local)
+        self._was_local = view.local
         if view.names() != self._logged:
             self._logged = view.names()
             log.info("keys now: %s", self.describe(view, now))

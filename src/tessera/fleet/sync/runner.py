@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -91,12 +93,23 @@ def build(o: SyncOptions) -> tuple[SyncAgent, KeyRefresher]:
     return agent, refresher
 
 
-def sync_once(agent: SyncAgent, refresher: KeyRefresher) -> str | None:
-    """One refresh and one pass (``--once``): None if everything was done, else what failed."""
+def sync_once(agent: SyncAgent, refresher: KeyRefresher,
+              sleep: Callable[[float], None] = time.sleep) -> str | None:  # fmt: skip
+    """``--once``: a refresh and a pass; None if everything was done, else what failed. When
+    the fleet's key is only waiting for the lead time (a new fleet, a rotation with a short
+    lead), wait for it (at most the lead) and pass again, rather than leave a local key."""
     if not refresher.refresh_once():
         error = agent.keyring.source_error
         return f"cannot read the fleet's keys from Redis ({error}); nothing written"
     agent.step()
+    waiting = agent.lead_wait(agent.clock())
+    if waiting is not None:
+        name, seconds = waiting
+        log.info("fleet key %s may encrypt here in %.1f s (the lead time): waiting for it",
+                 name.hex(), seconds)  # fmt: skip
+        sleep(seconds)
+        refresher.refresh_once()
+        agent.step()
     failed = [a.last_error for a in agent.actions() if a.due]
     return "; ".join(failed) or None
 
