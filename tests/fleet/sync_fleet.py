@@ -69,11 +69,11 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0,
 # -- servers --------------------------------------------------------------------------------
 @dataclass
 class Server:
-    kind: str  # "nginx" or "haproxy"
+    kind: str  # "nginx", "haproxy" or "apache"
     peer: Peer
     port: int
     keys: Path  # nginx: the key directory; HAProxy: the tls-ticket-keys file
-    reload: str = ""  # nginx: the command that reloads it
+    reload: str = ""  # nginx, Apache: the command that reloads it
     socket: Path | None = None  # HAProxy: its admin socket
 
     @property
@@ -144,6 +144,38 @@ frontend tls
     return Server("haproxy", peer, port, keys, socket=sock)
 
 
+def apache_server(d: Path, cert: Path, key: Path, keys: Path) -> Server:
+    """Apache httpd (mod_ssl) reading ``SSLSessionTicketKeyFile KEYS``; ``-k graceful``
+    reloads it."""
+    port = free_port()
+    root = d / f"apache-{port}"
+    root.mkdir()
+    (root / "index.html").write_text(f"apache {port}\n")
+    modules = "/usr/lib/apache2/modules"
+    conf = root / "httpd.conf"
+    conf.write_text(f"""
+ServerRoot {root}
+ServerName localhost
+Listen 127.0.0.1:{port}
+PidFile {root}/httpd.pid
+ErrorLog {root}/error.log
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule socache_shmcb_module {modules}/mod_socache_shmcb.so
+LoadModule ssl_module {modules}/mod_ssl.so
+DocumentRoot {root}
+SSLEngine on
+SSLCertificateFile {cert}
+SSLCertificateKeyFile {key}
+SSLSessionTickets on
+SSLSessionTicketKeyFile {keys}
+""")
+    apache = program("apache2")
+    peer = Peer([apache, "-f", str(conf), "-DFOREGROUND"], port=port, log_dir=d,
+                name=f"apache-{port}")  # fmt: skip
+    return Server("apache", peer, port, keys, reload=f"{apache} -f {conf} -k graceful")
+
+
 def balancer(d: Path, groups: dict[str, list[int]]) -> tuple[Peer, dict[str, int]]:
     """HAProxy in TCP mode (TLS passes through), one round-robin frontend per group."""
     ports = {name: free_port() for name in groups}
@@ -169,9 +201,9 @@ def agent(d: Path, redis_url: str, secret: Path, *args: str, name: str = "keys-s
 
 
 def agent_for(d: Path, redis_url: str, secret: Path, server: Server, *args: str) -> Peer:
-    """An agent feeding ``server``: nginx through its files and a reload, HAProxy through its
-    file and its runtime API (no reload)."""
-    extra = ["--exec", server.reload] if server.kind == "nginx" else [
+    """An agent feeding ``server``: nginx and Apache through their files and a reload, HAProxy
+    through its file and its runtime API (no reload)."""
+    extra = ["--exec", server.reload] if server.reload else [
         "--haproxy-socket", str(server.socket)]  # fmt: skip
     return agent(d, redis_url, secret, "--to", server.target, *extra, *args,
                  name=f"keys-sync-{server.kind}-{server.port}")  # fmt: skip
@@ -244,7 +276,7 @@ def get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None,
         page = b""
         while len(page) < 65536 and (chunk := s.recv(65536)):
             page += chunk
-        m = re.search(rb"(nginx|haproxy) (\d+)", page)
+        m = re.search(rb"(nginx|haproxy|apache) (\d+)", page)
         if m is None:
             raise OSError(f"unexpected answer: {page[-200:]!r}")
         return m.group(0).decode(), s.session_reused, s.session

@@ -1,0 +1,90 @@
+"""Two real Apache httpd (mod_ssl, ``SSLSessionTicketKeyFile``), each fed by its own ``tessera
+keys sync --to apache:FILE --exec 'apache2 -k graceful'``: a TLS 1.2 ticket made on one resumes
+on the other; after ``tessera keys rotate`` both issue tickets under the new derived key, and —
+one key at a time — a ticket from before the rotation no longer resumes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peers import HTTP_GET, Peer, openssl_s_client
+from redis_server import RedisServer
+from resumption_helpers import session_lines
+from sync_fleet import (
+    Server,
+    agent_for,
+    apache_server,
+    encrypting_name,
+    program,
+    rotate,
+    sync_once,
+    wait_until,
+)
+
+from conftest import Pki
+from tessera.session.keyring import KeyFileFormat, read_key_file
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pki: Pki, redis_server: RedisServer,
+         secret_file: Path) -> Iterator[tuple[list[Server], list[Peer]]]:  # fmt: skip
+    try:
+        program("apache2")
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    servers: list[Server] = []
+    agents: list[Peer] = []
+    try:
+        for i in range(2):
+            keys = tmp_path / f"apache-{i}.key"
+            sync_once(redis_server.url, secret_file, "--to", f"apache:{keys}")
+            servers.append(apache_server(tmp_path, pki.ecdsa_cert, pki.ecdsa_key, keys))
+            agents.append(agent_for(tmp_path, redis_server.url, secret_file, servers[-1]))
+        yield servers, agents
+    finally:
+        for p in [*agents, *(s.peer for s in servers)]:
+            p.stop()
+
+
+def key_name(path: Path) -> bytes:
+    return read_key_file(path, KeyFileFormat.APACHE, 0)[0].name
+
+
+def encrypts_with(port: int, name: bytes) -> bool:
+    return encrypting_name(port) == name
+
+
+def outcome(port: int, *args: str) -> str:
+    out = openssl_s_client(port, "-tls1_2", "-ign_eof", *args, input=HTTP_GET, timeout=20)
+    ((found, protocol, _),) = session_lines(out)
+    return f"{found}, {protocol}"
+
+
+def test_two_apache_share_the_derived_key(pair: tuple[list[Server], list[Peer]], tmp_path: Path,
+                                          redis_server: RedisServer, secret_file: Path) -> None:  # fmt: skip
+    (a, b), agents = pair
+    name = key_name(a.keys)
+    assert key_name(b.keys) == name
+    for s in (a, b):
+        wait_until(functools.partial(encrypts_with, s.port, name), "Apache does not use the key",
+                   logs=[s.peer, *agents])  # fmt: skip
+    session = tmp_path / "s.pem"
+    assert outcome(a.port, "-sess_out", str(session)) == "New, TLSv1.2"
+    assert outcome(b.port, "-sess_in", str(session)) == "Reused, TLSv1.2"
+
+    rotate(redis_server.url, secret_file, lead=2.0)
+    wait_until(lambda: key_name(a.keys) != name and key_name(b.keys) != name,
+               "the agents did not write the new key", logs=agents)  # fmt: skip
+    new = key_name(a.keys)
+    assert key_name(b.keys) == new
+    for s in (a, b):
+        wait_until(functools.partial(encrypts_with, s.port, new),
+                   "Apache did not reload the new key", logs=[s.peer, *agents])  # fmt: skip
+    assert outcome(b.port, "-sess_in", str(session)) == "New, TLSv1.2"  # one key at a time
+    for agent in agents:
+        assert "ran --exec" in agent.output() and "Traceback" not in agent.output()
