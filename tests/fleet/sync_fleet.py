@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 
-from peers import TESSERA, Peer, run
+from peers import TESSERA, Peer, openssl_s_client, run
 
 from tessera.audit.census import sample
 from tessera.audit.probe import Endpoint
@@ -34,6 +34,8 @@ from tessera.fleet.keys import KeyPolicy
 from tessera.fleet.redis_keys import RedisKeySource
 from tessera.fleet.redis_store import sync_client
 from tessera.fleet.secret import FleetSecret
+from tessera.fleet.sync.targets import replace_file
+from tessera.session.keyring import KeyFileFormat, TicketKey, key_file_bytes
 
 HTTP_GET = b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
 REFRESH = 0.5  # the agents' --key-refresh: a key encrypts on their servers 1 s after publication
@@ -229,6 +231,15 @@ def rotate(redis_url: str, secret: Path, lead: float = 2.0) -> bytes:
     return bytes.fromhex(m.group(1))
 
 
+def s_client(port: int, version: str, *args: str) -> str:
+    """``openssl s_client`` GET / (tickets that arrive after the handshake are read): what it
+    says of the session, ``New, TLSv1.3`` or ``Reused, TLSv1.2``."""
+    out = openssl_s_client(port, version, "-ign_eof", *args, input=HTTP_GET, timeout=20)
+    found = re.findall(r"^(New|Reused), (TLSv1\.[0-3]), Cipher is", out, re.M)
+    assert len(found) == 1, out
+    return f"{found[0][0]}, {found[0][1]}"
+
+
 def encrypting_name(port: int) -> bytes | None:
     """The key name of the tickets ``port`` issues now (a full handshake's last ticket)."""
     return sample(Endpoint("127.0.0.1", port, "localhost"), 0.0, 5.0).prefix
@@ -270,16 +281,21 @@ def client_context(version: str) -> ssl.SSLContext:
 def get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None,
         timeout: float = 10.0) -> tuple[str, bool, ssl.SSLSession | None]:  # fmt: skip
     """One HTTPS GET: (the server that answered, resumed, the session to offer next)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
-         ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:  # fmt: skip
-        s.sendall(HTTP_GET)
-        page = b""
-        while len(page) < 65536 and (chunk := s.recv(65536)):
-            page += chunk
-        m = re.search(rb"(nginx|haproxy|apache) (\d+)", page)
-        if m is None:
-            raise OSError(f"unexpected answer: {page[-200:]!r}")
-        return m.group(0).decode(), s.session_reused, s.session
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+            return _get(s)
+
+
+def _get(s: ssl.SSLSocket) -> tuple[str, bool, ssl.SSLSession | None]:
+    s.sendall(HTTP_GET)
+    page = b""
+    while len(page) < 65536 and (chunk := s.recv(65536)):
+        page += chunk
+    m = re.search(rb"(nginx|haproxy|apache) (\d+)", page)
+    if m is None:
+        raise OSError(f"unexpected answer: {page[-200:]!r}")
+    return m.group(0).decode(), s.session_reused, s.session
 
 
 @dataclass
@@ -370,36 +386,76 @@ class Fleet:
         return [*(s.peer for s in self.servers), *self.agents]
 
 
+# A server to start once its keys exist: (the --to target, start it).
+Start = tuple[str, Callable[[], Server]]
+
+
 @contextmanager
-def mixed_fleet(d: Path, cert: Path, key: Path, redis_url: str, secret: Path,
-                nginx: int = 2, haproxy: int = 2) -> Iterator[Fleet]:  # fmt: skip
-    """``nginx`` nginx and ``haproxy`` HAProxy terminators, each fed by its own agent, behind
-    one round-robin balancer (a frontend per kind); returns once every server encrypts with
-    the fleet's key."""
+def fed_servers(d: Path, redis_url: str, secret: Path, starts: Sequence[Start],
+                synced: bool = True) -> Iterator[tuple[list[Server], list[Peer]]]:  # fmt: skip
+    """Each server started on keys of its own: the fleet's (``keys sync --once``, then an agent
+    feeding it; returns once every server encrypts with the fleet's key — nginx and HAProxy,
+    whose tickets carry the fleet key's name) or random ones (``synced=False``, no agent)."""
     with ExitStack() as stack:
         servers: list[Server] = []
+        for target, start in starts:
+            _keys(redis_url, secret, target, synced)
+            servers.append(stack.enter_context(_serving(start())))
+        agents = [stack.enter_context(agent_for(d, redis_url, secret, s))
+                  for s in servers if synced]  # fmt: skip
+        named = [s for s in servers if s.kind in ("nginx", "haproxy")]
+        if synced and named:
+            wait_until(lambda: current_key(redis_url, secret) is not None,
+                       "no fleet key encrypts", logs=agents)  # fmt: skip
+            name = current_key(redis_url, secret)
+            assert name is not None
+            wait_encrypting(named, name, agents)
+        yield servers, agents
+
+
+def nginx_start(d: Path, cert: Path, key: Path, i: int) -> Start:
+    key_dir = d / f"nginx-keys-{i}"
+    key_dir.mkdir()
+    return f"nginx:{key_dir}", functools.partial(nginx_server, d, cert, key, key_dir)
+
+
+def haproxy_start(d: Path, bundle: Path, i: int) -> Start:
+    keys = d / f"haproxy-{i}.keys"
+    return f"haproxy:{keys}", functools.partial(haproxy_server, d, bundle, keys)
+
+
+@contextmanager
+def mixed_fleet(d: Path, cert: Path, key: Path, redis_url: str, secret: Path,
+                nginx: int = 2, haproxy: int = 2, synced: bool = True) -> Iterator[Fleet]:  # fmt: skip
+    """``nginx`` nginx and ``haproxy`` HAProxy terminators, each fed by its own agent, behind
+    one round-robin balancer (a frontend per kind); returns once every server encrypts with
+    the fleet's key. ``synced=False``: the anchor — each server with random keys of its own,
+    no agent (what a fleet without shared keys does)."""
+    with ExitStack() as stack:
         bundle = stack.enter_context(pem_bundle(cert, key, d))
-        for i in range(nginx):
-            key_dir = d / f"nginx-keys-{i}"
-            key_dir.mkdir()
-            sync_once(redis_url, secret, "--to", f"nginx:{key_dir}")
-            servers.append(stack.enter_context(_serving(nginx_server(d, cert, key, key_dir))))
-        for i in range(haproxy):
-            keys = d / f"haproxy-{i}.keys"
-            sync_once(redis_url, secret, "--to", f"haproxy:{keys}")
-            servers.append(stack.enter_context(_serving(haproxy_server(d, bundle, keys))))
-        agents = [stack.enter_context(agent_for(d, redis_url, secret, s)) for s in servers]
+        starts = [nginx_start(d, cert, key, i) for i in range(nginx)]
+        starts += [haproxy_start(d, bundle, i) for i in range(haproxy)]
+        servers, agents = stack.enter_context(fed_servers(d, redis_url, secret, starts, synced))
         groups = {
             kind: [s.port for s in servers if s.kind == kind] for kind in ("nginx", "haproxy")
         }
         lb, ports = balancer(d, {k: v for k, v in groups.items() if v})
         stack.enter_context(lb)
-        fleet = Fleet(servers, agents, ports, redis_url, secret)
-        wait_until(lambda: current_key(redis_url, secret) is not None, "no fleet key encrypts")
-        name = current_key(redis_url, secret)
-        assert name is not None
-        wait_encrypting(servers, name, agents)
-        yield fleet
+        yield Fleet(servers, agents, ports, redis_url, secret)
+
+
+def _keys(redis_url: str, secret: Path, target: str, synced: bool) -> None:
+    """The first keys of a target: the fleet's (``keys sync --once``) or random ones."""
+    if synced:
+        sync_once(redis_url, secret, "--to", target)
+        return
+    kind, _, path = target.partition(":")
+    keys = [TicketKey.generate(0.0) for _ in range(3)]
+    if kind == "nginx":
+        for i, k in enumerate(keys):
+            replace_file(Path(path) / f"ticket.{i}.key", key_file_bytes([k], KeyFileFormat.NGINX))
+    else:
+        replace_file(Path(path), key_file_bytes(keys, KeyFileFormat.HAPROXY))
 
 
 @contextmanager

@@ -10,17 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import HTTP_GET, Peer, openssl_s_client
+from peers import Peer
 from redis_server import RedisServer
-from resumption_helpers import session_lines
 from sync_fleet import (
     Server,
-    agent_for,
     apache_server,
     encrypting_name,
+    fed_servers,
     program,
     rotate,
-    sync_once,
+    s_client,
     wait_until,
 )
 
@@ -37,18 +36,13 @@ def pair(tmp_path: Path, pki: Pki, redis_server: RedisServer,
         program("apache2")
     except RuntimeError as e:
         pytest.fail(str(e))
-    servers: list[Server] = []
-    agents: list[Peer] = []
-    try:
-        for i in range(2):
-            keys = tmp_path / f"apache-{i}.key"
-            sync_once(redis_server.url, secret_file, "--to", f"apache:{keys}")
-            servers.append(apache_server(tmp_path, pki.ecdsa_cert, pki.ecdsa_key, keys))
-            agents.append(agent_for(tmp_path, redis_server.url, secret_file, servers[-1]))
-        yield servers, agents
-    finally:
-        for p in [*agents, *(s.peer for s in servers)]:
-            p.stop()
+    starts = []
+    for i in range(2):
+        keys = tmp_path / f"apache-{i}.key"
+        start = functools.partial(apache_server, tmp_path, pki.ecdsa_cert, pki.ecdsa_key, keys)
+        starts.append((f"apache:{keys}", start))
+    with fed_servers(tmp_path, redis_server.url, secret_file, starts) as pair:
+        yield pair
 
 
 def key_name(path: Path) -> bytes:
@@ -57,12 +51,6 @@ def key_name(path: Path) -> bytes:
 
 def encrypts_with(port: int, name: bytes) -> bool:
     return encrypting_name(port) == name
-
-
-def outcome(port: int, *args: str) -> str:
-    out = openssl_s_client(port, "-tls1_2", "-ign_eof", *args, input=HTTP_GET, timeout=20)
-    ((found, protocol, _),) = session_lines(out)
-    return f"{found}, {protocol}"
 
 
 def test_two_apache_share_the_derived_key(pair: tuple[list[Server], list[Peer]], tmp_path: Path,
@@ -74,8 +62,8 @@ def test_two_apache_share_the_derived_key(pair: tuple[list[Server], list[Peer]],
         wait_until(functools.partial(encrypts_with, s.port, name), "Apache does not use the key",
                    logs=[s.peer, *agents])  # fmt: skip
     session = tmp_path / "s.pem"
-    assert outcome(a.port, "-sess_out", str(session)) == "New, TLSv1.2"
-    assert outcome(b.port, "-sess_in", str(session)) == "Reused, TLSv1.2"
+    assert s_client(a.port, "-tls1_2", "-sess_out", str(session)) == "New, TLSv1.2"
+    assert s_client(b.port, "-tls1_2", "-sess_in", str(session)) == "Reused, TLSv1.2"
 
     rotate(redis_server.url, secret_file, lead=2.0)
     wait_until(lambda: key_name(a.keys) != name and key_name(b.keys) != name,
@@ -85,6 +73,8 @@ def test_two_apache_share_the_derived_key(pair: tuple[list[Server], list[Peer]],
     for s in (a, b):
         wait_until(functools.partial(encrypts_with, s.port, new),
                    "Apache did not reload the new key", logs=[s.peer, *agents])  # fmt: skip
-    assert outcome(b.port, "-sess_in", str(session)) == "New, TLSv1.2"  # one key at a time
+    assert (
+        s_client(b.port, "-tls1_2", "-sess_in", str(session)) == "New, TLSv1.2"
+    )  # one key at a time
     for agent in agents:
         assert "ran --exec" in agent.output() and "Traceback" not in agent.output()

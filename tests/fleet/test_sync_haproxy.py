@@ -10,20 +10,16 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import address, check_json
-from peers import Peer, openssl_s_client
+from peers import Peer
 from redis_server import RedisServer
-from resumption_helpers import session_lines
 from sync_fleet import (
-    HTTP_GET,
     Server,
-    agent_for,
-    current_key,
-    haproxy_server,
+    fed_servers,
+    haproxy_start,
     pem_bundle,
     rotate,
-    sync_once,
+    s_client,
     wait_encrypting,
-    wait_until,
 )
 
 from conftest import Pki
@@ -36,31 +32,10 @@ pytestmark = pytest.mark.interop
 @pytest.fixture
 def pair(tmp_path: Path, pki: Pki, redis_server: RedisServer,
          secret_file: Path) -> Iterator[tuple[list[Server], list[Peer]]]:  # fmt: skip
-    servers: list[Server] = []
-    agents: list[Peer] = []
-    try:
-        with pem_bundle(pki.ecdsa_cert, pki.ecdsa_key, tmp_path) as bundle:
-            for i in range(2):
-                keys = tmp_path / f"haproxy-{i}.keys"
-                sync_once(redis_server.url, secret_file, "--to", f"haproxy:{keys}")
-                servers.append(haproxy_server(tmp_path, bundle, keys))
-                agents.append(agent_for(tmp_path, redis_server.url, secret_file, servers[-1]))
-            wait_until(lambda: current_key(redis_server.url, secret_file) is not None,
-                       "no fleet key encrypts", logs=agents)  # fmt: skip
-            name = current_key(redis_server.url, secret_file)
-            assert name is not None
-            wait_encrypting(servers, name, agents)
-            yield servers, agents
-    finally:
-        for p in [*agents, *(s.peer for s in servers)]:
-            p.stop()
-
-
-def outcome(port: int, version: str, *args: str) -> str:
-    out = openssl_s_client(port, version, "-ign_eof", *args, input=HTTP_GET, timeout=20)
-    assert f"haproxy {port}" in out, out
-    ((found, protocol, _),) = session_lines(out)
-    return f"{found}, {protocol}"
+    with pem_bundle(pki.ecdsa_cert, pki.ecdsa_key, tmp_path) as bundle:
+        starts = [haproxy_start(tmp_path, bundle, i) for i in range(2)]
+        with fed_servers(tmp_path, redis_server.url, secret_file, starts) as pair:
+            yield pair
 
 
 def test_two_haproxy_rotate_through_the_runtime_api_without_a_reload(
@@ -72,13 +47,13 @@ def test_two_haproxy_rotate_through_the_runtime_api_without_a_reload(
     sessions = {}
     for version, protocol in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
         sessions[version] = s = tmp_path / f"before{version}.pem"
-        assert outcome(a.port, version, "-sess_out", str(s)) == f"New, {protocol}"
-        assert outcome(b.port, version, "-sess_in", str(s)) == f"Reused, {protocol}"
+        assert s_client(a.port, version, "-sess_out", str(s)) == f"New, {protocol}"
+        assert s_client(b.port, version, "-sess_in", str(s)) == f"Reused, {protocol}"
 
     new = rotate(redis_server.url, secret_file, lead=2.0)
     wait_encrypting([a, b], new, agents)
-    assert outcome(b.port, "-tls1_2", "-sess_in", str(sessions["-tls1_2"])) == "Reused, TLSv1.2"
-    assert outcome(b.port, "-tls1_3", "-sess_in", str(sessions["-tls1_3"])) == "Reused, TLSv1.3"
+    assert s_client(b.port, "-tls1_2", "-sess_in", str(sessions["-tls1_2"])) == "Reused, TLSv1.2"
+    assert s_client(b.port, "-tls1_3", "-sess_in", str(sessions["-tls1_3"])) == "Reused, TLSv1.3"
 
     rc, doc = check_json("--backends", f"{a.label},{b.label}", "--sni", "localhost",
                          "--attempts", "3", "--mechanisms", "ticket,psk",

@@ -11,19 +11,15 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import address, check_json, mechanism
-from peers import Peer, openssl_s_client
+from peers import Peer
 from redis_server import RedisServer
-from resumption_helpers import session_lines
 from sync_fleet import (
-    HTTP_GET,
     Server,
-    agent_for,
-    current_key,
-    nginx_server,
+    fed_servers,
+    nginx_start,
     rotate,
-    sync_once,
+    s_client,
     wait_encrypting,
-    wait_until,
 )
 
 from conftest import Pki
@@ -36,42 +32,9 @@ pytestmark = pytest.mark.interop
 @pytest.fixture
 def pair(tmp_path: Path, pki: Pki, redis_server: RedisServer,
          secret_file: Path) -> Iterator[tuple[list[Server], list[Peer]]]:  # fmt: skip
-    servers: list[Server] = []
-    agents: list[Peer] = []
-    try:
-        for i in range(2):
-            key_dir = tmp_path / f"keys-{i}"
-            key_dir.mkdir()
-            sync_once(redis_server.url, secret_file, "--to", f"nginx:{key_dir}")
-            servers.append(nginx_server(tmp_path, pki.ecdsa_cert, pki.ecdsa_key, key_dir))
-            agents.append(agent_for(tmp_path, redis_server.url, secret_file, servers[-1]))
-        wait_until(lambda: current_key(redis_server.url, secret_file) is not None,
-                   "no fleet key encrypts", logs=agents)  # fmt: skip
-        name = current_key(redis_server.url, secret_file)
-        assert name is not None
-        wait_encrypting(servers, name, agents)
-        yield servers, agents
-    finally:
-        for p in [*agents, *(s.peer for s in servers)]:
-            p.stop()
-
-
-def s_client(port: int, version: str, *args: str) -> str:
-    """openssl s_client GET / (the server closes after answering, tickets are read)."""
-    out = openssl_s_client(port, version, "-ign_eof", *args, input=HTTP_GET, timeout=20)
-    assert "nginx" in out, out
-    return out
-
-
-def resumed(port: int, version: str, session: Path) -> str:
-    """``Reused, TLSv1.3`` or ``New, TLSv1.3``: what s_client says."""
-    ((found, protocol, _),) = session_lines(s_client(port, version, "-sess_in", str(session)))
-    return f"{found}, {protocol}"
-
-
-def new_session(port: int, version: str, session: Path) -> None:
-    ((found, _, _),) = session_lines(s_client(port, version, "-sess_out", str(session)))
-    assert found == "New", found
+    starts = [nginx_start(tmp_path, pki.ecdsa_cert, pki.ecdsa_key, i) for i in range(2)]
+    with fed_servers(tmp_path, redis_server.url, secret_file, starts) as pair:
+        yield pair
 
 
 def test_two_nginx_resume_each_others_sessions_across_a_rotation(
@@ -81,15 +44,16 @@ def test_two_nginx_resume_each_others_sessions_across_a_rotation(
     (a, b), agents = pair
     for version, protocol in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
         s = tmp_path / f"before{version}.pem"
-        new_session(a.port, version, s)
-        assert resumed(b.port, version, s) == f"Reused, {protocol}"
-        assert resumed(a.port, version, s) == f"Reused, {protocol}"
+        assert s_client(a.port, version, "-sess_out", str(s)) == f"New, {protocol}"
+        assert s_client(b.port, version, "-sess_in", str(s)) == f"Reused, {protocol}"
+        assert s_client(a.port, version, "-sess_in", str(s)) == f"Reused, {protocol}"
 
     new = rotate(redis_server.url, secret_file, lead=2.0)
     wait_encrypting([a, b], new, agents)
     # Sessions made on A before the rotation still resume on B (the old key decrypts there).
-    assert resumed(b.port, "-tls1_2", tmp_path / "before-tls1_2.pem") == "Reused, TLSv1.2"
-    assert resumed(b.port, "-tls1_3", tmp_path / "before-tls1_3.pem") == "Reused, TLSv1.3"
+    for version, protocol in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+        before = tmp_path / f"before{version}.pem"
+        assert s_client(b.port, version, "-sess_in", str(before)) == f"Reused, {protocol}"
 
     rc, doc = check_json("--backends", f"{a.label},{b.label}", "--sni", "localhost",
                          "--attempts", "3", "--mechanisms", "ticket,psk",

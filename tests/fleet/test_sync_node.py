@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import Peer, openssl_s_client
+from peers import Peer
 from redis_server import RedisServer
-from resumption_helpers import session_lines
 from sync_fleet import (
     agent,
     current_key,
     encrypting_name,
     free_port,
     rotate,
+    s_client,
     sync_once,
     wait_until,
 )
@@ -76,13 +76,6 @@ def pair(tmp_path: Path, pki: Pki, redis_server: RedisServer,
             p.stop()
 
 
-def outcome(port: int, version: str, *args: str) -> str:
-    out = openssl_s_client(port, version, "-ign_eof", *args, timeout=20)
-    assert "hello" in out, out
-    ((found, protocol, _),) = session_lines(out)
-    return f"{found}, {protocol}"
-
-
 def test_two_node_servers_share_the_derived_key(
     pair: tuple[list[Peer], list[Path]], tmp_path: Path, redis_server: RedisServer,
     secret_file: Path,
@@ -94,8 +87,8 @@ def test_two_node_servers_share_the_derived_key(
     assert fleet is not None and before != fleet  # a key of its own, derived from the fleet's
     for version, protocol in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
         s = tmp_path / f"s{version}.pem"
-        assert outcome(a.port, version, "-sess_out", str(s)) == f"New, {protocol}"
-        assert outcome(b.port, version, "-sess_in", str(s)) == f"Reused, {protocol}"
+        assert s_client(a.port, version, "-sess_out", str(s)) == f"New, {protocol}"
+        assert s_client(b.port, version, "-sess_in", str(s)) == f"Reused, {protocol}"
 
     rotate(redis_server.url, secret_file, lead=2.0)
     wait_until(lambda: key_name(files[0]) != before and key_name(files[1]) != before,
@@ -106,5 +99,5 @@ def test_two_node_servers_share_the_derived_key(
         wait_until(functools.partial(encrypts_with, port, after),
                    "Node did not load the new key", logs=[a, b])  # fmt: skip
     # One key at a time: the rotation cost the tickets made under the previous key.
-    assert outcome(b.port, "-tls1_2", "-sess_in", str(tmp_path / "s-tls1_2.pem")) == \
+    assert s_client(b.port, "-tls1_2", "-sess_in", str(tmp_path / "s-tls1_2.pem")) == \
         "New, TLSv1.2"  # fmt: skip

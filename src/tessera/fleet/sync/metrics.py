@@ -52,7 +52,7 @@ class SyncCollector(Collector):
             "Age of the key each target encrypts with (local=1: a local key, no fleet key may)",
             labels=["target", "key", "local"],
         )
-        for label, (key, local) in agent.written.items():
+        for label, (key, local) in list(agent.written.items()):
             age.add_metric(
                 [label, key.name.hex()[:8], str(int(local))], max(0.0, now - key.created)
             )
