@@ -5,9 +5,10 @@ started by this test (on a free port instead of 4433); the commands after it tal
 server; each Python block runs in its own interpreter and must end by itself. A block that starts
 servers of its own in the background (``... &``) runs whole, with every port it names moved to a
 free one, and whatever it left running is stopped when it ends.
-``tessera`` means this tree's ``python -m tessera.cli.main``. Two commands are not run here, but
-checked: ``pip install`` (a test must not install packages; ``.ci/run`` runs the README's
-install and test command on a fresh machine) and ``python -m pytest`` (this very run).
+``tessera`` means this tree's ``python -m tessera.cli.main``. The set-up commands are not run
+here, but checked: making and activating the virtual environment, ``pip install`` (a test must
+not install packages) and ``scripts/test`` (this very run; ``.ci/run`` runs it on a fresh
+machine).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ README = (ROOT / "README.md").read_text()
 BLOCKS = [(m[1], m[2]) for m in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.M | re.S)]
 RUNNABLE = [(lang, code) for lang, code in BLOCKS if lang in ("sh", "python")]
 DEFAULT_PORT = "4433"
-SETUP = ("pip install -e .", "pip install -e '.[dev]'")
+SETUP = ("python3 -m venv .venv", ". .venv/bin/activate", "pip install -e .", "scripts/test")
 # ``tessera`` on the blocks' PATH: this tree's CLI (exec'd, so a background job is the server).
 WRAPPER = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m tessera.cli.main "$@"\n'
 
@@ -42,7 +43,8 @@ def commands(code: str) -> Iterator[str]:
     ``a && b`` split."""
     for line in code.replace("\\\n", " ").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
-            yield from (part.strip() for part in line.split(" && "))
+            command = line.split("  # ", 1)[0]  # a comment after the command
+            yield from (part.strip() for part in command.split(" && "))
 
 
 def test_the_readme_has_examples_of_both_kinds() -> None:
@@ -52,11 +54,15 @@ def test_the_readme_has_examples_of_both_kinds() -> None:
 
 
 def test_setup_commands_are_the_ones_ci_runs() -> None:
+    """Two set-up commands: the server's (venv, install, serve) and the tests' (scripts/test),
+    which CI runs too."""
     ci = (ROOT / ".ci" / "run").read_text()
-    setup = [c for _, code in RUNNABLE for c in commands(code) if c.startswith("pip ")]
-    assert setup and all(c in SETUP for c in setup), setup
-    assert "pip install -e '.[dev]' && python -m pytest" in ci
-    assert "pip install -e '.[dev]' && python -m pytest" in README
+    setup = [c for _, code in RUNNABLE for c in commands(code) if c in SETUP]
+    assert setup == [*SETUP[:3], SETUP[1], "scripts/test"], setup
+    assert not [
+        c for _, code in RUNNABLE for c in commands(code) if c.startswith("pip ") and c not in SETUP
+    ], "a pip command that is not the quick start's"
+    assert "\nscripts/test\n" in ci
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +111,7 @@ def run_block(lang: str, code: str, d: Path, port: str) -> str:
     if lang == "python":
         argv = [sys.executable, "-c", code]
     else:
-        lines = [c for c in commands(code) if not c.startswith("pip ")]
-        lines = [c for c in lines if c != "python -m pytest"]
+        lines = [c for c in commands(code) if c not in SETUP]
         if not mine:
             lines = [c for c in lines if not c.startswith("tessera serve")]
         if not lines:
