@@ -6,20 +6,25 @@ node, new tickets carry the new key name, and ``tessera check --backends`` says 
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from audit_helpers import address, check_json, mechanism
+from fleet_helpers import fleet_node
 from peers import Peer
 from redis_server import RedisServer
 from sync_fleet import (
     Server,
+    current_key,
+    encrypting_name,
     fed_servers,
     nginx_start,
     rotate,
     s_client,
     wait_encrypting,
+    wait_until,
 )
 
 from conftest import Pki
@@ -75,3 +80,27 @@ def test_two_nginx_resume_each_others_sessions_across_a_rotation(
             key = read_key_file(f, KeyFileFormat.NGINX, 0)[0]
             for secret in (key.aes_key, key.hmac_key):
                 assert secret.hex() not in log and base64.b64encode(secret).decode() not in log
+
+
+def test_a_tessera_node_and_a_synced_nginx_share_one_keyring(
+    tmp_path: Path, pki: Pki, redis_server: RedisServer, secret_file: Path
+) -> None:
+    """``tessera serve`` and an nginx fed by ``keys sync`` in one fleet: both encrypt with the
+    fleet's key, before and after a rotation, whoever minted it (their tickets do not open on
+    each other — different session formats — but no key is minted twice or used early)."""
+    starts = [nginx_start(tmp_path, pki.ecdsa_cert, pki.ecdsa_key, 0)]
+    with fleet_node(pki, tmp_path, redis_server.url, secret_file, name="tessera") as node, \
+         fed_servers(tmp_path, redis_server.url, secret_file, starts) as ((nginx,), agents):  # fmt: skip
+        assert node.port is not None
+        name = current_key(redis_server.url, secret_file)
+        assert name is not None
+        wait_until(functools.partial(encrypts_with, node.port, name), "tessera's key",
+                   logs=[node])  # fmt: skip
+        new = rotate(redis_server.url, secret_file, lead=2.0)
+        wait_encrypting([nginx], new, agents)
+        wait_until(functools.partial(encrypts_with, node.port, new), "tessera's new key",
+                   logs=[node])  # fmt: skip
+
+
+def encrypts_with(port: int, name: bytes) -> bool:
+    return encrypting_name(port) == name

@@ -15,7 +15,7 @@ import pytest
 
 from tessera.fleet.keys import FleetKey, KeyPolicy, KeySet
 from tessera.fleet.sync.agent import NotifyingKeyring, SyncAgent, run_command
-from tessera.fleet.sync.haproxy import ring_pushes
+from tessera.fleet.sync.haproxy import HaproxyError, HaproxyRuntime, ring_pushes
 from tessera.fleet.sync.targets import (
     ApacheTarget,
     HaproxyTarget,
@@ -363,3 +363,54 @@ def test_a_local_key_rotates_too(tmp_path: Path) -> None:
     agent.step()
     assert nginx_names(tmp_path)[0] != first
     assert agent.written["nginx:" + str(tmp_path / "nginx")][1] is True
+
+
+class RecordingHaproxy(HaproxyRuntime):
+    """HAProxy's runtime API as the agent sees it, recorded (the real one is tested against
+    HAProxy in test_sync_haproxy.py)."""
+
+    def __init__(self) -> None:
+        super().__init__("/nonexistent/haproxy.sock")
+        self.synced: list[tuple[bytes, bytes]] = []
+        self.down = False
+
+    def sync(self, path: str | os.PathLike[str], encrypting: TicketKey, last: TicketKey) -> int:
+        if self.down:
+            raise HaproxyError(f"cannot talk to HAProxy at {self.path}: refused")
+        self.synced.append((encrypting.name, last.name))
+        return 1
+
+
+def test_haproxy_memory_follows_the_fleet_even_when_its_file_cannot_be_written(
+    tmp_path: Path,
+) -> None:
+    old, cur, nxt = schedule()
+    clock = Clock(150.0)
+    runtime = RecordingHaproxy()
+    keyring = NotifyingKeyring(POLICY, KeySet.of([old, cur]), clock=clock)
+    (tmp_path / "h").mkdir()
+    target = HaproxyTarget(tmp_path / "h" / "keys")
+    agent = SyncAgent(keyring, [target], lead=LEAD, local_lifetime=POLICY.rotation,
+                      haproxy=[runtime], clock=clock)  # fmt: skip
+    agent.step()
+    assert runtime.synced == [(cur.name, cur.name)]
+    agent.step()
+    assert len(runtime.synced) == 1  # in step: nothing pushed
+    (tmp_path / "h").rename(tmp_path / "gone")  # the file cannot be written any more
+    keyring.install(KeySet.of([old, cur, nxt]))
+    clock.now = 195.0
+    agent.step()
+    assert runtime.synced[-1] == (cur.name, nxt.name)
+    assert agent.writes[target.label].failures == 1
+    runtime.down = True  # HAProxy restarting: retried with back-off
+    clock.now = 200.0
+    assert agent.step() == 201.0
+    (push,) = agent.pushes
+    assert push.action.failures == 1 and "refused" in push.action.last_error
+    runtime.down = False
+    clock.now = 201.0
+    agent.step()
+    assert runtime.synced[-1] == (nxt.name, nxt.name) and push.action.failures == 0
+    agent.resync()
+    agent.step()
+    assert runtime.synced[-1] == (nxt.name, nxt.name) and len(runtime.synced) == 4

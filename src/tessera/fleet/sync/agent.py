@@ -99,6 +99,7 @@ class _Push:
     runtime: HaproxyRuntime
     target: Target
     action: Action
+    synced: tuple[bytes, bytes] | None = None  # (encrypting, last) as last brought in step
 
 
 @dataclass
@@ -197,13 +198,11 @@ class SyncAgent:
             if self._resync:
                 self._resync = False
                 self.held = dict.fromkeys(self.held)
+                for push in self.pushes:
+                    push.synced = None
             self._note_source(now)
             view = self.view = self._view(now)
-            changed = self._write_targets(view, now)
-            for push in self.pushes:
-                if push.target in changed:
-                    push.action.request()
-            if changed:
+            if self._write_targets(view, now):
                 for run in self.runs:
                     run.action.request()
             self._push_haproxy(view, now)
@@ -250,8 +249,11 @@ class SyncAgent:
         return changed
 
     def _push_haproxy(self, view: KeyView, now: float) -> None:
+        """HAProxy's memory follows the view whether or not its file could be written."""
         _, encrypting, last = haproxy_ring(view)
         for push in self.pushes:
+            if push.synced != (encrypting.name, last.name) and not push.action.due:
+                push.action.request()
             if not push.action.ready(now):
                 continue
             try:
@@ -259,6 +261,7 @@ class SyncAgent:
             except HaproxyError as e:
                 push.action.failed(now, str(e))
                 continue
+            push.synced = encrypting.name, last.name
             push.action.succeeded(now)
             if pushed:
                 log.info("%s: pushed %d key(s); it encrypts with %s, next %s", push.action.label,
