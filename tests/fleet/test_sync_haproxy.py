@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import address, check_json
-from peers import Peer
+from peers import Peer, wait_for_output
 from redis_server import RedisServer
 from sync_fleet import (
     Server,
+    agent_for,
     fed_servers,
+    haproxy_server,
     haproxy_start,
     pem_bundle,
     rotate,
@@ -24,7 +26,8 @@ from sync_fleet import (
 
 from conftest import Pki
 from tessera.fleet.sync.haproxy import HaproxyRuntime
-from tessera.session.keyring import KeyFileFormat, read_key_file
+from tessera.fleet.sync.targets import replace_file
+from tessera.session.keyring import KeyFileFormat, TicketKey, key_file_bytes, read_key_file
 
 pytestmark = pytest.mark.interop
 
@@ -77,3 +80,25 @@ def test_two_haproxy_rotate_through_the_runtime_api_without_a_reload(
         runtime = HaproxyRuntime(server.socket)
         ring = runtime.ring(runtime.reference(server.keys))
         assert ring[-2:] == [new, new], ring  # encrypting, and last until the next is published
+
+
+def test_haproxy_holding_48_byte_keys_gets_a_clear_error(tmp_path: Path, pki: Pki,
+                                                          redis_server: RedisServer,
+                                                          secret_file: Path) -> None:  # fmt: skip
+    """A HAProxy started on a file of 48-byte keys (written by hand) cannot take the fleet's
+    80-byte keys at run time: the agent says so and what to do, retries, and HAProxy serves."""
+    keys = tmp_path / "hand.keys"
+    replace_file(keys, key_file_bytes([TicketKey.generate(0.0, 48) for _ in range(3)],
+                                      KeyFileFormat.HAPROXY))  # fmt: skip
+    with pem_bundle(pki.ecdsa_cert, pki.ecdsa_key, tmp_path) as bundle, \
+         haproxy_server(tmp_path, bundle, keys).peer as peer:  # fmt: skip
+        assert peer.port is not None
+        server = Server("haproxy", peer, peer.port, keys, socket=tmp_path /
+                        f"haproxy-{peer.port}.sock")  # fmt: skip
+        with agent_for(tmp_path, redis_server.url, secret_file, server) as sync:
+            out = wait_for_output(sync, "(failure 2; retrying in 2 s)", timeout=30)
+        assert "received a key of wrong size" in out, out
+        assert "restart HAProxy once on the file keys sync wrote" in out, out
+        assert s_client(peer.port, "-tls1_3") == "New, TLSv1.3"
+        # The file is the fleet's now (80-byte keys): HAProxy's next start takes them.
+        assert all(len(k.aes_key) == 32 for k in read_key_file(keys, KeyFileFormat.HAPROXY, 0))

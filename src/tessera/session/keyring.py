@@ -127,7 +127,8 @@ class TicketKey:
         """The key in ``fmt``'s byte order (for HAProxy: without the base64 armour)."""
         size = 16 + len(self.hmac_key) + len(self.aes_key)
         if size not in fmt.sizes:
-            raise ConfigError(f"a {fmt.value} ticket key is 48 bytes; this one is {size}")
+            sizes = " or ".join(map(str, fmt.sizes))
+            raise ConfigError(f"a {fmt.value} ticket key is {sizes} bytes; this one is {size}")
         if fmt.hmac_first(len(self.aes_key)):
             return self.name + self.hmac_key + self.aes_key
         return self.name + self.aes_key + self.hmac_key

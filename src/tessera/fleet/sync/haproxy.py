@@ -122,7 +122,12 @@ class HaproxyRuntime:
         armoured = base64.b64encode(key.to_bytes(KeyFileFormat.HAPROXY)).decode("ascii")
         answer = self.command(f"set ssl tls-key {ref} {armoured}").strip()
         if not answer.startswith(UPDATED):
-            raise HaproxyError(f"HAProxy at {self.path} refused a key for {ref}: {answer}")
+            hint = ""
+            if "wrong size" in answer:
+                size = len(key.to_bytes())
+                hint = (f" (its keys are not {size} bytes long: restart HAProxy once on the "
+                        "file keys sync wrote)")  # fmt: skip
+            raise HaproxyError(f"HAProxy at {self.path} refused a key for {ref}: {answer}{hint}")
 
     def sync(self, path: str | os.PathLike[str], encrypting: TicketKey, last: TicketKey) -> int:
         """Bring the ring of ``path`` in step: ``encrypting`` encrypts, ``last`` is last. The
