@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from audit_helpers import audit_one, s_server
+from audit_helpers import address, audit_one, check_json, mechanism, s_server
 from peers import Peer, openssl_s_client, openssl_s_client_paced
 from resumption_helpers import outcomes
 
@@ -44,7 +44,7 @@ VARIANTS = {
     "no_ticket_no_cache": Variant(("-no_ticket", "-no_cache"), True, frozenset(),
                                   {ID: Reason.NO_SESSION_ID_ISSUED,
                                    TICKET: Reason.NO_TICKET_ISSUED,
-                                   PSK: Reason.TICKET_REISSUED}),
+                                   PSK: Reason.STATEFUL_TICKET_UNKNOWN}),
     "num_tickets_0": Variant(("-num_tickets", "0"), True, frozenset({ID, TICKET}),
                              {PSK: Reason.NO_TICKET_ISSUED}),
     "allow_no_dhe_kex": Variant(("-allow_no_dhe_kex",), True, frozenset({ID, TICKET, PSK, PSK_KE}),
@@ -142,3 +142,42 @@ def test_replay_probe_matches_what_s_server_received(logs: Path, pki: Pki) -> No
             # One 0-RTT attempt, the probe's first flight, and its replay when accepted.
             out = server.stop()
             assert out.count(marker) == 2 + int(replayed), out
+
+
+def test_stateful_tickets_without_a_cache_get_the_cache_remedy(logs: Path, pki: Pki) -> None:
+    """-no_ticket -no_cache: TLS 1.3 tickets are 32-byte session ids and the cache that would
+    find them is off. The cause is the cache (not "unknown key"), the server names itself by
+    its -www page, and the remedy says to drop -no_cache (and -no_ticket)."""
+    with s_server(logs, pki, "-no_ticket", "-no_cache") as server:
+        label = f"127.0.0.1:{server.port}"
+        rc, doc = check_json(label, "--attempts", "2", "--mechanisms", "id,ticket,psk")
+    assert rc == 1
+    a = address(doc, label)
+    assert a["server"] == {"kind": "openssl", "product": "openssl s_server",
+                           "evidence": "its HTTP answer is openssl s_server's page"}  # fmt: skip
+    psk = mechanism(a, "psk")
+    assert psk["reason"] == "stateful_ticket_unknown" and psk["issued"]["ticket_size"] == 32
+    assert "32-byte ticket is too short to carry a session" in psk["evidence"], psk
+    (failed,) = [c for c in doc["checks"] if c["status"] == "failed"]
+    assert failed["name"] == f"{label} resumes"
+    fixes = " | ".join(failed["remedies"])
+    assert "drop -no_cache" in fixes and "drop -no_ticket" in fixes, fixes
+
+
+def test_a_version_the_server_refuses_is_not_enabled(logs: Path, pki: Pki) -> None:
+    """s_server -tls1_2 answers a TLS 1.3-only ClientHello with protocol_version: "not enabled"
+    (not "connection failed"); the TLS 1.2 mechanisms pass the default, and --expect psk fails
+    with the remedy."""
+    with s_server(logs, pki, "-tls1_2") as server:
+        label = f"127.0.0.1:{server.port}"
+        rc, doc = check_json(label, "--attempts", "1", "--mechanisms", "id,psk")
+        assert rc == 0, doc["checks"]
+        psk = mechanism(address(doc, label), "psk")
+        assert (psk["verdict"], psk["reason"]) == ("not enabled", "version_not_enabled"), psk
+        assert "protocol_version" in psk["evidence"]
+        rc, doc = check_json(label, "--attempts", "1", "--mechanisms", "id,psk",
+                             "--expect", "psk")  # fmt: skip
+    assert rc == 1
+    (failed,) = [c for c in doc["checks"] if c["status"] == "failed"]
+    assert failed["remedies"] == ["allow TLS 1.3 (SSL_CTX_set_max_proto_version; s_server: drop "
+                                  "-tls1_2)"]  # fmt: skip

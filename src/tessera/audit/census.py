@@ -89,12 +89,14 @@ def watch(
     step: Step,
     backends: Sequence[str] = (),
     sleep: Callable[[float], None] = time.sleep,
+    samples: list[Sample] | None = None,
 ) -> Census:
     """Sample every endpoint every ``interval`` seconds for ``duration`` seconds; ``backends``
-    (labels) are the addresses expected to share keys."""
+    (labels) are the addresses expected to share keys. Samples are appended to ``samples`` as
+    they are taken (so an interrupted watch keeps them: :func:`summarise` what is there)."""
     start = time.monotonic()
-    samples: list[Sample] = []
-    rounds = int(duration // interval + 1e-9) + 1  # at 0, interval, ... up to duration
+    samples = [] if samples is None else samples
+    rounds = planned_rounds(duration, interval)
     for k in range(rounds):
         wait = start + k * interval - time.monotonic()
         if wait > 0:
@@ -104,6 +106,11 @@ def watch(
             samples.append(sample(endpoint, at, timeout))
         step(f"census round {k + 1} of {rounds}")
     return summarise(samples, duration, interval, rounds, [e.label for e in endpoints], backends)
+
+
+def planned_rounds(duration: float, interval: float) -> int:
+    """Rounds at 0, interval, ... up to duration."""
+    return int(duration // interval + 1e-9) + 1
 
 
 def summarise(

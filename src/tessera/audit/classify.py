@@ -3,9 +3,14 @@
 A TLS 1.2 server resumes by echoing the session id the client sent (RFC 5246 §7.4.1.3; with a
 ticket, the random id the client sent along, RFC 5077 §3.4); a TLS 1.3 server by selecting the
 offered PSK in its ServerHello (RFC 8446 §4.2.11). When it does not, what else it did tells
-why: a new ticket means it could not use ours (unknown key, expired, or already used); another
-cipher suite or version means the session could not fit; a different extended master secret
-state means RFC 7627 forbade it.
+why: another cipher suite or version means the session could not fit; a different extended
+master secret state means RFC 7627 forbade it; a new ticket means it could not use ours, and
+the tickets themselves say more: a ticket too short to carry a session is an id into the
+server's cache (which did not have it); a new ticket under the same 16-byte key name as ours
+means the server could open ours and refused the session itself (another session context or
+certificate, as with two Node.js servers whose default ``sessionIdContext`` differs). Whether a
+ticket's key was unknown is decided later, where the key names an address issues are known
+(:func:`tessera.audit.auditor.refine_key_reasons`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from enum import Enum
 from ..crypto.suites import BY_CODE
 from ..enums import ExtensionType, ProtocolVersion
 from ..session.model import ClientSession
-from .probe import Handshake
+from .keynames import MIN_RFC5077_LEN, label
+from .probe import KEY_NAME_LEN, Handshake
 
 
 class Mechanism(Enum):
@@ -53,12 +59,16 @@ class Reason(Enum):
     NO_TICKET_ISSUED = "no_ticket_issued"
     TICKET_REISSUED = "ticket_ignored_new_issued"
     TICKET_IGNORED = "ticket_ignored"
+    TICKET_KEY_UNKNOWN = "ticket_key_unknown"
+    SESSION_REFUSED = "session_refused_same_key"
+    STATEFUL_TICKET_UNKNOWN = "stateful_ticket_unknown"
     SESSION_ID_UNKNOWN = "session_id_unknown"
     VERSION_OR_SUITE_CHANGED = "version_or_suite_changed"
     EMS_MISMATCH = "ems_mismatch"
     SNI_MISMATCH = "sni_mismatch"
     PSK_MODE_REFUSED = "psk_mode_refused"
     EARLY_DATA_REFUSED = "early_data_refused"
+    VERSION_NOT_ENABLED = "version_not_enabled"
     CONNECTION_FAILED = "connection_failed"
 
     @property
@@ -71,12 +81,16 @@ _TEXTS = {
     Reason.NO_TICKET_ISSUED: "no ticket issued",
     Reason.TICKET_REISSUED: "ticket ignored and a new one issued (unknown key, expired or used)",
     Reason.TICKET_IGNORED: "ticket ignored, no new ticket",
+    Reason.TICKET_KEY_UNKNOWN: "ticket key unknown here",
+    Reason.SESSION_REFUSED: "ticket key known, session refused (another session context?)",
+    Reason.STATEFUL_TICKET_UNKNOWN: "stateful ticket not in the session cache",
     Reason.SESSION_ID_UNKNOWN: "session id unknown",
     Reason.VERSION_OR_SUITE_CHANGED: "version or suite changed",
     Reason.EMS_MISMATCH: "extended master secret mismatch",
     Reason.SNI_MISMATCH: "SNI mismatch",
     Reason.PSK_MODE_REFUSED: "PSK mode not accepted",
     Reason.EARLY_DATA_REFUSED: "0-RTT refused",
+    Reason.VERSION_NOT_ENABLED: "version not enabled",
     Reason.CONNECTION_FAILED: "connection failed",
 }
 
@@ -100,6 +114,16 @@ def _suite(code: int) -> str:
     return suite.openssl_name if suite else f"0x{code:04x}"
 
 
+def failed(mechanism: Mechanism, hs: Handshake) -> tuple[Reason, str]:
+    """Why a full handshake (offering only the mechanism's version) failed: a protocol_version
+    alert (RFC 8446 §6.2, RFC 5246 §7.2.2) means the server does not speak that version."""
+    error = hs.error or ""
+    if error.startswith("AlertReceived: protocol_version"):
+        version = "TLS 1.3" if mechanism.tls13 else "TLS 1.2"
+        return Reason.VERSION_NOT_ENABLED, f"{version} not enabled: the server answered {error}"
+    return Reason.CONNECTION_FAILED, error
+
+
 def classify(mechanism: Mechanism, offered: ClientSession, hs: Handshake) -> Outcome:
     """The outcome of offering ``offered`` in the connection ``hs``."""
     if not hs.ok:
@@ -121,10 +145,8 @@ def classify(mechanism: Mechanism, offered: ClientSession, hs: Handshake) -> Out
         if hs.hello_retry:
             said += " (after a HelloRetryRequest)"
         if new_tickets:
-            return Outcome(
-                False, Reason.TICKET_REISSUED, f"{said}; {new_tickets} new ticket(s) issued"
-            )
-        return Outcome(False, Reason.TICKET_IGNORED, f"{said}; no new ticket")
+            said += f"; {new_tickets} new ticket(s) issued"
+        return _ticket_not_used(offered, hs, said)
     hello = hs.hello
     assert hello is not None
     echo = f"we sent session id {short(hello.offered_session_id)}, the server answered " + (
@@ -132,13 +154,32 @@ def classify(mechanism: Mechanism, offered: ClientSession, hs: Handshake) -> Out
     )
     if mechanism is Mechanism.TICKET:
         if new_tickets:
-            return Outcome(
-                False,
-                Reason.TICKET_REISSUED,
-                f"{echo} and sent a new ticket ({len(hs.tickets[-1].ticket)} bytes)",
-            )
-        return Outcome(False, Reason.TICKET_IGNORED, f"{echo}; no new ticket")
+            echo += f" and sent a new ticket ({len(hs.tickets[-1].ticket)} bytes)"
+        return _ticket_not_used(offered, hs, echo)
     return Outcome(False, Reason.SESSION_ID_UNKNOWN, echo)
+
+
+def _ticket_not_used(offered: ClientSession, hs: Handshake, said: str) -> Outcome:
+    """Our ticket was not used: what the tickets themselves tell about why."""
+    ours = offered.ticket
+    if len(ours) < MIN_RFC5077_LEN:
+        return Outcome(
+            False,
+            Reason.STATEFUL_TICKET_UNKNOWN,
+            f"{said}; our {len(ours)}-byte ticket is too short to carry a session: it is an id "
+            "into the server's session cache, which did not have it",
+        )
+    if not hs.tickets:
+        return Outcome(False, Reason.TICKET_IGNORED, f"{said}; no new ticket")
+    prefix = ours[:KEY_NAME_LEN]
+    if any(t.prefix == prefix for t in hs.tickets):
+        return Outcome(
+            False,
+            Reason.SESSION_REFUSED,
+            f"{said} under the key name of ours ({label(prefix)}): the server holds our "
+            "ticket's key, yet did not resume it",
+        )
+    return Outcome(False, Reason.TICKET_REISSUED, said)
 
 
 def _mismatch(offered: ClientSession, hs: Handshake) -> Outcome | None:

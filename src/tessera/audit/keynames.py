@@ -20,7 +20,8 @@ from enum import Enum
 from ..enums import ProtocolVersion
 from .probe import KEY_NAME_LEN, TicketSeen
 
-# The shortest RFC 5077 ticket: key name, IV, one AES block, HMAC-SHA256.
+# The shortest RFC 5077 ticket: key name, IV, one AES block, HMAC-SHA256. A shorter ticket
+# cannot carry a sealed session: it is an id into the server's session cache.
 MIN_RFC5077_LEN = KEY_NAME_LEN + 16 + 16 + 32
 
 

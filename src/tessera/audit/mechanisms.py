@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from ..config import ClientConfig
 from ..enums import ExtensionType, ProtocolVersion, PskKeyExchangeMode
 from ..session.model import ClientSession
-from .classify import Mechanism, Outcome, Reason, classify
+from .classify import Mechanism, Outcome, Reason, classify, failed
 from .probe import Endpoint, Handshake, ProbeConfig, handshake, replay_configs
 
 # Sent as 0-RTT data: harmless to an HTTP server (and echoed by an echo server).
@@ -162,6 +162,8 @@ class MechanismResult:
     @property
     def verdict(self) -> str:
         if not self.supported:
+            if self.reason is Reason.VERSION_NOT_ENABLED:
+                return "not enabled"
             return "not offered" if self.reason is not Reason.CONNECTION_FAILED else "failed"
         if self.attempts and self.resumed == self.attempts:
             return "resumes"
@@ -219,9 +221,7 @@ def probe_mechanism(
     config = config_for(mechanism)
     fulls = [handshake(endpoint, config, timeout=timeout) for _ in range(attempts)]
     if not any(h.ok for h in fulls):
-        return _unsupported(
-            mechanism, endpoint, fulls, attempts, Reason.CONNECTION_FAILED, fulls[0].error or ""
-        )
+        return _unsupported(mechanism, endpoint, fulls, attempts, *failed(mechanism, fulls[0]))
     pool = [s for h in fulls for s in resumable(mechanism, h)]
     if not pool:
         return _unsupported(mechanism, endpoint, fulls, attempts, *nothing_issued(mechanism, fulls))
@@ -287,9 +287,7 @@ def probe_early_data(endpoint: Endpoint, attempts: int, timeout: float) -> Mecha
     config = config_for(mechanism)
     fulls = [handshake(endpoint, config, timeout=timeout)]
     if not fulls[0].ok:
-        return _unsupported(
-            mechanism, endpoint, fulls, attempts, Reason.CONNECTION_FAILED, fulls[0].error or ""
-        )
+        return _unsupported(mechanism, endpoint, fulls, attempts, *failed(mechanism, fulls[0]))
     if not fulls[0].tickets:
         return _unsupported(mechanism, endpoint, fulls, attempts, *nothing_issued(mechanism, fulls))
     pool = _early_tickets(fulls[0])

@@ -1,24 +1,24 @@
-"""The audit as JSON (``--json``, described by ``schema.json``) and as rich tables."""
+"""The audit in machine formats: JSON (``--json``, described by ``schema.json``, versioned by
+``SCHEMA_VERSION``) and CSV (``--csv``, one row per address and mechanism and per cross-backend
+cell). The tables for people are in :mod:`.render`."""
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
-
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
+from typing import Any, TextIO
 
 from .auditor import AddressReport, Report
 from .census import Census
-from .classify import Mechanism, Outcome
-from .keynames import KeyNames, KeyNameStatus, label
+from .classify import Outcome
+from .keynames import KeyNames
 from .matrix import Cell
 from .mechanisms import Issued, MechanismResult, ReplayProbe, Timing
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NO_RTT_SAVED = (
     "TLS 1.3 resumption without 0-RTT takes one round trip, like a full TLS 1.3 handshake: it "
     "saves no round trip, only the certificate and its signature (and with psk_ke the key "
@@ -40,6 +40,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
         "duration_s": report.duration_s,
+        "service": o.service,
         "options": {
             "attempts": o.attempts,
             "expect": list(o.expect),
@@ -47,23 +48,55 @@ def to_json(report: Report) -> dict[str, Any]:
             "watch_s": o.watch_s,
             "interval_s": o.interval_s if o.watch_s is not None else None,
             "timeout_s": o.timeout,
+            "server_type": o.server_type.value if o.server_type else None,
         },
         "addresses": [_address(a) for a in report.addresses],
         "matrix": [_cell(c) for c in report.matrix],
         "census": _census(report.census) if report.census is not None else None,
         "warnings": list(report.warnings),
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks],
+        "checks": [
+            {
+                "name": c.name,
+                "passed": c.passed,
+                "status": c.status.value,
+                "detail": c.detail,
+                "remedies": list(c.remedies),
+            }
+            for c in report.checks
+        ],
+        "errors": list(report.errors),
+        "interrupted": report.interrupted,
         "exit_code": report.exit_code,
     }
 
 
+def services_json(reports: Sequence[Report], exit_code: int) -> dict[str, object]:
+    """Several services (``--targets FILE``): one document each, and the run's exit code."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "services": [to_json(r) for r in reports],
+        "exit_code": exit_code,
+    }
+
+
 def _address(a: AddressReport) -> dict[str, Any]:
+    contact = a.contact
+    identity = contact.identity if contact is not None else None
     return {
         "address": a.endpoint.label,
         "host": a.endpoint.host,
         "port": a.endpoint.port,
         "sni": a.endpoint.sni,
         "role": a.role,
+        "reachable": a.reachable,
+        "error": contact.error if contact is not None else None,
+        "server": {
+            "kind": identity.kind.value,
+            "product": identity.product,
+            "evidence": identity.evidence,
+        }
+        if identity is not None
+        else None,
         "mechanisms": [_mechanism(m) for m in a.mechanisms],
         "key_names": _key_names(a.key_names),
         "key_owners": [{"key_name": n.hex(), "backends": list(b)} for n, b in a.key_owners],
@@ -121,14 +154,16 @@ def _replay(r: ReplayProbe | None) -> dict[str, Any] | None:
 
 
 def saved(m: MechanismResult) -> tuple[int | None, float | None]:
-    """Round trips and milliseconds a resumption saved against a full handshake."""
+    """Round trips and milliseconds a resumption saved against a full handshake; never
+    negative (a resumption measured slower than a full handshake saved nothing: noise, or a
+    HelloRetryRequest; both medians are in the JSON)."""
     full, res = m.full, m.resumed_timing
     rtt = None
     if full.data_round_trips is not None and res.data_round_trips is not None:
-        rtt = full.data_round_trips - res.data_round_trips
+        rtt = max(0, full.data_round_trips - res.data_round_trips)
     ms = None
     if full.median_ms is not None and res.median_ms is not None:
-        ms = round(full.median_ms - res.median_ms, 2)
+        ms = max(0.0, round(full.median_ms - res.median_ms, 2))
     return rtt, ms
 
 
@@ -175,6 +210,7 @@ def _cell(c: Cell) -> dict[str, Any]:
         "from": c.source,
         "to": c.target,
         "issued": c.issued,
+        "offered_key_name": c.offered_key.hex() if c.offered_key else None,
         **_outcome(c.outcome),
     }
 
@@ -222,188 +258,82 @@ def _census(c: Census) -> dict[str, Any]:
     }
 
 
-# -- rich -------------------------------------------------------------------------------------
-_VERDICT_STYLE = {
-    "resumes": "green",
-    "partly": "yellow",
-    "does not resume": "red",
-    "not offered": "dim",
-    "failed": "red",
-}
+# -- CSV --------------------------------------------------------------------------------------
+CSV_COLUMNS = (
+    "started",
+    "service",
+    "row",
+    "address",
+    "role",
+    "server",
+    "mechanism",
+    "from",
+    "to",
+    "verdict",
+    "resumed",
+    "attempts",
+    "reason",
+    "evidence",
+    "check",
+    "remedy",
+)
 
 
-def render(report: Report, console: Console) -> None:
+def write_csv(reports: Sequence[Report], out: TextIO, header: bool = True) -> None:
+    """One row per address and mechanism (an unreachable address: one row), and one per
+    cross-backend cell; ``check`` is the status of the check about that row, if any."""
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for report in reports:
+        started = datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds")
+        writer.writerows({"started": started, **row} for row in csv_rows(report))
+
+
+def csv_rows(report: Report) -> list[dict[str, str | int]]:
+    checks = {c.name: c for c in report.checks}
+    service = report.options.service
+    rows: list[dict[str, str | int]] = []
     for a in report.addresses:
-        console.print(_address_table(a))
-        for line in _why_not(a):
-            console.print(line)
-        console.print(_timing_table(a))
-        if any(_note(m) for m in a.mechanisms if m.resumed):
-            console.print(Text(f"note: {NO_RTT_SAVED}.", style="italic"))
-        console.print(_key_line(a))
-        console.print()
-    if report.matrix:
-        console.print(_matrix_table(report.matrix))
-        console.print()
-    if report.census is not None:
-        console.print(_census_table(report.census))
-        console.print()
-    for w in report.warnings:
-        console.print(Text("warning: ", style="bold yellow") + Text(w))
-    failed = report.failed_checks
-    if failed:
-        console.print(Text(f"{len(failed)} check(s) failed:", style="bold red"))
-        for c in failed:
-            console.print(Text(f"  ✗ {c.name}: ", style="red") + Text(c.detail))
-    else:
-        console.print(Text(f"all {len(report.checks)} check(s) passed", style="bold green"))
-
-
-def _why_not(a: AddressReport) -> list[Text]:
-    """One line per mechanism that did not resume every time: the reason and its evidence."""
-    lines = []
-    for m in a.mechanisms:
-        if m.reason is not None:
-            lines.append(
-                Text(f"  {m.mechanism.title}: ", style="bold")
-                + Text(m.reason.text, style="red" if m.supported else "")
-                + Text(f" — {m.evidence}")
-            )
-        if m.replay is not None:
-            style = "bold red" if m.replay.replay_accepted else ""
-            lines.append(
-                Text("  0-RTT replay probe: ", style="bold") + Text(m.replay.evidence, style=style)
-            )
-    return lines
-
-
-def _lifetime(m: MechanismResult) -> str:
-    hint = m.issued.lifetime_hint
-    if hint is None:
-        return "—"
-    return "unspecified" if hint == 0 else f"{hint} s"
-
-
-def _address_table(a: AddressReport) -> Table:
-    sni = f", SNI {a.endpoint.sni}" if a.endpoint.sni else ", no SNI"
-    t = Table(title=f"{a.endpoint.label} ({a.role}{sni})", title_justify="left")
-    for col in ("mechanism", "resumed", "lifetime", "ticket", "per conn.", "renews", "EMS"):
-        t.add_column(col, no_wrap=True)
-    for m in a.mechanisms:
-        shown = f"{m.resumed}/{m.attempts}" if m.supported else m.verdict
-        t.add_row(
-            m.mechanism.title,
-            Text(shown, style=_VERDICT_STYLE.get(m.verdict, "")),
-            _lifetime(m),
-            f"{m.issued.ticket_size} B" if m.issued.ticket_size else "—",
-            _per_connection(m),
-            _renews(m),
-            _yes_no(m.extended_master_secret),
-        )
-    return t
-
-
-def _per_connection(m: MechanismResult) -> str:
-    if m.mechanism is Mechanism.SESSION_ID:
-        return "id" if m.issued.session_id else "—"
-    n = m.issued.tickets_per_connection
-    return "—" if n is None else str(n)
-
-
-def _renews(m: MechanismResult) -> str:
-    """Whether a resumed connection brought a new ticket (TLS 1.3: how many)."""
-    if m.renews and m.renewed_tickets:
-        return f"yes, {m.renewed_tickets}"
-    return _yes_no(m.renews)
-
-
-def _yes_no(value: bool | None) -> str:
-    return "—" if value is None else ("yes" if value else "no")
-
-
-def _timing_table(a: AddressReport) -> Table:
-    t = Table(title="round trips and time: full vs resumed handshakes", title_justify="left")
-    for col in ("mechanism", "full RTT", "full ms", "resumed RTT", "resumed ms", "saved"):
-        t.add_column(col)
-    for m in a.mechanisms:
-        if not m.resumed:
+        base: dict[str, str | int] = {
+            "service": service,
+            "row": "address",
+            "address": a.endpoint.label,
+            "role": a.role,
+            "server": a.contact.identity.label if a.contact else "",
+        }
+        if a.contact is not None and not a.contact.reachable:
+            rows.append({**base, "verdict": "unreachable", "evidence": a.contact.error or ""})
             continue
-        rtt, ms = saved(m)
-        t.add_row(
-            m.mechanism.title,
-            str(m.full.data_round_trips),
-            f"{m.full.median_ms:.2f}",
-            str(m.resumed_timing.data_round_trips),
-            f"{m.resumed_timing.median_ms:.2f}",
-            f"{rtt} RTT, {ms:.2f} ms" if rtt is not None and ms is not None else "—",
-        )
-    return t
-
-
-def _key_line(a: AddressReport) -> Text:
-    k = a.key_names
-    if k.status is KeyNameStatus.KEY_NAME:
-        names = ", ".join(
-            label(n)
-            + (
-                f" (from {' and '.join(dict(a.key_owners)[n]) or 'no backend'})"
-                if a.key_owners
-                else ""
+        for m in a.mechanisms:
+            check = checks.get(f"{a.endpoint.label} {m.mechanism.value}")
+            rows.append(
+                {
+                    **base,
+                    "mechanism": m.mechanism.value,
+                    "verdict": m.verdict,
+                    "resumed": m.resumed,
+                    "attempts": m.attempts,
+                    "reason": m.reason.value if m.reason else "",
+                    "evidence": m.evidence,
+                    "check": check.status.value if check else "",
+                    "remedy": " / ".join(check.remedies) if check else "",
+                }
             )
-            for n in k.names
+    for c in report.matrix:
+        check = checks.get(f"{c.mechanism.value} {c.source} → {c.target}")
+        rows.append(
+            {
+                "service": service,
+                "row": "cross",
+                "mechanism": c.mechanism.value,
+                "from": c.source,
+                "to": c.target,
+                "verdict": "resumed" if c.resumed else "not resumed",
+                "reason": c.outcome.reason.value if c.outcome.reason else "",
+                "evidence": c.outcome.evidence,
+                "check": check.status.value if check else "",
+                "remedy": " / ".join(check.remedies) if check else "",
+            }
         )
-        return Text(f"ticket key names: {names} — {k.evidence}")
-    if k.status is KeyNameStatus.NO_KEY_NAME:
-        return Text(f"ticket key names: no key name — {k.evidence}")
-    return Text(f"ticket key names: {k.status.value.replace('_', ' ')} — {k.evidence}")
-
-
-def _matrix_table(cells: tuple[Cell, ...]) -> Group:
-    tables = []
-    for m in dict.fromkeys(c.mechanism for c in cells):
-        mine = [c for c in cells if c.mechanism is m]
-        targets = list(dict.fromkeys(c.target for c in mine))
-        t = Table(
-            title=f"cross-backend matrix, {m.title}: session from row, offered to column",
-            title_justify="left",
-        )
-        t.add_column("from \\ to")
-        for target in targets:
-            t.add_column(target, overflow="fold")
-        for source in dict.fromkeys(c.source for c in mine):
-            row = []
-            for target in targets:
-                c = next(x for x in mine if x.source == source and x.target == target)
-                if c.resumed:
-                    row.append(Text("resumed", style="green"))
-                else:
-                    why = c.outcome.reason.text if c.outcome.reason else "no"
-                    row.append(Text(why, style="red" if c.issued else "dim"))
-            t.add_row(source, *row)
-        tables.append(t)
-    return Group(*tables)
-
-
-def _census_table(c: Census) -> Table:
-    t = Table(
-        title=f"ticket key census: {c.rounds} rounds over {c.duration_s:g} s, every "
-        f"{c.interval_s:g} s",
-        title_justify="left",
-    )
-    for col in ("address", "key names", "keys (first - last seen, s)", "rotation period"):
-        t.add_column(col, overflow="fold")
-    for a in c.addresses:
-        if a.key_names.status is not KeyNameStatus.KEY_NAME:
-            t.add_row(
-                a.address, a.key_names.status.value.replace("_", " "), a.key_names.evidence, "—"
-            )
-            continue
-        keys = "; ".join(f"{label(k.name)} {k.first_seen:g}-{k.last_seen:g}" for k in a.keys)
-        if a.alternating:
-            period = "n/a: several keys at once"
-        elif a.period_s is not None:
-            period = f"≈ {a.period_s:g} s (± {c.interval_s:g} s)"
-        else:
-            period = f"≥ {a.period_at_least_s:g} s ({len(a.rotations)} rotation(s) seen)"
-        t.add_row(a.address, str(len(a.keys)), keys, period)
-    return t
+    return rows

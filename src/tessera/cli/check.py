@@ -1,4 +1,5 @@
-"""``tessera check``: audit whether, where and why servers resume TLS sessions.
+"""``tessera check``: audit whether, where and why servers resume TLS sessions, what to change,
+and (``--every``) keep watching them.
 
 Only option parsing and output here; the audit lives in :mod:`tessera.audit` (imported when
 the command runs, so other commands do not pay for it).
@@ -9,18 +10,28 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shlex
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
     from ..audit import AuditOptions, Report
+    from ..audit.identify import ServerKind
+    from ..audit.mechanisms import Step
     from ..audit.probe import Endpoint
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+SERVER_TYPES = ("auto", "nginx", "haproxy", "node", "apache", "openssl", "tessera", "generic")
 
 
 def parse_duration(text: str, option: str) -> float:
@@ -49,7 +60,7 @@ def _is_ip(host: str) -> bool:
 
 
 def endpoints(
-    targets: tuple[str, ...], backends: str | None, sni: str | None, resolve_all: bool
+    targets: Sequence[str], backends: str | None, sni: str | None, resolve_all: bool
 ) -> tuple[list[Endpoint], list[Endpoint]]:
     """(targets, backends) to audit. The SNI is --sni, else the target's name (none for an IP);
     --resolve-all makes every address of each target's name a backend."""
@@ -73,11 +84,72 @@ def endpoints(
                 ) from None
             for addr in dict.fromkeys(str(i[4][0]) for i in infos):
                 extra.append(Endpoint(addr, t.port, t.sni))
-        if resolve_all and not backends:
+        if not backends:
             main = []  # every address is audited as a backend; the name adds nothing
     if not main and not extra:
-        raise click.UsageError("give at least one TARGET (HOST:PORT) or --backends")
+        raise click.UsageError("give at least one TARGET (HOST:PORT), --backends or --targets")
     return main, extra
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLine:
+    """One service of a ``--targets`` file."""
+
+    target: str
+    sni: str | None = None
+    backends: str | None = None
+    name: str | None = None
+    server_type: str | None = None
+
+
+_LINE_KEYS = {"sni", "backends", "name", "server-type"}
+
+
+def read_targets(path: str) -> list[ServiceLine]:
+    """``--targets FILE``: one service a line, ``HOST:PORT [sni=NAME] [backends=A:PORT,B:PORT]
+    [name=LABEL] [server-type=TYPE]``; blank lines and ``#`` comments are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise click.BadParameter(
+            f"cannot read {path}: {e.strerror}", param_hint="--targets"
+        ) from None
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        words = shlex.split(raw, comments=True)
+        if not words:
+            continue
+        where = f"{path}, line {number}"
+        fields: dict[str, str] = {}
+        for word in words[1:]:
+            key, sep, value = word.partition("=")
+            if not sep or key not in _LINE_KEYS or not value:
+                raise click.BadParameter(
+                    f"{where}: {word!r} is not one of {', '.join(sorted(_LINE_KEYS))} as KEY=VALUE",
+                    param_hint="--targets",
+                )
+            fields[key] = value
+        split_address(words[0], f"--targets ({where})")
+        kind = fields.get("server-type")
+        if kind is not None and kind not in SERVER_TYPES:
+            raise click.BadParameter(
+                f"{where}: server-type {kind!r}: use {', '.join(SERVER_TYPES)}",
+                param_hint="--targets",
+            )
+        out.append(
+            ServiceLine(
+                words[0], fields.get("sni"), fields.get("backends"), fields.get("name"), kind
+            )
+        )
+    if not out:
+        raise click.BadParameter(f"{path} lists no target", param_hint="--targets")
+    return out
+
+
+def _server_kind(text: str | None) -> ServerKind | None:
+    from ..audit.identify import ServerKind
+
+    return None if text in (None, "auto") else ServerKind(text)
 
 
 @click.command()
@@ -91,7 +163,29 @@ def endpoints(
 @click.option(
     "--resolve-all", is_flag=True, help="Audit every address of each TARGET's name as a backend."
 )
+@click.option(
+    "--targets",
+    "targets_file",
+    metavar="FILE",
+    help="Audit many services, one a line: HOST:PORT [sni=NAME] [backends=A:PORT,B:PORT] "
+    "[name=LABEL] [server-type=TYPE].",
+)
+@click.option(
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Services audited at once (--targets).",
+)
 @click.option("--sni", metavar="NAME", help="Server name to send (default: the target's name).")
+@click.option(
+    "--server-type",
+    type=click.Choice(SERVER_TYPES),
+    default="auto",
+    show_default=True,
+    help="The server software, for remedies in its own terms ('auto': identify it from its "
+    "HTTP answer, over one extra connection).",
+)
 @click.option(
     "--attempts",
     default=3,
@@ -105,9 +199,11 @@ def endpoints(
     default="any",
     show_default=True,
     metavar="LIST",
-    help="Mechanisms that must resume N/N everywhere (id, ticket, psk, psk_ke, 0rtt; "
-    "'any': one at least, and across backends whatever works on both; "
-    "'none').",
+    help="What must resume for exit status 0: mechanisms that must resume N/N everywhere and "
+    "across every pair of backends (id, ticket, psk, psk_ke, 0rtt); 'any': each address "
+    "resumes by one at least, and tickets/PSKs that resume on two backends also resume across "
+    "them (session ids that do not: a warning, caches are per host); 'none'. A correctly "
+    "shared fleet without a shared session cache: --expect ticket,psk.",
 )
 @click.option(
     "--mechanisms",
@@ -124,82 +220,301 @@ def endpoints(
 @click.option(
     "--interval",
     "interval_text",
-    default="60s",
-    show_default=True,
     metavar="DURATION",
-    help="Seconds between census probes.",
+    help="Time between census probes (--watch; default 60s).",
+)
+@click.option(
+    "--every",
+    "every_text",
+    metavar="DURATION",
+    help="Keep auditing, every DURATION (e.g. 5m), until stopped; one line per service and "
+    "round (with --json: one JSON document a line; with --csv: rows under one header).",
+)
+@click.option(
+    "--metrics",
+    "metrics_text",
+    metavar="HOST:PORT",
+    help="With --every: serve the latest results as Prometheus gauges on HOST:PORT/metrics.",
 )
 @click.option(
     "--timeout",
     default=10.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(0.1, 300),
     help="Seconds allowed for each connection.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see the schema) instead.")
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="Print CSV (one row per address and mechanism)."
+)
 def check(
     targets: tuple[str, ...],
     backends: str | None,
     resolve_all: bool,
+    targets_file: str | None,
+    concurrency: int,
     sni: str | None,
+    server_type: str,
     attempts: int,
     expect_text: str,
     mechanisms_text: str | None,
     watch_text: str | None,
-    interval_text: str,
+    interval_text: str | None,
+    every_text: str | None,
+    metrics_text: str | None,
     timeout: float,
     as_json: bool,
+    as_csv: bool,
 ) -> None:
-    """Audit session resumption: which mechanisms resume, where, and why not.
+    """Audit session resumption: which mechanisms resume, where, why not, and what to change.
 
-    Audits TARGET(s) (HOST:PORT): TLS 1.2 session ids and
-    tickets, TLS 1.3 PSK (psk_dhe_ke, psk_ke) and 0-RTT with a replay probe; with several
-    backends, whether each resumes the others' sessions. Exit status: 0 when every expected
-    mechanism resumes, 1 when a check fails (each one named), 2 for bad usage.
-    Certificates are not validated: this audits resumption."""
+    Audits TARGET(s) (HOST:PORT): TLS 1.2 session ids and tickets, TLS 1.3 PSK (psk_dhe_ke,
+    psk_ke) and 0-RTT with a replay probe; with several backends, whether each resumes the
+    others' sessions. Each failed check or warning ends with a remedy for the server software
+    found (or given by --server-type).
+
+    Exit status: 0 when every check passes (warnings allowed), 1 when a check fails (each one
+    named), 2 for bad usage, 3 when a target cannot be reached or fails every TLS handshake,
+    130 when interrupted (what was gathered is printed first). Certificates are not validated:
+    this audits resumption."""
     from ..audit import AuditOptions, Mechanism
-    from ..audit.checks import parse_expect
+    from ..audit.auditor import EXIT_INTERRUPTED
+    from ..audit.checks import contradiction, parse_expect
 
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv are two output formats: choose one")
+    if metrics_text and not every_text:
+        raise click.UsageError("--metrics serves the results of --every: add --every DURATION")
+    if every_text and watch_text:
+        raise click.UsageError(
+            "--watch (a key census within one audit) and --every (audits again and again) "
+            "do not combine: --every already follows the keys (tessera_check_ticket_key_age_"
+            "seconds)"
+        )
+    if interval_text and not watch_text:
+        raise click.UsageError("--interval sets the pace of --watch: add --watch DURATION")
     try:
         expect = parse_expect(expect_text)
         mechanisms = (
-            tuple(Mechanism(m) for m in parse_expect(mechanisms_text) if m not in ("any", "none"))
+            tuple(Mechanism(m) for m in parse_expect(mechanisms_text, keywords=()))
             if mechanisms_text
             else tuple(Mechanism)
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    problem = contradiction(expect, mechanisms)
+    if problem:
+        raise click.UsageError(problem)
     watch = parse_duration(watch_text, "--watch") if watch_text else None
-    interval = parse_duration(interval_text, "--interval")
-    main, extra = endpoints(targets, backends, sni, resolve_all)
-    options = AuditOptions(
-        tuple(main), tuple(extra), attempts, expect, mechanisms, watch, interval, timeout
+    interval = parse_duration(interval_text, "--interval") if interval_text else 60.0
+    base = AuditOptions(
+        attempts=attempts,
+        expect=expect,
+        mechanisms=mechanisms,
+        watch_s=watch,
+        interval_s=interval,
+        timeout=timeout,
+        server_type=_server_kind(server_type),
     )
-    report = _run(options)
-    if as_json:
-        from ..audit.report import to_json
-
-        click.echo(json.dumps(to_json(report), indent=2, ensure_ascii=False))
-    else:
-        from rich.console import Console
-
-        from ..audit.report import render
-
-        render(report, Console(highlight=False))
-    sys.exit(report.exit_code)
+    services = _services(base, targets, backends, sni, resolve_all, targets_file)
+    output = Output(as_json, as_csv)
+    if every_text:
+        every = parse_duration(every_text, "--every")
+        _continuous(services, every, metrics_text, concurrency, output)
+    reports, interrupted = _run(services, concurrency)
+    output.final(reports)
+    sys.exit(EXIT_INTERRUPTED if interrupted else run_exit_code(reports))
 
 
-def _run(options: AuditOptions) -> Report:
-    """Run the audit, with a progress bar on stderr when it is a terminal."""
+def _services(
+    base: AuditOptions,
+    targets: Sequence[str],
+    backends: str | None,
+    sni: str | None,
+    resolve_all: bool,
+    targets_file: str | None,
+) -> list[AuditOptions]:
+    out = []
+    if targets or backends or not targets_file:
+        main, extra = endpoints(targets, backends, sni, resolve_all)
+        out.append(replace(base, targets=tuple(main), backends=tuple(extra)))
+    for line in read_targets(targets_file) if targets_file else ():
+        main, extra = endpoints([line.target], line.backends, line.sni or sni, False)
+        kind = _server_kind(line.server_type) if line.server_type else base.server_type
+        out.append(
+            replace(
+                base,
+                targets=tuple(main),
+                backends=tuple(extra),
+                name=line.name,
+                server_type=kind,
+            )
+        )
+    return out
+
+
+def run_exit_code(reports: Sequence[Report]) -> int:
+    """130 interrupted, 3 when a target could not be audited, 1 when a check failed, else 0."""
+    from ..audit.auditor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE
+
+    codes = {r.exit_code for r in reports}
+    for code in (EXIT_INTERRUPTED, EXIT_UNREACHABLE, EXIT_FAILED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+class Output:
+    """Where the reports go: rich tables (plain text when not a terminal), JSON or CSV."""
+
+    def __init__(self, as_json: bool, as_csv: bool) -> None:
+        self.as_json = as_json
+        self.as_csv = as_csv
+        self.rounds = 0
+
+    def final(self, reports: Sequence[Report]) -> None:
+        from ..audit.report import services_json, to_json, write_csv
+
+        if self.as_json:
+            doc = to_json(reports[0]) if len(reports) == 1 else None
+            if doc is None:
+                doc = services_json(reports, run_exit_code(reports))
+            click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        elif self.as_csv:
+            write_csv(reports, sys.stdout)
+        else:
+            from ..audit.render import console_for, print_plain, render_all
+
+            print_plain(console_for(), lambda console: render_all(reports, console))
+
+    def round(self, reports: Sequence[Report]) -> None:
+        """Continuous mode: one line (or JSON document) per service; CSV rows under one header
+        (the ``started`` column says which round)."""
+        from ..audit.render import one_line
+        from ..audit.report import to_json, write_csv
+
+        if self.as_csv:
+            write_csv(reports, sys.stdout, header=not self.rounds)
+        self.rounds += 1
+        for r in reports:
+            if self.as_csv:
+                continue
+            if self.as_json:
+                click.echo(json.dumps(to_json(r), ensure_ascii=False))
+            else:
+                when = datetime.fromtimestamp(r.started, UTC).isoformat(timespec="seconds")
+                click.echo(f"{when} {one_line(r)}")
+        sys.stdout.flush()
+
+
+def _run(services: Sequence[AuditOptions], concurrency: int) -> tuple[list[Report], bool]:
+    """Run the audits, with a progress bar on stderr when it is a terminal. Ctrl-C stops them
+    and returns what they gathered."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..audit import audit
+    from ..audit.watcher import run_services
 
+    stop = threading.Event()
     err = Console(stderr=True)
-    if not err.is_terminal:
-        return audit(options)
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("auditing", total=options.steps())
-        return audit(options, lambda what: progress.update(task, advance=1, description=what))
+    progress = Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+    with progress:
+        task = progress.add_task("auditing", total=sum(s.steps() for s in services))
+
+        def step(what: str) -> None:
+            progress.update(task, advance=1, description=what)
+
+        if len(services) == 1:
+            reports = run_services(services, concurrency, step, stop)
+            return reports, reports[0].interrupted
+        return _run_threads(services, concurrency, step, stop)
+
+
+def _run_threads(
+    services: Sequence[AuditOptions],
+    concurrency: int,
+    step: Step,
+    stop: threading.Event,
+) -> tuple[list[Report], bool]:
+    """Several services in worker threads, stopped early by Ctrl-C (see :func:`_join`)."""
+    from ..audit.watcher import run_services
+
+    result: list[list[Report]] = []
+
+    def work() -> None:
+        result.append(run_services(services, concurrency, step, stop))
+
+    interrupted = _join(threading.Thread(target=work, name="tessera-check", daemon=True), stop)
+    return result[0], interrupted
+
+
+def _join(thread: threading.Thread, stop: threading.Event) -> bool:
+    """Start ``thread`` and wait for it; Ctrl-C (which reaches the main thread) sets ``stop``
+    and keeps waiting for the thread to return what it has. True when interrupted."""
+    thread.start()
+    interrupted = False
+    while thread.is_alive():
+        try:
+            thread.join(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+    return interrupted
+
+
+def _continuous(
+    services: Sequence[AuditOptions],
+    every: float,
+    metrics_text: str | None,
+    concurrency: int,
+    output: Output,
+) -> None:
+    """``--every``: rounds until SIGTERM (exit 0) or Ctrl-C (the last round's report, 130)."""
+    import prometheus_client
+
+    from ..audit.auditor import EXIT_INTERRUPTED, EXIT_OK
+    from ..audit.watcher import Watcher
+    from ..observe.exporter import parse_address
+
+    watcher = Watcher(services, every, concurrency)
+    server = None
+    if metrics_text:
+        try:
+            host, port = parse_address(metrics_text, "--metrics")
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--metrics") from None
+        try:
+            server, _ = prometheus_client.start_http_server(
+                port, addr=host, registry=watcher.registry
+            )
+        except OSError as e:
+            raise click.BadParameter(
+                f"cannot serve metrics on {metrics_text}: {e.strerror or e}",
+                param_hint="--metrics",
+            ) from None
+        click.echo(f"metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
+    stop = threading.Event()
+    terminated: list[bool] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        terminated.append(True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    last: list[Sequence[Report]] = []
+
+    def on_round(reports: Sequence[Report]) -> None:
+        last[:] = [reports]
+        output.round(reports)
+
+    runner = threading.Thread(
+        target=watcher.run, args=(stop, on_round), name="tessera-check-every", daemon=True
+    )
+    interrupted = _join(runner, stop)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if interrupted and last:
+        output.final(last[0])
+    sys.exit(EXIT_INTERRUPTED if interrupted and not terminated else EXIT_OK)

@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": (
         "tessera.cli.check",
         "check",
-        "Audit session resumption: which mechanisms resume, where, and why not.",
+        "Audit session resumption: which mechanisms resume, where, why not, and what to change.",
     ),
 }
 
