@@ -146,38 +146,6 @@ frontend tls
     return Server("haproxy", peer, port, keys, socket=sock)
 
 
-def apache_server(d: Path, cert: Path, key: Path, keys: Path) -> Server:
-    """Apache httpd (mod_ssl) reading ``SSLSessionTicketKeyFile KEYS``; ``-k graceful``
-    reloads it."""
-    port = free_port()
-    root = d / f"apache-{port}"
-    root.mkdir()
-    (root / "index.html").write_text(f"apache {port}\n")
-    modules = "/usr/lib/apache2/modules"
-    conf = root / "httpd.conf"
-    conf.write_text(f"""
-ServerRoot {root}
-ServerName localhost
-Listen 127.0.0.1:{port}
-PidFile {root}/httpd.pid
-ErrorLog {root}/error.log
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule socache_shmcb_module {modules}/mod_socache_shmcb.so
-LoadModule ssl_module {modules}/mod_ssl.so
-DocumentRoot {root}
-SSLEngine on
-SSLCertificateFile {cert}
-SSLCertificateKeyFile {key}
-SSLSessionTickets on
-SSLSessionTicketKeyFile {keys}
-""")
-    apache = program("apache2")
-    peer = Peer([apache, "-f", str(conf), "-DFOREGROUND"], port=port, log_dir=d,
-                name=f"apache-{port}")  # fmt: skip
-    return Server("apache", peer, port, keys, reload=f"{apache} -f {conf} -k graceful")
-
-
 def balancer(d: Path, groups: dict[str, list[int]]) -> tuple[Peer, dict[str, int]]:
     """HAProxy in TCP mode (TLS passes through), one round-robin frontend per group."""
     ports = {name: free_port() for name in groups}

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from audit_helpers import apache, program
 from peers import Peer
 from redis_server import RedisServer
 from sync_fleet import (
     Server,
-    apache_server,
+    Start,
     encrypting_name,
     fed_servers,
-    program,
     rotate,
     s_client,
     wait_until,
@@ -29,18 +29,23 @@ from tessera.session.keyring import KeyFileFormat, read_key_file
 pytestmark = pytest.mark.interop
 
 
+def apache_start(d: Path, pki: Pki, keys: Path) -> Start:
+    """Apache reading ``keys``; its agent reloads it with ``apache2 -k graceful``."""
+
+    def start() -> Server:
+        peer = apache(d, pki, f"SSLSessionTickets on\nSSLSessionTicketKeyFile {keys}")
+        assert peer.port is not None
+        conf = d / f"apache-{peer.port}" / "httpd.conf"
+        reload = f"{program('apache2')} -f {conf} -k graceful"
+        return Server("apache", peer, peer.port, keys, reload=reload)
+
+    return f"apache:{keys}", start
+
+
 @pytest.fixture
 def pair(tmp_path: Path, pki: Pki, redis_server: RedisServer,
          secret_file: Path) -> Iterator[tuple[list[Server], list[Peer]]]:  # fmt: skip
-    try:
-        program("apache2")
-    except RuntimeError as e:
-        pytest.fail(str(e))
-    starts = []
-    for i in range(2):
-        keys = tmp_path / f"apache-{i}.key"
-        start = functools.partial(apache_server, tmp_path, pki.ecdsa_cert, pki.ecdsa_key, keys)
-        starts.append((f"apache:{keys}", start))
+    starts = [apache_start(tmp_path, pki, tmp_path / f"apache-{i}.key") for i in range(2)]
     with fed_servers(tmp_path, redis_server.url, secret_file, starts) as pair:
         yield pair
 
