@@ -15,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .crypto.signatures import PrivateKey, key_curve, key_kind
 from .errors import ConfigError
+from .files import read_bounded
 from .messages import Certificate12, encode_handshake
 
 
@@ -79,12 +80,12 @@ class CertifiedKey:
         password: bytes | None = None,
     ) -> CertifiedKey:
         """Load a PEM chain and a PEM private key (which may be in the certificate file)."""
-        cert_data = Path(cert_file).read_bytes()
+        cert_data = read_bounded(cert_file, "certificate file")
         try:
             chain = x509.load_pem_x509_certificates(cert_data)
         except ValueError as e:
             raise ConfigError(f"{cert_file}: not a PEM certificate file ({e})") from None
-        key_data = Path(key_file).read_bytes() if key_file else cert_data
+        key_data = read_bounded(key_file, "private key file") if key_file else cert_data
         try:
             key = serialization.load_pem_private_key(key_data, password)
         except (ValueError, TypeError) as e:

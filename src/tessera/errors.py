@@ -11,6 +11,7 @@
      │    └─ HandshakeTruncated  end of stream before the handshake completed
      ├─ HandshakeTimeout     a front end gave up waiting for the peer
  ├─ StoreError           a session store could not answer (resumption falls back)
+     │    └─ StoreValueRejected  its value does not open (another fleet secret, altered)
      ├─ IdleTimeout          a front end cut a connection the peer left idle
      └─ ConfigError          a configuration that cannot work
 
@@ -42,6 +43,11 @@ class ConnectionClosedError(TLSError):
 class StoreError(TLSError):
     """A session store could not answer (down, or too slow). Given as an answer to
     ``provide_session`` it means a full handshake, counted as "session store unavailable"."""
+
+
+class StoreValueRejected(StoreError):
+    """The store answered, but the value under the key does not open: sealed under another
+    fleet secret, or altered. A full handshake, counted as "store value rejected"."""
 
 
 class HandshakeTimeout(TLSError, TimeoutError):

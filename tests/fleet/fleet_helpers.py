@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import sys
 import time
 from pathlib import Path
 
+from load import Load
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client
 from resumption_helpers import StatusPage, outcomes, parse_status_page
 
@@ -30,6 +32,17 @@ def fleet_node(pki: Pki, log_dir: Path, redis_url: str | None, secret: Path | No
     if secret is not None:
         argv += ["--fleet-secret", str(secret)]
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={**WIDE, **(env or {})})
+
+
+def wait_output(peer: Peer, needle: str, timeout: float = 15.0) -> str:
+    """The peer's output once it contains ``needle`` (a node listens a moment before its
+    banner is all printed)."""
+    deadline = time.monotonic() + timeout
+    while needle not in (text := peer.output()):
+        if time.monotonic() > deadline or peer.proc.poll() is not None:
+            raise AssertionError(f"{needle!r} never printed:\n{text}")
+        time.sleep(0.05)
+    return text
 
 
 def wait_for_tickets(peer: Peer, pki: Pki, timeout: float = 10.0) -> None:
@@ -96,3 +109,60 @@ def python_get(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = 
 def page_reason(page: str, reason: str) -> int:
     m = re.search(rf"^\s*{re.escape(reason)}: (\d+)$", page, re.MULTILINE)
     return int(m.group(1)) if m else 0
+
+
+def http_backend(log_dir: Path) -> Peer:
+    """A plaintext HTTP backend for ``tessera proxy`` (CPython's http.server)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+            "--directory", str(log_dir)]  # fmt: skip
+    return Peer(argv, port=port, log_dir=log_dir, name="http-backend")
+
+
+def proxy_node(pki: Pki, log_dir: Path, backend: int, redis_url: str, secret: Path, *args: str,
+               name: str = "proxy") -> Peer:  # fmt: skip
+    """``tessera proxy`` in front of ``backend``, sharing ``redis_url``."""
+    port = free_port()
+    argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}", "--backend",
+            f"127.0.0.1:{backend}", "--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key),
+            "--redis", redis_url, "--fleet-secret", str(secret), "--key-refresh",
+            str(KEY_REFRESH), *args]  # fmt: skip
+    return Peer(argv, port=port, log_dir=log_dir, name=name, env=WIDE)
+
+
+# -- load: clients resuming on random nodes (tests/fleet/load.py), with verified clients ---------
+def client_load(ports: list[int], ca: Path, modes: tuple[str, ...],
+                pause: tuple[float, float] = (0.01, 0.05), limit: float = 300.0) -> Load:  # fmt: skip
+    """A :class:`Load` of CPython clients verifying the test CA and fetching the --www page."""
+
+    def connect(port: int, ctx: ssl.SSLContext,
+                session: ssl.SSLSession | None) -> tuple[bool, ssl.SSLSession | None]:  # fmt: skip
+        reused, new, _ = python_get(port, ctx, session)
+        return reused, new
+
+    return Load(ports, modes, lambda mode: client_context(ca, mode), connect, pause, limit)
+
+
+# -- cross-node checks shared by the single-Redis and Cluster/Sentinel tests -------------------
+def openssl_resumes_across(a: Peer, b: Peer, pki: Pki, tmp: Path, version: str,
+                           flags: tuple[str, ...], resumed_by: str) -> StatusPage:  # fmt: skip
+    """A session OpenSSL made on ``a`` resumes on ``b`` (by ``resumed_by``); b's page."""
+    sess = tmp / "sess.pem"
+    first = s_client_get(a, pki, *flags, "-sess_out", str(sess), version=version)
+    assert outcome(first) == "New", first
+    page = page_from(b, pki, *flags, "-sess_in", str(sess), version=version)
+    assert page.outcome == "Reused", page.text
+    assert page.fields["Resumed"] == f"yes, by {resumed_by}", page.text
+    return page
+
+
+def early_data_replay_refused(a: Peer, b: Peer, pki: Pki, tmp: Path) -> None:
+    """0-RTT accepted on ``a``, the same flight replayed to ``b`` refused."""
+    sess = tmp / "sess.pem"
+    early = tmp / "req.txt"
+    early.write_bytes(HTTP_GET)
+    assert outcome(s_client_get(a, pki, "-sess_out", str(sess))) == "New"
+    first = s_client_get(a, pki, "-sess_in", str(sess), "-early_data", str(early))
+    assert "Early data was accepted" in first, first
+    replay = s_client_get(b, pki, "-sess_in", str(sess), "-early_data", str(early))
+    assert "Early data was rejected" in replay, replay

@@ -15,12 +15,17 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from redis.crc import key_slot
+
 ACL_USER = "fleet"
 ACL_PASSWORD = "fleet-test-password"
+CLUSTER_CONFIG = "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 1000\n"
 
 
 def free_port() -> int:
@@ -30,7 +35,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, directory: Path | None = None, port: int | None = None,
+                 extra: str = "") -> None:  # fmt: skip
         program = shutil.which("redis-server")
         if program is None:
             raise RuntimeError("redis-server is not installed; .ci/run installs it (apt)")
@@ -53,7 +59,7 @@ class RedisServer:
                     f"logfile {self.dir / 'redis.log'}",
                     "user default on nopass ~* &* +@all",
                     f"user {ACL_USER} on >{ACL_PASSWORD} ~tessera:* &* +@all",
-                    "",
+                    extra,
                 ]
             )
         )
@@ -127,4 +133,257 @@ class RedisServer:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
+        self.stop()
+
+
+class FakeRedis:
+    """A TCP server on ``port`` that answers ``+OK`` to whatever it reads — what a node meets
+    behind a wrong port or a broken proxy. Always stopped (its connections closed)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener.settimeout(0.2)
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.replies = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self._conns.append(conn)
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while not self._stop.is_set() and conn.recv(65536):
+                conn.sendall(b"+OK\r\n")
+                self.replies += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(5)
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def __enter__(self) -> FakeRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]) -> None:
+    """Wait for ``check`` (polled), or fail showing the tails of ``logs``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    tails = "\n".join(f"--- {p}:\n{p.read_text(errors='replace')[-1500:]}" for p in logs
+                      if p.exists())  # fmt: skip
+    raise RuntimeError(f"{what} within {timeout:g} s\n{tails}")
+
+
+def redis_cli(port: int, *args: str, timeout: float = 10.0) -> str:
+    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
+                         text=True, timeout=timeout, check=False)  # fmt: skip
+    return out.stdout
+
+
+class RedisCluster:
+    """A real Redis Cluster on free ports in a temp dir: 3 masters, each with one replica
+    (``cluster-node-timeout`` 1 s, so a killed master fails over in a few seconds). Stopped
+    on exit, whatever happened."""
+
+    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="tessera-cluster-")
+        root = Path(self._tmp.name)
+        self.nodes: list[RedisServer] = []
+        try:
+            for i in range(masters * (1 + replicas)):
+                d = root / f"n{i}"
+                d.mkdir()
+                bus = f"cluster-port {free_port()}\n"  # (port + 10000 may not be free)
+                self.nodes.append(RedisServer(d, extra=CLUSTER_CONFIG + bus))
+            addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+            out = subprocess.run(
+                ["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas",
+                 str(replicas), "--cluster-yes"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if out.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create failed:\n{out.stdout}{out.stderr}")
+            self.wait_ok(30)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return "redis-cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+
+    @property
+    def acl_url(self) -> str:
+        seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+        return f"redis-cluster://{ACL_USER}:{ACL_PASSWORD}@{seeds}"
+
+    def logs(self) -> list[Path]:
+        return [n.dir / "redis.log" for n in self.nodes]
+
+    def live(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.proc is not None]
+
+    def wait_ok(self, timeout: float) -> None:
+        """Every live node says cluster_state:ok, and every replica has synced with its master
+        (a replica that never synced cannot take over: no failover would happen)."""
+
+        def ok() -> bool:
+            for n in self.live():
+                if "cluster_state:ok" not in redis_cli(n.port, "cluster", "info"):
+                    return False
+                info = redis_cli(n.port, "info", "replication")
+                if "role:slave" in info and "master_link_status:up" not in info:
+                    return False
+            return True
+
+        _wait("the cluster was not ok", ok, timeout, self.logs())
+
+    def master_of(self, key: bytes) -> RedisServer:
+        """The live node serving ``key``'s slot as master."""
+        slot = key_slot(key)
+        for n in self.live():
+            info = redis_cli(n.port, "cluster", "nodes")
+            for line in info.splitlines():
+                fields = line.split()
+                if "myself" in fields[2] and "master" in fields[2]:
+                    for r in fields[8:]:
+                        lo, _, hi = r.partition("-")
+                        if lo.isdigit() and int(lo) <= slot <= int(hi or lo):
+                            return n
+        raise AssertionError(f"no live master serves slot {slot}")
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.kill()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> RedisCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisSentinel:
+    """A real master + replica watched by three ``redis-sentinel`` processes (quorum 2,
+    down after 1 s), on free ports in a temp dir; stopped on exit."""
+
+    MASTER = "fleetmaster"
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="tessera-sentinel-")
+        root = Path(self._tmp.name)
+        self.data: list[RedisServer] = []
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self.sentinel_ports: list[int] = []
+        try:
+            (root / "m").mkdir()
+            master = RedisServer(root / "m")
+            self.data.append(master)
+            (root / "r").mkdir()
+            self.data.append(RedisServer(root / "r", extra=f"replicaof 127.0.0.1 {master.port}\n"))
+            for i in range(3):
+                self._start_sentinel(root / f"s{i}", master.port)
+            self.wait_ready(30)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_sentinel(self, d: Path, master_port: int) -> None:
+        d.mkdir()
+        port = free_port()
+        conf = d / "sentinel.conf"
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d / 'sentinel.log'}\n"
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {master_port} 2\n"
+            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+            f"sentinel failover-timeout {self.MASTER} 4000\n"
+            f"sentinel parallel-syncs {self.MASTER} 1\n"
+        )
+        self.sentinels.append(subprocess.Popen(
+            ["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        ))  # fmt: skip
+        self.sentinel_ports.append(port)
+
+    def logs(self) -> list[Path]:
+        root = Path(self._tmp.name)
+        return [*(n.dir / "redis.log" for n in self.data),
+                *(root / f"s{i}" / "sentinel.log" for i in range(len(self.sentinels)))]  # fmt: skip
+
+    def wait_ready(self, timeout: float) -> None:
+        """Every sentinel knows the master, the replica and the two other sentinels."""
+
+        def ready() -> bool:
+            for port in self.sentinel_ports:
+                fields = redis_cli(port, "sentinel", "master", self.MASTER).split()
+                info = dict(zip(fields[::2], fields[1::2], strict=False))
+                if info.get("num-other-sentinels") != "2" or info.get("num-slaves") != "1":
+                    return False
+            return "master_link_status:up" in redis_cli(self.data[1].port, "info", "replication")
+
+        _wait("the sentinels were not ready", ready, timeout, self.logs())
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis-sentinel://{hosts}/{self.MASTER}"
+
+    @property
+    def acl_url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis-sentinel://{ACL_USER}:{ACL_PASSWORD}@{hosts}/{self.MASTER}"
+
+    def master_port(self) -> int:
+        out = redis_cli(self.sentinel_ports[0], "sentinel", "get-master-addr-by-name",
+                        self.MASTER).split()  # fmt: skip
+        return int(out[1])
+
+    def master(self) -> RedisServer:
+        port = self.master_port()
+        return next(n for n in self.data if n.port == port)
+
+    def wait_failover(self, old_port: int, timeout: float) -> None:
+        """Until the sentinels name another master and it accepts writes."""
+
+        def moved() -> bool:
+            port = self.master_port()
+            return port != old_port and "role:master" in redis_cli(port, "info", "replication")
+
+        _wait("no failover", moved, timeout, self.logs())
+
+    def stop(self) -> None:
+        for p in self.sentinels:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+        for n in self.data:
+            n.kill()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> RedisSentinel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()

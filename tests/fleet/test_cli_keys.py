@@ -10,6 +10,10 @@ from peers import TESSERA, run
 from redis_server import RedisServer
 
 from conftest import free_port
+from tessera.fleet.keyring import FleetKeyring
+from tessera.fleet.keys import KeyPolicy
+from tessera.fleet.redis_keys import RedisKeySource
+from tessera.fleet.redis_url import sync_client
 from tessera.fleet.secret import FleetSecret
 
 
@@ -44,13 +48,7 @@ def test_rotate_and_list(redis_server: RedisServer, secret_file: Path,
     assert rc == 0, listing
     assert name in listing and "published" in listing
     assert listing.count("published") == 1  # the other namespace's key is not listed
-    import redis
-
-    from tessera.fleet.keyring import FleetKeyring
-    from tessera.fleet.keys import KeyPolicy
-    from tessera.fleet.redis_keys import RedisKeySource
-
-    src = RedisKeySource(redis.Redis.from_url(redis_server.url), fleet_secret, "default",
+    src = RedisKeySource(sync_client(redis_server.url, 1.0), fleet_secret, "default",
                          FleetKeyring(KeyPolicy()))  # fmt: skip
     (key,) = src.read().keys
     assert key.key.hmac_key.hex() not in listing and key.key.aes_key.hex() not in listing
@@ -69,3 +67,25 @@ def test_unreachable_redis_and_missing_secret(tmp_path: Path, secret_file: Path)
     assert rc != 0 and "--fleet-secret" in out
     rc, out = tessera("serve", "--fleet-secret", str(secret_file))
     assert rc != 0 and "--redis" in out
+
+
+def test_redis_url_without_a_scheme_is_a_usage_error(secret_file: Path) -> None:
+    """``--redis HOST:PORT`` (no scheme) gets a usage error saying what to write, for serve,
+    proxy and keys — never a traceback."""
+    for argv in (
+        ["serve", "--redis", "127.0.0.1:6379", "--fleet-secret", str(secret_file)],
+        ["proxy", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9", "--redis",
+         "127.0.0.1:6379", "--fleet-secret", str(secret_file)],
+        ["keys", "list", "--redis", "127.0.0.1:6379", "--fleet-secret", str(secret_file)],
+        ["keys", "rotate", "--redis", "127.0.0.1:6379", "--fleet-secret", str(secret_file)],
+    ):  # fmt: skip
+        rc, out = tessera(*argv)
+        assert rc == 2, (argv, out)
+        assert "Traceback" not in out, out
+        assert "redis://127.0.0.1:6379" in out and "--redis" in out, out
+    rc, out = tessera("keys", "list", "--redis", "redis-sentinel://127.0.0.1:26379",
+                      "--fleet-secret", str(secret_file))  # fmt: skip
+    assert rc == 2 and "name the master the sentinels watch" in out, out
+    rc, out = tessera("keys", "list", "--redis", "http://127.0.0.1:6379",
+                      "--fleet-secret", str(secret_file))  # fmt: skip
+    assert rc == 2 and "unknown scheme http://" in out, out

@@ -12,7 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleet_helpers import fleet_node, outcome, page_from, s_client_get, wait_for_tickets
+from fleet_helpers import (
+    early_data_replay_refused,
+    fleet_node,
+    openssl_resumes_across,
+    outcome,
+    page_from,
+    s_client_get,
+    wait_for_tickets,
+    wait_output,
+)
 from peers import HTTP_GET, Peer, node_script, openssl_s_client
 from redis_server import RedisServer
 
@@ -61,13 +70,7 @@ def stateful_pair(pki: Pki, shared_redis: RedisServer, shared_secret_file: Path,
 def test_openssl_resumes_on_the_other_node(pair: tuple[Peer, Peer], pki: Pki, tmp_path: Path,
                                            version: str, flags: tuple[str, ...],
                                            resumed_by: str) -> None:  # fmt: skip
-    a, b = pair
-    sess = tmp_path / "sess.pem"
-    first = s_client_get(a, pki, *flags, "-sess_out", str(sess), version=version)
-    assert outcome(first) == "New", first
-    page = page_from(b, pki, *flags, "-sess_in", str(sess), version=version)
-    assert page.outcome == "Reused", page.text
-    assert page.fields["Resumed"] == f"yes, by {resumed_by}", page.text
+    openssl_resumes_across(*pair, pki, tmp_path, version, flags, resumed_by)
 
 
 def test_tls13_single_use_ticket_resumes_once_fleet_wide(stateful_pair: tuple[Peer, Peer],
@@ -86,14 +89,7 @@ def test_tls13_single_use_ticket_resumes_once_fleet_wide(stateful_pair: tuple[Pe
 def test_0rtt_replay_to_the_second_node_is_refused(nodes: str, request: pytest.FixtureRequest,
                                                    pki: Pki, tmp_path: Path) -> None:  # fmt: skip
     a, b = request.getfixturevalue(nodes)
-    sess = tmp_path / "sess.pem"
-    early = tmp_path / "req.txt"
-    early.write_bytes(HTTP_GET)
-    assert outcome(s_client_get(a, pki, "-sess_out", str(sess))) == "New"
-    first = s_client_get(a, pki, "-sess_in", str(sess), "-early_data", str(early))
-    assert "Early data was accepted" in first, first
-    replay = s_client_get(b, pki, "-sess_in", str(sess), "-early_data", str(early))
-    assert "Early data was rejected" in replay, replay
+    early_data_replay_refused(a, b, pki, tmp_path)
     page = page_from(b, pki)
     assert page.stats["early_data_rejected"] >= 1, page.text
 
@@ -173,7 +169,9 @@ def test_status_page_shows_store_and_keys(pair: tuple[Peer, Peer], pki: Pki) -> 
     assert "session store: RedisSessionStore(redis://127.0.0.1:" in page.text
     assert "healthy" in page.text and "ticket keys from Redis" in page.text
     assert "encrypting" in page.text
-    banner = a.output()
-    assert "fleet: Redis redis://127.0.0.1:" in banner and "key " in banner
+    banner = wait_output(a, "ticket keys from Redis (")
+    assert "fleet: Redis 127.0.0.1:" in banner and "key " in banner
+    assert "session store healthy" in banner and "ticket keys from Redis (healthy)" in banner
+    assert "in memory only" not in banner and "cache of ?" not in banner
     out = openssl_s_client(a.port or 0, "-tls1_3", "-CAfile", str(pki.ca_file))
     assert "Verify return code: 0" in out

@@ -8,7 +8,7 @@ import time
 import pytest
 from redis_server import RedisServer
 
-from tessera.errors import StoreError
+from tessera.errors import StoreError, StoreValueRejected
 from tessera.fleet.health import Breaker, BreakerState, GuardedStore
 from tessera.fleet.redis_store import RedisSessionStore
 from tessera.fleet.secret import FleetSecret
@@ -135,3 +135,41 @@ def test_async_guarded_store_same_breaker(redis_server: RedisServer,
         assert store.health().heals == 1
 
     asyncio.run(main())
+
+
+def test_unavailable_since_start_until_an_operation_works() -> None:
+    """A store the start-up probe could not reach says so (never "healthy"), acts as an open
+    breaker, tells a watcher (the metrics gauge) when it goes up, and a rejected value is an
+    answer, not a failure."""
+    clock = Clock()
+    inner = Flaky()
+    breaker = Breaker(threshold=3, backoff=1.0, clock=clock)
+    told: list[bool] = []
+    breaker.start_failed(ConnectionError("refused"))
+    breaker.on_change = told.append
+    store = GuardedStore(inner, breaker)
+    h = store.health()
+    assert h.state is BreakerState.UNAVAILABLE and not h.up
+    assert h.describe().startswith("unavailable since start") and "refused" in h.describe()
+    with pytest.raises(StoreError, match="not asked"):
+        store.get(b"k")
+    assert inner.calls == 0 and not breaker.probe_due()
+    clock.now += 1.0
+    assert breaker.probe_due()
+    with pytest.raises(ConnectionError):
+        store.get(b"k")  # the probe fails: still unavailable since start, back-off doubled
+    assert store.health().state is BreakerState.UNAVAILABLE and store.health().retry_in == 2.0
+    clock.now += 2.0
+    inner.down = False
+    assert store.get(b"k") == b"v"
+    assert store.health().state is BreakerState.HEALTHY and told == [True]
+
+    class Rejecting(Flaky):
+        def get(self, key: bytes) -> bytes | None:
+            raise StoreValueRejected("sealed under another fleet secret or altered")
+
+    guarded = GuardedStore(Rejecting(), Breaker(threshold=1, clock=clock))
+    for _ in range(3):
+        with pytest.raises(StoreValueRejected):
+            guarded.get(b"k")
+    assert guarded.health().state is BreakerState.HEALTHY and guarded.health().failures == 0

@@ -22,8 +22,9 @@ class Clock:
         return self.now
 
 
-def test_policy_limits_and_lead() -> None:
+def test_policy_limits_lead_and_horizon() -> None:
     assert POLICY.lead == 10.0  # two refresh intervals
+    assert POLICY.horizon == 20.0  # and two more for a late refresh
     assert KeyPolicy(refresh=1.0, lead=30.0).lead == 30.0
     with pytest.raises(ConfigError, match="1 h"):
         KeyPolicy(rotation=3601)
@@ -41,27 +42,61 @@ def test_record_round_trip() -> None:
     assert k.key.hmac_key.hex() not in repr(k)
 
 
-def test_publish_before_use_and_schedule() -> None:
+def test_an_empty_fleet_encrypts_at_once() -> None:
     now = 1000.0
-    empty = KeySet()
-    assert empty.rotation_due(now, POLICY)
-    first = FleetKey.mint(now, empty.next_start(now, POLICY), POLICY)
-    assert first.encrypts_from == now + POLICY.lead  # decrypt-only everywhere for the lead
+    (first,) = KeySet().due_keys(now, POLICY)
+    assert first.encrypts_from == now  # no node can hold another key: no lead needed
+    assert KeySet.of([first]).encrypting(now) is first
+    short = KeyPolicy(rotation=4.0, decrypt_for=8.0, refresh=5.0)  # rotation < horizon
+    keys = KeySet().due_keys(now, short)
+    starts = [k.encrypts_from for k in keys]
+    assert starts == [now + 4 * i for i in range(len(keys))]  # on the grid, from now
+    assert keys[-1].encrypts_until - now > short.horizon
+
+
+def test_next_key_published_a_lead_ahead_on_the_grid() -> None:
+    now = 1000.0
+    (first,) = KeySet().due_keys(now, POLICY)
     ks = KeySet.of([first])
-    assert ks.encrypting(now) is None
-    assert first.state(now, None) is KeyState.PUBLISHED
-    assert ks.encrypting(now + 10) is first
-    assert not ks.rotation_due(now + 10, POLICY)
-    # the next key is due ``lead`` before the first stops, and starts exactly then
-    due_at = first.encrypts_until - POLICY.lead
-    assert not ks.rotation_due(due_at - 0.1, POLICY) and ks.rotation_due(due_at, POLICY)
-    second = FleetKey.mint(due_at, ks.next_start(due_at, POLICY), POLICY)
-    assert second.encrypts_from == first.encrypts_until
+    assert ks.due_keys(first.encrypts_until - POLICY.horizon - 0.1, POLICY) == []
+    due_at = first.encrypts_until - POLICY.horizon
+    (second,) = ks.due_keys(due_at, POLICY)
+    assert second.encrypts_from == first.encrypts_until  # exactly the grid
+    assert second.encrypts_from - second.created == POLICY.horizon >= POLICY.lead
+    assert second.state(due_at, first) is KeyState.PUBLISHED
     ks = ks.merged([second])
     assert ks.encrypting(first.encrypts_until - 0.001) is first
     assert ks.encrypting(first.encrypts_until) is second
     assert ks.decrypting(first.name, first.erased_at - 0.001) is first
     assert ks.decrypting(first.name, first.erased_at) is None  # erased on time
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.37, 2.5, 4.99])
+def test_refreshes_on_a_grid_leave_no_gap(phase: float) -> None:
+    """Refreshes every ``refresh`` seconds at any phase, some up to a whole interval late (a
+    slow Redis, a busy node): some key always encrypts, and every key after the first is
+    published at least ``lead`` before it starts."""
+    policy = KeyPolicy(rotation=12.0, decrypt_for=24.0, refresh=5.0)
+    ks = KeySet()
+    minted: list[FleetKey] = []
+    t = 1000.0 + phase
+    late = 0
+    while t < 1400.0:
+        now = t + (policy.refresh if late % 3 == 2 else 0.0)  # every third refresh is late
+        late += 1
+        due = ks.due_keys(now, policy)
+        minted += due
+        ks = ks.live(now).merged(due)
+        t += policy.refresh
+    _first, *rest = minted
+    assert len(minted) > 30
+    for k in rest:
+        assert k.encrypts_from - k.created >= policy.lead, k
+    everything = KeySet.of(minted)
+    probe = 1000.0 + phase
+    while probe < 1390.0:
+        assert everything.encrypting(probe) is not None, probe
+        probe += 0.25
 
 
 def test_no_stretching_after_a_gap() -> None:
@@ -71,9 +106,25 @@ def test_no_stretching_after_a_gap() -> None:
     ks = KeySet.of([first])
     late = first.encrypts_until + 30
     assert ks.encrypting(late) is None
-    second = FleetKey.mint(late, ks.next_start(late, POLICY), POLICY)
+    (second,) = ks.due_keys(late, POLICY)
     assert second.encrypts_from == late + POLICY.lead
     assert ks.merged([second]).encrypting(late + 1) is None
+
+
+def test_a_key_forced_between_keeps_the_schedule_whole() -> None:
+    """``tessera keys rotate``: a key starting a lead from now, inside the current key's time.
+    It takes over at its start; the grid goes on from its end; no key is minted for a slot
+    already covered."""
+    now = 1000.0
+    (first,) = KeySet().due_keys(now, POLICY)
+    forced = FleetKey.mint(now + 5, now + 5 + POLICY.lead, POLICY)
+    ks = KeySet.of([first, forced])
+    assert ks.first_gap(now) == forced.encrypts_until
+    assert ks.due_keys(now + 5, POLICY) == []
+    assert ks.encrypting(forced.encrypts_from - 0.001) is first
+    assert ks.encrypting(forced.encrypts_from) is forced
+    (nxt,) = ks.due_keys(forced.encrypts_until - POLICY.horizon, POLICY)
+    assert nxt.encrypts_from == forced.encrypts_until
 
 
 def test_keyring_as_a_ticket_key_source() -> None:

@@ -6,74 +6,37 @@ back within 10 s of Redis returning."""
 
 from __future__ import annotations
 
-import random
-import threading
+import re
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from fleet_helpers import client_context, fleet_node, python_get
+from fleet_helpers import client_context, client_load, fleet_node, python_get, wait_output
+from load import Load
 from peers import Peer
 from redis_server import RedisServer
 from resumption_helpers import parse_status_page
 
-from conftest import Pki
+from conftest import Pki, free_port
 
 pytestmark = pytest.mark.interop
 
-CLIENTS = 3
-PHASE = 3.0  # seconds of each phase: steady, outage
+MODES = ("tls12-id",) * 3
 HEAL_LIMIT = 10.0
+PHASE = 15  # connections that make a phase (steady, outage)
 
 
-class Load:
-    """Clients resuming session ids on random nodes; records (time, resumed) per connection."""
+def resumed_between(load: Load, start: float, end: float = float("inf")) -> tuple[int, int]:
+    inside = load.since(start, end)
+    return sum(c.resumed for c in inside), len(inside)
 
-    def __init__(self, ports: list[int], pki: Pki) -> None:
-        self.ports = ports
-        self.pki = pki
-        self.results: list[tuple[float, bool]] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, args=(i,)) for i in range(CLIENTS)]
 
-    def _client(self, seed: int) -> None:
-        rng = random.Random(seed)
-        ctx = client_context(self.pki.ca_file, "tls12-id")
-        session = None
-        deadline = time.monotonic() + 120  # bounded whatever happens
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                reused, session, _ = python_get(rng.choice(self.ports), ctx, session)
-            except OSError as e:
-                self.errors.append(str(e))
-                continue
-            self.results.append((time.monotonic(), reused))
-            time.sleep(rng.uniform(0.01, 0.05))
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(15)
-
-    def first_resumed_after(self, t: float, limit: float) -> float:
-        """Seconds from ``t`` to the first resumed connection that started after it."""
-        deadline = time.monotonic() + limit + 1
-        while time.monotonic() < deadline:
-            later = [at for at, reused in list(self.results) if reused and at > t]
-            if later:
-                return min(later) - t
-            time.sleep(0.1)
+def first_resumed_after(load: Load, t: float) -> float:
+    """Seconds from ``t`` to the first resumed connection that started after it."""
+    if not load.wait(lambda: any(c.resumed for c in load.since(t)), HEAL_LIMIT + 1):
         return float("inf")
-
-    def resumed_between(self, start: float, end: float) -> tuple[int, int]:
-        inside = [reused for at, reused in self.results if start <= at < end]
-        return sum(inside), len(inside)
+    return min(c.at for c in load.since(t) if c.resumed) - t
 
 
 def test_outage_kill_restart_pause(pki: Pki, redis_server: RedisServer, secret_file: Path,
@@ -84,27 +47,26 @@ def test_outage_kill_restart_pause(pki: Pki, redis_server: RedisServer, secret_f
             nodes.append(fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q",
                                     name=f"node{i}"))  # fmt: skip
         ports = [n.port or 0 for n in nodes]
-        with Load(ports, pki) as load:
-            time.sleep(PHASE)
-            steady = load.resumed_between(0, time.monotonic())
-            assert steady[0] >= steady[1] - CLIENTS - 1 and steady[1] > 20, steady
+        with client_load(ports, pki.ca_file, MODES, limit=120) as load:
+            assert load.wait(lambda: len(load.results) > 20 + PHASE, 60), load.errors[:3]
+            steady = resumed_between(load, 0)
+            assert steady[0] >= steady[1] - len(MODES) - 1, steady
 
             redis_server.kill()  # the port is closed
             killed = time.monotonic()
-            time.sleep(PHASE)
-            down = load.resumed_between(killed + 0.5, time.monotonic())
+            load.wait(lambda: len(load.since(killed + 0.5)) >= PHASE, 60)
+            down = resumed_between(load, killed + 0.5)
             redis_server.start()  # back, empty
             back = time.monotonic()
-            healed_kill = load.first_resumed_after(back, HEAL_LIMIT)
+            healed_kill = first_resumed_after(load, back)
 
             redis_server.pause()  # connections hang: every operation times out
             paused = time.monotonic()
-            time.sleep(PHASE)
-            stalled = load.resumed_between(paused + 0.5, time.monotonic())
+            load.wait(lambda: len(load.since(paused + 0.5)) >= PHASE, 60)
+            stalled = resumed_between(load, paused + 0.5)
             redis_server.resume()
             resumed = time.monotonic()
-            healed_pause = load.first_resumed_after(resumed, HEAL_LIMIT)
-            time.sleep(1.0)
+            healed_pause = first_resumed_after(load, resumed)
 
         pages = [parse_status_page(python_get(p, client_context(pki.ca_file, "tls13"))[2])
                  for p in ports]  # fmt: skip
@@ -118,8 +80,8 @@ def test_outage_kill_restart_pause(pki: Pki, redis_server: RedisServer, secret_f
         )
         assert not load.errors, load.errors[:5]
         assert failures == 0
-        assert down[1] > 10 and down[0] == 0, down  # ids cannot resume without the store
-        assert stalled[1] > 10 and stalled[0] == 0, stalled
+        assert down[1] >= PHASE and down[0] == 0, down  # ids cannot resume without the store
+        assert stalled[1] >= PHASE and stalled[0] == 0, stalled
         assert healed_kill < HEAL_LIMIT and healed_pause < HEAL_LIMIT
         assert unavailable > 0 and skipped > 0
     finally:
@@ -128,22 +90,41 @@ def test_outage_kill_restart_pause(pki: Pki, redis_server: RedisServer, secret_f
 
 
 def _skipped(text: str) -> int:
-    import re
-
     m = re.search(r"session store: .*?(\d+) skipped", text)
     assert m, text
     return int(m.group(1))
 
 
+def metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert m, text
+    return float(m.group(1))
+
+
 def test_node_started_while_redis_is_down(pki: Pki, redis_server: RedisServer, secret_file: Path,
                                           tmp_path: Path) -> None:  # fmt: skip
-    """No Redis at start: full handshakes, no tickets (no key can be shared yet), never a failed
-    connection; once Redis is up the node mints/loads keys and resumes."""
+    """No Redis at start: the banner, the --www page and the metrics all say so (never
+    "healthy"); full handshakes, no tickets (no key can be shared yet), never a failed
+    connection; once Redis is up the node mints/loads keys, resumes, and says healthy."""
     redis_server.kill()
-    with fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q") as node:
+    mport = free_port()
+    with fleet_node(pki, tmp_path, redis_server.url, secret_file, "-q", "--metrics",
+                    f"127.0.0.1:{mport}") as node:  # fmt: skip
+        banner = wait_output(node, "ticket keys from Redis (")
+        assert "session store unavailable since start" in banner, banner
+        assert "ticket keys from Redis (unavailable: ConnectionError" in banner, banner
+        assert "healthy" not in banner, banner
+        text = metrics_text(mport)
+        assert metric(text, "tessera_store_up") == 0.0, text
+        assert 'tessera_ticket_key_source_up{source="Redis",state="unavailable"} 0.0' in text
         ctx = client_context(pki.ca_file, "tls12-ticket")
         reused, session, page = python_get(node.port or 0, ctx)
-        assert not reused and "ticket keys not refreshed" in node.output()
+        assert not reused and "unavailable" in page and "healthy" not in page, page
         assert session is not None and not session.has_ticket  # no key: no ticket issued
         redis_server.start()
         deadline = time.monotonic() + HEAL_LIMIT
@@ -153,3 +134,7 @@ def test_node_started_while_redis_is_down(pki: Pki, redis_server: RedisServer, s
                 break
             assert time.monotonic() < deadline, page
             time.sleep(0.2)
+        assert "ticket keys from Redis (healthy)" in page, page
+        text = metrics_text(mport)
+        assert metric(text, "tessera_store_up") == 1.0, text
+        assert 'tessera_ticket_key_source_up{source="Redis",state="healthy"} 1.0' in text

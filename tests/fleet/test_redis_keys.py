@@ -4,15 +4,18 @@ a pub/sub notice, records sealed, a Redis that lost its data repaired, an outage
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 
+import pytest
 import redis
-from redis_server import RedisServer
+from redis_server import FakeRedis, RedisServer
 
-from tessera.fleet.keyring import FleetKeyring
+from tessera.fleet.keyring import FleetKeyring, SourceState
 from tessera.fleet.keys import KeyPolicy
-from tessera.fleet.redis_keys import KeyRefresher, RedisKeySource
+from tessera.fleet.redis_keys import ForeignFleet, KeyRefresher, RedisKeySource
+from tessera.fleet.redis_url import sync_client
 from tessera.fleet.secret import FleetSecret
 
 
@@ -28,8 +31,7 @@ def node(server: RedisServer, secret: FleetSecret, policy: KeyPolicy,
          clock: Clock | None = None) -> RedisKeySource:  # fmt: skip
     clock = clock or Clock()
     kr = FleetKeyring(policy, clock=clock)
-    client = redis.Redis.from_url(server.url, socket_timeout=1.0)
-    return RedisKeySource(client, secret, "keys", kr, clock=clock)
+    return RedisKeySource(sync_client(server.url, 1.0), secret, "keys", kr, clock=clock)
 
 
 def test_exactly_one_key_per_rotation_under_contention(redis_server: RedisServer,
@@ -69,7 +71,7 @@ def test_records_sealed_and_repaired_after_data_loss(redis_server: RedisServer,
     dump = b"".join(raw.hvals(a.hash_key))
     assert key.key.hmac_key not in dump and key.key.aes_key not in dump
     redis_server.restart()  # empty now
-    a.client.connection_pool.reset()
+    a.client.reset()
     a.refresh()  # puts back what it holds instead of minting a new key
     b = node(redis_server, fleet_secret, policy)
     b.refresh()
@@ -77,6 +79,10 @@ def test_records_sealed_and_repaired_after_data_loss(redis_server: RedisServer,
     assert a.mints == 1 and b.mints == 0
     stranger = node(redis_server, FleetSecret.generate(), policy)
     assert stranger.read().keys == () and stranger.rejected == 1
+    before = raw.hgetall(a.hash_key)
+    with pytest.raises(ForeignFleet, match="another fleet secret"):
+        stranger.refresh()
+    assert raw.hgetall(a.hash_key) == before and stranger.mints == 0  # published nothing
 
 
 def test_pubsub_notice_refreshes_other_nodes_at_once(redis_server: RedisServer,
@@ -87,12 +93,12 @@ def test_pubsub_notice_refreshes_other_nodes_at_once(redis_server: RedisServer,
     refresher = KeyRefresher(b)
     refresher.start()
     try:
+        raw = redis.Redis.from_url(redis_server.url)
         deadline = time.monotonic() + 5
-        while len(b.keyring.snapshot.keys) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # subscribed
-        new = a.rotate(force=True)
-        assert new is not None
+        while not raw.pubsub_numsub(b.channel)[0][1]:  # b has subscribed
+            assert time.monotonic() < deadline, "b never subscribed"
+            time.sleep(0.02)
+        (new,) = a.rotate(force=True)
         t0 = time.monotonic()
         while new.name not in b.keyring.snapshot.by_name:
             assert time.monotonic() - t0 < 3.0, "no refresh on the pub/sub notice"
@@ -107,8 +113,7 @@ def test_outage_keeps_keys_until_they_expire(redis_server: RedisServer,
     clock = Clock()
     a = node(redis_server, fleet_secret, policy, clock)
     a.refresh()
-    clock.now += policy.lead
-    enc = a.keyring.encryption_key()
+    enc = a.keyring.encryption_key()  # a new fleet's first key encrypts at once
     assert enc is not None
     redis_server.kill()
     refresher = KeyRefresher(a)
@@ -119,3 +124,40 @@ def test_outage_keeps_keys_until_they_expire(redis_server: RedisServer,
     assert a.keyring.decryption_key(enc.name) is not None  # still opens old tickets
     clock.now += policy.decrypt_for
     assert a.keyring.decryption_key(enc.name) is None  # erased on schedule
+
+
+def test_refresher_survives_nonsense_and_recovers(caplog: pytest.LogCaptureFixture,
+                                                  fleet_secret: FleetSecret) -> None:  # fmt: skip
+    """A server answering ``+OK`` to everything: every refresh fails (counted, logged once per
+    kind, retried); the thread lives on, and once a real Redis answers on the same port the
+    node mints its first key and encrypts — without a restart."""
+    caplog.set_level(logging.WARNING, logger="tessera.fleet")
+    policy = KeyPolicy(rotation=60, decrypt_for=60, refresh=0.5)
+    with FakeRedis() as fake:
+        kr = FleetKeyring(policy)
+        src = RedisKeySource(sync_client(f"redis://127.0.0.1:{fake.port}", 0.5), fleet_secret,
+                             "fake", kr)  # fmt: skip
+        refresher = KeyRefresher(src)
+        refresher.start_check()  # a node starts whatever its Redis says
+        assert kr.state is SourceState.UNAVAILABLE and kr.encryption_key() is None
+        refresher.start()
+        try:
+            deadline = time.monotonic() + 10
+            while sum(refresher.failures.values()) < 6:
+                assert time.monotonic() < deadline, refresher.failures
+                time.sleep(0.05)
+            assert refresher._thread is not None and refresher._thread.is_alive()
+            assert fake.replies > 0 and src.mints == 0
+            fake.stop()
+            with RedisServer(port=fake.port):
+                deadline = time.monotonic() + 10
+                while kr.encryption_key() is None:
+                    assert time.monotonic() < deadline, (kr.describe_source(), refresher.failures)
+                    time.sleep(0.05)
+                assert kr.state is SourceState.HEALTHY and src.mints == 1
+        finally:
+            refresher.stop()
+    failed = [r for r in caplog.records if "refresh from Redis failed" in r.getMessage()]
+    kinds = {k for k in refresher.failures if not k.startswith("pub/sub")}
+    assert 1 <= len(failed) <= len(kinds), [r.getMessage() for r in failed]
+    assert any("refreshed from Redis again" in r.getMessage() for r in caplog.records)

@@ -10,7 +10,9 @@ import pytest
 import redis
 from redis_server import RedisServer
 
-from tessera.fleet.redis_store import AsyncRedisSessionStore, RedisSessionStore, redacted
+from tessera.errors import StoreValueRejected
+from tessera.fleet.redis_store import AsyncRedisSessionStore, RedisSessionStore
+from tessera.fleet.redis_url import UnexpectedReply, redacted
 from tessera.fleet.secret import FleetSecret
 from tessera.session.resumption import early_data_mark_key, session_id_key, stateful_ticket_key
 
@@ -52,8 +54,11 @@ def test_keys_namespaced_and_values_sealed(redis_server: RedisServer,
     assert 90 <= ttl <= 100
 
 
-def test_swapped_or_foreign_values_read_as_absent(redis_server: RedisServer,
-                                                  fleet_secret: FleetSecret) -> None:  # fmt: skip
+def test_swapped_foreign_or_altered_values_are_rejected(redis_server: RedisServer,
+                                                       fleet_secret: FleetSecret) -> None:  # fmt: skip
+    """A value moved to another key, sealed under another fleet secret or altered does not
+    open: StoreValueRejected (a full handshake counted as "store value rejected"), counted;
+    a value that is not ours at all (a stub's "OK") is a store failure."""
     store = RedisSessionStore.from_url(redis_server.url, fleet_secret, "swap")
     a, b = session_id_key(b"a" * 32), session_id_key(b"b" * 32)
     store.put(a, b"session A", 100)
@@ -61,14 +66,25 @@ def test_swapped_or_foreign_values_read_as_absent(redis_server: RedisServer,
     raw = redis.Redis.from_url(redis_server.url)
     ka, kb = store.codec.key(a), store.codec.key(b)
     va, vb = raw.get(ka), raw.get(kb)
+    assert va is not None and vb is not None
     raw.set(ka, vb)
     raw.set(kb, va)
-    assert store.get(a) is None and store.get(b) is None
+    for k in (a, b):
+        with pytest.raises(StoreValueRejected, match="another fleet secret or altered"):
+            store.get(k)
     assert store.codec.rejected == 2
     other = RedisSessionStore.from_url(redis_server.url, FleetSecret.generate(), "swap")
     raw.set(ka, va)
-    assert other.get(a) is None  # another fleet secret
+    with pytest.raises(StoreValueRejected):
+        other.take(a)  # another fleet secret (GETDEL: the value is gone either way)
+    raw.set(ka, va[:-1] + bytes((va[-1] ^ 1,)))
+    with pytest.raises(StoreValueRejected):
+        store.get(a)  # altered
+    raw.set(ka, va)
     assert store.get(a) == b"session A"
+    raw.set(ka, b"OK")
+    with pytest.raises(UnexpectedReply):
+        store.get(a)
 
 
 def test_acl_user_and_unix_socket_urls(redis_server: RedisServer,
@@ -78,7 +94,7 @@ def test_acl_user_and_unix_socket_urls(redis_server: RedisServer,
     k = session_id_key(b"c" * 32)
     via_acl.put(k, b"shared", 100)
     assert via_unix.get(k) == b"shared"
-    assert via_acl.client.acl_whoami() == "fleet"
+    assert via_acl.client.client.acl_whoami() == "fleet"
     assert "fleet-test-password" not in repr(via_acl)
     assert redacted("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
     wrong = RedisSessionStore.from_url(redis_server.url.replace("//", "//fleet:nope@"),

@@ -4,6 +4,8 @@
 - a certificate whose version field is 7: bad_certificate (it does not parse);
 - a leaf key of an algorithm cryptography does not know: unsupported_certificate;
 - an EC point that is not on the curve: bad_certificate;
+- an issuer name that does not decode (invalid UTF-8 in a UTF8String): bad_certificate (it
+  was internal_error, raised while explaining why the chain did not verify);
 - a DSA or X25519 leaf (no TLS signature scheme fits; such a key used to pass for Ed448, so a
   CertificateVerify with scheme 0x0808 reached the verifier): unsupported_certificate;
 - with hostname checking off, a leaf without subjectAltName is validated as a chain and the
@@ -99,6 +101,7 @@ def _presented(made: Made4, case: str) -> bytes:
         "version 7": _replace(VERSION_3, VERSION_7),
         "unknown key algorithm": _replace(EC_PUBLIC_KEY_OID, UNKNOWN_KEY_OID),
         "invalid EC point": _flip_last_point_byte,
+        "undecodable issuer name": _replace(b"Edge CA", b"Ed\xffe CA"),
     }
     return patches[case](der)
 
@@ -107,6 +110,7 @@ CASES = {
     "version 7": AlertDescription.bad_certificate,
     "unknown key algorithm": AlertDescription.unsupported_certificate,
     "invalid EC point": AlertDescription.bad_certificate,
+    "undecodable issuer name": AlertDescription.bad_certificate,
     "dsa": AlertDescription.unsupported_certificate,
     "x25519": AlertDescription.unsupported_certificate,
 }

@@ -209,6 +209,35 @@ def test_server_tickets_off(world: World) -> None:
     assert second.server.info.resumed_by == "session_id"
 
 
+class NoEncryptingKey:
+    """A key source between keys (a fleet whose next key has not started): it opens nothing
+    and seals nothing."""
+
+    def encryption_key(self) -> None:
+        return None
+
+    def decryption_key(self, name: bytes) -> None:
+        return None
+
+    def decrypts_until(self, key: object) -> None:
+        return None
+
+
+def test_no_encrypting_key_gives_a_session_id_instead(world: World) -> None:
+    """A client offering tickets to a server that can seal none now is promised no ticket and
+    gets a session id, so it still resumes (by id)."""
+    server = world.server_config(ticket_keyring=NoEncryptingKey())
+    first = world.connect(world.client_config(), server)
+    assert client_hello(first).find(X.SessionTicketExt) is not None
+    assert server_hello(first).find(X.SessionTicketExt) is None
+    assert first.server.info.session_id != b""
+    (session,) = tickets_received(first)
+    assert session.ticket == b"" and session.session_id == first.server.info.session_id
+    second = world.connect(first.client_config, server)
+    assert second.server.info.resumed_by == "session_id"
+    assert server.statistics["tickets_issued"] == 0
+
+
 def test_client_tickets_off(world: World) -> None:
     server = world.server_config()
     client = world.client_config(session_tickets=False)

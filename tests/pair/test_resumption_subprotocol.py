@@ -13,7 +13,7 @@ import pytest
 from tessera import ClientSession, FallbackReason, MemoryStore, ServerConnection
 from tessera.crypto.key_exchange import KeyShare
 from tessera.enums import ContentType, HandshakeType, NamedGroup, ProtocolVersion
-from tessera.errors import LocalProtocolError, StoreError, TLSError
+from tessera.errors import LocalProtocolError, StoreError, StoreValueRejected, TLSError
 from tessera.events import (
     Event,
     ResumptionDecided,
@@ -305,7 +305,18 @@ def test_external_lookup_pauses_and_buffers_0rtt_until_answered(world: World) ->
     assert p.server.info is not None and p.server.info.resumed_by == "psk"
 
 
-def test_external_lookup_answered_with_a_store_error_is_a_full_handshake(world: World) -> None:
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (StoreError("redis: timed out after 50 ms"), FallbackReason.STORE_UNAVAILABLE),
+        (StoreValueRejected("sealed under another fleet secret"),
+         FallbackReason.STORE_VALUE_REJECTED),
+    ],
+    ids=["unavailable", "value-rejected"],
+)  # fmt: skip
+def test_external_lookup_answered_with_a_store_error_is_a_full_handshake(
+    world: World, error: StoreError, reason: FallbackReason
+) -> None:
     store = world.store()
     client, server, session = _external_pair(
         world, store, ticket_keyring=None, stateful_tickets=True
@@ -316,15 +327,15 @@ def test_external_lookup_answered_with_a_store_error_is_a_full_handshake(world: 
     (lookup,) = p.server.events()
     assert isinstance(lookup, SessionLookupRequired)
     assert [o.op for o in lookup.operations] == ["take"]
-    p.server.provide_session([StoreError("redis: timed out after 50 ms")])
+    p.server.provide_session([error])
     events = p.server.events()
     d = next(e.decision for e in events if isinstance(e, ResumptionDecided))
-    assert d.fallback is FallbackReason.STORE_UNAVAILABLE and not d.resumed
+    assert d.fallback is reason and not d.resumed
     p.server_events.extend(events)
     _pump_external(p, store)
     assert p.server.info is not None and p.server.info.resumed is False
     assert p.client.handshake_complete
-    assert server.statistics.reason_count(FallbackReason.STORE_UNAVAILABLE) == 1
+    assert server.statistics.reason_count(reason) == 1
 
 
 def test_external_mode_writes_arrive_as_events_before_the_tickets(world: World) -> None:

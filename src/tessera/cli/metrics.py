@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..fleet import metrics as fleet_metrics
 from ..fleet import supervisor
 from ..observe.exporter import MetricsExporter, parse_address
 
@@ -38,11 +39,13 @@ def exporter_for(spec: str | None, runtime: FleetRuntime) -> MetricsExporter | N
     if spec is None:
         return None
     refresher = runtime.refresher
-    return MetricsExporter(
+    exporter = MetricsExporter(
         address_option(spec, "--metrics"), workers=runtime.opts.workers,
         keyring=runtime.keyring,
         refresh_keys=refresher.refresh_once if refresher is not None else None,
     )  # fmt: skip
+    fleet_metrics.register(exporter, runtime)
+    return exporter
 
 
 def observers(exporter: MetricsExporter | None) -> tuple[ResumptionObserver, ...]:

@@ -337,7 +337,7 @@ def serve(
             num_tickets=num_tickets,
             # --no-ticket: TLS 1.3 resumes with stateful tickets when there is a cache
             stateful_tickets=stateful_tickets or (no_ticket and not no_cache),
-            max_early_data_size=max_early_data,
+            max_early_data_size=runtime.early_data(max_early_data),
             max_ticket_age_skew=ticket_age_skew,
             psk_ke=psk_ke,
             legacy_sha1_signatures=legacy_sha1,
@@ -427,7 +427,7 @@ def serve(
     for line in serving.banner(config, files, mode, server.address, ticket_rotation,
                                ticket_keep, save_cert):  # fmt: skip
         err.print(line, markup=False)
-    for line in runtime.banner_lines():
+    for line in runtime.banner_lines(max_early_data):
         err.print(line, markup=False)
     sys.stderr.flush()
     stopped_by: list[int] = []

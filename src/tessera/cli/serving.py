@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
 from ..errors import ConfigError
+from ..fleet import cli as fleet_cli
+from ..fleet.hygiene import warn_if_exposed
 from ..session.keyring import KeyFileFormat, TicketKey, TicketKeyring, read_key_file
 from ..session.stats import SessionStats
 
@@ -42,6 +44,8 @@ def load_certificates(files: ServeFiles) -> tuple[CertifiedKey, ...]:
         return (generate_self_signed("ec"), generate_self_signed("rsa"))
     if files.keys and len(files.keys) != len(files.certs):
         raise ConfigError("give one --key per --cert (or none if keys are in the cert files)")
+    for path in files.keys or files.certs:
+        warn_if_exposed(path, "private key file")
     try:
         return tuple(
             CertifiedKey.load(c, files.keys[i] if files.keys else None, files.password)
@@ -58,6 +62,7 @@ def load_ticket_keys(files: ServeFiles) -> list[TicketKey]:
     others only decrypt (nginx's ssl_session_ticket_key convention)."""
     keys: list[TicketKey] = []
     for path in files.ticket_keys:
+        warn_if_exposed(path, "ticket key file")
         try:
             keys.extend(read_key_file(path, files.ticket_key_format, time.time()))
         except OSError as e:
@@ -121,7 +126,12 @@ def banner(config: ServerConfig, files: ServeFiles, mode: str, address: tuple[st
     tls12, tls13 = ProtocolVersion.TLS1_2 in versions, ProtocolVersion.TLS1_3 in versions
     on = resumption_parts(config, tls12, tls13)
     lines.append("resumption: " + ("; ".join(on) if on else "off"))
-    if config.ticket_keyring is not None and (tls12 or (tls13 and not config.stateful_tickets)):
+    keyring = config.ticket_keyring
+    if (
+        keyring is not None
+        and not fleet_cli.keyring_is_fleet(keyring)
+        and (tls12 or (tls13 and not config.stateful_tickets))
+    ):  # (a fleet's keys are described by its own lines)
         if files.ticket_keys:
             names = [Path(p).name for p in files.ticket_keys]
             roles = [f"{names[0]} (encrypts)", *(f"{n} (decrypts only)" for n in names[1:])]
@@ -142,14 +152,15 @@ def resumption_parts(config: ServerConfig, tls12: bool, tls13: bool) -> list[str
     on = []
     store = config.session_store
     if store is not None and tls12:
-        on.append(f"TLS 1.2 session ids (cache of {_size(store)} sessions, "
-                  f"{config.session_timeout:g} s)")  # fmt: skip
+        where = fleet_cli.store_words(store) or f"cache of {_size(store)} sessions"
+        on.append(f"TLS 1.2 session ids ({where}, {config.session_timeout:g} s)")
     if config.ticket_keyring is not None and tls12:
         on.append("TLS 1.2 tickets")
     if tls13 and config.num_tickets:
         if config.stateful_tickets and store is not None:
+            kept = fleet_cli.store_words(store) or "kept in the session cache"
             on.append(f"TLS 1.3 tickets ({config.num_tickets} per handshake, stateful: "
-                      "single use, kept in the session cache)")  # fmt: skip
+                      f"single use, {kept})")  # fmt: skip
         elif not config.stateful_tickets and config.ticket_keyring is not None:
             on.append(f"TLS 1.3 tickets ({config.num_tickets} per handshake, stateless)")
     return on

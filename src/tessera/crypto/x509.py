@@ -47,6 +47,7 @@ from cryptography.x509.verification import (
 
 from ..enums import AlertDescription
 from ..errors import BadCertificate, ConfigError
+from ..files import MAX_CA_FILE, read_bounded
 
 log = logging.getLogger("tessera")
 
@@ -81,10 +82,7 @@ def load_pem_certificates(
 ) -> list[x509.Certificate]:
     """The certificates in a PEM file. ``skip_unreadable`` (for system bundles) leaves out
     certificates this cryptography cannot load instead of refusing the whole file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the certificate file ({e.strerror})") from None
+    data = read_bounded(path, "certificate file", MAX_CA_FILE)
     certs: list[x509.Certificate] = []
     for i, block in enumerate(_PEM_CERTIFICATE.findall(data), 1):
         try:
@@ -171,9 +169,14 @@ def trust_source(cafile: str | Path | None) -> str:
 
 
 def parse_chain(chain_der: tuple[bytes, ...]) -> list[x509.Certificate]:
-    """The peer's certificates; the leaf's public key is checked to be one TLS can use."""
+    """The peer's certificates, their subject and issuer names decoded (cryptography decodes
+    them lazily: a name that does not decode must be bad_certificate here, not an error later
+    while explaining a verification failure); the leaf's public key is checked to be one TLS
+    can use."""
     try:
         chain = [x509.load_der_x509_certificate(der) for der in chain_der]
+        for cert in chain:
+            cert.subject, cert.issuer  # noqa: B018  (decoded now, or ValueError)
     except (ValueError, x509.InvalidVersion) as e:
         raise BadCertificate(f"the peer's certificate does not parse: {e}") from None
     if chain:

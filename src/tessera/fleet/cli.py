@@ -1,10 +1,12 @@
-"""The fleet's command-line pieces: ``tessera serve`` options and runtime, ``tessera keys``
-fleet commands, and the status lines for the banner and the ``--www`` page.
+"""The fleet's command-line pieces: ``tessera serve``/``proxy`` options and runtime, ``tessera
+keys`` fleet commands, and every fleet line of the banner, the ``--www`` page and the metrics.
 
-``tessera serve`` stays in charge of its own options and configuration; it asks a
-:class:`FleetRuntime` for the session store and ticket keyring to use and for a server — a
-plain :class:`~tessera.io.blocking.TLSServer`, or a :class:`~.supervisor.Supervisor` that looks
-like one — so the fleet adds no branches to ``serve``.
+``tessera serve`` and ``tessera proxy`` stay in charge of their own options and configuration;
+they ask a :class:`FleetRuntime` for the session store and ticket keyring to use, how much 0-RTT
+data is safe, and for a server — a plain one, or a :class:`~.supervisor.Supervisor` that looks
+like one — so the fleet adds no branches to them. Whatever they print about the fleet comes
+from here (:meth:`FleetRuntime.banner_lines`, :func:`status_lines`, :func:`store_words`), from
+the same state, so no two places can contradict each other.
 """
 
 from __future__ import annotations
@@ -17,20 +19,30 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..errors import ConfigError, StoreError
+from ..session.store import MemoryStore
 from . import supervisor
-from .health import AsyncGuardedStore, GuardedStore
-from .keyring import FleetKeyring
-from .keys import MAX_DECRYPT, MAX_ENCRYPT, FleetKey, KeyPolicy
+from .health import AsyncGuardedStore, Breaker, GuardedStore
+from .hygiene import disable_core_dumps
+from .keyring import FleetKeyring, SourceState
+from .keys import MAX_DECRYPT, MAX_ENCRYPT, KeyPolicy
 from .secret import ENV_VAR, FleetSecret
+from .strikes import SharedStrikeStore, StrikeClient
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
     from ..session.keyring import TicketKeySource
     from ..session.store import SessionStore
-    from .redis_keys import KeyRefresher
+    from .redis_keys import KeyRefresher, RedisKeySource
+    from .redis_url import RedisTarget
     from .supervisor import MakeServer, Server
 
 DEFAULT_REFRESH = 5.0
+START_PROBE_TIMEOUT = 1.0  # seconds the start-up probe of Redis may take (not per operation)
+NO_SHARED_REGISTER = (
+    "0-RTT off: the ticket keys come from --ticket-keys files, which other servers may share, "
+    "and no replay register is shared with them (--redis shares one)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,19 @@ class FleetOptions:
     namespace: str = "default"
     key_refresh: float = DEFAULT_REFRESH
     redis_timeout: float = 0.050
+
+
+def redis_url_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--redis``: a URL with a scheme Redis clients know (checked before anything starts)."""
+    if value is None:
+        return None
+    from .redis_url import parse
+
+    try:
+        parse(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e).partition(": ")[2] or str(e)) from None
+    return value
 
 
 def fleet_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,9 +84,11 @@ def fleet_options(f: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
                          help="Worker processes sharing the port (SO_REUSEPORT)."),
-            click.option("--redis", "redis_url", metavar="URL",
-                         help="Share sessions and ticket keys through Redis "
-                              "(redis://, rediss://, unix://; user:password@ for ACLs)."),
+            click.option("--redis", "redis_url", metavar="URL", callback=redis_url_option,
+                         help="Share sessions and ticket keys through Redis: redis://HOST:PORT, "
+                              "rediss:// (TLS), unix:///PATH, redis-cluster://HOST:PORT[,...] "
+                              "(seed nodes), redis-sentinel://HOST:PORT[,...]/MASTER; "
+                              "USER:PASSWORD@ for ACLs."),
             click.option("--fleet-secret", metavar="FILE", type=click.Path(dir_okay=False),
                          help=f"The fleet secret sealing values in Redis (default: ${ENV_VAR})."),
             click.option("--redis-namespace", default="default", show_default=True,
@@ -69,7 +96,7 @@ def fleet_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--key-refresh", default=DEFAULT_REFRESH, show_default=True,
                          type=click.FloatRange(min=0.05),
                          help="Seconds between fleet ticket key refreshes; a new key is "
-                              "published twice this long before it encrypts."),
+                              "published at least twice this long before it encrypts."),
             click.option("--redis-timeout", default=0.050, show_default=True,
                          type=click.FloatRange(min=0.001),
                          help="Seconds each Redis operation may take."),
@@ -80,136 +107,212 @@ def fleet_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class FleetRuntime:
-    """What ``tessera serve`` uses for sessions, ticket keys and serving, given the fleet
-    options: all unchanged when there is no fleet (one process, no Redis)."""
+    """What ``tessera serve`` and ``tessera proxy`` use for sessions, ticket keys and serving,
+    given the fleet options: all unchanged when there is no fleet (one process, no Redis).
+
+    Made before anything serves: it loads the fleet secret, disables core dumps, probes Redis
+    once (a store never reached is *unavailable since start*, not healthy) and makes the first
+    key refresh — where a node of another fleet stops (:class:`~.redis_keys.ForeignFleet`, a
+    :class:`~tessera.errors.ConfigError`)."""
 
     def __init__(self, opts: FleetOptions, keyring: TicketKeySource | None, *,
                  generated_keys: bool, rotation: float, keep: int) -> None:  # fmt: skip
         if opts.fleet_secret and not opts.redis_url:
             raise click.UsageError("--fleet-secret goes with --redis URL")
+        disable_core_dumps()  # private keys and ticket keys are in memory from now on
         self.opts = opts
-        self.secret = FleetSecret.load(opts.fleet_secret) if opts.redis_url else None
+        self.generated_keys = generated_keys
+        self.target: RedisTarget | None = None
+        self.secret: FleetSecret | None = None
+        if opts.redis_url is not None:
+            from .redis_url import parse
+
+            self.target = parse(opts.redis_url)
+            self.secret = FleetSecret.load(opts.fleet_secret)
         self.policy = KeyPolicy(
             rotation=min(rotation, MAX_ENCRYPT),
             decrypt_for=min(rotation * keep, MAX_DECRYPT),
             refresh=opts.key_refresh,
         )
         self.guarded: GuardedStore | AsyncGuardedStore | None = None
+        self.breaker = Breaker()  # the session store's, probed at start
         self.refresher: KeyRefresher | None = None
         self.fleet_keyring: FleetKeyring | None = None
+        self.strikes: StrikeClient | None = None
         self._keyring = keyring
         shared = opts.redis_url is not None or opts.workers > 1
         if keyring is not None and generated_keys and shared:
             self.fleet_keyring = FleetKeyring(self.policy)
             self._keyring = self.fleet_keyring
-            if opts.redis_url is None:  # the supervisor owns the keys: the first one at once
+            if opts.redis_url is None:  # the supervisor owns the keys and the 0-RTT register
                 self.fleet_keyring.source = "the supervisor"
-                self.mint(immediate=True)
-            else:
+                self.mint()
+                self.strikes = StrikeClient()
+        if self.target is not None:
+            self._probe_store()
+            if self.fleet_keyring is not None:
                 self.refresher = self._redis_refresher(self.fleet_keyring)
+                self.refresher.start_check()
 
-    # -- what serve asks for ------------------------------------------------------------------
+    # -- what serve and proxy ask for ---------------------------------------------------------
     @property
     def keyring(self) -> TicketKeySource | None:
         return self._keyring
 
     def session_store(self, default: SessionStore | None) -> SessionStore | None:
-        """The Redis store (behind a circuit breaker) when there is Redis, else ``default``."""
-        if self.opts.redis_url is None or default is None:
+        """The Redis store (behind the circuit breaker) when there is Redis; the supervisor's
+        0-RTT register in front of ``default`` for workers that share keys; else ``default``."""
+        if default is None:
+            return None
+        if self.target is None:
+            if self.strikes is not None and isinstance(default, MemoryStore):
+                return SharedStrikeStore(default, self.strikes)
             return default
         from .redis_store import RedisSessionStore
 
         assert self.secret is not None
         store = RedisSessionStore.from_url(
-            self.opts.redis_url, self.secret, self.opts.namespace, self.opts.redis_timeout
+            self.target, self.secret, self.opts.namespace, self.opts.redis_timeout
         )
-        self.guarded = GuardedStore(store)
+        self.guarded = GuardedStore(store, self.breaker)
         return self.guarded
 
     def async_session_store(self) -> AsyncGuardedStore | None:
-        """The asyncio Redis store behind a circuit breaker (``tessera proxy``), or None
+        """The asyncio Redis store behind the circuit breaker (``tessera proxy``), or None
         without Redis. Its connections are made by the event loop that first uses it."""
-        if self.opts.redis_url is None:
+        if self.target is None:
             return None
         from .redis_store import AsyncRedisSessionStore
 
         assert self.secret is not None
         store = AsyncRedisSessionStore.from_url(
-            self.opts.redis_url, self.secret, self.opts.namespace, self.opts.redis_timeout
+            self.target, self.secret, self.opts.namespace, self.opts.redis_timeout
         )
-        guarded = AsyncGuardedStore(store)
+        guarded = AsyncGuardedStore(store, self.breaker)
         self.guarded = guarded
         return guarded
+
+    def early_data(self, requested: int) -> int:
+        """The 0-RTT limit that cannot be replayed: ``requested`` wherever the strike register
+        is shared as widely as the ticket keys (Redis, the supervisor, one process); 0 for keys
+        from files without Redis (other servers may hold the same keys)."""
+        if requested and self.target is None and not self.generated_keys:
+            return 0
+        return requested
 
     def server(self, make_server: MakeServer, address: tuple[str, int],
                grace: float = supervisor.GRACE) -> Server:  # fmt: skip
         """``grace``: seconds each worker gets to stop (drain) after SIGTERM."""
-        if self.refresher is not None:
-            self.refresher.refresh_once()  # keys (or the first key's schedule) for the banner
         if self.opts.workers > 1:
             owned = self.fleet_keyring if self.refresher is None else None
             return supervisor.Supervisor(
                 make_server, address, self.opts.workers, keyring=owned,
                 mint=self.mint if owned is not None else None,
-                on_worker_start=self._start_refresher, grace=grace,
+                on_worker_start=self._start_refresher, strikes=self.strikes, grace=grace,
             )  # fmt: skip
         server = make_server(address, False)
         self._start_refresher()
         return server
 
-    def banner_lines(self) -> list[str]:
+    # -- what it says -------------------------------------------------------------------------
+    def banner_lines(self, early_data: int = 0) -> list[str]:
+        """The fleet's banner lines; ``early_data``: the --max-early-data asked for."""
         lines = []
         o = self.opts
-        if o.redis_url is not None:
-            from .redis_store import redacted
-
-            lines.append(f"fleet: Redis {redacted(o.redis_url)}, keys tessera:{o.namespace}:*, "
+        if self.target is not None:
+            lines.append(f"fleet: {self.target.describe()}, keys tessera:{o.namespace}:*, "
                          f"{o.redis_timeout * 1000:g} ms per operation")  # fmt: skip
-            if self.guarded is not None:
-                lines.append(f"fleet: session store {self.guarded.health().describe()}")
+            lines.append(f"fleet: session store {self.breaker.health().describe()}")
         if o.workers > 1:
-            per = (
-                ""
-                if o.redis_url
-                else ("; session ids and single-use tickets are per worker (--redis shares them)")
-            )
-            lines.append(f"fleet: {o.workers} workers on one port (SO_REUSEPORT){per}")
+            per = "; session ids and single-use tickets are per worker (--redis shares them)"
+            lines.append(f"fleet: {o.workers} workers on one port (SO_REUSEPORT)"
+                         f"{'' if self.target else per}")  # fmt: skip
+        if early_data and not self.early_data(early_data):
+            lines.append(f"fleet: {NO_SHARED_REGISTER}")
+        elif early_data and self.strikes is not None:
+            lines.append("fleet: 0-RTT replays refused across workers (the supervisor keeps "
+                         "the strike register)")  # fmt: skip
         if self.fleet_keyring is not None:
             kr = self.fleet_keyring
             p = self.policy
             lines.append(
-                f"fleet: ticket keys from {kr.source}: encrypt {p.rotation:g} s, "
+                f"fleet: ticket keys from {kr.describe_source()}: encrypt {p.rotation:g} s, "
                 f"decrypt {p.decrypt_for:g} s more, published {p.lead:g} s ahead"
             )
-            if kr.source_error:
-                lines.append(f"fleet: ticket keys not refreshed: {kr.source_error}")
             lines += [f"  key {n}  age {a}  {s}" for n, a, s in kr.describe()]
         return lines
 
     # -- keys -----------------------------------------------------------------------------
+    def _probe_store(self) -> None:
+        """Ask Redis once (a client of its own, a generous timeout): the breaker then says
+        what the store really is before the first handshake."""
+        from .redis_url import sync_client
+
+        assert self.target is not None
+        client = sync_client(self.target, START_PROBE_TIMEOUT, 1)
+        try:
+            client.ping()
+        except Exception as e:  # any failure: unavailable since start, never a failed start
+            self.breaker.start_failed(e)
+        finally:
+            client.close()
+
     def _redis_refresher(self, keyring: FleetKeyring) -> KeyRefresher:
         from .redis_keys import KeyRefresher, RedisKeySource
-        from .redis_store import sync_client
+        from .redis_url import sync_client
 
-        assert self.opts.redis_url is not None and self.secret is not None
-        client = sync_client(self.opts.redis_url, max(self.opts.redis_timeout, 0.5), 4)
-        return KeyRefresher(RedisKeySource(client, self.secret, self.opts.namespace, keyring))
+        assert self.target is not None and self.secret is not None
+        client = sync_client(self.target, max(self.opts.redis_timeout, 0.5), 4)
+        name = self.opts.fleet_secret or f"${ENV_VAR}"
+        source = RedisKeySource(client, self.secret, self.opts.namespace, keyring,
+                                secret_name=f"the fleet secret {name}")  # fmt: skip
+        return KeyRefresher(source, on_refresh=self._heal_store)
+
+    def _heal_store(self) -> None:
+        """After a key refresh that worked: if the session store is not healthy and due for a
+        probe, ping Redis on the refresher's connection, so the status does not wait for a
+        handshake that needs the store to say it is back."""
+        if self.refresher is None or not self.breaker.probe_due():
+            return
+        try:
+            self.breaker.admit()  # now the probe (a handshake may have taken it: then done)
+        except StoreError:
+            return
+        try:
+            self.refresher.source.client.ping()
+        except Exception as e:
+            self.breaker.failed(e)
+        else:
+            self.breaker.succeeded()
 
     def _start_refresher(self) -> None:
         if self.refresher is not None:
             self.refresher.start()
 
-    def mint(self, immediate: bool = False) -> bool:
-        """The supervisor's rotation: a new key when due; True if the keys changed."""
+    def mint(self) -> bool:
+        """The supervisor's rotation: the keys that are due; True if the keys changed."""
         kr = self.fleet_keyring
         assert kr is not None
         now = time.time()
         snap = kr.snapshot.live(now)
-        if not snap.rotation_due(now, self.policy):
-            return False
-        start = snap.next_start(now, self.policy, immediate=immediate)
-        kr.install(snap.merged([FleetKey.mint(now, start, self.policy)]))
-        return True
+        due = snap.due_keys(now, self.policy)
+        if due:
+            kr.install(snap.merged(due))
+        return bool(due)
+
+
+def store_words(store: object) -> str | None:
+    """How a banner names a fleet's session store ("shared through Redis"), or None for a
+    store of this process alone (a memory cache says its own size)."""
+    inner = getattr(store, "inner", store)  # a metered store wraps the fleet's
+    if isinstance(inner, GuardedStore | AsyncGuardedStore):
+        return "shared through Redis"
+    return None
+
+
+def keyring_is_fleet(keyring: object) -> bool:
+    """Whether the fleet's lines describe this keyring (then a banner says nothing else)."""
+    return isinstance(keyring, FleetKeyring)
 
 
 def status_lines(config: ServerConfig) -> list[str]:
@@ -219,14 +322,21 @@ def status_lines(config: ServerConfig) -> list[str]:
     if w is not None:
         lines.append(f"  worker: {w.index} of {w.count} (pid {w.pid})")
     store = config.session_store
-    if isinstance(store, GuardedStore):
-        lines.append(f"  session store: {store.store!r}: {store.health().describe()}")
+    inner = getattr(store, "inner", store)
+    if isinstance(inner, GuardedStore):
+        lines.append(f"  session store: {inner.store!r}: {inner.health().describe()}")
     kr = config.ticket_keyring
     if isinstance(kr, FleetKeyring):
-        failed = f"; last refresh failed: {kr.source_error}" if kr.source_error else ""
-        lines.append(f"  ticket keys from {kr.source}{failed}:")
+        lines.append(f"  ticket keys from {kr.describe_source()}:")
         lines += [f"    {n}  age {a}  {s}" for n, a, s in kr.describe()] or ["    (none)"]
     return ["", "Fleet:", *lines] if lines else []
+
+
+def key_source_up(keyring: object) -> tuple[str, str, bool] | None:
+    """(source, state, up) of a fleet keyring, for the metrics; None for any other keyring."""
+    if not isinstance(keyring, FleetKeyring):
+        return None
+    return keyring.source, keyring.state.value, keyring.state is SourceState.HEALTHY
 
 
 # -- tessera keys fleet-secret / rotate / list ------------------------------------------------
@@ -244,7 +354,9 @@ def _redis_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(
         [
             click.option("--redis", "redis_url", required=True, metavar="URL",
-                         help="The fleet's Redis."),
+                         callback=redis_url_option,
+                         help="The fleet's Redis (redis://, rediss://, unix://, "
+                              "redis-cluster://, redis-sentinel://; as for tessera serve)."),
             click.option("--fleet-secret", metavar="FILE", type=click.Path(dir_okay=False),
                          help=f"The fleet secret (default: ${ENV_VAR})."),
             click.option("--redis-namespace", default="default", show_default=True,
@@ -256,11 +368,15 @@ def _redis_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _source(redis_url: str, fleet_secret: str | None, namespace: str,
-            policy: KeyPolicy) -> Any:  # fmt: skip
+            policy: KeyPolicy) -> RedisKeySource:  # fmt: skip
     from .redis_keys import RedisKeySource
-    from .redis_store import sync_client
+    from .redis_url import sync_client
 
-    secret = FleetSecret.load(fleet_secret)
+    disable_core_dumps()
+    try:
+        secret = FleetSecret.load(fleet_secret)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     return RedisKeySource(sync_client(redis_url, 2.0, 2), secret, namespace, FleetKeyring(policy))
 
 
@@ -276,32 +392,40 @@ def _source(redis_url: str, fleet_secret: str | None, namespace: str,
 def rotate_command(redis_url: str, fleet_secret: str | None, redis_namespace: str, lead: float,
                    rotation: float, decrypt_for: float) -> None:  # fmt: skip
     """Publish a new fleet ticket key now; it encrypts after --lead seconds."""
-    from redis.exceptions import RedisError
-
     policy = KeyPolicy(rotation, decrypt_for, refresh=lead / 2, lead=lead)
     source = _source(redis_url, fleet_secret, redis_namespace, policy)
     try:
-        key = source.rotate(force=True)
-    except RedisError as e:
-        raise click.ClickException(f"cannot reach Redis ({e}); check --redis") from None
-    if key is None:
+        source.check_membership()
+        minted = source.rotate(force=True)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        raise click.ClickException(_unreachable(source, e)) from None
+    if not minted:
         raise click.ClickException("another node is minting a key right now; try again")
-    click.echo(f"published ticket key {key.name.hex()}; it encrypts in {policy.lead:g} s")
+    click.echo(f"published ticket key {minted[0].name.hex()}; it encrypts in {policy.lead:g} s")
+
+
+def _unreachable(source: RedisKeySource, error: Exception) -> str:
+    from redis.exceptions import RedisError
+
+    verb = "cannot reach" if isinstance(error, RedisError | OSError) else "cannot use"
+    return (f"{verb} {source.client.target.describe()} ({type(error).__name__}: {error}); "
+            "check --redis")  # fmt: skip
 
 
 @click.command("list")
 @_redis_options
 def list_command(redis_url: str, fleet_secret: str | None, redis_namespace: str) -> None:
     """The fleet's ticket keys in Redis: names, ages, states (never key material)."""
-    from redis.exceptions import RedisError
     from rich.console import Console
     from rich.table import Table
 
     source = _source(redis_url, fleet_secret, redis_namespace, KeyPolicy())
     try:
         keys = source.read()
-    except RedisError as e:
-        raise click.ClickException(f"cannot reach Redis ({e}); check --redis") from None
+    except Exception as e:
+        raise click.ClickException(_unreachable(source, e)) from None
     now = time.time()
     enc = keys.encrypting(now)
     table = Table(title=f"ticket keys in tessera:{redis_namespace}:ticketkeys")

@@ -8,6 +8,11 @@ is let through as a probe: success closes the breaker (healed), failure opens it
 back-off doubled, up to ``max_backoff``. With the defaults (0.5 s doubling to 4 s) a node is
 healed at most about 4 s after Redis is back.
 
+A node probes its store once at start (:meth:`Breaker.start_failed` when that fails): until an
+operation succeeds the breaker says *unavailable since start* (and acts as an open breaker), so
+no status page calls a store healthy that was never reached. A value the store answered but
+that did not open (:class:`~tessera.errors.StoreValueRejected`) is an answer, not a failure.
+
 :class:`GuardedStore` wraps a synchronous store, :class:`AsyncGuardedStore` an asyncio one; both
 expose the same :class:`StoreHealth` for the banner, the ``--www`` page and metrics.
 """
@@ -19,15 +24,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreValueRejected
 
 T = TypeVar("T")
 
 
 class BreakerState(Enum):
     HEALTHY = "healthy"  # closed: every operation goes to the store
+    UNAVAILABLE = "unavailable since start"  # never reached yet: acts as BACKING_OFF
     BACKING_OFF = "backing off"  # open: operations fail at once, not asked
     PROBING = "probing"  # half-open: one operation is testing the store
 
@@ -45,13 +51,20 @@ class StoreHealth:
     retry_in: float  # seconds until the next probe (0 unless backing off)
     last_error: str
 
+    @property
+    def up(self) -> bool:
+        return self.state is BreakerState.HEALTHY
+
     def describe(self) -> str:
         text = f"{self.state.value}; {self.failures} failures, {self.skipped} skipped"
-        if self.state is BreakerState.BACKING_OFF:
+        if self.state in _OPEN:
             text += f"; next probe in {self.retry_in:.1f} s"
         if self.last_error and self.state is not BreakerState.HEALTHY:
             text += f"; last error: {self.last_error}"
         return text
+
+
+_OPEN = (BreakerState.BACKING_OFF, BreakerState.UNAVAILABLE)
 
 
 class Breaker:
@@ -75,6 +88,18 @@ class Breaker:
         self.openings = 0
         self.heals = 0
         self.last_error = ""
+        self._never_up = False  # set by start_failed until an operation succeeds
+        self.on_change: Callable[[bool], None] | None = None  # told "up" or "down" on a change
+        self._told = True
+
+    def _tell(self) -> None:
+        """Tell ``on_change`` (a metrics gauge) when the store went up or down (never under
+        the lock)."""
+        up = self._state is BreakerState.HEALTHY
+        if up != self._told:
+            self._told = up
+            if self.on_change is not None:
+                self.on_change(up)
 
     def admit(self) -> None:
         """Let an operation through, or raise StoreError (counted) while backing off."""
@@ -82,7 +107,7 @@ class Breaker:
             if self._state is BreakerState.HEALTHY:
                 return
             now = self._clock()
-            if self._state is BreakerState.BACKING_OFF and now >= self._retry_at:
+            if self._state in _OPEN and now >= self._retry_at:
                 self._state = BreakerState.PROBING  # this caller is the probe
                 return
             self.skipped += 1
@@ -96,9 +121,11 @@ class Breaker:
         with self._lock:
             if self._state is not BreakerState.HEALTHY:
                 self.heals += 1
+            self._never_up = False
             self._state = BreakerState.HEALTHY
             self._consecutive = 0
             self._current_backoff = self.backoff
+        self._tell()
 
     def failed(self, error: BaseException) -> None:
         with self._lock:
@@ -111,24 +138,52 @@ class Breaker:
                     self._current_backoff = min(self.max_backoff, self._current_backoff * 2)
                 else:
                     self.openings += 1
-                self._state = BreakerState.BACKING_OFF
+                self._state = (
+                    BreakerState.UNAVAILABLE if self._never_up else BreakerState.BACKING_OFF
+                )
                 self._retry_at = self._clock() + self._current_backoff
+        self._tell()
+
+    def probe_due(self) -> bool:
+        """Whether the store is not healthy and its back-off is over: a probe made outside any
+        handshake (the key refresher's) may test it now."""
+        with self._lock:
+            return self._state in _OPEN and self._clock() >= self._retry_at
+
+    def start_failed(self, error: BaseException) -> None:
+        """The probe at start failed: unavailable since start (open, first probe after the
+        initial back-off)."""
+        with self._lock:
+            self.failures += 1
+            self.last_error = f"{type(error).__name__}: {error}"[:200]
+            self._never_up = True
+            self._state = BreakerState.UNAVAILABLE
+            self._retry_at = self._clock() + self._current_backoff
+        self._tell()
 
     def health(self) -> StoreHealth:
         with self._lock:
             retry_in = 0.0
-            if self._state is BreakerState.BACKING_OFF:
+            if self._state in _OPEN:
                 retry_in = max(0.0, self._retry_at - self._clock())
             return StoreHealth(self._state, self._consecutive, self.failures, self.skipped,
                                self.openings, self.heals, retry_in, self.last_error)  # fmt: skip
 
 
 class _Store(Protocol):
-    def put(self, key: bytes, value: bytes, ttl: float) -> Any: ...
-    def get(self, key: bytes) -> Any: ...
-    def take(self, key: bytes) -> Any: ...
-    def add(self, key: bytes, value: bytes, ttl: float) -> Any: ...
-    def delete(self, key: bytes) -> Any: ...
+    def put(self, key: bytes, value: bytes, ttl: float) -> None: ...
+    def get(self, key: bytes) -> bytes | None: ...
+    def take(self, key: bytes) -> bytes | None: ...
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool: ...
+    def delete(self, key: bytes) -> None: ...
+
+
+class _AsyncStore(Protocol):
+    async def put(self, key: bytes, value: bytes, ttl: float) -> None: ...
+    async def get(self, key: bytes) -> bytes | None: ...
+    async def take(self, key: bytes) -> bytes | None: ...
+    async def add(self, key: bytes, value: bytes, ttl: float) -> bool: ...
+    async def delete(self, key: bytes) -> None: ...
 
 
 class GuardedStore:
@@ -148,6 +203,9 @@ class GuardedStore:
         self.breaker.admit()
         try:
             result = op()
+        except StoreValueRejected:
+            self.breaker.succeeded()  # the store answered
+            raise
         except Exception as e:
             self.breaker.failed(e)
             raise
@@ -175,7 +233,7 @@ class GuardedStore:
 class AsyncGuardedStore:
     """An asyncio store (``async`` put/get/take/add/delete) behind a :class:`Breaker`."""
 
-    def __init__(self, store: _Store, breaker: Breaker | None = None) -> None:
+    def __init__(self, store: _AsyncStore, breaker: Breaker | None = None) -> None:
         self.store = store
         self.breaker = breaker or Breaker()
 
@@ -189,6 +247,9 @@ class AsyncGuardedStore:
         self.breaker.admit()
         try:
             result = await op()
+        except StoreValueRejected:
+            self.breaker.succeeded()  # the store answered
+            raise
         except Exception as e:
             self.breaker.failed(e)
             raise

@@ -4,7 +4,15 @@ It holds an immutable snapshot and answers from it with the clock: keys start an
 encrypting and are erased exactly on their schedule, whether or not anything refreshes the
 snapshot. Whoever feeds it (Redis: :mod:`.redis_keys`; the ``--workers`` supervisor: a pipe)
 calls :meth:`FleetKeyring.install`, which swaps the snapshot atomically, keeping the keys it
-already holds (a source that lost its data cannot take away a key still in use).
+already holds (a source that lost its data cannot take away a key still in use), or
+:meth:`FleetKeyring.source_failed`, which keeps everything and records why.
+
+Public API (also what ``tessera keys sync`` builds on): :meth:`~FleetKeyring.install`,
+:attr:`~FleetKeyring.snapshot` (a :class:`~.keys.KeySet`), the
+:class:`~tessera.session.keyring.TicketKeySource` methods (``encryption_key``,
+``decryption_key``, ``decrypts_until``), and for status pages :meth:`~FleetKeyring.describe`,
+:meth:`~FleetKeyring.describe_source`, :meth:`~FleetKeyring.key_states` and
+:meth:`~FleetKeyring.next_rotation`.
 """
 
 from __future__ import annotations
@@ -12,9 +20,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from enum import Enum
 
 from ..session.keyring import TicketKey
 from .keys import FleetKey, KeyPolicy, KeySet, KeyState
+
+
+class SourceState(Enum):
+    """What the keyring's source (Redis, the supervisor) did last, for status pages."""
+
+    STARTING = "not reached yet"
+    HEALTHY = "healthy"
+    UNAVAILABLE = "unavailable"  # the last refresh failed; the keys held stay until they expire
+    REFUSED = "refused"  # the fleet in Redis has another fleet secret: nothing taken from it
 
 
 class FleetKeyring:
@@ -26,11 +44,24 @@ class FleetKeyring:
         self._lock = threading.Lock()
         self.installs = 0
         self.source = "none"  # where the keys come from, for status pages
-        self.source_error = ""  # the last failure to refresh, "" when the last one worked
+        self.state = SourceState.STARTING
+        self.source_error = ""  # why the last refresh failed, "" when it worked
         self.last_refresh = 0.0
 
     def __repr__(self) -> str:
-        return f"FleetKeyring({len(self._snap.keys)} keys from {self.source})"
+        return f"FleetKeyring({len(self._snap.keys)} keys from {self.source}, {self.state.value})"
+
+    def source_failed(self, error: str, state: SourceState = SourceState.UNAVAILABLE) -> None:
+        """The source could not be read (or refused): keep every key held, say why."""
+        self.state = state
+        self.source_error = error[:200]
+
+    def describe_source(self) -> str:
+        """``Redis (healthy)``, ``Redis (unavailable: ...)`` — one phrase for every page."""
+        if self.state is SourceState.HEALTHY:
+            return f"{self.source} (healthy)"
+        why = f": {self.source_error}" if self.source_error else ""
+        return f"{self.source} ({self.state.value}{why})"
 
     @property
     def snapshot(self) -> KeySet:
@@ -44,6 +75,7 @@ class FleetKeyring:
             self._snap = snap
             self.installs += 1
             self.last_refresh = now
+            self.state = SourceState.HEALTHY
             self.source_error = ""
             return snap
 

@@ -7,15 +7,24 @@ stretched)::
             published,                  encrypting                    decrypt-only
             decrypt-only
 
-*Publish before use*: a key is minted ``lead`` seconds (at least two refresh intervals) before
-it starts encrypting, so every node holds it before any node issues a ticket under it. The next
-key is minted ``lead`` before the current one stops encrypting and starts exactly then. At any
-moment the encrypting key is the one that started last, if it has not stopped: after a gap (the
-source was down), no key encrypts and no tickets are issued until a new key's start.
+At any moment the encrypting key is the one that started last, if it has not stopped.
+
+*A grid with no gaps.* Keys encrypt on a fixed grid of absolute times: each key starts exactly
+when the one before it stops (the grid is anchored at the fleet's first key). The next key is
+minted a *horizon* ahead of need — as soon as the schedule would run out within ``lead`` plus
+two refresh intervals — so whichever refresh comes first after that (one is due every refresh
+interval) mints it, and it is still published a full ``lead`` before it starts: every node holds
+it before any node encrypts with it (*publish before use*), and the current key never stops
+without a successor. Where a gap cannot be avoided (the source was down past a key's end) the
+new key starts ``lead`` after it is minted, never sooner, and no tickets are issued meanwhile.
+
+*An empty fleet starts at once*: with no key anywhere no node can hold another, so the first
+key encrypts from the moment it is minted (and the keys minted with it follow on the grid).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Callable, Iterable
@@ -29,6 +38,7 @@ MAX_ENCRYPT = 3600.0  # a key encrypts for at most 1 h
 MAX_DECRYPT = 7200.0  # and decrypts for at most 2 h more
 _TIMES = struct.Struct(">dddd")
 KEY_RECORD = _TIMES.size + 80
+_MAX_MINTS = 64  # keys minted at once at most (a rotation 64 times shorter than the horizon)
 
 
 class KeyState(Enum):
@@ -55,6 +65,12 @@ class KeyPolicy:
         if self.refresh <= 0:
             raise ConfigError("the keyring refresh interval must be positive")
         object.__setattr__(self, "lead", max(self.lead, 2 * self.refresh))
+
+    @property
+    def horizon(self) -> float:
+        """How far ahead keys are minted: the schedule always covers this long from now (the
+        lead, plus two refresh intervals for a refresh that comes late)."""
+        return self.lead + 2 * self.refresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +153,47 @@ class KeySet:
     def latest(self) -> FleetKey | None:
         return self.keys[-1] if self.keys else None
 
-    def rotation_due(self, now: float, policy: KeyPolicy) -> bool:
-        """Whether the next key must be minted now: none is scheduled to follow the latest
-        one, and the latest stops encrypting within ``lead``."""
-        latest = self.latest()
-        return latest is None or now >= latest.encrypts_until - policy.lead
+    def first_gap(self, now: float) -> float:
+        """The first instant from ``now`` on when no key would encrypt (keys in order of
+        start: each one encrypts from its start until it stops or the next one starts)."""
+        t = now
+        keys = self.keys
+        for i, k in enumerate(keys):
+            nxt = keys[i + 1].encrypts_from if i + 1 < len(keys) else math.inf
+            if nxt <= t:
+                continue  # followed by another key before t
+            if k.encrypts_from > t:
+                return t  # nothing encrypts until k starts
+            end = min(k.encrypts_until, k.erased_at)
+            if end < nxt:
+                return max(t, end)
+            t = nxt
+        return t
 
-    def next_start(self, now: float, policy: KeyPolicy, immediate: bool = False) -> float:
-        """When a key minted now starts encrypting: when the latest stops, but never before
-        ``now + lead`` (``immediate``: at once — only when no node can have served yet)."""
-        if immediate and not self.keys:
+    def next_start(self, now: float, policy: KeyPolicy, immediate: bool = False) -> float | None:
+        """When a key minted now must start encrypting, or None while the schedule covers the
+        horizon: at once for an empty fleet; else at the first gap (the grid), never sooner than
+        ``lead`` from now unless ``immediate`` (keys minted together with an empty fleet's
+        first key, which no node can have yet either)."""
+        if not self.keys:
             return now
-        latest = self.latest()
-        earliest = now + policy.lead
-        return max(earliest, latest.encrypts_until) if latest is not None else earliest
+        gap = self.first_gap(now)
+        if not immediate and gap < now + policy.lead:
+            gap = self.first_gap(now + policy.lead)  # the earliest a key minted now may start
+        return None if gap - now > policy.horizon else gap
+
+    def due_keys(self, now: float, policy: KeyPolicy,
+                 rng: Callable[[int], bytes] = os.urandom) -> list[FleetKey]:  # fmt: skip
+        """The keys to mint now so the schedule covers the horizon (usually none or one; more
+        when rotations are shorter than the horizon)."""
+        minted: list[FleetKey] = []
+        current = self.live(now)
+        empty = not current.keys
+        for _ in range(_MAX_MINTS):
+            start = current.next_start(now, policy, immediate=empty)
+            if start is None:
+                break
+            key = FleetKey.mint(now, start, policy, rng)
+            minted.append(key)
+            current = current.merged([key])
+        return minted

@@ -11,64 +11,35 @@ operation   Redis               used for
 ==========  ==================  ===============================================
 
 Keys are ``tessera:<namespace>:`` + the core's prefix (``sid:``, ``stk:``, ``0rtt:``) + the rest
-in hex; every operation touches one key, so Redis Cluster works. Values are sealed with
-AES-256-GCM under a key derived from the fleet secret, with the Redis key as associated data: a
-dump of Redis holds no master secret, and a value moved to another key does not open (it reads
-as absent, counted in ``rejected``). Every operation is bounded by ``timeout`` (50 ms by default)
-and is never retried: a slow or absent Redis raises, which the connection turns into a full
-handshake ("session store unavailable"). Wrap the store in :class:`~.health.GuardedStore` so a
-dead Redis is not asked at all for a while.
+in hex; every operation touches one key, so Redis Cluster works (any ``--redis`` URL of
+:mod:`.redis_url`: one server, a Cluster, Sentinel). Values are sealed with AES-256-GCM under a
+key derived from the fleet secret, with the Redis key as associated data: a dump of Redis holds
+no master secret, and a value that does not open (another fleet secret, moved from another key,
+altered) raises :class:`~tessera.errors.StoreValueRejected` — a full handshake counted as
+"store value rejected" — and is counted in ``rejected``. Every operation is bounded by
+``timeout`` (50 ms by default) and is never retried: a slow or absent Redis raises, which the
+connection turns into a full handshake ("session store unavailable"). Wrap the store in
+:class:`~.health.GuardedStore` so a dead Redis is not asked at all for a while.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import redis
-import redis.asyncio
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
+from ..errors import StoreValueRejected
+from .redis_url import (
+    DEFAULT_TIMEOUT,
+    AsyncClient,
+    RedisTarget,
+    SyncRedis,
+    UnexpectedReply,
+    async_client,
+    parse,
+    sync_client,
+)
 from .secret import FleetSecret, SealedBox
 
-DEFAULT_TIMEOUT = 0.050
-DEFAULT_POOL = 128
 STORE_LABEL = "session store v1"
-
-
-def redis_options(timeout: float, max_connections: int) -> dict[str, Any]:
-    """Connection options shared by every client: bounded, never retried, a bounded pool."""
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "retry_on_timeout": False,
-        "max_connections": max_connections,
-        "health_check_interval": 0,
-    }
-
-
-def sync_client(url: str, timeout: float = DEFAULT_TIMEOUT,
-                max_connections: int = DEFAULT_POOL) -> redis.Redis:  # fmt: skip
-    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``; ``user:password@`` for
-    ACLs); redis-py's pool is fork-safe, so a client made before ``--workers`` forks is fine."""
-    return redis.Redis.from_url(url, **redis_options(timeout, max_connections))
-
-
-def async_client(url: str, timeout: float = DEFAULT_TIMEOUT,
-                 max_connections: int = DEFAULT_POOL) -> redis.asyncio.Redis:  # fmt: skip
-    return redis.asyncio.Redis.from_url(url, **redis_options(timeout, max_connections))
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for banners and logs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = creds.partition(":")[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
 
 
 class _Codec:
@@ -91,12 +62,20 @@ class _Codec:
     def seal(self, rkey: bytes, value: bytes) -> bytes:
         return self._box.seal(rkey, value)
 
-    def open(self, rkey: bytes, sealed: Any) -> bytes | None:
+    def open(self, rkey: bytes, sealed: object) -> bytes | None:
+        """The value, None for no value; raises :class:`~tessera.errors.StoreValueRejected`
+        (counted) for a value that does not open: sealed under another fleet secret, moved
+        from another key, or altered."""
         if sealed is None:
             return None
-        value = self._box.open(rkey, bytes(sealed))
+        if not isinstance(sealed, bytes) or not SealedBox.shaped(sealed):
+            raise UnexpectedReply(f"Redis answered {sealed!r:.60} for a session")
+        value = self._box.open(rkey, sealed)
         if value is None:
             self.rejected += 1
+            raise StoreValueRejected(
+                "store value rejected: sealed under another fleet secret or altered"
+            )
         return value
 
 
@@ -107,19 +86,19 @@ def _seconds(ttl: float) -> int:
 class RedisSessionStore:
     """A :class:`~tessera.session.store.SessionStore` on Redis (blocking redis-py)."""
 
-    def __init__(self, client: redis.Redis, secret: FleetSecret, namespace: str = "default",
-                 url: str = "") -> None:  # fmt: skip
+    def __init__(self, client: SyncRedis, secret: FleetSecret,
+                 namespace: str = "default") -> None:  # fmt: skip
         self.client = client
+        self.target: RedisTarget = client.target
         self.codec = _Codec(secret, namespace)
-        self.url = redacted(url)
 
     @classmethod
-    def from_url(cls, url: str, secret: FleetSecret, namespace: str = "default",
+    def from_url(cls, url: str | RedisTarget, secret: FleetSecret, namespace: str = "default",
                  timeout: float = DEFAULT_TIMEOUT) -> RedisSessionStore:  # fmt: skip
-        return cls(sync_client(url, timeout), secret, namespace, url)
+        return cls(sync_client(url, timeout), secret, namespace)
 
     def __repr__(self) -> str:
-        return f"RedisSessionStore({self.url}, namespace {self.codec.namespace})"
+        return f"RedisSessionStore({self.target.redacted}, namespace {self.codec.namespace})"
 
     def put(self, key: bytes, value: bytes, ttl: float) -> None:
         k = self.codec.key(key)
@@ -141,7 +120,7 @@ class RedisSessionStore:
         self.client.delete(self.codec.key(key))
 
     def ping(self) -> bool:
-        return bool(self.client.ping())
+        return self.client.ping()
 
     def close(self) -> None:
         self.client.close()
@@ -150,19 +129,21 @@ class RedisSessionStore:
 class AsyncRedisSessionStore:
     """The same store for asyncio (``redis.asyncio``): ``await store.get(key)`` and so on."""
 
-    def __init__(self, client: redis.asyncio.Redis, secret: FleetSecret,
-                 namespace: str = "default", url: str = "") -> None:  # fmt: skip
+    def __init__(self, client: AsyncClient, secret: FleetSecret, namespace: str = "default",
+                 target: RedisTarget | None = None) -> None:  # fmt: skip
         self.client = client
+        self.target = target
         self.codec = _Codec(secret, namespace)
-        self.url = redacted(url)
 
     @classmethod
-    def from_url(cls, url: str, secret: FleetSecret, namespace: str = "default",
+    def from_url(cls, url: str | RedisTarget, secret: FleetSecret, namespace: str = "default",
                  timeout: float = DEFAULT_TIMEOUT) -> AsyncRedisSessionStore:  # fmt: skip
-        return cls(async_client(url, timeout), secret, namespace, url)
+        target = url if isinstance(url, RedisTarget) else parse(url)
+        return cls(async_client(target, timeout), secret, namespace, target)
 
     def __repr__(self) -> str:
-        return f"AsyncRedisSessionStore({self.url}, namespace {self.codec.namespace})"
+        where = self.target.redacted if self.target is not None else "Redis"
+        return f"AsyncRedisSessionStore({where}, namespace {self.codec.namespace})"
 
     async def put(self, key: bytes, value: bytes, ttl: float) -> None:
         k = self.codec.key(key)

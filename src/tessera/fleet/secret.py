@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import ConfigError
+from .hygiene import warn_if_exposed
 
 SECRET_SIZE = 32
 ENV_VAR = "TESSERA_FLEET_SECRET"
@@ -55,8 +56,9 @@ class FleetSecret:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> FleetSecret:
-        """From ``path``, else from $TESSERA_FLEET_SECRET."""
+        """From ``path`` (a warning if others may read it), else from $TESSERA_FLEET_SECRET."""
         if path is not None:
+            warn_if_exposed(path, "fleet secret file")
             try:
                 text = Path(path).read_text(encoding="ascii")
             except (OSError, UnicodeDecodeError) as e:
@@ -106,10 +108,16 @@ class SealedBox:
         nonce = os.urandom(_NONCE)
         return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
+    @staticmethod
+    def shaped(value: bytes) -> bool:
+        """Whether ``value`` looks like something sealed here (version and length), whatever
+        the key: a value that does not is not ours at all (a stub answering ``+OK``)."""
+        return len(value) >= 1 + _NONCE + 16 and value[:1] == _VERSION
+
     def open(self, aad: bytes, sealed: bytes) -> bytes | None:
         """The plaintext, or None if ``sealed`` was not sealed here for ``aad`` (another fleet
         secret, another key, tampered)."""
-        if len(sealed) < 1 + _NONCE + 16 or sealed[:1] != _VERSION:
+        if not self.shaped(sealed):
             return None
         try:
             return self._aead.decrypt(sealed[1 : 1 + _NONCE], sealed[1 + _NONCE :], aad)

@@ -9,6 +9,8 @@ Each worker gets a pipe from the supervisor. Without Redis the supervisor owns t
 it mints the keys (publish-before-use: a key reaches every worker ``lead`` seconds before it
 encrypts) and sends each new key set down the pipes, so tickets and TLS 1.3 PSKs resume on any
 worker. The pipe also tells a worker that its supervisor is gone (end of file): it stops.
+Where the supervisor owns the keys it also holds the 0-RTT strike register (:mod:`.strikes`):
+each worker asks it over a socket pair, so early data replayed to another worker is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Protocol
 
 from .keyring import FleetKeyring
 from .keys import KEY_RECORD, FleetKey, KeySet
+from .strikes import StrikeClient, StrikeServer
 
 log = logging.getLogger("tessera.fleet")
 GRACE = 5.0  # seconds a worker gets to stop after SIGTERM
@@ -104,7 +107,7 @@ class Supervisor:
     def __init__(self, make_server: MakeServer, address: tuple[str, int], workers: int, *,
                  keyring: FleetKeyring | None = None, mint: Callable[[], bool] | None = None,
                  on_worker_start: Callable[[], None] | None = None,
-                 grace: float = GRACE) -> None:  # fmt: skip
+                 strikes: StrikeClient | None = None, grace: float = GRACE) -> None:  # fmt: skip
         if workers < 2:
             raise ValueError("a supervisor runs two or more workers")
         self.make_server = make_server
@@ -112,6 +115,8 @@ class Supervisor:
         self.keyring = keyring  # owned here (no Redis): sent to the workers
         self.mint = mint  # rotates ``keyring`` when due; True if it changed
         self.on_worker_start = on_worker_start
+        self.strikes = strikes  # the workers' side of the 0-RTT register this process holds
+        self._strike_server = StrikeServer() if strikes is not None else None
         self.grace = grace  # seconds a worker gets to stop after SIGTERM
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._reserved = socket.socket(family, socket.SOCK_STREAM)
@@ -146,6 +151,7 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         self._last_spawn[slot] = time.monotonic()
         r, w = os.pipe()
+        ours, theirs = socket.socketpair() if self.strikes is not None else (None, None)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -156,6 +162,9 @@ class Supervisor:
                 for fd in self.pipes.values():  # siblings' pipes: their EOF must not wait on us
                     os.close(fd)
                 self._reserved.close()
+                if ours is not None and theirs is not None and self.strikes is not None:
+                    ours.close()
+                    self.strikes.attach(theirs)
                 code = self._work(slot, r)
             except BaseException:
                 traceback.print_exc()
@@ -163,6 +172,9 @@ class Supervisor:
                 sys.stderr.flush()
                 os._exit(code)
         os.close(r)
+        if ours is not None and theirs is not None and self._strike_server is not None:
+            theirs.close()
+            self._strike_server.attach(ours)  # served until the worker closes its end
         self.pids[slot] = pid
         self.pipes[slot] = w
         log.info("worker %d started (pid %d)", slot, pid)

@@ -100,10 +100,17 @@ def _decided(ctx: ServerContext, hello: HelloSummary, decision: ResumptionDecisi
     etm_offered = config.encrypt_then_mac and hello.etm
     tickets_ok = config.sealer is not None and hello.ticket is not None
     if decision.session is not None and decision.resumed_by is not None:
-        renew = decision.renew_ticket and tickets_ok
+        renew = decision.renew_ticket and tickets_ok and _can_seal(ctx)
         return _abbreviated(ctx, hello, decision.session, decision.resumed_by, renew, etm_offered)
     ctx.ems = hello.ems and config.extended_master_secret
-    return _full(ctx, hello.hello, etm_offered, tickets_ok)
+    return _full(ctx, hello.hello, etm_offered, tickets_ok and _can_seal(ctx))
+
+
+def _can_seal(ctx: ServerContext) -> bool:
+    """Whether a ticket can be issued now: with no key encrypting (a fleet between keys, say)
+    the server promises none, so a full handshake gets a session id instead."""
+    sealer = ctx.config.sealer
+    return sealer is not None and sealer.lifetime(1, ctx.now()) > 0
 
 
 def _abbreviated(

@@ -41,6 +41,7 @@ from typing import Protocol, runtime_checkable
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import ConfigError
+from ..files import MAX_KEY_FILE, read_bounded
 
 
 class KeyFileFormat(Enum):
@@ -150,7 +151,7 @@ class TicketKey:
 
 def read_key_file(path: str | Path, fmt: KeyFileFormat, created: float) -> list[TicketKey]:
     """Keys in a file, the encrypting key first."""
-    data = Path(path).read_bytes()
+    data = read_bounded(path, "ticket key file", MAX_KEY_FILE)
     if fmt is KeyFileFormat.HAPROXY:
         keys = []
         for n, text in enumerate(data.decode("ascii", "replace").splitlines(), 1):

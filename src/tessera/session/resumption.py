@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from ..config import ClientAuth
 from ..crypto.suites import BY_CODE
 from ..enums import ProtocolVersion, PskKeyExchangeMode
+from ..errors import StoreValueRejected
 from .model import ServerSession, SessionDecodeError
 from .stats import FallbackReason
 
@@ -199,6 +200,14 @@ def _failed(answer: LookupAnswer) -> bool:
     return isinstance(answer, BaseException)
 
 
+def _store_failure(answer: LookupAnswer) -> FallbackReason:
+    """Why a lookup that did not answer bytes or None failed: a value the store rejected
+    (sealed under another secret, altered), or no usable answer at all."""
+    if isinstance(answer, StoreValueRejected):
+        return FallbackReason.STORE_VALUE_REJECTED
+    return FallbackReason.STORE_UNAVAILABLE
+
+
 def _fallback12(
     offered: Mechanism | None = None,
     reason: FallbackReason | None = None,
@@ -251,7 +260,7 @@ def resolve12(
     key = session_id_key(hello.session_id)
     (answer,) = yield (StoreLookup("get", key),)
     if _failed(answer) or not isinstance(answer, bytes | None):
-        return _fallback12(by, FallbackReason.STORE_UNAVAILABLE)
+        return _fallback12(by, _store_failure(answer))
     if answer is None:
         if hello.offers_tls13:
             # A TLS 1.3 client sends a random legacy_session_id (RFC 8446 §D.4) even when it
@@ -437,7 +446,7 @@ def _open13(
             return FallbackReason.UNKNOWN_SESSION_ID
         (answer,) = yield (StoreLookup("take", key),)
         if _failed(answer) or not isinstance(answer, bytes | None):
-            return FallbackReason.STORE_UNAVAILABLE
+            return _store_failure(answer)
         if answer is None:
             return FallbackReason.PSK_ALREADY_USED
         state, key_name, single_use = answer, None, True

@@ -36,6 +36,7 @@ class FallbackReason(Enum):
     PSK_MODE_UNSUPPORTED = "no acceptable psk_key_exchange_mode"
     PSK_ALREADY_USED = "single-use ticket already used"
     STORE_UNAVAILABLE = "session store unavailable"
+    STORE_VALUE_REJECTED = "store value rejected: sealed under another secret or altered"
     SESSION_CORRUPT = "stored session unreadable"
     RESUMPTION_DISABLED = "resumption disabled on this server"
     # The server renegotiates to ask for a client certificate, which only a full handshake can
