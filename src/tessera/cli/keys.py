@@ -8,7 +8,7 @@ import time
 
 import click
 
-from ..fleet.cli import fleet_secret_command, list_command, rotate_command
+from ..fleet.cli import fleet_secret_command, list_command, redis_url_option, rotate_command
 from ..fleet.secret import ENV_VAR
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
 from .files import write_private
@@ -96,8 +96,9 @@ def show(path: str, fmt: str) -> None:
 
 # -- tessera keys sync ---------------------------------------------------------------------------
 @keys.command("sync")
-@click.option("--redis", "redis_url", required=True, metavar="URL",
-              help="The fleet's Redis, as the nodes are given it.")  # fmt: skip
+@click.option("--redis", "redis_url", required=True, metavar="URL", callback=redis_url_option,
+              help="The fleet's Redis, as the nodes are given it (redis://, rediss://, unix://, "
+                   "redis-cluster://, redis-sentinel://).")  # fmt: skip
 @click.option("--fleet-secret", metavar="FILE", type=click.Path(dir_okay=False),
               help=f"The fleet secret (default: ${ENV_VAR}).")  # fmt: skip
 @click.option("--redis-namespace", default="default", show_default=True, metavar="NS")

@@ -30,7 +30,7 @@ from ...session.keyring import TicketKey
 from ..keyring import FleetKeyring
 from ..keys import KeyPolicy, KeySet
 from ..redis_keys import KeyRefresher, RedisKeySource
-from ..redis_store import sync_client
+from ..redis_url import parse, sync_client
 from ..secret import FleetSecret
 from .haproxy import HaproxyError, HaproxyRuntime
 from .targets import Held, Target, haproxy_ring
@@ -336,11 +336,14 @@ class SyncAgent:
 
 # -- following the fleet -------------------------------------------------------------------------
 def redis_keyring(url: str, secret: FleetSecret, namespace: str, policy: KeyPolicy,
-                  timeout: float) -> tuple[NotifyingKeyring, KeyRefresher]:  # fmt: skip
-    """A keyring fed from the fleet's Redis (as a node's), and the refresher that feeds it."""
+                  timeout: float, secret_name: str,
+                  ) -> tuple[NotifyingKeyring, KeyRefresher]:  # fmt: skip
+    """A keyring fed from the fleet's Redis (as a node's: any URL a node takes, Cluster and
+    Sentinel included), and the refresher that feeds it."""
     keyring = NotifyingKeyring(policy)
-    client = sync_client(url, timeout, 4)
-    return keyring, KeyRefresher(RedisKeySource(client, secret, namespace, keyring))
+    client = sync_client(parse(url), timeout, 4)
+    source = RedisKeySource(client, secret, namespace, keyring, secret_name=secret_name)
+    return keyring, KeyRefresher(source)
 
 
 def follow(agent: SyncAgent, refresher: KeyRefresher, stop: threading.Event,

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from ...errors import ConfigError
 from ...observe.exporter import parse_address
 from ..keys import MAX_DECRYPT, MAX_ENCRYPT, KeyPolicy
 from ..redis_keys import KeyRefresher
-from ..redis_store import redacted
-from ..secret import FleetSecret
+from ..redis_url import redacted
+from ..secret import ENV_VAR, FleetSecret
 from .agent import SyncAgent, follow, redis_keyring
 from .haproxy import HaproxyRuntime
 from .metrics import serve_metrics
@@ -75,11 +76,12 @@ def build(o: SyncOptions) -> tuple[SyncAgent, KeyRefresher]:
             raise UsageProblem("--metrics", str(e)) from None
     secret = FleetSecret.load(o.fleet_secret)
     policy = o.policy
+    name = f"the fleet secret {o.fleet_secret or '$' + ENV_VAR}"
     try:
         keyring, refresher = redis_keyring(o.redis_url, secret, o.namespace, policy,
-                                           o.redis_timeout)  # fmt: skip
-    except ValueError as e:
-        raise UsageProblem("--redis", str(e)) from None
+                                           o.redis_timeout, name)  # fmt: skip
+    except (ConfigError, ValueError) as e:
+        raise UsageProblem("--redis", str(e).partition(": ")[2] or str(e)) from None
     agent = SyncAgent(
         keyring, targets, lead=policy.lead, local_lifetime=policy.rotation,
         haproxy=[HaproxyRuntime(p) for p in o.sockets], commands=o.commands,
@@ -98,7 +100,8 @@ def sync_once(agent: SyncAgent, refresher: KeyRefresher,
     """``--once``: a refresh and a pass; None if everything was done, else what failed. When
     the fleet's key is only waiting for the lead time (a new fleet, a rotation with a short
     lead), wait for it (at most the lead) and pass again, rather than leave a local key."""
-    if not refresher.refresh_once():
+    refresher.start_check()  # a fleet with another secret stops here (ForeignFleet)
+    if agent.keyring.source_error:
         error = agent.keyring.source_error
         return f"cannot read the fleet's keys from Redis ({error}); nothing written"
     agent.step()
@@ -138,6 +141,6 @@ def run(agent: SyncAgent, refresher: KeyRefresher, o: SyncOptions) -> None:
         redacted(o.redis_url), o.namespace, policy.refresh, policy.lead,
         ", ".join(t.label for t in agent.targets),
     )  # fmt: skip
-    refresher.refresh_once()  # so that the first pass has the fleet's keys if it can
+    refresher.start_check()  # the fleet's keys for the first pass; another fleet stops here
     follow(agent, refresher, stop, policy.refresh)
     log.info("stopped")
