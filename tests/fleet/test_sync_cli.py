@@ -3,6 +3,7 @@ Redis, a failing ``--exec`` logged and retried, SIGHUP, SIGTERM, and ``--metrics
 
 from __future__ import annotations
 
+import re
 import signal
 import urllib.request
 from pathlib import Path
@@ -89,6 +90,8 @@ def test_running_agent_retries_commands_rewrites_on_sighup_and_exports_metrics(
     with agent(tmp_path, redis_server.url, secret_file, "--to", f"nginx:{keys}",
                "--exec", command, "--metrics", f"127.0.0.1:{port}") as sync_agent:  # fmt: skip
         wait_for_output(sync_agent, "(failure 2; retrying in 2 s)", timeout=20)
+        limits = Path(f"/proc/{sync_agent.proc.pid}/limits").read_text()
+        assert re.search(r"^Max core file size\s+0\s+0\s", limits, re.M), limits  # no core dumps
         metrics = scrape(port)
         target = f"nginx:{keys}"
         failures = dict(

@@ -16,6 +16,7 @@ from types import FrameType
 
 from ...errors import ConfigError
 from ...observe.exporter import parse_address
+from ..hygiene import disable_core_dumps
 from ..keys import MAX_DECRYPT, MAX_ENCRYPT, KeyPolicy
 from ..redis_keys import KeyRefresher
 from ..redis_url import redacted
@@ -74,6 +75,7 @@ def build(o: SyncOptions) -> tuple[SyncAgent, KeyRefresher]:
             parse_address(o.metrics, "--metrics")
         except ValueError as e:
             raise UsageProblem("--metrics", str(e)) from None
+    disable_core_dumps()  # the fleet secret and ticket keys are in memory from now on
     secret = FleetSecret.load(o.fleet_secret)
     policy = o.policy
     name = f"the fleet secret {o.fleet_secret or '$' + ENV_VAR}"
