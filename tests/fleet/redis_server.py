@@ -23,15 +23,11 @@ from types import TracebackType
 
 from redis.crc import key_slot
 
+from conftest import free_port
+
 ACL_USER = "fleet"
 ACL_PASSWORD = "fleet-test-password"
 CLUSTER_CONFIG = "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 1000\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:

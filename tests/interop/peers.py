@@ -60,7 +60,8 @@ class Peer:
                 raise RuntimeError(f"{argv[0]} did not start:\n{self.output()}") from None
 
     def output(self) -> str:
-        self._log_file.flush()
+        if not self._log_file.closed:
+            self._log_file.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> str:
