@@ -36,6 +36,7 @@ from pathlib import Path
 from common import BENCH_DIR, environment, table, test_certificates
 
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "fleet"))
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # its conftest: the tests' free ports
 from redis_server import RedisServer
 from sync_fleet import Tally, Traffic, mixed_fleet, rotate, wait_encrypting
 

@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 
 from peers import TESSERA, Peer, openssl_s_client, run
 
+from conftest import free_port
 from tessera.audit.census import sample
 from tessera.audit.probe import Endpoint
 from tessera.fleet.keyring import FleetKeyring
 from tessera.fleet.keys import KeyPolicy
 from tessera.fleet.redis_keys import RedisKeySource
-from tessera.fleet.redis_store import sync_client
+from tessera.fleet.redis_url import sync_client
 from tessera.fleet.secret import FleetSecret
 from tessera.fleet.sync.targets import replace_file
 from tessera.session.keyring import KeyFileFormat, TicketKey, key_file_bytes
@@ -40,12 +41,6 @@ from tessera.session.keyring import KeyFileFormat, TicketKey, key_file_bytes
 HTTP_GET = b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
 REFRESH = 0.5  # the agents' --key-refresh: a key encrypts on their servers 1 s after publication
 WIDE = {"COLUMNS": "300"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def program(name: str) -> str:

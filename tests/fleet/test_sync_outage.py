@@ -18,7 +18,7 @@ from sync_fleet import agent, current_key, wait_until
 from tessera.fleet.keyring import FleetKeyring
 from tessera.fleet.keys import KeyPolicy, KeySet
 from tessera.fleet.redis_keys import RedisKeySource
-from tessera.fleet.redis_store import sync_client
+from tessera.fleet.redis_url import sync_client
 from tessera.fleet.secret import FleetSecret
 from tessera.session.keyring import KeyFileFormat, read_key_file
 
