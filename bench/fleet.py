@@ -62,6 +62,7 @@ from typing import Any
 from common import BENCH_DIR, environment, median, num, ratio, table, test_certificates
 
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "fleet"))
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # ports.py, for tests/fleet/redis_server.py
 from load import Load
 from redis_server import RedisCluster, RedisSentinel, RedisServer
 

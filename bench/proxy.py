@@ -65,6 +65,7 @@ from common import (
 )
 
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "fleet"))
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # ports.py, for tests/fleet/redis_server.py
 from redis_server import RedisServer
 
 TERMINATORS = ("tessera", "hitch", "stunnel")

@@ -23,7 +23,7 @@ from types import TracebackType
 
 from redis.crc import key_slot
 
-from conftest import free_port
+from ports import free_port
 
 ACL_USER = "fleet"
 ACL_PASSWORD = "fleet-test-password"

@@ -16,11 +16,13 @@ layout          bytes   order                                used by
 ``nginx``       48      name16 | aes16 | hmac16              ssl_session_ticket_key
 ``nginx``       80      name16 | hmac32 | aes32              ssl_session_ticket_key
 ``haproxy``     48/80   base64 lines, name | aes | hmac      tls-ticket-keys
+``apache``      48      name16 | hmac16 | aes16              SSLSessionTicketKeyFile
 ==============  ======  ===================================  ==============================
 
-A native or nginx file holds one key (nginx takes one file per key; the first file encrypts).
-A HAProxy file holds several lines; HAProxy encrypts with the second-to-last line, so that a
-new key can be distributed (last line) before it is used.
+A native, nginx or Apache file holds one key (nginx takes one file per key; the first file
+encrypts; Apache's mod_ssl reads exactly 48 bytes). A HAProxy file holds several lines; HAProxy
+keeps the last three, encrypts with the second-to-last line, so that a new key can be
+distributed (last line) before it is used.
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ class KeyFileFormat(Enum):
     NATIVE = "native"
     NGINX = "nginx"
     HAPROXY = "haproxy"
+    APACHE = "apache"
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The key sizes (bytes) this layout holds."""
+        return (48,) if self is KeyFileFormat.APACHE else (48, 80)
+
+    def hmac_first(self, aes_size: int) -> bool:
+        """Whether the HMAC key comes before the AES key (else name | aes | hmac)."""
+        return self in (KeyFileFormat.NATIVE, KeyFileFormat.APACHE) or (
+            self is KeyFileFormat.NGINX and aes_size == 32
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +131,25 @@ class TicketKey:
 
     def to_bytes(self, fmt: KeyFileFormat = KeyFileFormat.NATIVE) -> bytes:
         """The key in ``fmt``'s byte order (for HAProxy: without the base64 armour)."""
-        if fmt is KeyFileFormat.NATIVE or (len(self.aes_key) == 32 and fmt is KeyFileFormat.NGINX):
+        size = 16 + len(self.hmac_key) + len(self.aes_key)
+        if size not in fmt.sizes:
+            sizes = " or ".join(map(str, fmt.sizes))
+            raise ConfigError(f"a {fmt.value} ticket key is {sizes} bytes; this one is {size}")
+        if fmt.hmac_first(len(self.aes_key)):
             return self.name + self.hmac_key + self.aes_key
         return self.name + self.aes_key + self.hmac_key
 
     @classmethod
     def from_bytes(cls, raw: bytes, fmt: KeyFileFormat, created: float) -> TicketKey:
-        if len(raw) not in (48, 80):
+        if len(raw) not in fmt.sizes:
+            sizes = " or ".join(map(str, fmt.sizes))
             raise ConfigError(
-                f"a ticket key is 48 or 80 bytes, got {len(raw)}; "
+                f"a {fmt.value} ticket key is {sizes} bytes, got {len(raw)}; "
                 "check the file and --ticket-key-format"
             )
         half = 16 if len(raw) == 48 else 32
         name, a, b = raw[:16], raw[16 : 16 + half], raw[16 + half :]
-        if fmt is KeyFileFormat.NATIVE or (fmt is KeyFileFormat.NGINX and half == 32):
+        if fmt.hmac_first(half):
             return cls(name, hmac_key=a, aes_key=b, created=created)
         return cls(name, hmac_key=b, aes_key=a, created=created)
 
@@ -155,21 +174,26 @@ def read_key_file(path: str | Path, fmt: KeyFileFormat, created: float) -> list[
             enc = len(keys) - 2
             keys = [keys[enc]] + [k for i, k in enumerate(keys) if i != enc]
         return keys
-    if len(data) not in (48, 80):
+    if len(data) not in fmt.sizes:
+        sizes = " or ".join(map(str, fmt.sizes))
         raise ConfigError(
-            f"{path}: a {fmt.value} ticket key file is 48 or 80 bytes, this one is {len(data)}"
+            f"{path}: a {fmt.value} ticket key file is {sizes} bytes, this one is {len(data)}"
         )
     return [TicketKey.from_bytes(data, fmt, created)]
 
 
+def key_file_bytes(keys: Sequence[TicketKey], fmt: KeyFileFormat) -> bytes:
+    """The content of a ``fmt`` key file holding ``keys`` (HAProxy: one line each, in order)."""
+    if fmt is KeyFileFormat.HAPROXY:
+        return b"".join(base64.b64encode(k.to_bytes(fmt)) + b"\n" for k in keys)
+    if len(keys) != 1:
+        raise ConfigError(f"a {fmt.value} key file holds exactly one key")
+    return keys[0].to_bytes(fmt)
+
+
 def write_key_file(path: str | Path, keys: Sequence[TicketKey], fmt: KeyFileFormat) -> None:
     """Write ``keys`` (private: mode 0600). Only ever called when the user asks for a file."""
-    if fmt is KeyFileFormat.HAPROXY:
-        data = b"".join(base64.b64encode(k.to_bytes(fmt)) + b"\n" for k in keys)
-    else:
-        if len(keys) != 1:
-            raise ConfigError(f"a {fmt.value} key file holds exactly one key")
-        data = keys[0].to_bytes(fmt)
+    data = key_file_bytes(keys, fmt)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

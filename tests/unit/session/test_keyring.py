@@ -223,6 +223,19 @@ def test_same_bytes_different_formats() -> None:
     assert nginx.aes_key == raw[16:32] and nginx.hmac_key == raw[32:]
 
 
+def test_apache_is_48_bytes_name_hmac_aes(tmp_path: Path) -> None:
+    """mod_ssl's SSLSessionTicketKeyFile: exactly 48 bytes, name | HMAC secret | AES key."""
+    k = TicketKey.generate(0.0, 48)
+    write_key_file(tmp_path / "k", [k], KeyFileFormat.APACHE)
+    assert (tmp_path / "k").read_bytes() == k.name + k.hmac_key + k.aes_key
+    assert read_key_file(tmp_path / "k", KeyFileFormat.APACHE, 0.0) == [k]
+    with pytest.raises(ConfigError, match="apache ticket key is 48 bytes"):
+        TicketKey.generate(0.0, 80).to_bytes(KeyFileFormat.APACHE)
+    (tmp_path / "k80").write_bytes(bytes(80))
+    with pytest.raises(ConfigError, match="apache ticket key file is 48 bytes"):
+        read_key_file(tmp_path / "k80", KeyFileFormat.APACHE, 0.0)
+
+
 @pytest.mark.parametrize("size", [48, 80])
 def test_haproxy_round_trip(tmp_path: Path, size: int) -> None:
     keys = [TicketKey.generate(0.0, size) for _ in range(3)]
