@@ -18,7 +18,7 @@ closed: True, False for a bare end of stream, None while open) and the lower tra
 (``"peername"``, ``"socket"``...).
 
 Server session stores: with the default ``ServerConfig`` (an in-memory ``MemoryStore`` asked
-inline, which never blocks) nothing is needed. Any other store must be awaited: set
+inline, which never blocks) nothing is needed. Every other store must be awaited: set
 ``ServerConfig(async_session_store=store)`` with an async store (any object with ``async
 get/take/add/put/delete``); lookups then run in a task while other connections go on.
 Certificate and CA files are read once, in a worker thread, before the first connection
@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .config import ClientAuth, ClientConfig, ServerConfig
 from .connection import ClientConnection, ServerConnection
@@ -38,6 +38,7 @@ from .errors import ConfigError
 from .io.aio import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
+    AwaitedStore,
     HandshakeErrorHook,
     Limits,
     TLSProtocol,
@@ -73,16 +74,16 @@ _STREAM_LIMIT = 2**16  # asyncio's default StreamReader limit
 async def prepare_client(config: ClientConfig) -> ClientConfig:
     """Load the trust store (``cafile`` or the system's) in a worker thread, once per config,
     so no handshake reads files on the event loop."""
-    if config.verify and config._store is None:
+    if config.verify and not config.trust_store_loaded:
         await asyncio.get_running_loop().run_in_executor(None, config.trust_store)
     return config
 
 
-async def prepare_server(config: ServerConfig) -> Any:
+async def prepare_server(config: ServerConfig) -> AwaitedStore | None:
     """Load ``client_cafile`` in a worker thread (once per config) and return the store to
     await, or None when the connection asks its store inline. Raises ConfigError for a
     synchronous store other than MemoryStore (it would block the loop)."""
-    if config.client_auth is not ClientAuth.NONE and config._client_store is None:
+    if config.client_auth is not ClientAuth.NONE and not config.client_trust_store_loaded:
 
         def load() -> None:
             config.client_trust_store()
@@ -102,7 +103,8 @@ async def prepare_server(config: ServerConfig) -> Any:
 def _with_alpn(config: ClientConfig, alpn: Sequence[str | bytes] | None) -> ClientConfig:
     if alpn is None:
         return config
-    return dataclasses.replace(config, alpn_protocols=tuple(alpn))  # type: ignore[arg-type]
+    protocols = tuple(p.encode() if isinstance(p, str) else bytes(p) for p in alpn)
+    return dataclasses.replace(config, alpn_protocols=protocols)
 
 
 # -- clients ----------------------------------------------------------------------------------
@@ -145,7 +147,12 @@ async def create_connection(
     kwargs.setdefault("ssl", None)
     if kwargs["ssl"] is not None:
         raise ConfigError("pass config=, not ssl=: tessera does the TLS here")
-    transport, _ = await loop.create_connection(lambda: tls, host, port, **kwargs)  # type: ignore[arg-type]
+    if host is None and port is None:  # sock=...
+        transport, _ = await loop.create_connection(lambda: tls, **kwargs)
+    elif host is None or port is None:
+        raise ValueError("give both host and port (or sock=)")
+    else:
+        transport, _ = await loop.create_connection(lambda: tls, host, port, **kwargs)
     try:
         await waiter
     except BaseException:
@@ -186,8 +193,12 @@ class _Admission:
 
 
 class _CountedTLSProtocol(TLSProtocol):
-    _admission: _Admission
     _admitted = False
+
+    def __init__(self, admission: _Admission, conn: ServerConnection,
+                 app_protocol: asyncio.BaseProtocol, limits: Limits) -> None:  # fmt: skip
+        super().__init__(conn, app_protocol, None, limits)
+        self._admission = admission
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         adm = self._admission
@@ -195,7 +206,7 @@ class _CountedTLSProtocol(TLSProtocol):
             adm.refused += 1
             log.warning("refused a connection: %d open (max_connections)", adm.open)
             self._lost = True
-            transport.abort()  # type: ignore[attr-defined]
+            cast(asyncio.Transport, transport).abort()
             return
         adm.open += 1
         self._admitted = True
@@ -241,9 +252,7 @@ async def create_server(
     admission = _Admission(max_connections)
 
     def factory() -> TLSProtocol:
-        proto = _CountedTLSProtocol(ServerConnection(config), protocol_factory(), None, limits)
-        proto._admission = admission
-        return proto
+        return _CountedTLSProtocol(admission, ServerConnection(config), protocol_factory(), limits)
 
     kwargs.setdefault("ssl", None)
     if kwargs["ssl"] is not None:
@@ -309,10 +318,11 @@ async def start_tls(
         store=store,
     )
     tls = TLSProtocol(conn, protocol, waiter, limits, call_connection_made=False)
-    transport.pause_reading()  # type: ignore[attr-defined]
-    transport.set_protocol(tls)
-    made = loop.call_soon(tls.connection_made, transport)
-    resumed = loop.call_soon(transport.resume_reading)  # type: ignore[attr-defined]
+    lower = cast(asyncio.Transport, transport)  # (uvloop's: no subclass of it)
+    lower.pause_reading()
+    lower.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, lower)
+    resumed = loop.call_soon(lower.resume_reading)
     try:
         await waiter
     except BaseException:

@@ -191,6 +191,11 @@ class ClientConfig(_CommonConfig):
         if self.verify and self.cafile is not None:
             self.trust_store()  # a missing or wrong CA file is a configuration error, now
 
+    @property
+    def trust_store_loaded(self) -> bool:
+        """The CA file (or the system's store) has been read: :meth:`trust_store` is cheap."""
+        return self._store is not None
+
     def trust_store(self) -> Store:
         if self._store is None:
             from .crypto.x509 import trust_store
@@ -293,6 +298,13 @@ class ServerConfig(_CommonConfig):
                 )
         if self.stateful_tickets and not self.has_session_store:
             raise ConfigError("stateful_tickets keeps tickets in the session store: set one")
+        if self.client_auth is not ClientAuth.NONE and not self.client_cafile:
+            # The system store holds the CAs of web servers, not of anyone's clients: trusting
+            # it for client certificates would let any certificate a public CA issued in.
+            raise ConfigError(
+                "client_auth needs client_cafile: the CA file that issues your clients' "
+                "certificates (tessera serve: --client-ca FILE)"
+            )
         if self.max_early_data_size < 0:
             raise ConfigError("max_early_data_size must be zero or more")
         stats = self.stats if self.stats is not None else SessionStats()
@@ -316,6 +328,11 @@ class ServerConfig(_CommonConfig):
     def statistics(self) -> SessionStats:
         assert self.stats is not None
         return self.stats
+
+    @property
+    def client_trust_store_loaded(self) -> bool:
+        """``client_cafile`` has been read: :meth:`client_trust_store` is cheap."""
+        return self._client_store is not None
 
     def client_trust_store(self) -> Store:
         if self._client_store is None:

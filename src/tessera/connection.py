@@ -495,8 +495,29 @@ class ClientConnection(_Connection[ClientContext]):
             self._events.append(RenegotiationDeclined())
 
     @property
+    def handshake_started(self) -> bool:
+        """True once :meth:`start_handshake` queued the ClientHello."""
+        return self._state is not None
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._ctx.config
+
+    @property
+    def server_name(self) -> str | None:
+        """The name the client sends (SNI) and checks the certificate against."""
+        return self._ctx.server_name
+
+    @property
     def offered_session(self) -> ClientSession | None:
         return self._ctx.offered_session
+
+    @offered_session.setter
+    def offered_session(self, session: ClientSession | None) -> None:
+        """The session to offer; settable until :meth:`start_handshake`."""
+        if self._state is not None:
+            raise LocalProtocolError("a session can only be offered before the handshake starts")
+        self._ctx.offered_session = session
 
     @property
     def early_data_limit(self) -> int:

@@ -17,6 +17,13 @@
 
 ``AlertError`` is the common base of every error that carries an alert (sent or received), so
 callers who only care about "which alert" catch that.
+
+What can reach code through a socket (``TLSSocket``, ``wrap_socket``, ``TLSContext``) is also an
+``OSError``, as ``ssl.SSLError`` is, so that code written for ``ssl`` (``socketserver``,
+``http.server``, ``except OSError`` around a request) handles it: ``AlertError`` (an
+``OSError``), ``ConnectionClosedError`` (a ``ConnectionError``), ``HandshakeTimeout`` and
+``IdleTimeout`` (``TimeoutError``). Misuse of the API (``LocalProtocolError``) and
+configuration errors stay plain ``TLSError``s: they are bugs to fix, not network events.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ class ConfigError(TLSError):
     """A configuration value that cannot work; the message says which and what to do."""
 
 
-class ConnectionClosedError(TLSError):
-    """The connection is closed (or failed earlier) and can no longer be used."""
+class ConnectionClosedError(TLSError, ConnectionError):
+    """The connection is closed (or failed earlier) and can no longer be used (also a
+    ``ConnectionError``, as ``ssl.SSLEOFError`` is an ``OSError``)."""
 
 
 class StoreError(TLSError):
@@ -60,12 +68,14 @@ class HandshakeTruncated(ConnectionClosedError):
     completed: the peer gave up, crashed or was cut off."""
 
 
-class IdleTimeout(TLSError):
-    """After the handshake the peer sent nothing usable (or read nothing) for too long."""
+class IdleTimeout(TLSError, TimeoutError):
+    """After the handshake the peer sent nothing usable (or read nothing) for too long (also a
+    ``TimeoutError``)."""
 
 
-class AlertError(TLSError):
-    """An error that carries a TLS alert: one we sent, or one the peer sent."""
+class AlertError(TLSError, OSError):
+    """An error that carries a TLS alert: one we sent, or one the peer sent (also an
+    ``OSError``, as ``ssl.SSLError`` is)."""
 
     def __init__(self, alert: AlertDescription, message: str = "") -> None:
         self.alert = alert

@@ -166,7 +166,7 @@ def test_node_resumes_on_the_other_node(request: pytest.FixtureRequest, pki: Pki
 def test_status_page_shows_store_and_keys(pair: tuple[Peer, Peer], pki: Pki) -> None:
     a, _ = pair
     page = page_from(a, pki)
-    assert "session store: RedisSessionStore(redis://127.0.0.1:" in page.text
+    assert "session store: AsyncRedisSessionStore(redis://127.0.0.1:" in page.text
     assert "healthy" in page.text and "ticket keys from Redis" in page.text
     assert "encrypting" in page.text
     banner = wait_output(a, "ticket keys from Redis (")

@@ -1,6 +1,6 @@
 """A real ``tessera serve`` under attack (issue 13, items 1 and 2): out of descriptors it backs
-off and serves again once load drops; idle and trickling connections are cut; a connection cap
-keeps excess clients waiting in the listen queue."""
+off and serves again once load drops; idle and trickling connections are cut; at the connection cap
+the connection idle longest makes room, and busy ones keep a newcomer in the listen queue."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import select
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,17 +150,52 @@ def test_a_busy_connection_outlives_the_idle_timeout(idle_server: Peer) -> None:
             assert tls.recv_exactly(2) == b"hi"
 
 
-def test_max_connections_keeps_excess_clients_waiting(tmp_path: Path) -> None:
+def test_at_max_connections_the_idle_longest_makes_room(tmp_path: Path) -> None:
+    """Every slot taken by a connection that has said nothing for a while: a newcomer is
+    served and the connection idle longest is cut for it (nginx/HAProxy operators' fair
+    slots); the other one stays."""
     with serve(tmp_path, "--max-connections", "2") as peer:
         assert peer.port is not None
         address = ("127.0.0.1", peer.port)
         first = TLSSocket.connect(address, INSECURE, "localhost")
+        time.sleep(0.05)  # (ordering only: "idle longest" is the first one)
         second = TLSSocket.connect(address, INSECURE, "localhost")
         try:
-            with pytest.raises(HandshakeTimeout):  # waits in the listen queue: no ServerHello
-                TLSSocket.connect(address, INSECURE, "localhost", timeout=1.5)
-            first.close()
-            assert echo_once(peer.port, timeout=10) == b"ping"  # a slot is free again
+            assert echo_once(peer.port, timeout=10) == b"ping"  # a slot was made for it
+            assert closed_by_server(first, within=5), "the connection idle longest stayed"
+            second.sock.settimeout(5)
+            second.sendall(b"still here")
+            assert second.recv_exactly(10) == b"still here"
         finally:
             first.close()
             second.close()
+
+
+def test_at_max_connections_busy_slots_keep_a_newcomer_waiting(tmp_path: Path) -> None:
+    """Slots whose connections are still talking are not taken away: the next client waits
+    in the listen queue (no ServerHello) and is served once a slot frees."""
+    with serve(tmp_path, "--max-connections", "1") as peer:
+        assert peer.port is not None
+        address = ("127.0.0.1", peer.port)
+        busy = TLSSocket.connect(address, INSECURE, "localhost")
+        busy.sock.settimeout(5)
+        stop = threading.Event()
+
+        def talk() -> None:  # a message every 50 ms: never idle for the 0.5 s it takes
+            with contextlib.suppress(OSError):
+                while not stop.wait(0.05):
+                    busy.sendall(b"hi")
+                    busy.recv_exactly(2)
+
+        talker = threading.Thread(target=talk, daemon=True)
+        talker.start()
+        try:
+            with pytest.raises(HandshakeTimeout):  # waits in the listen queue: no ServerHello
+                TLSSocket.connect(address, INSECURE, "localhost", timeout=1.5)
+            stop.set()
+            talker.join(5)
+            busy.close()
+            assert echo_once(peer.port, timeout=10) == b"ping"  # the slot is free again
+        finally:
+            stop.set()
+            busy.close()

@@ -24,12 +24,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import openssl_s_client, run
+from peers import Peer, openssl_s_client, run
 
-from conftest import Pki, require_program
+from conftest import Pki, free_port, require_program
 from tessera import ClientConfig, ProtocolVersion, ServerConfig
 from tessera.io.blocking import TLSSocket
 from tessera.io.stdlib import TLSContext, TLSListener, wrap_socket
@@ -302,3 +303,74 @@ def test_socketserver_with_a_resuming_ssl_client(pki: Pki) -> None:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+# -- a load balancer's health check: a bare TCP connect and close ------------------------------
+def _haproxy_checking(log_dir: Path, port: int) -> Peer:
+    """HAProxy (TCP mode) checking ``port`` with a bare TCP connect and a clean close
+    (``tcp-check connect linger``). Its default check resets the connection before the last
+    ACK of the TCP handshake, so that one never reaches ``accept()``; this one does, as the
+    checks of most other balancers do."""
+    front = free_port()
+    conf = log_dir / f"haproxy-{front}.cfg"
+    conf.write_text(f"""
+global
+  maxconn 50
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+frontend fe
+  bind 127.0.0.1:{front}
+  default_backend be
+backend be
+  option tcp-check
+  tcp-check connect linger
+  server s1 127.0.0.1:{port} check inter 50ms fall 2 rise 1
+""")
+    haproxy = require_program("haproxy")
+    return Peer([haproxy, "-db", "-f", str(conf)], port=front, log_dir=log_dir, name="haproxy")
+
+
+@pytest.mark.parametrize("server_class", [http.server.HTTPServer, http.server.ThreadingHTTPServer])
+def test_http_server_survives_bare_tcp_probes(
+    pki: Pki, tmp_path: Path, server_class: type[http.server.HTTPServer]
+) -> None:
+    """A probe that connects and closes (HAProxy's default check, then plain ones) is an end of
+    file for the handler, as with ``ssl``: no error reaches ``socketserver`` (whose
+    ``handle_error`` would print a traceback), each is counted, and the server still serves
+    HTTPS, through HAProxy too."""
+    errors: list[object] = []
+
+    class Server(server_class):  # type: ignore[misc, valid-type]
+        def handle_error(self, request: object, client_address: object) -> None:
+            errors.append(client_address)
+
+    httpd = Server((HOST, 0), Hello)
+    listener = TLSContext(server_config(pki)).wrap_socket(httpd.socket, server_side=True)
+    httpd.socket = listener
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    port = httpd.server_address[1]
+    try:
+        for _ in range(10):
+            socket.create_connection((HOST, port), timeout=5).close()
+        with _haproxy_checking(tmp_path, port) as haproxy:
+            deadline = time.monotonic() + 20
+            while listener.probes < 20:
+                assert time.monotonic() < deadline, (listener.probes, haproxy.output())
+                time.sleep(0.05)
+            ctx = ssl.create_default_context(cafile=str(pki.ca_file))
+            for target in (port, haproxy.port):
+                with urllib.request.urlopen(
+                    f"https://localhost:{target}/", context=ctx, timeout=10
+                ) as r:
+                    assert r.read().startswith(b"hello over TLSv1.3")
+            assert "DOWN" not in haproxy.output(), haproxy.output()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+    assert thread.is_alive() is False
+    assert errors == []

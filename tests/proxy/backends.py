@@ -2,7 +2,8 @@
 
 ``http``: the standard library's ``http.server`` (threaded, HTTP/1.1 keep-alive) with
 ``GET /bytes/N`` (N bytes of a fixed pattern), ``POST /echo`` (the body back) and
-``POST /sha256`` (the body's length and SHA-256), ``GET /`` (``hello``).
+``POST /sha256`` (the body's length and SHA-256), ``GET /`` (``hello``), ``GET /split``
+(``hello``, sent 5 ms after its head: two small writes).
 ``echo``: a TCP echo (a thread per connection).
 ``slow``: waits 3 s before it reads a request (an 8-byte length and that many bytes), then
 answers the count it read; meanwhile the proxy must hold back the client.
@@ -32,6 +33,7 @@ def pattern(n: int) -> bytes:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK wait
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -44,7 +46,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        if self.path.startswith("/bytes/"):
+        if self.path == "/split":  # the head, then 5 ms later the body: two small writes
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            time.sleep(0.005)
+            self.wfile.write(b"hello\n")
+        elif self.path.startswith("/bytes/"):
             self._send(pattern(int(self.path.split("/")[2])))
         else:
             self._send(b"hello\n", "text/plain")

@@ -5,6 +5,7 @@ PROXY v2 header reaches a backend that parses it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -119,7 +120,7 @@ def test_out_of_descriptors_keeps_serving(pki: Pki, logs: Path, http_backend: Pe
         try:
             for _ in range(limit + 40):  # more clients than the proxy has descriptors
                 idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-            wait_for_output(p, "accept failed", timeout=15)
+            wait_for_output(p, "accept() failed", timeout=15)
             assert p.proc.poll() is None
         finally:
             for s in idle:
@@ -203,31 +204,63 @@ def test_back_pressure_bounds_memory_both_ways(pki: Pki, logs: Path, http_backen
                 assert tls.recv(64) == f"{size}\n".encode()
 
 
-def test_max_connections_queue_instead_of_refusing(pki: Pki, logs: Path,
-                                                   echo_backend: Peer) -> None:  # fmt: skip
-    """At ``--max-connections`` the proxy stops accepting: the next client waits in the accept
-    queue (its handshake does not start) and is served as soon as a slot frees up."""
+def test_max_connections_busy_slots_queue_instead_of_refusing(pki: Pki, logs: Path,
+                                                              echo_backend: Peer) -> None:  # fmt: skip
+    """At ``--max-connections`` with every connection still talking, the proxy stops
+    accepting: the next client waits in the accept queue (its handshake does not start, it is
+    not refused) and is served as soon as a slot frees up."""
     import threading
 
     with proxy(pki, logs, port_of(echo_backend), "--max-connections", "2",
                name="proxy-max") as p:  # fmt: skip
-        time.sleep(0.5)  # the start-up probe's slot is free again
         ctx = client_context(pki, "1.3")
         held = [connect(port_of(p), ctx) for _ in range(2)]
-        result: list[bytes] = []
+        stop = threading.Event()
 
-        def third() -> None:
-            with connect(port_of(p), ctx) as tls:
-                result.append(echo(tls, b"third"))
+        def talk(tls: ssl.SSLSocket) -> None:  # every 50 ms: never idle for the 0.5 s it takes
+            with contextlib.suppress(OSError):
+                while not stop.wait(0.05):
+                    assert echo(tls, b"held") == b"held"
 
-        t = threading.Thread(target=third, daemon=True)
-        t.start()
-        time.sleep(1.5)
-        assert not result and t.is_alive()  # waiting in the queue, not refused
-        for s in held:
-            assert echo(s, b"held") == b"held"
-        held[0].close()
-        t.join(10)
-        assert result == [b"third"]
-        held[1].close()
+        talkers = [threading.Thread(target=talk, args=(s,), daemon=True) for s in held]
+        for t in talkers:
+            t.start()
+        try:
+            raw = socket.create_connection(("127.0.0.1", port_of(p)), timeout=1.5)
+            with pytest.raises(TimeoutError), raw:  # in the queue: no ServerHello, no refusal
+                ctx.wrap_socket(raw, server_hostname="localhost")
+            stop.set()
+            for t in talkers:
+                t.join(10)
+            held[0].close()
+            with connect(port_of(p), ctx) as third:
+                assert echo(third, b"third") == b"third"
+        finally:
+            stop.set()
+            for s in held:
+                s.close()
+        assert "Traceback" not in p.output()
+
+
+def test_max_connections_the_idle_longest_makes_room(pki: Pki, logs: Path,
+                                                     echo_backend: Peer) -> None:  # fmt: skip
+    """At ``--max-connections`` with connections that say nothing, a newcomer is served and
+    the connection idle longest is cut for it (counted as shed); the other one stays."""
+    with proxy(pki, logs, port_of(echo_backend), "--max-connections", "2",
+               name="proxy-shed") as p:  # fmt: skip
+        ctx = client_context(pki, "1.3")
+        first = connect(port_of(p), ctx)
+        assert echo(first, b"one") == b"one"
+        second = connect(port_of(p), ctx)
+        assert echo(second, b"two") == b"two"
+        try:
+            with connect(port_of(p), ctx) as third:
+                assert echo(third, b"third") == b"third"
+            first.settimeout(10)
+            assert first.recv(64) == b"", "the connection idle longest was not cut"
+            assert echo(second, b"still") == b"still"
+            wait_for_output(p, 'error="cut: shed: idle"')
+        finally:
+            first.close()
+            second.close()
         assert "Traceback" not in p.output()

@@ -46,3 +46,17 @@ def test_bad_suites_say_what_is_wrong(value: object, message: str) -> None:
 def test_tls13_only_suites_with_tls12_only_versions_is_an_error() -> None:
     with pytest.raises(ConfigError, match="no cipher suite is enabled"):
         ClientConfig(cipher_suites=["TLS_AES_128_GCM_SHA256"], max_version=0x0303)  # type: ignore[arg-type]
+
+
+def test_client_auth_needs_a_client_ca_file() -> None:
+    """A server that asks for client certificates names the CAs that issue them; it never
+    falls back to the system store (web server CAs, which would let any of their certificates
+    in)."""
+    from tessera import ClientAuth, ServerConfig, generate_self_signed
+    from tessera.errors import ConfigError
+
+    cert = generate_self_signed("ec")
+    for auth in (ClientAuth.OPTIONAL, ClientAuth.REQUIRED):
+        with pytest.raises(ConfigError, match="client_cafile"):
+            ServerConfig(certificates=(cert,), client_auth=auth)
+    ServerConfig(certificates=(cert,))  # no client certificates: no CA file needed

@@ -1,7 +1,8 @@
 """One probe connection: tessera's client over a socket, with everything it saw kept as
 evidence (the server's hello, tickets, 0-RTT outcome) and the round trips and time it took.
 
-The pump is the blocking front end's, plus what an auditor needs and ``TLSSocket`` does not
+The events go through the one pump's dispatcher (:mod:`tessera.io.pump`); the loop is the
+blocking front end's, plus what an auditor needs and ``TLSSocket`` does not
 keep: the events one by one, the number of times the client had to wait for the server
 (round trips), and the first flight's bytes (for the 0-RTT replay probe). After the handshake
 the client sends close_notify and reads until the server closes, so TLS 1.3 tickets, which
@@ -22,13 +23,8 @@ from ..connection import ClientConnection
 from ..crypto.suites import BY_CODE
 from ..enums import NamedGroup
 from ..errors import TLSError
-from ..events import (
-    EarlyDataRejected,
-    Event,
-    HandshakeCompleted,
-    ServerHelloReceived,
-    SessionTicketReceived,
-)
+from ..events import Event, ServerHelloReceived, SessionTicketReceived
+from ..io.pump import EventHandler, dispatch
 from ..session.model import ClientSession
 from ..session.resumption import Mechanism
 
@@ -130,30 +126,35 @@ class _Counter:
 
 
 @dataclass
-class _Seen:
+class _Seen(EventHandler):
+    """The evidence a probe keeps, from the events of the one pump (:mod:`tessera.io.pump`)."""
+
     hello: ServerHelloReceived | None = None
     hello_retry: bool = False
     early_rejected: bool = False
     tickets: list[TicketSeen] = field(default_factory=list)
     session: ClientSession | None = None
+    connection: int = 0  # the probe connection the events come from
 
     def take(self, events: list[Event], connection: int) -> None:
+        self.connection = connection
         for ev in events:
-            if isinstance(ev, ServerHelloReceived):
-                if ev.hello_retry:
-                    self.hello_retry = True
-                else:
-                    self.hello = ev
-            elif isinstance(ev, SessionTicketReceived):
-                self.session = ev.session
-                if ev.session.ticket:
-                    self.tickets.append(
-                        TicketSeen(ev.session, ev.lifetime_hint, connection, time.time())
-                    )
-            elif isinstance(ev, EarlyDataRejected):
-                self.early_rejected = True
-            elif isinstance(ev, HandshakeCompleted):
-                pass
+            dispatch(ev, self)
+
+    def on_server_hello(self, event: ServerHelloReceived) -> None:
+        if event.hello_retry:
+            self.hello_retry = True
+        else:
+            self.hello = event
+
+    def on_session_ticket(self, event: SessionTicketReceived) -> None:
+        self.session = event.session
+        if event.session.ticket:
+            seen = TicketSeen(event.session, event.lifetime_hint, self.connection, time.time())
+            self.tickets.append(seen)
+
+    def on_early_data_rejected(self) -> None:
+        self.early_rejected = True
 
 
 def handshake(

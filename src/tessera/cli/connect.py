@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import selectors
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -46,11 +47,6 @@ def parse_target(target: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise click.BadParameter(f"port {port} is not between 1 and 65535", param_hint="TARGET")
     return host.strip("[]"), port
-
-
-def session_line(info: ConnectionInfo) -> str:
-    word = "Reused" if info.resumed else "New"
-    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
 
 
 def summary(tls: TLSSocket) -> list[tuple[str, str]]:
@@ -96,6 +92,8 @@ def print_summary(rows: list[tuple[str, str]]) -> None:
 
 def print_outcome(info: ConnectionInfo) -> None:
     """The New/Reused line on stdout (what scripts grep, as with s_client)."""
+    from ..observe.logs import session_line
+
     click.echo(session_line(info))
 
 
@@ -181,14 +179,9 @@ def drain(tls: TLSSocket) -> None:
     """Close our side and read until the server closes (collecting TLS 1.3 tickets)."""
     from ..errors import TLSError
 
-    tls.conn.close()
-    tls._flush()
     tls.sock.settimeout(5.0)
-    try:
-        while tls.recv(65536):
-            pass
-    except (TLSError, OSError):
-        pass
+    with contextlib.suppress(TLSError, OSError):
+        tls.unwrap().close()  # close_notify, then read (tickets too) until the server's
 
 
 def save_session(path: str, session: ClientSession | None) -> None:
@@ -342,9 +335,7 @@ def connect(
         is_ip = False
     if key and not cert:
         raise click.UsageError("--key needs --cert (the certificate the key belongs to)")
-    extra: dict[str, Any] = tls_options(
-        tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn
-    )
+    extra = tls_options(tls1_2, tls1_3, ciphers, ciphersuites, groups, sigalgs, alpn)
     try:
         certificate = CertifiedKey.load(cert, key, read_password(password)) if cert else None
         config = ClientConfig(

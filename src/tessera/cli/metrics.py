@@ -3,8 +3,7 @@ calls a command makes (see :mod:`tessera.observe.exporter` for the multiprocess 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,15 +14,8 @@ from ..observe.exporter import MetricsExporter, parse_address
 if TYPE_CHECKING:
     from ..fleet.cli import FleetRuntime
     from ..observe.facts import ResumptionObserver
-
-
-def metrics_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="Serve Prometheus metrics at http://HOST:PORT/metrics (with --workers: one "
-        "endpoint for all of them, on the supervisor).",
-    )(f)
+    from ..session.resumption.awaited import AsyncSessionStore
+    from ..session.store import SessionStore
 
 
 def address_option(value: str, option: str) -> tuple[str, int]:
@@ -52,30 +44,18 @@ def observers(exporter: MetricsExporter | None) -> tuple[ResumptionObserver, ...
     return () if exporter is None else (exporter.observer,)
 
 
-def instrumented(exporter: MetricsExporter | None, store: Any) -> Any:
-    """``store`` counted and timed when there are metrics."""
-    if exporter is None or store is None:
-        return store
-    return exporter.observer.instrument(store)
+def instrumented(exporter: MetricsExporter | None, store: SessionStore) -> SessionStore:
+    """``store`` counted and timed when there are metrics (a wrapper with its methods)."""
+    return store if exporter is None else exporter.observer.instrument(store)
+
+
+def instrumented_async(exporter: MetricsExporter | None,
+                       store: AsyncSessionStore) -> AsyncSessionStore:  # fmt: skip
+    """The same for an async store."""
+    return store if exporter is None else exporter.observer.instrument(store)
 
 
 def in_worker(exporter: MetricsExporter | None) -> None:
     """Called where a server is made: in a forked worker, drop the supervisor's endpoint."""
     if exporter is not None and supervisor.WORKER is not None:
         exporter.in_worker()
-
-
-def metered(exporter: MetricsExporter | None, handler: Callable[[Any], None]) -> Any:
-    """A connection handler that keeps ``tessera_connections_active`` (blocking servers)."""
-    if exporter is None:
-        return handler
-    observer = exporter.observer
-
-    def counted(conn: Any) -> None:
-        observer.connection_opened()
-        try:
-            handler(conn)
-        finally:
-            observer.connection_closed()
-
-    return counted

@@ -3,20 +3,72 @@ algorithms, ALPN, key passwords, key log. Names follow ``openssl s_server`` / ``
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, TypeVar
 
 import click
 
+from ..crypto.suites import CipherSuite
 from ..enums import NamedGroup, ProtocolVersion
 from ..enums import SignatureScheme as S
 from ..errors import ConfigError
 
+Command = TypeVar("Command", bound=Callable[..., object])
+Options = TypeVar("Options")
+T = TypeVar("T")
 
-def version_range(tls1_2: bool, tls1_3: bool) -> dict[str, ProtocolVersion]:
+
+class TLSKeywords(TypedDict, total=False):
+    """The configuration keywords of the TLS options every command shares."""
+
+    min_version: ProtocolVersion
+    max_version: ProtocolVersion
+    cipher_suites: tuple[CipherSuite, ...]
+    groups: tuple[int, ...]
+    signature_schemes: tuple[int, ...]
+    alpn_protocols: tuple[bytes, ...]
+
+
+def option(default: T, help: str, *decls: str, **click_kwargs: object) -> T:
+    """A dataclass field that is also a command-line option (``--field-name`` unless
+    ``decls``); :func:`click_options` makes the options. ``required=True``: the command line
+    must give it (the field's default stands for "not given")."""
+    return dataclasses.field(default=default, metadata={"click": (decls, help, click_kwargs)})
+
+
+def make_options(cls: Callable[..., Options], values: dict[str, object], **more: object) -> Options:
+    """The options dataclass ``cls`` from what click parsed (``values``) and ``more``."""
+    return cls(**values, **more)
+
+
+def click_options(cls: type) -> Callable[[Command], Command]:
+    """A decorator adding one click option per field of the dataclass ``cls`` that declares
+    one: the class's own fields first, then those it inherits."""
+    own = set(vars(cls).get("__annotations__", ()))
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+
+    def add(f: Command) -> Command:
+        for fld in reversed(fields):
+            spec = fld.metadata.get("click")
+            if spec is None:
+                continue
+            decls, help_text, kwargs = spec
+            names: Sequence[str] = decls or ("--" + fld.name.replace("_", "-"),)
+            default = None if kwargs.get("required") else fld.default
+            show = not kwargs.get("is_flag") and default not in (None, (), False)
+            f = click.option(
+                *names, fld.name, default=default, help=help_text, show_default=show, **kwargs
+            )(f)
+        return f
+
+    return add
+
+
+def version_range(tls1_2: bool, tls1_3: bool) -> TLSKeywords:
     """--tls1_2 / --tls1_3 restrict to one version; both or neither allow both."""
     if tls1_2 and not tls1_3:
         return {"min_version": ProtocolVersion.TLS1_2, "max_version": ProtocolVersion.TLS1_2}
@@ -25,10 +77,10 @@ def version_range(tls1_2: bool, tls1_3: bool) -> dict[str, ProtocolVersion]:
     return {"min_version": ProtocolVersion.TLS1_2, "max_version": ProtocolVersion.TLS1_3}
 
 
-def suites_option(ciphers: str | None, ciphersuites: str | None) -> dict[str, Any]:
+def suites_option(ciphers: str | None, ciphersuites: str | None) -> TLSKeywords:
     """--ciphers names TLS 1.2 suites and --ciphersuites TLS 1.3 suites, as in OpenSSL; each
     list replaces the defaults of its own version only."""
-    from ..crypto.suites import DEFAULT_TLS12_SUITES, TLS13_SUITES, CipherSuite, parse_cipher_list
+    from ..crypto.suites import DEFAULT_TLS12_SUITES, TLS13_SUITES, parse_cipher_list
 
     def parse(spec: str, option: str, tls13: bool) -> tuple[CipherSuite, ...]:
         chosen: list[CipherSuite] = []
@@ -75,11 +127,11 @@ def _names(spec: str) -> list[str]:
     return [p.strip() for p in spec.replace(",", ":").split(":") if p.strip()]
 
 
-def groups_option(spec: str | None) -> dict[str, Any]:
+def groups_option(spec: str | None) -> TLSKeywords:
     """--groups X25519:P-256 (OpenSSL's names; the SEC names work too), most preferred first."""
     if not spec:
         return {}
-    groups = []
+    groups: list[int] = []
     for name in _names(spec):
         group = _GROUP_NAMES.get(name.lower())
         if group is None:
@@ -112,7 +164,7 @@ _SIGALG_NAMES: dict[str, S] = {
 }
 
 
-def sigalgs_option(spec: str | None) -> dict[str, Any]:
+def sigalgs_option(spec: str | None) -> TLSKeywords:
     """--sigalgs ECDSA+SHA256:RSA-PSS+SHA256:ed25519 (OpenSSL's forms or the TLS names such as
     rsa_pss_rsae_sha256), most preferred first."""
     from ..crypto.signatures import SCHEMES
@@ -136,10 +188,10 @@ def sigalgs_option(spec: str | None) -> dict[str, Any]:
     return {"signature_schemes": tuple(schemes)}
 
 
-def alpn_option(spec: str | None) -> dict[str, Any]:
+def alpn_option(spec: str | None) -> TLSKeywords:
     if not spec:
         return {}
-    return {"alpn_protocols": tuple(p.strip() for p in spec.split(",") if p.strip())}
+    return {"alpn_protocols": tuple(p.strip().encode() for p in spec.split(",") if p.strip())}
 
 
 def tls_options(
@@ -150,7 +202,7 @@ def tls_options(
     groups: str | None,
     sigalgs: str | None,
     alpn: str | None,
-) -> dict[str, Any]:
+) -> TLSKeywords:
     """The configuration keywords of the options every command shares."""
     return {
         **version_range(tls1_2, tls1_3),
@@ -193,7 +245,7 @@ def keylog_option(path: str | None) -> Callable[[str], None] | None:
     return keylog_to_file(path) if path else keylog_from_env()
 
 
-def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def common_options(f: Command) -> Command:
     for opt in reversed(
         [
             click.option("--tls1_2", "tls1_2", is_flag=True, help="Use TLS 1.2 only."),
@@ -231,7 +283,7 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def pass_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def pass_option(f: Command) -> Command:
     return click.option(
         "--pass",
         "password",

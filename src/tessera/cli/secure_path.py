@@ -16,14 +16,15 @@ No protocol decision here: the connection (``request_client_certificate``) makes
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from ..crypto.x509 import describe_name
 from ..enums import ProtocolVersion
-from ..errors import LocalProtocolError, TLSError
-from ..events import RenegotiationDeclined
-from ..io.blocking import TLSSocket
+from ..errors import LocalProtocolError
+from ..events import ConnectionInfo, RenegotiationDeclined
+from ..io.aio import TLSProtocol
 
 MAX_BUFFERED_BODY = 128 * 1024
 LINGER_SECONDS = 2.0
@@ -69,7 +70,7 @@ def _content_length(head: bytes) -> int | None:
     return length
 
 
-def read_body(tls: TLSSocket, head: bytes, rest: bytes) -> bytes | Outcome:
+async def read_body(reader: asyncio.StreamReader, head: bytes, rest: bytes) -> bytes | Outcome:
     """The request body (what came with the head, plus the rest of Content-Length), or the
     answer when it cannot be kept."""
     length = _content_length(head)
@@ -89,23 +90,24 @@ def read_body(tls: TLSSocket, head: bytes, rest: bytes) -> bytes | Outcome:
         )  # fmt: skip
     body = rest
     while len(body) < length:
-        chunk = tls.recv(length - len(body))
+        chunk = await reader.read(length - len(body))
         if not chunk:
             break
         body += chunk
     return body[:length]
 
 
-def authenticate(tls: TLSSocket, method: str, path: str, body: bytes, timeout: float) -> Outcome:
+async def authenticate(tls: TLSProtocol, method: str, path: str, body: bytes,
+                       timeout: float) -> Outcome:  # fmt: skip
     """Ask for the client certificate if the connection has none; the page that answers."""
-    asked = not tls.info.peer_certificates
+    info = _info(tls)
+    asked = not info.peer_certificates
     if asked:
         try:
-            tls.request_client_certificate(timeout)
+            info = await tls.request_client_certificate(timeout)
         except LocalProtocolError as e:
             reason = str(e).removeprefix("cannot ask for a client certificate: ")
             return _forbidden(path, reason.removeprefix("cannot renegotiate: "))
-    info = tls.info
     declined = (
         asked
         and bool(tls.handshake_notices)
@@ -115,7 +117,7 @@ def authenticate(tls: TLSSocket, method: str, path: str, body: bytes, timeout: f
         return _forbidden(path, "the client declined to renegotiate (no_renegotiation)")
     if not info.peer_certificates:
         return _forbidden(path, "the client sent no certificate")
-    how = _how(tls) if asked else "the handshake (the connection had it already)"
+    how = _how(info) if asked else "the handshake (the connection had it already)"
     subject = describe_name(info.peer_certificates[0].subject)
     lines = (
         f"Client certificate subject: {subject}",
@@ -126,8 +128,14 @@ def authenticate(tls: TLSSocket, method: str, path: str, body: bytes, timeout: f
     return Outcome("200 ok", lines, f"{path}: client certificate {subject} by {how}")
 
 
-def _how(tls: TLSSocket) -> str:
-    info = tls.info
+def _info(tls: TLSProtocol) -> ConnectionInfo:
+    info = tls.conn.info
+    if info is None:
+        raise LocalProtocolError("the handshake has not completed")
+    return info
+
+
+def _how(info: ConnectionInfo) -> str:
     if info.version == ProtocolVersion.TLS1_3:
         return "post-handshake authentication (TLS 1.3)"
     decision = info.resumption.describe() if info.resumption is not None else "full handshake"
@@ -142,16 +150,14 @@ def _forbidden(path: str, reason: str) -> Outcome:
     )
 
 
-def linger(tls: TLSSocket) -> None:
+async def linger(reader: asyncio.StreamReader) -> None:
     """Read away what the client still sends (a body we did not take), for a short while, so
     that closing does not reset the connection before it has read our answer."""
-    deadline = time.monotonic() + LINGER_SECONDS
     taken = 0
-    try:
-        while taken < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
-            if not tls.wait_readable(left) or not tls.receive_some():
-                return
-            while tls.pending():
-                taken += len(tls.recv(1 << 16))
-    except (TLSError, OSError):
-        return
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(LINGER_SECONDS):
+            while taken < LINGER_BYTES:
+                chunk = await reader.read(1 << 16)
+                if not chunk:
+                    return
+                taken += len(chunk)

@@ -1,5 +1,5 @@
-"""What ``tessera serve`` loads from files (and loads again on SIGHUP), what it says at start and
-at the end, and its per-connection log lines. No protocol logic lives here."""
+"""What ``tessera serve`` and ``tessera proxy`` load from files (and again on SIGHUP), what they
+say at start and at the end, and serve's per-connection lines. No protocol logic lives here."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from rich.table import Table
 
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
 from ..errors import ConfigError
 from ..fleet import cli as fleet_cli
 from ..fleet.hygiene import warn_if_exposed
+from ..observe import logs
 from ..session.keyring import KeyFileFormat, TicketKey, TicketKeyring, read_key_file
 from ..session.stats import SessionStats
-
-if TYPE_CHECKING:
-    from ..events import ConnectionInfo
-    from ..io.blocking import TLSSocket
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +89,8 @@ def check_client_ca(path: str | None) -> None:
 
 
 def describe(cert: CertifiedKey) -> str:
-    if cert.kind == "rsa":
-        return f"RSA-{cert.key.key_size}"  # type: ignore[union-attr]
+    if isinstance(cert.key, rsa.RSAPrivateKey):
+        return f"RSA-{cert.key.key_size}"
     if cert.kind == "ec":
         return f"ECDSA {cert.curve}"
     return cert.kind
@@ -150,7 +150,7 @@ def banner(config: ServerConfig, files: ServeFiles, mode: str, address: tuple[st
 def resumption_parts(config: ServerConfig, tls12: bool, tls13: bool) -> list[str]:
     """What resumes, per mechanism, in words."""
     on = []
-    store = config.session_store
+    store = stores_of(config)
     if store is not None and tls12:
         where = fleet_cli.store_words(store) or f"cache of {_size(store)} sessions"
         on.append(f"TLS 1.2 session ids ({where}, {config.session_timeout:g} s)")
@@ -166,45 +166,27 @@ def resumption_parts(config: ServerConfig, tls12: bool, tls13: bool) -> list[str
     return on
 
 
+def stores_of(config: ServerConfig) -> object | None:
+    """The session store, inline or awaited (Redis, metered memory) — not ``or``: an empty
+    memory store is falsy."""
+    return config.async_session_store if config.session_store is None else config.session_store
+
+
 def _size(store: object) -> str:
-    size = getattr(store, "max_entries", None)
+    store = getattr(store, "sync", store)  # a memory store behind the async adapter
+    size = getattr(getattr(store, "inner", store), "max_entries", None)  # (metered)
     return str(size) if size is not None else "?"
 
 
-# -- per-connection log lines -----------------------------------------------------------------
-
-
-def fallback_reason(info: ConnectionInfo) -> str | None:
-    """Why this connection's resumption attempt fell back, if it made one."""
-    decision = info.resumption
-    if decision is None or decision.fallback is None:
-        return None
-    return decision.fallback.value
+# -- per-connection log lines: the one renderer is tessera.observe.logs ----------------------
 
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
-        return f"{host}:{peer[1]}"
-    return "?"
-
-
-def connection_line(tls: TLSSocket, outcome: str) -> str:
-    """``TIME PEER New|Reused, VERSION, Cipher is SUITE [how resumed | why it fell back]``."""
-    try:
-        peer = peer_text(tls.sock.getpeername())
-    except OSError:
-        peer = "?"
-    line = f"{timestamp()} {peer} {outcome}"
-    info = tls.info
-    if info.resumed:
-        return f"{line} (resumed by {info.resumed_by})"
-    reason = fallback_reason(info)
-    return f"{line} (resumption fell back: {reason})" if reason else line
+def peer_text(peer: object) -> str:
+    return logs.peer_text(logs.peer_address(peer))
 
 
 # -- SIGHUP ----------------------------------------------------------------------------------
@@ -243,10 +225,8 @@ def reload(server: Reloadable, files: ServeFiles, log: Callable[[str], None]) ->
 # -- the end ---------------------------------------------------------------------------------
 
 
-def final_statistics(stats: SessionStats) -> Any:
+def final_statistics(stats: SessionStats) -> Table:
     """A table of the counters and the fallback reasons (a rich renderable)."""
-    from rich.table import Table
-
     table = Table(title="tessera serve: final statistics", title_justify="left")
     table.add_column("counter")
     table.add_column("value", justify="right")

@@ -321,9 +321,9 @@ def status_lines(config: ServerConfig) -> list[str]:
     w = supervisor.WORKER
     if w is not None:
         lines.append(f"  worker: {w.index} of {w.count} (pid {w.pid})")
-    store = config.session_store
+    store = config.async_session_store if config.session_store is None else config.session_store
     inner = getattr(store, "inner", store)
-    if isinstance(inner, GuardedStore):
+    if isinstance(inner, GuardedStore | AsyncGuardedStore):
         lines.append(f"  session store: {inner.store!r}: {inner.health().describe()}")
     kr = config.ticket_keyring
     if isinstance(kr, FleetKeyring):

@@ -58,6 +58,7 @@ class WorkerIdentity:
 
 
 WORKER: WorkerIdentity | None = None  # set in a worker process
+PROGRAM = "tessera serve"  # what the supervisor calls itself (tessera proxy sets its name)
 
 
 # -- the pipe: key sets down, end of file when the supervisor is gone --------------------------
@@ -210,7 +211,7 @@ class Supervisor:
             if self._stop.is_set():
                 continue
             why = _exit_text(status)
-            print(f"tessera serve: worker {slot} (pid {pid}) {why}; restarting it",
+            print(f"{PROGRAM}: worker {slot} (pid {pid}) {why}; restarting it",
                   file=sys.stderr, flush=True)  # fmt: skip
             wait = self._last_spawn.get(slot, 0.0) + RESPAWN_DELAY - time.monotonic()
             if wait > 0:

@@ -23,28 +23,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import cast
 
 from ..connection import ClientConnection, ServerConnection
-from ..errors import ConnectionClosedError, HandshakeTimeout, TLSError
+from ..errors import ConnectionClosedError, HandshakeTimeout, LocalProtocolError, TLSError
 from ..events import (
-    ApplicationData,
-    ConnectionClosed,
-    EarlyDataRejected,
-    HandshakeCompleted,
-    SessionLookupRequired,
-    SessionStoreUpdate,
+    ConnectionInfo,
+    Event,
 )
 from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite, awaited, inline
+from ..session.resumption.awaited import AsyncSessionStore
+from ..session.store import SessionStore
+from .listen import set_nodelay
+from .pump import EventHandler, Reauthentication, pump_events
 from .sslcompat import SSLObjectView
 
 log = logging.getLogger("tessera.aio")
 
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # as asyncio's ssl_handshake_timeout
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # as asyncio's ssl_shutdown_timeout
+DELIVERY_SIZE = 64 * 1024  # application data handed over at once, at most (records joined)
 
-HandshakeErrorHook = Callable[[Any, BaseException], None]
+HandshakeErrorHook = Callable[[object, BaseException], None]  # (peer address, error)
+AwaitedStore = AsyncSessionStore  # (AsyncMemoryStore too: answered at once)
 
 
 class Limits:
@@ -65,7 +67,7 @@ class Limits:
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
         idle_timeout: float | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-        store: Any = None,
+        store: AwaitedStore | None = None,
         lookup_timeout: float = awaited.DEFAULT_LOOKUP_TIMEOUT,
         on_handshake_error: HandshakeErrorHook | None = None,
     ) -> None:
@@ -85,7 +87,7 @@ class Limits:
         self.on_handshake_error = on_handshake_error
 
 
-class TLSProtocol(asyncio.Protocol):
+class TLSProtocol(asyncio.Protocol, EventHandler):
     """The pump between a byte transport below and an application protocol above."""
 
     def __init__(
@@ -103,14 +105,15 @@ class TLSProtocol(asyncio.Protocol):
         self._waiter = waiter
         self._limits = limits
         self._store = limits.store
-        self._sync_store = awaited.immediate(limits.store)
+        self._sync_store: SessionStore | None = awaited.immediate(limits.store)
         self._early_out = early_data or b""
         self._resend = b""  # early data to send after the handshake (refused or not allowed)
         self._call_connection_made = call_connection_made
         self.app_transport = TLSTransport(self)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # data before the application is connected (0-RTT)
+        self._batch: list[bytes] | None = None  # data of the events being handled
         self._connected = False  # the application protocol has its transport
         self._paused_by_app = False
         self._paused_by_store = False
@@ -129,12 +132,17 @@ class TLSProtocol(asyncio.Protocol):
         self.bytes_received = 0
         self.early_data = b""  # what a server received as 0-RTT data (replayable!)
         self.close_notify: bool | None = None  # how the peer closed: None while it has not
+        # Renegotiations and post-handshake authentications that ended, newest last.
+        self.handshake_notices: list[Event] = []
+        self._reauth: asyncio.Future[Event] | None = None
 
     # -- the lower transport's callbacks ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
+        set_nodelay(transport.get_extra_info("socket"))  # whatever the loop did or not
+        self._last_activity = loop.time()
         limit = self._limits.handshake_timeout
         if limit is not None:
             self._timer = loop.call_later(limit, self._handshake_timed_out)
@@ -156,7 +164,6 @@ class TLSProtocol(asyncio.Protocol):
         if self._lost or self._error is not None:
             return
         self.bytes_received += len(data)
-        self._last_activity = self._now()
         try:
             self.conn.receive_data(data)
         except TLSError as e:
@@ -208,50 +215,71 @@ class TLSProtocol(asyncio.Protocol):
 
     # -- the pump --------------------------------------------------------------------------
     def _process(self) -> None:
-        """Handle every pending event (answering lookups may produce more), then flush."""
-        conn = self.conn
-        while events := conn.events():
-            for ev in events:
-                if isinstance(ev, ApplicationData):
-                    self._deliver(ev.data, ev.early)
-                elif isinstance(ev, HandshakeCompleted):
-                    self._handshake_completed()
-                elif isinstance(ev, ConnectionClosed):
-                    self._peer_closed(ev.close_notify)
-                elif isinstance(ev, SessionLookupRequired):
-                    self._lookup(ev.operations)
-                elif isinstance(ev, SessionStoreUpdate):
-                    self._store_writes(ev.operations)
-                elif isinstance(ev, EarlyDataRejected):
-                    self._resend = self._early_out
-                if self._error is not None:
-                    return
+        """Handle every pending event (the one pump), then flush. The application data of one
+        batch reaches the application at once (a relay writes it on with one system call)."""
+        self._batch = []
+        progressed = pump_events(self.conn, self)
+        self._deliver_batch()
+        if progressed:
+            self._last_activity = self._now()  # progress: bytes that complete nothing are not
+            if self._error is not None:
+                return
         self._flush()
+
+    @property
+    def halted(self) -> bool:
+        return self._error is not None
 
     def _flush(self) -> None:
         if self._write_gate or self._transport is None or self._lost:
             return
-        data = self.conn.data_to_send()
-        if data:
-            self._transport.write(data)  # type: ignore[attr-defined]
+        records = self.conn.records_to_send()
+        if len(records) == 1:
+            self._transport.write(records[0])
+        elif records:  # bulk: uvloop writes them with one writev, not joined first
+            self._transport.writelines(records)
         if self._close_after_flush:
             self._close_transport()
 
-    def _deliver(self, data: bytes, early: bool) -> None:
+    def on_application_data(self, data: bytes, early: bool) -> None:
         if early:
             self.early_data += data
         if self._closing:
             return  # we said close_notify: what the peer still sends is dropped
         if not self._connected:
             self._pending.append(data)
+        elif self._batch is not None:
+            self._batch.append(data)
+        else:
+            self._to_app(data)
+
+    def _deliver_batch(self) -> None:
+        """The batch to the application in pieces of up to 64 KiB: fewer calls (and a relay's
+        writes) than one per record, and no joined buffer large enough to come from fresh
+        pages of memory each time."""
+        batch, self._batch = self._batch, None
+        if not batch:
             return
+        start = size = 0
+        for i, data in enumerate(batch):
+            if i > start and size + len(data) > DELIVERY_SIZE:
+                self._to_app_joined(batch[start:i])
+                start, size = i, 0
+            size += len(data)
+        self._to_app_joined(batch[start:])
+
+    def _to_app_joined(self, group: list[bytes]) -> None:
+        if not self._closing:  # (the application may have closed meanwhile)
+            self._to_app(group[0] if len(group) == 1 else b"".join(group))
+
+    def _to_app(self, data: bytes) -> None:
         app = self._app
         if isinstance(app, asyncio.BufferedProtocol):
-            asyncio.protocols._feed_data_to_buffered_proto(app, data)  # type: ignore[attr-defined]
+            _feed_buffered(app, data)
         else:
-            app.data_received(data)  # type: ignore[attr-defined]
+            cast(asyncio.Protocol, app).data_received(data)
 
-    def _handshake_completed(self) -> None:
+    def on_handshake_completed(self, info: ConnectionInfo) -> None:
         loop = self._loop
         assert loop is not None
         if self._timer is not None:
@@ -271,21 +299,56 @@ class TLSProtocol(asyncio.Protocol):
         self._settle(None)
         pending, self._pending = self._pending, []
         for data in pending:
-            self._deliver(data, False)
+            self.on_application_data(data, False)
 
-    def _peer_closed(self, close_notify: bool) -> None:
+    def on_peer_closed(self, close_notify: bool) -> None:
+        self._deliver_batch()  # the data before the end first
         self.close_notify = close_notify
         if not close_notify:
             log.debug("the peer closed without close_notify: its data may be truncated")
         if self._closing:
             self._close_transport()
             return
-        keep_open = self._app.eof_received() if self._connected else False  # type: ignore[attr-defined]
+        keep_open = cast(asyncio.Protocol, self._app).eof_received() if self._connected else False
         if not keep_open:
             self._start_close()
 
+    def on_early_data_rejected(self) -> None:
+        self._resend = self._early_out
+
+    # -- asking for a client certificate on an open connection -------------------------------
+    async def request_client_certificate(self, timeout: float | None = 30.0) -> ConnectionInfo:
+        """Server: ask the client for a certificate (TLS 1.2: a renegotiation whose resumption
+        is refused; TLS 1.3: post-handshake authentication) and wait for its answer; the new
+        ``info`` (no ``peer_certificates`` when it sent none or declined: then the last of
+        ``handshake_notices`` is a RenegotiationDeclined). Raises LocalProtocolError when the
+        client cannot be asked, HandshakeTimeout when it does not answer in time."""
+        conn = self.conn
+        if not isinstance(conn, ServerConnection) or self._loop is None:
+            raise LocalProtocolError("request_client_certificate() is for a server connection")
+        conn.request_client_certificate()
+        self._reauth = self._loop.create_future()
+        self._flush()
+        try:
+            await asyncio.wait_for(self._reauth, timeout)
+        except TimeoutError:
+            raise HandshakeTimeout(
+                f"no answer to the request for a client certificate within {timeout} s"
+            ) from None
+        finally:
+            self._reauth = None
+        info = conn.info
+        assert info is not None
+        return info
+
+    def on_reauthenticated(self, event: Reauthentication) -> None:
+        self.handshake_notices.append(event)
+        waiter = self._reauth
+        if waiter is not None and not waiter.done():
+            waiter.set_result(event)
+
     # -- the store ---------------------------------------------------------------------------
-    def _lookup(self, operations: tuple[StoreLookup, ...]) -> None:
+    def on_lookup_required(self, operations: tuple[StoreLookup, ...]) -> None:
         assert isinstance(self.conn, ServerConnection)
         if self._sync_store is not None:
             self._provide(inline.answer(self._sync_store, operations), operations)
@@ -300,6 +363,7 @@ class TLSProtocol(asyncio.Protocol):
         self._spawn(self._await_lookup(operations))
 
     async def _await_lookup(self, operations: tuple[StoreLookup, ...]) -> None:
+        assert self._store is not None
         answers = await awaited.answer(self._store, operations, self._limits.lookup_timeout)
         if self._lost or self._error is not None:
             return
@@ -317,7 +381,7 @@ class TLSProtocol(asyncio.Protocol):
         except TLSError as e:
             self._fail(e)
 
-    def _store_writes(self, operations: tuple[StoreWrite, ...]) -> None:
+    def on_store_update(self, operations: tuple[StoreWrite, ...]) -> None:
         if self._sync_store is not None:
             inline.apply(self._sync_store, operations, self._store_failed)
             return
@@ -327,6 +391,7 @@ class TLSProtocol(asyncio.Protocol):
         self._spawn(self._await_writes(operations))
 
     async def _await_writes(self, operations: tuple[StoreWrite, ...]) -> None:
+        assert self._store is not None
         try:
             await awaited.apply(
                 self._store, operations, self._store_failed, self._limits.lookup_timeout
@@ -340,7 +405,7 @@ class TLSProtocol(asyncio.Protocol):
         assert isinstance(conn, ServerConnection)
         conn.store_failed(op, error)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
@@ -361,9 +426,9 @@ class TLSProtocol(asyncio.Protocol):
             return
         self._reading_paused = want
         if want:
-            transport.pause_reading()  # type: ignore[attr-defined]
+            transport.pause_reading()
         else:
-            transport.resume_reading()  # type: ignore[attr-defined]
+            transport.resume_reading()
 
     def pause_reading_for_app(self, paused: bool) -> None:
         self._paused_by_app = paused
@@ -378,8 +443,7 @@ class TLSProtocol(asyncio.Protocol):
         if self.conn.closed:
             raise RuntimeError("Cannot call write() after write_eof()")  # as asyncio says it
         self.conn.send_data(data if isinstance(data, bytes) else bytes(data))
-        if self._limits.idle_timeout is not None:
-            self._last_activity = self._now()
+        self._last_activity = self._now()
         self._flush()
 
     def write_eof(self) -> None:
@@ -424,10 +488,24 @@ class TLSProtocol(asyncio.Protocol):
     def close(self) -> None:
         self._start_close()
 
+    def close_now(self) -> None:
+        """Close at once, not waiting for the peer: close_notify if the handshake is over (and
+        what is buffered) goes out, then the transport closes."""
+        if self._lost:
+            return
+        self._closing = True
+        self._cancel_timers()
+        if self.conn.handshake_complete and not self.conn.failed:
+            with contextlib.suppress(TLSError):
+                self.conn.close()
+        self._write_gate = 0
+        self._flush()
+        self._close_transport()
+
     def abort(self) -> None:
         self._closing = True
         if self._transport is not None:
-            self._transport.abort()  # type: ignore[attr-defined]
+            self._transport.abort()
 
     def _fail(self, error: TLSError) -> None:
         """A protocol error: send the queued alert (if any), close, tell whoever waits."""
@@ -441,7 +519,7 @@ class TLSProtocol(asyncio.Protocol):
             with contextlib.suppress(Exception):
                 data = self.conn.data_to_send()
                 if data:
-                    self._transport.write(data)  # type: ignore[attr-defined]
+                    self._transport.write(data)
             self._transport.close()
         self._settle(error)
 
@@ -472,7 +550,11 @@ class TLSProtocol(asyncio.Protocol):
         idle = loop.time() - self._last_activity
         if idle >= limit:
             log.debug("closing a connection idle for %.1f s", idle)
-            self._start_close()
+            lower = self._transport
+            if lower is not None and lower.get_write_buffer_size():
+                self.abort()  # the peer reads nothing: a close_notify would never get through
+            else:
+                self._start_close()
         else:
             self._timer = loop.call_later(limit - idle, self._check_idle)
 
@@ -484,6 +566,11 @@ class TLSProtocol(asyncio.Protocol):
 
     # -- reporting ---------------------------------------------------------------------------
     def _settle(self, error: BaseException | None) -> None:
+        reauth = self._reauth
+        if error is not None and reauth is not None and not reauth.done():
+            reauth.set_exception(error)
+        elif self._lost and reauth is not None and not reauth.done():
+            reauth.set_exception(ConnectionClosedError("the connection was lost"))
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
@@ -501,11 +588,11 @@ class TLSProtocol(asyncio.Protocol):
         if hook is not None and self.bytes_received:
             hook(peer, error)
 
-    def _extra_below(self, name: str, default: Any = None) -> Any:
+    def _extra_below(self, name: str, default: object = None) -> object:
         transport = self._transport
         return default if transport is None else transport.get_extra_info(name, default)
 
-    def extra_info(self, name: str, default: Any = None) -> Any:
+    def extra_info(self, name: str, default: object = None) -> object:
         return _extra(self, name, default)
 
     @property
@@ -525,8 +612,35 @@ class TLSProtocol(asyncio.Protocol):
         return self._closing or self._lost
 
     @property
-    def lower(self) -> asyncio.BaseTransport | None:
+    def lower(self) -> asyncio.Transport | None:
         return self._transport
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the connection in error (a protocol error, a timeout), if anything."""
+        return self._error
+
+    @property
+    def last_activity(self) -> float:
+        """Loop time of the last progress: a complete record from the peer, or a write."""
+        return self._last_activity
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self.conn.handshake_complete
+
+
+def _feed_buffered(app: asyncio.BufferedProtocol, data: bytes) -> None:
+    """``data_received`` for a buffered protocol: copy into the buffers it hands out."""
+    view = memoryview(data)
+    while view:
+        buf = memoryview(app.get_buffer(len(view))).cast("B")
+        if not buf:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        app.buffer_updated(n)
+        view = view[n:]
 
 
 def _client_resumption(conn: ClientConnection) -> str:
@@ -538,7 +652,7 @@ def _client_resumption(conn: ClientConnection) -> str:
     return "full handshake; the server declined the offered session (its statistics say why)"
 
 
-def _extra(proto: TLSProtocol, name: str, default: Any) -> Any:
+def _extra(proto: TLSProtocol, name: str, default: object) -> object:
     """``get_extra_info`` of a TLS transport: TLS facts, then the lower transport's."""
     conn = proto.conn
     info = conn.info
@@ -587,8 +701,13 @@ class TLSTransport(asyncio.Transport):
         super().__init__()
         self._proto = proto
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
+    def get_extra_info(self, name: str, default: object = None) -> object:
         return _extra(self._proto, name, default)
+
+    @property
+    def tls(self) -> TLSProtocol:
+        """The TLS pump under this transport (renegotiation, notices, counters)."""
+        return self._proto
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._proto.app_protocol = protocol
@@ -610,7 +729,7 @@ class TLSTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._proto.write(data)
 
-    def writelines(self, list_of_data: Any) -> None:
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self._proto.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
@@ -628,7 +747,7 @@ class TLSTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         self._proto.pause_reading_for_app(False)
 
-    def _lower(self) -> Any:
+    def _lower(self) -> asyncio.Transport | None:
         return self._proto.lower
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:

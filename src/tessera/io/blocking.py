@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ClientConfig, ServerConfig
 from ..connection import ClientConnection, ServerConnection
@@ -37,20 +37,18 @@ from ..errors import (
     TLSError,
 )
 from ..events import (
-    ApplicationData,
-    ConnectionClosed,
     ConnectionInfo,
-    EarlyDataRejected,
     Event,
-    HandshakeCompleted,
-    PostHandshakeAuthCompleted,
-    RenegotiationCompleted,
-    RenegotiationDeclined,
     SessionTicketReceived,
 )
 from ..session.model import ClientSession
 from .listen import ACCEPT_CONNECTION_ERRORS, ACCEPT_RESOURCE_ERRORS, listening_socket, next_backoff
+from .pool import ThreadPool
+from .pump import EventHandler, Reauthentication, pump_events
 from .sslcompat import SocketDelegate, SSLInfo
+
+if TYPE_CHECKING:
+    from .stdlib import TLSContext
 
 log = logging.getLogger("tessera")
 _IOV_MAX = 512  # buffers per sendmsg() call (Linux allows 1024)
@@ -58,7 +56,6 @@ RECV_SIZE = 1 << 16  # below malloc's mmap threshold: no page faults per connect
 # Sessions (TLS 1.3 tickets) a client socket keeps, newest last: a server that sends thousands
 # of tickets cannot make it hoard them.
 MAX_SESSIONS_KEPT = 8
-_REAUTHENTICATIONS = (RenegotiationCompleted, RenegotiationDeclined, PostHandshakeAuthCompleted)
 
 
 def _set_timeout_option(sock: socket.socket, option: int, seconds: float) -> None:
@@ -79,7 +76,7 @@ def set_send_timeout(sock: socket.socket, seconds: float) -> None:
     _set_timeout_option(sock, socket.SO_SNDTIMEO, seconds)
 
 
-class TLSSocket(SSLInfo, SocketDelegate):
+class TLSSocket(SSLInfo, SocketDelegate, EventHandler):
     """A TLS connection over a blocking socket, usable where an ``ssl.SSLSocket`` is: ``recv``,
     ``recv_into``, ``send`` (returns a count), ``sendall``, ``makefile``, ``shutdown``,
     ``unwrap``, ``settimeout``/``setblocking`` (non-blocking: ``recv`` raises BlockingIOError
@@ -95,7 +92,8 @@ class TLSSocket(SSLInfo, SocketDelegate):
     _close_requested = False
     _ragged_eof = False
     _pending_out = b""  # non-blocking mode: records the kernel did not take yet
-    context: Any = None  # the TLSContext that made this socket, if any
+    context: TLSContext | None = None  # the TLSContext that made this socket, if any
+    on_probe: Callable[[], None] | None = None  # told of a peer that closed before any byte
 
     def __init__(
         self,
@@ -281,29 +279,48 @@ class TLSSocket(SSLInfo, SocketDelegate):
             raise IdleTimeout(f"the peer sent nothing usable for {idle} s; connection closed")
 
     def _take_events(self) -> bool:
-        """Deliver the connection's events; False if there were none."""
-        events = self.conn.events()
-        for ev in events:
-            if isinstance(ev, ApplicationData):
-                if ev.early:
-                    self.early_data.append(ev.data)
-                self._app.append(ev.data)
-            elif isinstance(ev, ConnectionClosed):
-                self._eof = True
-            elif isinstance(ev, SessionTicketReceived):
-                self.sessions.append(ev.session)
-            elif isinstance(ev, EarlyDataRejected):
-                self.early_data_rejected = True
-            elif isinstance(ev, _REAUTHENTICATIONS):
-                self.handshake_notices.append(ev)
-                self.reauthentications += 1
-            elif isinstance(ev, HandshakeCompleted):
-                pass
-        return bool(events)
+        """Hand the connection's events to this socket (the one pump); False if none."""
+        return pump_events(self.conn, self)
+
+    # what this socket does with each event (for recv, sessions, handshake_notices)
+    def on_application_data(self, data: bytes, early: bool) -> None:
+        if early:
+            self.early_data.append(data)
+        self._app.append(data)
+
+    def on_peer_closed(self, close_notify: bool) -> None:
+        self._eof = True
+
+    def on_session_ticket(self, event: SessionTicketReceived) -> None:
+        self.sessions.append(event.session)
+
+    def on_early_data_rejected(self) -> None:
+        self.early_data_rejected = True
+
+    def on_reauthenticated(self, event: Reauthentication) -> None:
+        self.handshake_notices.append(event)
+        self.reauthentications += 1
+
+    def _handshake_on_first_use(self) -> bool:
+        """The handshake of a server socket from ``wrap_socket``, run by its first read or
+        write. False when the peer closed (or reset: HAProxy's checks do) before sending a
+        byte, as a load balancer's TCP health check does: not an error, only counted
+        (``on_probe``)."""
+        try:
+            self.do_handshake()
+        except ConnectionClosedError:
+            if self.bytes_received:
+                raise
+            self._eof = True
+            self._abort()
+            if self.on_probe is not None:
+                self.on_probe()
+            return False
+        return True
 
     def do_handshake(self, early_data: bytes | None = None) -> ConnectionInfo:
         conn = self.conn
-        if isinstance(conn, ClientConnection) and conn._state is None:
+        if isinstance(conn, ClientConnection) and not conn.handshake_started:
             conn.start_handshake(early_data or None)
         timeout = self.handshake_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -388,8 +405,8 @@ class TLSSocket(SSLInfo, SocketDelegate):
             raise ConnectionClosedError("the socket is closed")
         if flags:
             raise ValueError("non-zero flags not allowed in calls to sendall() on TLSSocket")
-        if self.conn.info is None:
-            self.do_handshake()  # a server socket from wrap_socket: on first use
+        if self.conn.info is None and not self._handshake_on_first_use():
+            raise ConnectionClosedError("the peer closed the connection before sending anything")
         self.conn.send_data(data if isinstance(data, bytes) else bytes(data))
         self._flush()
 
@@ -410,8 +427,8 @@ class TLSSocket(SSLInfo, SocketDelegate):
         """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
         if flags:
             raise ValueError("non-zero flags not allowed in calls to recv() on TLSSocket")
-        if self.conn.info is None and not self._closed:
-            self.do_handshake()
+        if self.conn.info is None and not self._closed and not self._handshake_on_first_use():
+            return b""  # a bare TCP probe (a health check): an end of file, as ssl reads it
         if self._pending_out:
             self._flush()
         self._idle_since = time.monotonic()  # the wait for the peer starts now
@@ -533,9 +550,9 @@ class TLSSocket(SSLInfo, SocketDelegate):
     @session.setter
     def session(self, value: ClientSession | None) -> None:
         conn = self.conn
-        if not isinstance(conn, ClientConnection) or conn._state is not None:
+        if not isinstance(conn, ClientConnection) or conn.handshake_started:
             raise ValueError("a session can only be set on a client before its handshake")
-        conn._ctx.offered_session = value
+        conn.offered_session = value
 
     # -- closing -------------------------------------------------------------------------
     def close(self) -> None:
@@ -569,7 +586,9 @@ class TLSSocket(SSLInfo, SocketDelegate):
 
 
 class TLSServer:
-    """A threaded TCP server that runs ``handler(tls_socket)`` for each completed handshake.
+    """A TCP server that runs ``handler(tls_socket)`` for each completed handshake, each
+    connection on a thread of a bounded pool of long-lived threads (``threaded=False``: one
+    connection at a time, on the thread of ``serve_forever``).
 
     Handshake failures are logged and counted, never raised out of the accept loop;
     ``on_handshake_error(peer_address, error)`` also hears of each one from a peer that sent
@@ -582,7 +601,8 @@ class TLSServer:
       usable (no complete record; a trickle of bytes does not count) while the handler waits for
       it, or reads nothing while the handler writes, for that many seconds is cut
       (:class:`~tessera.errors.IdleTimeout`);
-    * ``max_connections`` (None: no cap): connections served at once; further clients wait in
+    * ``max_connections`` (None: no cap): connections served at once, and so the threads of the
+      pool (started as needed, ended after a minute without work); further clients wait in
       the listen queue (``backlog``) until one ends;
     * ``accept()`` failing for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
       logged and retried with a back-off (5 ms doubling to 1 s), so the server serves again as
@@ -600,7 +620,7 @@ class TLSServer:
         max_connections: int | None = 1000,
         threaded: bool = True,
         backlog: int = 128,
-        on_handshake_error: Callable[[Any, TLSError | OSError], None] | None = None,
+        on_handshake_error: Callable[[object, TLSError | OSError], None] | None = None,
         reuse_port: bool = False,
     ) -> None:
         if idle_timeout is not None and idle_timeout <= 0:
@@ -620,6 +640,9 @@ class TLSServer:
         set_send_timeout(self.sock, idle_timeout or handshake_timeout)
         self._stop = threading.Event()
         self._slots = threading.Semaphore(max_connections) if max_connections else None
+        self.pool: ThreadPool[tuple[socket.socket, object]] = ThreadPool(
+            self._serve_one, max_connections, name="tessera-connection"
+        )
         self._count_lock = threading.Lock()
         self.active_connections = 0
         self.handshake_failures = 0
@@ -687,27 +710,28 @@ class TLSServer:
         if self._slots is not None:
             self._slots.release()
 
-    def _start(self, client: socket.socket, peer: Any) -> None:
+    def _start(self, client: socket.socket, peer: object) -> None:
         try:
             client.settimeout(None)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.threaded:
-                threading.Thread(target=self._serve_one, args=(client, peer), daemon=True).start()
+                self.pool.submit((client, peer))
                 return
         except (OSError, RuntimeError) as e:  # the peer left already; no thread to be had
             log.warning("cannot serve a connection from %s: %s", peer, e)
             client.close()
             self._release_slot()
             return
-        self._serve_one(client, peer)
+        self._serve_one((client, peer))
 
-    def _serve_one(self, client: socket.socket, peer: Any = None) -> None:
+    def _serve_one(self, accepted: tuple[socket.socket, object]) -> None:
+        client, peer = accepted
         try:
             self._serve_tls(client, peer)
         finally:
             self._release_slot()
 
-    def _serve_tls(self, client: socket.socket, peer: Any) -> None:
+    def _serve_tls(self, client: socket.socket, peer: object) -> None:
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout, True)
         try:
             tls.do_handshake()
@@ -733,6 +757,8 @@ class TLSServer:
             tls.close()
 
     def shutdown(self) -> None:
+        """Stop accepting; connections being served finish, the idle threads end."""
         self._stop.set()
+        self.pool.close()
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -9,6 +9,7 @@ handling") is simply skipped. Neither stops the server.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 
@@ -27,11 +28,23 @@ def next_backoff(delay: float) -> float:
     return min(BACKOFF_MAX, delay * 2 if delay else BACKOFF_FIRST)
 
 
+def set_nodelay(sock: object) -> None:
+    """TCP_NODELAY on a TCP socket (a no-op for anything else): TLS writes whole records and
+    flights, and Nagle's algorithm would hold the second small write of a request or answer
+    back until the first is acknowledged (a delayed ACK: 40 ms on Linux)."""
+    setsockopt = getattr(sock, "setsockopt", None)
+    if setsockopt is not None:
+        with contextlib.suppress(OSError):  # not TCP (a Unix socket): nothing to do
+            setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def listening_socket(address: tuple[str, int], reuse_port: bool, backlog: int) -> socket.socket:
     """A bound, listening TCP socket (IPv6 when the host has a colon); ``reuse_port``: workers
-    of one supervisor share the port (SO_REUSEPORT)."""
+    of one supervisor share the port (SO_REUSEPORT). Its protocol is IPPROTO_TCP, not 0, so
+    that the sockets ``accept()`` makes say so too: asyncio sets TCP_NODELAY only on sockets
+    whose ``proto`` is IPPROTO_TCP."""
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:

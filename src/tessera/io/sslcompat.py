@@ -13,7 +13,7 @@ import datetime
 import ipaddress
 import socket
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeAlias, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,6 +28,13 @@ from ..session.model import ClientSession
 
 # OpenSSL's long names where cryptography's differ.
 _LONG_NAMES = {"userID": "userId"}
+
+
+# What getpeercert() gives, as ``ssl`` does: strings, numbers and nested tuples of them.
+PeerCertValue: TypeAlias = "str | int | tuple[PeerCertValue, ...]"
+PeerCert: TypeAlias = dict[str, PeerCertValue]
+Address: TypeAlias = Any  # a socket address, as typeshed's socket._RetAddress
+E = TypeVar("E", bound=x509.ExtensionType)
 
 
 def _name(name: x509.Name) -> tuple[tuple[tuple[str, str], ...], ...]:
@@ -49,7 +56,7 @@ def _asn1_time(when: datetime.datetime) -> str:
     return f"{when:%b} {when.day:2d} {when:%H:%M:%S} {when.year} GMT"
 
 
-def _ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address | Any) -> str:
+def _ip(address: object) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         return ":".join(
             f"{int.from_bytes(address.packed[i : i + 2], 'big'):X}" for i in range(0, 16, 2)
@@ -57,8 +64,8 @@ def _ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address | Any) -> str:
     return str(address)
 
 
-def _general_names(names: x509.SubjectAlternativeName) -> tuple[tuple[str, Any], ...]:
-    out: list[tuple[str, Any]] = []
+def _general_names(names: x509.SubjectAlternativeName) -> tuple[tuple[str, PeerCertValue], ...]:
+    out: list[tuple[str, PeerCertValue]] = []
     for n in names:
         if isinstance(n, x509.DNSName):
             out.append(("DNS", n.value))
@@ -77,17 +84,18 @@ def _general_names(names: x509.SubjectAlternativeName) -> tuple[tuple[str, Any],
     return tuple(out)
 
 
-def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> Any:
+def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier, kind: type[E]) -> E | None:
     try:
-        return cert.extensions.get_extension_for_oid(oid).value
+        value = cert.extensions.get_extension_for_oid(oid).value
     except (x509.ExtensionNotFound, ValueError):
         return None
+    return value if isinstance(value, kind) else None
 
 
-def peercert_dict(cert: x509.Certificate) -> dict[str, Any]:
+def peercert_dict(cert: x509.Certificate) -> PeerCert:
     """``cert`` as ``ssl.SSLSocket.getpeercert()`` returns a validated certificate."""
     serial = format(cert.serial_number, "X")
-    out: dict[str, Any] = {
+    out: PeerCert = {
         "subject": _name(cert.subject),
         "issuer": _name(cert.issuer),
         "version": cert.version.value + 1,
@@ -95,10 +103,12 @@ def peercert_dict(cert: x509.Certificate) -> dict[str, Any]:
         "notBefore": _asn1_time(cert.not_valid_before_utc),
         "notAfter": _asn1_time(cert.not_valid_after_utc),
     }
-    san = _extension(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    san = _extension(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME, x509.SubjectAlternativeName)
     if san is not None:
         out["subjectAltName"] = _general_names(san)
-    aia = _extension(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    aia = _extension(
+        cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS, x509.AuthorityInformationAccess
+    )
     if aia is not None:
         for key, method in (
             ("OCSP", AuthorityInformationAccessOID.OCSP),
@@ -112,7 +122,7 @@ def peercert_dict(cert: x509.Certificate) -> dict[str, Any]:
             )
             if uris:
                 out[key] = uris
-    crl = _extension(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    crl = _extension(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS, x509.CRLDistributionPoints)
     if crl is not None:
         uris = tuple(
             n.value
@@ -142,7 +152,7 @@ class SSLInfo:
     @property
     def server_hostname(self) -> str | None:
         conn = self.conn
-        return conn._ctx.server_name if isinstance(conn, ClientConnection) else None
+        return conn.server_name if isinstance(conn, ClientConnection) else None
 
     def _info(self) -> ConnectionInfo | None:
         return self.conn.info
@@ -172,10 +182,10 @@ class SSLInfo:
     def _peer_verified(self) -> bool:
         conn = self.conn
         if isinstance(conn, ClientConnection):
-            return conn._ctx.config.verify
+            return conn.config.verify
         return conn.config.client_auth is not ClientAuth.NONE
 
-    def getpeercert(self, binary_form: bool = False) -> dict[str, Any] | bytes | None:
+    def getpeercert(self, binary_form: bool = False) -> PeerCert | bytes | None:
         """The peer's certificate: as DER with ``binary_form``, else as a dict once validated
         (``{}`` when it was not validated, None when the peer sent none), as ``ssl`` does."""
         info = self._info()
@@ -234,17 +244,19 @@ class SocketDelegate:
     def getblocking(self) -> bool:
         return self.sock.getblocking()
 
-    def getpeername(self) -> Any:
+    def getpeername(self) -> Address:
         return self.sock.getpeername()
 
-    def getsockname(self) -> Any:
+    def getsockname(self) -> Address:
         return self.sock.getsockname()
 
-    def setsockopt(self, *args: Any) -> None:
-        self.sock.setsockopt(*args)
+    def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
+        self.sock.setsockopt(level, optname, value)
 
-    def getsockopt(self, *args: Any) -> Any:
-        return self.sock.getsockopt(*args)
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        if buflen is None:
+            return self.sock.getsockopt(level, optname)
+        return self.sock.getsockopt(level, optname, buflen)
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -23,14 +23,15 @@ import dataclasses
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import overload
 
 from ..config import ClientConfig, ServerConfig
 from ..connection import ClientConnection
 from ..errors import ConfigError
 from ..session.model import ClientSession
 from .blocking import TLSSocket
-from .sslcompat import SocketDelegate
+from .listen import set_nodelay
+from .sslcompat import Address, SocketDelegate
 
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 
@@ -42,6 +43,32 @@ def _listening(sock: socket.socket) -> bool:
         return False
 
 
+@overload
+def wrap_socket(
+    sock: socket.socket,
+    config: ClientConfig,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    session: ClientSession | None = None,
+    do_handshake_on_connect: bool = True,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> TLSSocket: ...
+
+
+@overload
+def wrap_socket(
+    sock: socket.socket,
+    config: ServerConfig,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    session: ClientSession | None = None,
+    do_handshake_on_connect: bool = True,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> TLSSocket | TLSListener: ...
+
+
 def wrap_socket(
     sock: socket.socket,
     config: ClientConfig | ServerConfig,
@@ -51,16 +78,18 @@ def wrap_socket(
     session: ClientSession | None = None,
     do_handshake_on_connect: bool = True,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> Any:
+) -> TLSSocket | TLSListener:
     """TLS over a connected socket, like ``SSLContext.wrap_socket``: a client needs a
     ClientConfig (and ``server_hostname`` to check), a server a ServerConfig. A *listening*
     socket with ``server_side=True`` gives a :class:`TLSListener`. The handshake runs now
-    (``do_handshake_on_connect``) or on first use; a socket timeout set before is kept."""
+    (``do_handshake_on_connect``) or on first use; a socket timeout set before is kept.
+    A connected TCP socket gets TCP_NODELAY."""
     if server_side:
         if not isinstance(config, ServerConfig):
             raise ConfigError("wrap_socket(server_side=True) needs a ServerConfig")
         if _listening(sock):
             return TLSListener(sock, config, handshake_timeout)
+        set_nodelay(sock)
         tls = TLSSocket.wrap_server(sock, config, handshake_timeout)
     else:
         if not isinstance(config, ClientConfig):
@@ -72,6 +101,7 @@ def wrap_socket(
                 "wrap_socket(): connect the socket first (socket.create_connection)"
             ) from None
         address = (str(peer[0]), int(peer[1]))
+        set_nodelay(sock)
         conn = ClientConnection(config, server_hostname, address=address, session=session)
         tls = TLSSocket(sock, conn, handshake_timeout)
     if do_handshake_on_connect:
@@ -84,7 +114,11 @@ def wrap_socket(
 
 
 class TLSListener(SocketDelegate):
-    """A listening socket whose ``accept()`` returns TLS sockets (handshake on first use)."""
+    """A listening socket whose ``accept()`` returns TLS sockets (handshake on first use).
+
+    A client that connects and closes without sending a byte (a load balancer's TCP health
+    check) reads as an end of file on that socket, as with ``ssl``: no error reaches the
+    server, and ``probes`` counts them."""
 
     def __init__(
         self,
@@ -96,12 +130,17 @@ class TLSListener(SocketDelegate):
         self.config = config
         self.handshake_timeout = handshake_timeout
         self.context: TLSContext | None = None
+        self.probes = 0
 
-    def accept(self) -> tuple[TLSSocket, Any]:
+    def _probed(self) -> None:
+        self.probes += 1
+
+    def accept(self) -> tuple[TLSSocket, Address]:
         client, address = self.sock.accept()
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(client)
         tls = TLSSocket.wrap_server(client, self.config, self.handshake_timeout)
         tls.context = self.context
+        tls.on_probe = self._probed
         return tls, address
 
     def listen(self, backlog: int = 128) -> None:
@@ -140,10 +179,8 @@ class TLSContext:
     def verify_mode(self, mode: ssl.VerifyMode) -> None:
         verify = mode != ssl.CERT_NONE
         config = self._client()
-        changes: dict[str, Any] = {"verify": verify}
-        if not verify:
-            changes["check_hostname"] = False
-        self.config = dataclasses.replace(config, **changes)
+        check_hostname = config.check_hostname and verify
+        self.config = dataclasses.replace(config, verify=verify, check_hostname=check_hostname)
 
     @property
     def check_hostname(self) -> bool:
@@ -157,7 +194,8 @@ class TLSContext:
             self.config = dataclasses.replace(config, check_hostname=value)
 
     def set_alpn_protocols(self, protocols: Sequence[str]) -> None:
-        self.config = dataclasses.replace(self.config, alpn_protocols=tuple(protocols))  # type: ignore[arg-type]
+        alpn = tuple(p.encode() for p in protocols)
+        self.config = dataclasses.replace(self.config, alpn_protocols=alpn)
 
     def wrap_socket(
         self,
@@ -167,7 +205,7 @@ class TLSContext:
         suppress_ragged_eofs: bool = True,
         server_hostname: str | None = None,
         session: ClientSession | None = None,
-    ) -> Any:
+    ) -> TLSSocket | TLSListener:
         """``SSLContext.wrap_socket``. A bare end of stream always reads as end of file
         (``suppress_ragged_eofs``); ``close_notify_received`` tells it apart."""
         tls = wrap_socket(

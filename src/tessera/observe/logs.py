@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..events import ConnectionInfo
+
+Field = str | int | float | None  # a value of a log record
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +37,56 @@ class ConnectionRecord:
     started: float = 0.0  # wall-clock time the connection was accepted
 
 
+def peer_address(value: object) -> tuple[str, int] | None:
+    """A transport's ``peername`` as (host, port), None when it is not an IP address."""
+    if isinstance(value, tuple) and len(value) >= 2:
+        try:
+            return str(value[0]), int(value[1])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def peer_text(peer: tuple[str, int] | None) -> str:
+    """``host:port``, ``[v6]:port``, or ``?``."""
+    if peer is None:
+        return "?"
+    host = f"[{peer[0]}]" if ":" in peer[0] else peer[0]
+    return f"{host}:{peer[1]}"
+
+
+def session_line(info: ConnectionInfo) -> str:
+    """``New|Reused, VERSION, Cipher is SUITE`` (what ``openssl s_client`` prints)."""
+    word = "Reused" if info.resumed else "New"
+    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
+
+
+def resumption_note(info: ConnectionInfo) -> str:
+    """``(resumed by HOW)``, ``(resumption fell back: WHY)`` or nothing."""
+    if info.resumed:
+        return f"(resumed by {info.resumed_by})"
+    decision = info.resumption
+    if decision is not None and decision.fallback is not None:
+        return f"(resumption fell back: {decision.fallback.value})"
+    return ""
+
+
+def handshake_line(peer: tuple[str, int] | None, info: ConnectionInfo) -> str:
+    """``TIME PEER New|Reused, VERSION, Cipher is SUITE [how resumed | why it fell back]``:
+    ``tessera serve``'s line per connection."""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {peer_text(peer)} {session_line(info)}"
+    note = resumption_note(info)
+    return f"{line} {note}" if note else line
+
+
 def _timestamp(t: float) -> str:
     ms = int((t - int(t)) * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
 
 
-def fields(rec: ConnectionRecord) -> dict[str, Any]:
+def fields(rec: ConnectionRecord) -> dict[str, Field]:
     """The record as a flat dict (the JSON form)."""
-    out: dict[str, Any] = {
+    out: dict[str, Field] = {
         "time": _timestamp(rec.started or time.time()),
         "peer": f"{rec.peer[0]}:{rec.peer[1]}" if rec.peer else None,
     }

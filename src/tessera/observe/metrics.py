@@ -143,6 +143,15 @@ class PrometheusObserver:
         self.backend_errors = Counter(
             "tessera_backend_errors", "Connections whose backend could not be reached", registry=r
         )
+        self.cut = Counter(
+            "tessera_connections_cut",
+            "Connections the server cut or refused to share its slots fairly, by reason",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.probes = Counter(
+            "tessera_probes", "Connections closed by the client before any byte (health checks)",
+            registry=r,
+        )  # fmt: skip
 
     # -- the observer ----------------------------------------------------------------------
     def observe(self, fact: Fact) -> None:
@@ -209,6 +218,14 @@ class PrometheusObserver:
 
     def backend_failed(self) -> None:
         self.backend_errors.inc()
+
+    def connection_cut(self, reason: str) -> None:
+        """A connection cut or refused to keep the slots fair (``reason``: per-client limit,
+        shed: handshaking, shed: idle, timeout under pressure)."""
+        self.cut.labels(reason).inc()
+
+    def probe(self) -> None:
+        self.probes.inc()
 
     # -- stores ----------------------------------------------------------------------------
     @overload

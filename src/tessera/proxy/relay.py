@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from . import proxy_protocol
 
 if TYPE_CHECKING:
-    from .server import ProxyServer
+    from .server import Backend
+
+# Client data kept while the backend connection is being made, before the client is paused.
+PENDING_LIMIT = 64 * 1024
 
 
 class Relay(asyncio.Protocol):
     """Client side: the protocol above the TLS transport."""
 
-    def __init__(self, server: ProxyServer) -> None:
-        self.server = server
+    def __init__(self, backend: Backend) -> None:
+        self.backend_info = backend
         self.tls: asyncio.Transport | None = None
         self.backend: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # client data that came before the backend connected
+        self._pending_size = 0
         self._connecting: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None  # connecting to the backend
+        self._timed_out = False
         self._client_full = False  # the client's write buffer is over its limit
         self.client_eof = False
         self.bytes_in = 0  # plaintext from the client
@@ -38,17 +44,21 @@ class Relay(asyncio.Protocol):
 
     # -- the client's TLS transport ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tls: Any = transport  # a TLSTransport
-        self.tls = tls
-        tls.pause_reading()  # until the backend is connected
-        self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        self.tls = cast(asyncio.Transport, transport)  # a TLSTransport
+        loop = asyncio.get_running_loop()
+        self._connecting = loop.create_task(self._connect())
+        timeout = self.backend_info.settings.backend_timeout
+        self._deadline = loop.call_later(timeout, self._backend_timed_out)
 
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        if self.backend is None:
-            self._pending.append(data)
-        else:
+        if self.backend is not None:
             self.backend.write(data)
+            return
+        self._pending.append(data)  # (a request sent with the handshake: usually all of it)
+        self._pending_size += len(data)
+        if self._pending_size > PENDING_LIMIT and self.tls is not None:
+            self.tls.pause_reading()  # until the backend is connected
 
     def eof_received(self) -> bool:
         """The client finished sending (close_notify or end of stream): half-close the backend
@@ -72,6 +82,8 @@ class Relay(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._connecting is not None:
             self._connecting.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         backend = self.backend
         if backend is not None and not backend.is_closing():
             backend.close()  # what the client sent still reaches the backend
@@ -80,19 +92,22 @@ class Relay(asyncio.Protocol):
     async def _connect(self) -> None:
         tls = self.tls
         assert tls is not None
-        settings = self.server.settings
+        settings = self.backend_info.settings
         host, port = settings.backend
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: _Backend(self), host, port),
-                settings.backend_timeout,
-            )
-        except (OSError, TimeoutError) as e:
-            self.error = f"backend {host}:{port} unreachable: {e or 'timed out'}"
-            self.server.backend_failed(self.error)
-            tls.close()
+            transport, _ = await loop.create_connection(lambda: _Backend(self), host, port)
+        except asyncio.CancelledError:
+            if not self._timed_out:
+                raise  # the client left
+            self._unreachable("timed out")
             return
+        except OSError as e:
+            self._unreachable(str(e))
+            return
+        finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
         if tls.is_closing():
             transport.close()
             return
@@ -102,14 +117,26 @@ class Relay(asyncio.Protocol):
             self.backend.write(self._proxy_header(tls))
         for data in self._pending:
             self.backend.write(data)
-        self._pending = []
+        self._pending, self._pending_size = [], 0
         if self._client_full:
             self.backend.pause_reading()
         if self.client_eof:
             if self.backend.can_write_eof():
                 self.backend.write_eof()
         else:
-            tls.resume_reading()
+            tls.resume_reading()  # (if it was paused)
+
+    def _backend_timed_out(self) -> None:
+        self._timed_out = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+
+    def _unreachable(self, why: str) -> None:
+        host, port = self.backend_info.settings.backend
+        self.error = f"backend {host}:{port} unreachable: {why}"
+        self.backend_info.failed(self.error)
+        if self.tls is not None:
+            self.tls.close()
 
     def _proxy_header(self, tls: asyncio.Transport) -> bytes:
         info = tls.get_extra_info("connection_info")
@@ -146,7 +173,7 @@ class _Backend(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.relay.backend_data(data)
@@ -168,7 +195,7 @@ class _Backend(asyncio.Protocol):
         self.relay.backend_closed(exc)
 
 
-def _address(value: Any) -> tuple[str, int] | None:
+def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         with contextlib.suppress(ValueError, TypeError):
             return str(value[0]), int(value[1])
