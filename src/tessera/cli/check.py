@@ -471,23 +471,21 @@ def _continuous(
     output: Output,
 ) -> None:
     """``--every``: rounds until SIGTERM (exit 0) or Ctrl-C (the last round's report, 130)."""
-    import prometheus_client
-
+    from ..addresses import parse_address
     from ..audit.auditor import EXIT_INTERRUPTED, EXIT_OK
     from ..audit.watcher import Watcher
-    from ..observe.exporter import parse_address
 
     watcher = Watcher(services, every, concurrency)
     server = None
     if metrics_text:
+        from ..audit import gauges  # (prometheus-client, the metrics extra: only here)
+
         try:
             host, port = parse_address(metrics_text, "--metrics")
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--metrics") from None
         try:
-            server, _ = prometheus_client.start_http_server(
-                port, addr=host, registry=watcher.registry
-            )
+            server, _ = gauges.serve(watcher, host, port)
         except OSError as e:
             raise click.BadParameter(
                 f"cannot serve metrics on {metrics_text}: {e.strerror or e}",
