@@ -59,7 +59,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tessera")
+@click.version_option(package_name="tessera-tls")
 def cli() -> None:
     """TLS 1.2/1.3 with session resumption you can see and control."""
 

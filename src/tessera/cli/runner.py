@@ -24,7 +24,6 @@ from ..errors import ConfigError, TLSError
 from ..fleet import supervisor
 from ..fleet.cli import FleetRuntime
 from ..io.engine import Engine, loop_factory
-from ..observe.exporter import MetricsExporter
 from ..session.keyring import TicketKeyring
 from ..session.resumption.awaited import AsyncMemoryStore, AsyncSessionStore
 from ..session.store import MemoryStore
@@ -35,6 +34,7 @@ from .serve_config import Loaded, ServerOptions
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
+    from ..observe.exporter import MetricsExporter
 
 Address = tuple[str, int]
 Say = Callable[[str], None]

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import click
 
+from ..addresses import parse_address
 from ..certs import CertifiedKey
 from ..config import ClientAuth, ServerConfig
 from ..errors import ConfigError
 from ..fleet.cli import FleetOptions
 from ..io.engine import EngineSettings
-from ..observe.exporter import parse_address
 from ..observe.facts import ResumptionObserver
 from ..session.keyring import KeyFileFormat, TicketKeySource
 from ..session.resumption.awaited import AsyncSessionStore

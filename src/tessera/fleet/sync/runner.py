@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from ...addresses import parse_address
 from ...errors import ConfigError
-from ...observe.exporter import parse_address
 from ..hygiene import disable_core_dumps
 from ..keys import MAX_DECRYPT, MAX_ENCRYPT, KeyPolicy
 from ..redis_keys import KeyRefresher
