@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .command import Command, FiniteFloatRange
+
 if TYPE_CHECKING:
     from ..audit import AuditOptions, Report
     from ..audit.identify import ServerKind
@@ -152,7 +154,7 @@ def _server_kind(text: str | None) -> ServerKind | None:
     return None if text in (None, "auto") else ServerKind(text)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("targets", nargs=-1, metavar="[TARGET]...")
 @click.option(
     "--backends",
@@ -240,7 +242,7 @@ def _server_kind(text: str | None) -> ServerKind | None:
     "--timeout",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(0.1, 300),
+    type=FiniteFloatRange(0.1, 300),
     help="Seconds allowed for each connection.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see the schema) instead.")

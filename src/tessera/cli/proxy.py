@@ -20,11 +20,12 @@ from ..io.engine import Engine
 from ..observe.logs import ConnectionRecord, format_record
 from ..proxy.server import ProxySettings, proxy_server
 from . import runner, serving
+from .command import Command
 from .options import click_options, common_options, make_options
 from .serve_config import ProxyOptions, build_proxy_config
 
 
-@click.command()
+@click.command(cls=Command)
 @click_options(ProxyOptions)
 @common_options
 @fleet_options

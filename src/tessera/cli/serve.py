@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..fleet.cli import FleetOptions, fleet_options
 from ..io.engine import Engine, EngineConnection
 from . import runner, serving
+from .command import Command
 from .options import click_options, common_options, make_options
 from .serve_config import ServeOptions, build_server_config
 from .www import Echo, Site, Www
@@ -24,7 +25,7 @@ from .www import Echo, Site, Www
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay whole
 
 
-@click.command()
+@click.command(cls=Command)
 @click_options(ServeOptions)
 @common_options
 @fleet_options
@@ -34,7 +35,7 @@ def serve(fleet: FleetOptions, **values: object) -> None:
     SIGHUP reloads the certificate, ticket key and client CA files for new connections;
     Ctrl-C prints the final statistics and exits with status 130.
     """
-    logging.basicConfig(level=logging.WARNING, format="tessera: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="tessera serve: %(message)s")
     opts = make_options(ServeOptions, values, fleet=fleet)
     ctx = click.get_current_context()
     try:
