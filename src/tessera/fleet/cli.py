@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..cli.command import Command, FiniteFloatRange, Unreachable, target_error
+from ..cli.command import Command, FiniteFloatRange, Unreachable, describe_os_error
 from ..errors import ConfigError, StoreError
 from ..session.store import MemoryStore
 from . import supervisor
@@ -417,10 +417,10 @@ def _unreachable(source: RedisKeySource, error: Exception) -> click.ClickExcepti
     where = source.client.target.describe()
     cause = error.__cause__ or error.__context__
     if isinstance(cause, OSError):
-        return target_error(f"{where} (--redis)", cause)
+        return Unreachable(f"cannot reach {where} (--redis): {describe_os_error(cause)}")
     if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
-        return Unreachable(f"{where} (--redis): cannot reach it ({error})")
-    return click.ClickException(f"{where} (--redis): cannot use it ({error})")
+        return Unreachable(f"cannot reach {where} (--redis): {error}")
+    return click.ClickException(f"cannot use {where} (--redis): {error}")
 
 
 @click.command("list", cls=Command)
