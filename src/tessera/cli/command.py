@@ -81,6 +81,16 @@ def refuse_repeats(command: click.Command, ctx: click.Context, args: Sequence[st
             raise click.UsageError(f"{what}, given {times} times: give it once", ctx)
 
 
+def given_by_user(ctx: click.Context, name: str) -> bool:
+    """Whether the parameter ``name`` was given on the command line or in a --config file
+    (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.DEFAULT_MAP,
+    )
+
+
 class Command(click.Command):
     """A ``tessera`` command: repeated single-valued options are usage errors."""
 

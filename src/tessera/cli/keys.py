@@ -12,6 +12,7 @@ from ..fleet.cli import fleet_secret_command, list_command, redis_url_option, ro
 from ..fleet.secret import SOURCE_HELP
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
 from .command import FiniteFloatRange, Group
+from .config_file import config_option
 from .files import write_private
 
 FORMATS = click.Choice([f.value for f in KeyFileFormat])
@@ -97,6 +98,7 @@ def show(path: str, fmt: str) -> None:
 
 # -- tessera keys sync ---------------------------------------------------------------------------
 @keys.command("sync")
+@config_option("keys", "sync")
 @click.option("--redis", "redis_url", required=True, metavar="URL", callback=redis_url_option,
               help="The fleet's Redis, as the nodes are given it (redis://, rediss://, unix://, "
                    "redis-cluster://, redis-sentinel://).")  # fmt: skip

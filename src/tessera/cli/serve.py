@@ -17,7 +17,8 @@ from ..errors import ConfigError
 from ..fleet.cli import FleetOptions, fleet_options
 from ..io.engine import Engine, EngineConnection
 from . import runner, serving
-from .command import Command
+from .command import Command, given_by_user
+from .config_file import config_option
 from .options import click_options, common_options, make_options
 from .serve_config import ServeOptions, build_server_config
 from .www import Echo, Site, Www
@@ -26,6 +27,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay wh
 
 
 @click.command(cls=Command)
+@config_option("serve")
 @click_options(ServeOptions)
 @common_options
 @fleet_options
@@ -39,7 +41,7 @@ def serve(fleet: FleetOptions, **values: object) -> None:
     opts = make_options(ServeOptions, values, fleet=fleet)
     ctx = click.get_current_context()
     try:
-        opts.check(lambda n: ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE)
+        opts.check(lambda name: given_by_user(ctx, name))
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     run(opts)
