@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from peers import (
+    HANDSHAKE_DONE,
     HTTP_GET,
     Peer,
     openssl_s_client,
-    openssl_s_client_paced,
+    openssl_s_client_steps,
     openssl_s_server,
     run,
     ssl_alert_numbers,
@@ -282,9 +283,11 @@ def test_client_renegotiation_is_declined(pki: Pki, tmp_path: Path) -> None:
     port = free_port()
     certs = ["--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key)]
     with tessera_serve(port, tmp_path, "--tls1_2", "--echo", *certs):
-        out = openssl_s_client_paced(
+        out = openssl_s_client_steps(
             port, "-tls1_2", "-CAfile", str(pki.ca_file), "-state",
-            writes=[(0.3, b"before renegotiation\n"), (0.5, b"R\n")], linger=1.0,
+            steps=[(HANDSHAKE_DONE, b"before renegotiation\n"),
+                   ("before renegotiation\n", b"R\n")],
+            until="alert read:warning:no renegotiation",
         )  # fmt: skip
     assert "Secure Renegotiation IS supported" in out, out
     head, _, tail = out.partition("RENEGOTIATING")
