@@ -25,6 +25,7 @@ from redis_server import FakeRedis, RedisServer
 
 from conftest import Pki
 from tessera.fleet.secret import FleetSecret
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -112,10 +113,9 @@ def test_nonsense_redis_then_a_real_one(pki: Pki, secret_file: Path, tmp_path: P
         fake.stop()
         with RedisServer(port=fake.port), \
              fleet_node(pki, tmp_path, url, secret_file, "-q", name="b") as b:  # fmt: skip
-            deadline = time.monotonic() + 15
-            while "encrypting" not in (page := page_from(a, pki)).text:
-                assert time.monotonic() < deadline, (page.text, a.output())
-                time.sleep(0.1)
+            wait_until(lambda: "encrypting" in page_from(a, pki).text,
+                       "a never encrypts with the fleet's key", details=a.output)  # fmt: skip
+            page = page_from(a, pki)
             assert "ticket keys from Redis (healthy)" in page.text, page.text
             for first, second in ((a, b), (b, a)):
                 reused, session, _ = python_get(first.port or 0, ctx)
