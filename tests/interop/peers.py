@@ -65,6 +65,8 @@ class Peer:
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> str:
+        """SIGTERM to its session, SIGKILL if it lingers; then to whatever the session still
+        holds (an nginx worker, a server's worker whose supervisor died)."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -73,6 +75,7 @@ class Peer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
+        kill_group(self.proc)
         self._log_file.close()
         return self.log.read_text(errors="replace")
 
@@ -85,12 +88,33 @@ class Peer:
 
 
 def run(argv: Sequence[str], *, input: bytes = b"", timeout: float = 30.0,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
-    """Run a program to completion (bounded), stdout and stderr merged."""
-    return subprocess.run(
-        list(argv), input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        timeout=timeout, env={**os.environ, **(env or {})}, check=False,
+        env: dict[str, str] | None = None, cwd: Path | None = None,
+        merge: bool = True) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    """Run a program to completion (bounded), stdout and stderr merged (``merge=False``: apart).
+
+    It runs in a session of its own, and whatever it leaves behind (a shell's background jobs,
+    a server's workers) is killed when it ends, fails or runs out of time.
+    """
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
     )  # fmt: skip
+    try:
+        out, err = proc.communicate(input, timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        proc.communicate()
+        raise
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to every process left in ``proc``'s session (started with start_new_session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def tessera_serve(port: int, log_dir: Path, *args: str) -> Peer:
