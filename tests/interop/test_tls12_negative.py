@@ -161,7 +161,8 @@ def test_plaintext_http_gets_an_alert(server: Peer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(HTTP_GET)
         data, elapsed = read_until_closed(sock, 5)
-    assert elapsed < 3, "the server did not answer plaintext promptly"
+    # at once, not after its 10 s handshake timeout (8 s: room for a loaded box)
+    assert elapsed < 8, "the server did not answer plaintext promptly"
     # One record: alert (21), TLS 1.x, length 2, fatal (2), unexpected_message (10).
     assert len(data) == 7, data.hex()
     assert data[0] == 21 and data[1] == 3 and data[3:5] == b"\x00\x02", data.hex()
@@ -178,7 +179,7 @@ def test_curl_plaintext_http_does_not_hang(server: Peer) -> None:
     out = proc.stdout.decode(errors="replace")
     assert proc.returncode == 1, out
     assert "Received HTTP/0.9 when not allowed" in out, out
-    assert elapsed < 5, out
+    assert elapsed < 8, out  # at once, not after the server's 10 s handshake timeout
 
 
 # -- stalled peers --------------------------------------------------------------------------
