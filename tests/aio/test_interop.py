@@ -128,11 +128,11 @@ def test_client_early_data_against_openssl_s_server(run: Run, pki: Pki, logs: Pa
             HOST, port, config=config, server_hostname="localhost"
         )
         writer.write(b"first connection\n")
-        for _ in range(100):  # s_server's tickets arrive after the handshake
+        for _ in range(1000):  # s_server's tickets arrive after the handshake (20 s at most)
             session = writer.get_extra_info("session")
             if session is not None:
                 break
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.02)
         assert session is not None and session.state.max_early_data > 0
         writer.close()
         await writer.wait_closed()
@@ -143,10 +143,10 @@ def test_client_early_data_against_openssl_s_server(run: Run, pki: Pki, logs: Pa
         assert writer.get_extra_info("early_data_accepted")
         writer.write(b"one rtt data\n")
         await writer.drain()
-        for _ in range(100):
+        for _ in range(1000):  # until s_server printed it (20 s at most)
             if "one rtt data" in peer.output():
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         writer.close()
 
     with Peer(argv, port=port, log_dir=logs, name="s_server-early", stdin=subprocess.PIPE) as p:

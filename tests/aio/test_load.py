@@ -269,7 +269,13 @@ def test_zero_rtt_strike_register_in_a_slow_async_store(run: Run, pki: Pki) -> N
 
 def test_max_connections(run: Run, pki: Pki) -> None:
     async def main() -> None:
-        async with serving(server_config(pki), max_connections=2) as port:
+        ended: list[None] = []
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await echo(reader, writer)  # ends once the connection is lost (and its slot free)
+            ended.append(None)
+
+        async with serving(server_config(pki), handler, max_connections=2) as port:
             client = client_config(pki)
             held = [
                 await aio.open_connection(HOST, port, config=client, server_hostname="localhost")
@@ -280,7 +286,8 @@ def test_max_connections(run: Run, pki: Pki) -> None:
             for _, w in held:
                 w.close()
                 await w.wait_closed()
-            await asyncio.sleep(0.1)
+            while len(ended) < 2:  # the server saw both go (bounded by run()'s timeout)
+                await asyncio.sleep(0.01)
             await roundtrip(port, client)  # room again
 
     run(main())

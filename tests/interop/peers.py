@@ -20,22 +20,22 @@ from pathlib import Path
 from types import TracebackType
 
 from tessera import TLSSocket
+from waiting import WAIT, wait_until
 
 TESSERA = [sys.executable, "-m", "tessera.cli.main"]
 
 
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0,
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = WAIT,
                   proc: subprocess.Popen[bytes] | None = None) -> None:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until something accepts on ``host:port`` (``proc``: fail at once if it exits first)."""
+
+    def listening() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+
+    wait_until(listening, f"nothing listening on {host}:{port}", timeout, ignore=(OSError,))
 
 
 class Peer:
@@ -65,6 +65,8 @@ class Peer:
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> str:
+        """SIGTERM to its session, SIGKILL if it lingers; then to whatever the session still
+        holds (an nginx worker, a server's worker whose supervisor died)."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -73,6 +75,7 @@ class Peer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
+        kill_group(self.proc)
         self._log_file.close()
         return self.log.read_text(errors="replace")
 
@@ -85,12 +88,33 @@ class Peer:
 
 
 def run(argv: Sequence[str], *, input: bytes = b"", timeout: float = 30.0,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
-    """Run a program to completion (bounded), stdout and stderr merged."""
-    return subprocess.run(
-        list(argv), input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        timeout=timeout, env={**os.environ, **(env or {})}, check=False,
+        env: dict[str, str] | None = None, cwd: Path | None = None,
+        merge: bool = True) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    """Run a program to completion (bounded), stdout and stderr merged (``merge=False``: apart).
+
+    It runs in a session of its own, and whatever it leaves behind (a shell's background jobs,
+    a server's workers) is killed when it ends, fails or runs out of time.
+    """
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
     )  # fmt: skip
+    try:
+        out, err = proc.communicate(input, timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        proc.communicate()
+        raise
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to every process left in ``proc``'s session (started with start_new_session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def tessera_serve(port: int, log_dir: Path, *args: str) -> Peer:
@@ -137,54 +161,80 @@ def node_script(script: str, *, env: dict[str, str] | None = None,
 # -- helpers added for the TLS 1.3 interop tests (tests/interop/test_tls13_*.py) ------------------
 
 
-def openssl_s_client_paced(port: int, *args: str, writes: Sequence[tuple[float, bytes]] = (),
-                           linger: float = 0.5, timeout: float = 20.0,
-                           host: str = "127.0.0.1") -> str:  # fmt: skip
-    """``openssl s_client -connect HOST:PORT ARGS`` whose stdin stays open while it runs.
+# What ``openssl s_client`` prints once its handshake is done, and for each TLS 1.3 ticket.
+HANDSHAKE_DONE = "Verify return code:"
+TICKET_ARRIVED = "Post-Handshake New Session Ticket arrived"
 
-    Each ``(delay, data)`` in ``writes`` is written after sleeping ``delay`` seconds; stdin is
-    closed ``linger`` seconds after the last write. This lets s_client read what arrives after
-    the handshake (TLS 1.3 tickets) and lets it act on interactive commands (a line ``k`` or
-    ``K`` sends a KeyUpdate; commands need no ``-ign_eof``). The whole run is bounded by
-    ``timeout``; whatever is left is killed. Output (stdout and stderr) merged.
+
+def openssl_s_client_steps(port: int, *args: str, steps: Sequence[tuple[str, bytes]] = (),
+                           until: str | None = HANDSHAKE_DONE, timeout: float = WAIT,
+                           host: str = "127.0.0.1") -> str:  # fmt: skip
+    """``openssl s_client -connect HOST:PORT ARGS`` driven by what it prints, its stdin open.
+
+    Each ``(text, data)`` in ``steps`` writes ``data`` once ``text`` has appeared in its output
+    (after where the previous step's text was found): ``(HANDSHAKE_DONE, b"k\n")`` sends a
+    KeyUpdate once connected (interactive commands need no ``-ign_eof``), ``("hello\n", ...)``
+    waits for an echo. Stdin is closed once ``until`` has appeared after the last step
+    (``TICKET_ARRIVED``: a TLS 1.3 ticket was read), and s_client ends. A text that never
+    comes (``timeout`` in all) fails showing the output; whatever is left is killed. Output
+    (stdout and stderr) merged.
     """
-    argv = ["openssl", "s_client", "-connect", f"{host}:{port}", *args]
+    # stdbuf: s_client prints through stdio, fully buffered into a file (a ticket's lines
+    # would wait there until it exits).
+    argv = ["stdbuf", "-o0", "openssl", "s_client", "-connect", f"{host}:{port}", *args]
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + timeout
+
+        def output() -> str:
+            out.seek(0)
+            return out.read().decode(errors="replace")
+
+        def after(text: str, start: int) -> int:
+            """Wait for ``text`` after ``start``; the position after it."""
+            found = -1
+
+            def seen() -> bool:
+                nonlocal found
+                found = output().find(text, start)
+                if found < 0 and proc.poll() is not None:
+                    found = output().find(text, start)  # all it printed before it ended
+                    if found < 0:
+                        raise AssertionError(f"s_client ended without {text!r}:\n{output()}")
+                return found >= 0
+
+            wait_until(seen, f"s_client did not print {text!r}",
+                       max(0.0, deadline - time.monotonic()), output)  # fmt: skip
+            return found + len(text)
+
         try:
             assert proc.stdin is not None
-            with contextlib.suppress(BrokenPipeError, OSError):
-                for delay, data in writes:
-                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                    if proc.poll() is not None:
-                        break
+            cursor = 0
+            for text, data in steps:
+                cursor = after(text, cursor)
+                with contextlib.suppress(BrokenPipeError):
                     proc.stdin.write(data)
                     proc.stdin.flush()
-                time.sleep(min(linger, max(0.0, deadline - time.monotonic())))
+            if until is not None:
+                after(until, cursor)
+            with contextlib.suppress(BrokenPipeError):
                 proc.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
+            proc.wait(max(1.0, deadline - time.monotonic()))
         finally:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
-        out.seek(0)
-        return out.read().decode(errors="replace")
+        return output()
 
 
-def wait_for_output(peer: Peer, text: str, count: int = 1, timeout: float = 10.0) -> str:
+def wait_for_output(peer: Peer, text: str, count: int = 1, timeout: float = WAIT) -> str:
     """Wait until ``text`` appears ``count`` times in a peer's output; that output."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = peer.output()
-        if out.count(text) >= count:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} x{count} not in {peer.argv[:3]}'s output:\n{out}")
-        time.sleep(0.05)
+    wait_until(lambda: peer.output().count(text) >= count,
+               f"{text!r} x{count} not in {peer.argv[:3]}'s output", timeout,
+               peer.output)  # fmt: skip
+    return peer.output()
 
 
 def tessera_serve13(port: int, log_dir: Path, *args: str) -> Peer:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import address, audit_one, check_json, mechanism, s_server
-from peers import Peer, openssl_s_client, openssl_s_client_paced
+from peers import HTTP_GET, TICKET_ARRIVED, Peer, openssl_s_client, openssl_s_client_steps
 from resumption_helpers import outcomes
 
 from conftest import Pki, free_port, require_program
@@ -82,9 +82,14 @@ def s_client_reused_tls12(port: int, *args: str) -> bool:
     return found[1] == "Reused"
 
 
-def s_client_tls13(port: int, *args: str) -> str:
-    """s_client -tls1_3 with stdin open for half a second, so the tickets arrive."""
-    return openssl_s_client_paced(port, "-tls1_3", *args, linger=0.5, timeout=15)
+def s_client_tls13(server: Peer, www: bool, *args: str) -> str:
+    """s_client -tls1_3 reading what comes after the handshake: a -www server's page (its
+    tickets, if any, come before it), or a raw s_server's first ticket (the -early_data
+    variants issue them)."""
+    assert server.port is not None
+    if www:
+        return openssl_s_client(server.port, "-tls1_3", "-ign_eof", *args, input=HTTP_GET)
+    return openssl_s_client_steps(server.port, "-tls1_3", *args, until=TICKET_ARRIVED)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -108,18 +113,18 @@ def test_verdicts_agree_with_openssl_s_client(name: str, logs: Path, pki: Pki,
         any12_reused = s_client_reused_tls12(server.port)
         assert any12_reused == bool({ID, TICKET} & variant.resumes), name
         sess = tmp_path / "sess.pem"
-        first = s_client_tls13(server.port, "-sess_out", str(sess))
+        first = s_client_tls13(server, variant.www, "-sess_out", str(sess))
         assert outcomes(first) == ["New"], first
         if not sess.exists():  # no ticket: nothing to resume with
             assert PSK not in variant.resumes and "NewSessionTicket" not in first, first
             assert results[PSK].reason is Reason.NO_TICKET_ISSUED
             return
-        second = s_client_tls13(server.port, "-sess_in", str(sess))
+        second = s_client_tls13(server, variant.www, "-sess_in", str(sess))
         assert outcomes(second) == (["Reused"] if PSK in variant.resumes else ["New"]), second
         if EARLY in variant.resumes:
             sess2 = tmp_path / "sess2.pem"
-            s_client_tls13(server.port, "-sess_out", str(sess2))
-            early = s_client_tls13(server.port, "-sess_in", str(sess2), "-early_data",
+            s_client_tls13(server, variant.www, "-sess_out", str(sess2))
+            early = s_client_tls13(server, variant.www, "-sess_in", str(sess2), "-early_data",
                                    str(logs / "early.txt"))  # fmt: skip
             assert "Early data was accepted" in early, early
 

@@ -16,9 +16,10 @@ import pytest
 from peers import (
     HTTP_GET,
     TESSERA,
+    TICKET_ARRIVED,
     Peer,
     openssl_s_client,
-    openssl_s_client_paced,
+    openssl_s_client_steps,
     run,
     wait_for_output,
 )
@@ -127,7 +128,8 @@ def test_no_ticket_keeps_tls13_resumption_with_stateful_tickets(tmp_path: Path) 
     sess = tmp_path / "sess.pem"
     with serve(port, tmp_path, "--no-ticket") as peer:
         banner = banner_of(peer)
-        first = openssl_s_client_paced(port, "-tls1_3", "-sess_out", str(sess))
+        first = openssl_s_client_steps(port, "-tls1_3", "-sess_out", str(sess),
+                                       until=TICKET_ARRIVED)  # fmt: skip
         again = openssl_s_client(port, "-tls1_3", "-sess_in", str(sess))
         replay = openssl_s_client(port, "-tls1_3", "-sess_in", str(sess))
         twelve = openssl_s_client(port, "-tls1_2", "-sess_out", str(tmp_path / "s12.pem"))

@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import TESSERA, Peer
+from peers import TESSERA, Peer, run
 
 from conftest import free_port, require_program
 
@@ -132,10 +131,11 @@ def run_block(lang: str, code: str, d: Path, port: str) -> str:
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    proc = subprocess.run(argv, cwd=d, capture_output=True, text=True,
-                          timeout=240 if mine else 60, env=env, check=False)  # fmt: skip
-    assert proc.returncode == 0, f"{lang} block failed:\n{code}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    # (peers.run: whatever the block leaves running dies with it, even when it times out)
+    proc = run(argv, cwd=d, timeout=240 if mine else 60, env=env, merge=False)
+    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, f"{lang} block failed:\n{code}\n{out}\n{err}"
+    return out
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ from tessera import (
 from tessera.enums import AlertDescription
 from tessera.events import RenegotiationCompleted, RenegotiationDeclined
 from tessera.handshake.renegotiation import MAX_REFUSALS
+from waiting import WAIT, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -281,7 +282,7 @@ def client_config(pki: Pki) -> ClientConfig:
     )
 
 
-def wait_for_notice(tls: TLSSocket, deadline: float = 10.0) -> None:
+def wait_for_notice(tls: TLSSocket, deadline: float = WAIT) -> None:
     tls.sock.settimeout(0.2)
     end = time.monotonic() + deadline
     while not tls.handshake_notices and time.monotonic() < end:
@@ -368,7 +369,8 @@ def test_request_client_certificate_times_out_on_a_silent_client(pki: Pki) -> No
         tls = TLSSocket.connect(server.address, client_config(pki), "localhost")
         with tls:
             tls.sendall(b"GET /secure")
-            time.sleep(1.0)  # not reading: the HelloRequest waits in the socket
+            # Not reading (the HelloRequest waits in the socket) until the server gave up.
+            wait_until(lambda: outcome, "request_client_certificate did not time out")
             tls.sock.settimeout(10)
             assert tls.recv(100) == b"answered anyway"
     assert outcome and "no answer from the peer" in outcome[0], outcome

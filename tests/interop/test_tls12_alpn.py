@@ -3,7 +3,6 @@ client (API and CLI) with openssl s_server. No overlap is fatal: no_application_
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +15,7 @@ from peers import (
     run,
     ssl_alert_numbers,
     tessera_serve,
+    wait_for_output,
 )
 
 from conftest import Pki, free_port, require_program
@@ -103,15 +103,6 @@ def api_connect(peer: Peer, pki: Pki, *protocols: str) -> str | None:
             page += chunk
         assert b"Protocol  : TLSv1.2" in page, page
         return tls.info.alpn_protocol
-
-
-def wait_for_output(peer: Peer, text: str, timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout
-    out = peer.output()
-    while text not in out and time.monotonic() < deadline:
-        time.sleep(0.05)
-        out = peer.output()
-    return out
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, openssl_s_server, run
 
 from conftest import Pki, free_port, require_program
+from waiting import WAIT
 
 pytestmark = pytest.mark.interop
 
@@ -26,7 +27,7 @@ def client_random_lines(path: Path) -> list[str]:
     return [line.strip().lower() for line in text.splitlines() if line.startswith("CLIENT_RANDOM")]
 
 
-def wait_for_lines(path: Path, n: int, timeout: float = 5.0) -> list[str]:
+def wait_for_lines(path: Path, n: int, timeout: float = WAIT) -> list[str]:
     deadline = time.monotonic() + timeout
     while len(lines := client_random_lines(path)) < n and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import HTTP_GET, TESSERA, Peer, openssl_s_server, run
+from peers import HTTP_GET, TESSERA, Peer, openssl_s_server, run, wait_for_output
 
 from conftest import Pki, free_port, require_program
 from tessera import AlertDescription, AlertError, ClientConfig, ProtocolVersion, TLSSocket
@@ -61,13 +61,6 @@ def fetch(peer: Peer, config: ClientConfig, server_name: str = "localhost") -> s
         while chunk := tls.recv(65536):
             page += chunk
     return page.decode(errors="replace")
-
-
-def wait_for_output(peer: Peer, text: str, timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in (out := peer.output()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return out
 
 
 @pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "LOCALHOST"])

@@ -506,14 +506,17 @@ def test_unknown_ticket_key(server: Server, other_server: Server, pki: Pki,
 
 
 def test_expired_ticket(short_server: Server, pki: Pki, tmp_path: Path) -> None:
-    """``--ticket-lifetime 1``, offered 1.3 s later: "ticket expired". (OpenSSL itself stops
-    offering a ticket once its whole-second age, minus one, exceeds the lifetime hint, so
-    a longer sleep could make s_client not offer it at all.)"""
+    """``--ticket-lifetime 1``, offered once that second is over: "ticket expired"."""
     sess = tmp_path / "short.pem"
     before = new_session(short_server, pki, sess)
+    arrived = sess.stat().st_mtime  # s_client wrote it when the ticket came
     # Control: at once, it resumes.
     assert outcomes(get_page(short_server.port, pki, "-sess_in", str(sess))) == ["Reused"]
-    time.sleep(1.3)
+    time.sleep(max(0.0, arrived + 1.1 - time.time()))  # until the lifetime is over, no longer
+    # OpenSSL stops offering a ticket once its whole-second age, minus one, exceeds the
+    # lifetime hint: 2 s after it came. A creation time a second later gives s_client 3 s
+    # instead, however slowly this box starts it (its age is still far inside the window).
+    sess.write_text(shift_session_time(sess.read_text(), -1))
     out = get_page(short_server.port, pki, "-sess_in", str(sess), "-trace")
     assert "TLS session ticket lifetime hint: 1 (seconds)" in out, out
     assert_full_handshake(out, FallbackReason.TICKET_EXPIRED, before)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 from peers import (
+    HANDSHAKE_DONE,
     HTTP_GET,
     Peer,
     http_get,
     openssl_s_client,
-    openssl_s_client_paced,
+    openssl_s_client_steps,
     ssl_alert_numbers,
     tessera_serve13,
 )
@@ -149,13 +150,13 @@ def test_s_client_key_update(echo_server: Peer, pki: Pki) -> None:
     KeyUpdate(update_requested), to which tessera must answer with a KeyUpdate of its own before
     it sends more data. Every line is echoed intact under the new keys."""
     assert echo_server.port is not None
-    pause = 0.3
-    out = openssl_s_client_paced(
+    out = openssl_s_client_steps(
         echo_server.port, "-tls1_3", "-CAfile", str(pki.ca_file), "-msg",
-        writes=[(pause, b"hello one\n"), (pause, b"k\n"), (pause, b"hello two\n"),
-                (pause, b"K\n"), (pause, b"hello three\n"), (pause, b"k\n"),
-                (pause, b"K\n"), (pause, b"hello four\n")],
-        linger=0.5, timeout=15,
+        steps=[(HANDSHAKE_DONE, b"hello one\n"), ("hello one\n", b"k\n"),
+               ("KEYUPDATE", b"hello two\n"), ("hello two\n", b"K\n"),
+               ("KEYUPDATE", b"hello three\n"), ("hello three\n", b"k\n"),
+               ("KEYUPDATE", b"K\n"), ("KEYUPDATE", b"hello four\n")],
+        until="hello four\n",
     )  # fmt: skip
     assert "New, TLSv1.3" in out, out
     assert out.count("KEYUPDATE") == 4, out
@@ -178,12 +179,11 @@ def test_many_key_updates_with_bulk_data(echo_server: Peer, pki: Pki) -> None:
     """KeyUpdates interleaved with larger writes: every byte comes back."""
     assert echo_server.port is not None
     chunk = b"x" * 3000 + b"\n"
-    writes: list[tuple[float, bytes]] = []
-    for _ in range(4):
-        writes += [(0.1, chunk), (0.1, b"K\n")]
-    out = openssl_s_client_paced(
-        echo_server.port, "-tls1_3", "-CAfile", str(pki.ca_file),
-        writes=writes, linger=0.8, timeout=15,
-    )  # fmt: skip
+    steps: list[tuple[str, bytes]] = []
+    for i in range(4):  # each line once the previous KeyUpdate went out, each K once it is echoed
+        steps += [("KEYUPDATE" if i else HANDSHAKE_DONE, chunk), (chunk.decode(), b"K\n")]
+    out = openssl_s_client_steps(
+        echo_server.port, "-tls1_3", "-CAfile", str(pki.ca_file), steps=steps, until="KEYUPDATE"
+    )
     assert out.count("x" * 3000) == 4, out[-2000:]
     assert out.count("KEYUPDATE") == 4, out[-2000:]

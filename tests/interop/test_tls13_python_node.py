@@ -28,7 +28,7 @@ from peers import (
     HTTP_GET,
     Peer,
     node_script,
-    openssl_s_client_paced,
+    openssl_s_client_steps,
     ssl_alert_numbers,
     tessera_serve,
     tessera_serve13,
@@ -261,8 +261,8 @@ def test_cpython_without_client_certificate_gets_certificate_required(
 def test_s_client_without_client_certificate_gets_alert_116(client_auth: Peer, pki: Pki) -> None:
     require_program("openssl")
     assert client_auth.port is not None
-    out = openssl_s_client_paced(
-        client_auth.port, "-tls1_3", "-CAfile", str(pki.ca_file), linger=1.0
+    out = openssl_s_client_steps(
+        client_auth.port, "-tls1_3", "-CAfile", str(pki.ca_file), until="SSL alert number"
     )
     assert "New, TLSv1.3" in out, out
     assert ssl_alert_numbers(out) == [116], out
