@@ -48,6 +48,8 @@ CHECK = ("toml", "json", "javascript")
 SHOWN = ("text", "ini", "nginx", "mermaid")
 DEFAULT_PORT = "4433"
 SETUP = ("python3 -m venv .venv", ". .venv/bin/activate", "pip install -e .", "scripts/test")
+# Commands the suite runs itself (tests/docs/test_site.py builds the site), not run again here.
+SUITE = ('mkdocs build --strict --site-dir "$(mktemp -d)"',)
 TEMP_DIR = 'cd "$(mktemp -d)"'
 # ``tessera`` on the blocks' PATH: this tree's CLI (exec'd, so a background job is the server).
 WRAPPER = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m tessera.cli.main "$@"\n'
@@ -198,7 +200,7 @@ def run_block(block: Block, run: PageRun) -> str:
         for c in commands(code):
             if c == TEMP_DIR:
                 run.in_temp_dir = True  # the test's directory is one already
-            elif c not in SETUP and (mine or not c.startswith("tessera serve")):
+            elif c not in SETUP + SUITE and (mine or not c.startswith("tessera serve")):
                 lines.append(c)
         if not lines:
             return ""
