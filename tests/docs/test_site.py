@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,21 @@ def test_the_api_reference_documents_the_public_names(site: Path) -> None:
     html = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
     missing = [name for name in tessera.__all__ if f'id="tessera.{name}"' not in html]
     assert not missing, f"not in the API reference: {missing}"
+
+
+def anchors(page: Path) -> set[str]:
+    """The heading anchors of a Markdown page, as GitHub and MkDocs make them."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).strip().replace(" ", "-") for h in headings}
+
+
+def test_readme_links_resolve() -> None:
+    """The README's relative links (into docs/, read on GitHub or locally) reach a page and,
+    when they name one, a heading of it."""
+    links = re.findall(r"\]\(([^)#:]+)(?:#([^)]+))?\)", (ROOT / "README.md").read_text())
+    assert len(links) >= 20, links
+    for path, anchor in links:
+        target = ROOT / path
+        assert target.is_file(), f"README links to {path}, which does not exist"
+        if anchor:
+            assert anchor in anchors(target), f"README links to {path}#{anchor}: no such heading"
