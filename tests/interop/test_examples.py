@@ -135,6 +135,13 @@ def test_no_fixed_sleeps() -> None:
     assert not sleeps, sleeps
 
 
+def test_own_servers_leave_the_quick_start_port_alone() -> None:
+    """A reader who follows the quick start has a server on 4433: blocks that start servers of
+    their own use other ports."""
+    clash = [b.name for b in RUNNABLE if own_servers(b.code) and DEFAULT_PORT in b.code]
+    assert not clash, clash
+
+
 def test_setup_commands_are_the_ones_ci_runs() -> None:
     """Two set-up commands: the server's (venv, install, serve) and the tests' (scripts/test),
     which CI runs too; every page that repeats them says them word for word."""
