@@ -48,7 +48,8 @@ def banner_of(peer: Peer) -> str:
 
 def fails_at_start(*args: str) -> str:
     """Run ``tessera serve ARGS``; it must exit at once with status 2 and no traceback."""
-    r = run([*TESSERA, "serve", "--port", str(free_port()), *args], timeout=30)
+    port = [] if {"-p", "--port"} & set(args) else ["--port", str(free_port())]
+    r = run([*TESSERA, "serve", *port, *args], timeout=30)
     out = r.stdout.decode(errors="replace")
     assert r.returncode == 2, out
     assert "Traceback" not in out, out

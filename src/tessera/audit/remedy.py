@@ -125,7 +125,7 @@ _REMEDIES: dict[Fix, dict[ServerKind, str]] = {
         ServerKind.NODE: "maxVersion: 'TLSv1.3' (the default)",
         ServerKind.APACHE: "`SSLProtocol -all +TLSv1.2 +TLSv1.3`",
         ServerKind.OPENSSL: "allow TLS 1.3 (SSL_CTX_set_max_proto_version; s_server: drop -tls1_2)",
-        ServerKind.TESSERA: "drop --tls1_2",
+        ServerKind.TESSERA: "drop --tls1-2",
         ServerKind.GENERIC: "enable TLS 1.3",
     },
     Fix.ENABLE_TLS12: {
@@ -134,7 +134,7 @@ _REMEDIES: dict[Fix, dict[ServerKind, str]] = {
         ServerKind.NODE: "minVersion: 'TLSv1.2' (the default)",
         ServerKind.APACHE: "`SSLProtocol -all +TLSv1.2 +TLSv1.3`",
         ServerKind.OPENSSL: "allow TLS 1.2 (SSL_CTX_set_min_proto_version; s_server: drop -tls1_3)",
-        ServerKind.TESSERA: "drop --tls1_3",
+        ServerKind.TESSERA: "drop --tls1-3",
         ServerKind.GENERIC: "enable TLS 1.2 (or stop expecting id and ticket: --expect psk)",
     },
     Fix.PSK_KE: {

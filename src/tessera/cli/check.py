@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .command import Command, FiniteFloatRange
+
 if TYPE_CHECKING:
     from ..audit import AuditOptions, Report
     from ..audit.identify import ServerKind
@@ -152,7 +154,7 @@ def _server_kind(text: str | None) -> ServerKind | None:
     return None if text in (None, "auto") else ServerKind(text)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("targets", nargs=-1, metavar="[TARGET]...")
 @click.option(
     "--backends",
@@ -240,7 +242,7 @@ def _server_kind(text: str | None) -> ServerKind | None:
     "--timeout",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(0.1, 300),
+    type=FiniteFloatRange(0.1, 300),
     help="Seconds allowed for each connection.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see the schema) instead.")
@@ -471,23 +473,21 @@ def _continuous(
     output: Output,
 ) -> None:
     """``--every``: rounds until SIGTERM (exit 0) or Ctrl-C (the last round's report, 130)."""
-    import prometheus_client
-
+    from ..addresses import parse_address
     from ..audit.auditor import EXIT_INTERRUPTED, EXIT_OK
     from ..audit.watcher import Watcher
-    from ..observe.exporter import parse_address
 
     watcher = Watcher(services, every, concurrency)
     server = None
     if metrics_text:
+        from ..audit import gauges  # (prometheus-client, the metrics extra: only here)
+
         try:
             host, port = parse_address(metrics_text, "--metrics")
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--metrics") from None
         try:
-            server, _ = prometheus_client.start_http_server(
-                port, addr=host, registry=watcher.registry
-            )
+            server, _ = gauges.serve(watcher, host, port)
         except OSError as e:
             raise click.BadParameter(
                 f"cannot serve metrics on {metrics_text}: {e.strerror or e}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import selectors
 import sys
@@ -12,10 +13,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
+from cryptography import x509
 
+from .command import Command, FiniteFloatRange, describe_os_error, target_error
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
 if TYPE_CHECKING:
+    from ..config import ClientConfig
     from ..events import ConnectionInfo, Event
     from ..io.blocking import TLSSocket
     from ..session.model import ClientSession
@@ -49,34 +53,105 @@ def parse_target(target: str) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
-def summary(tls: TLSSocket) -> list[tuple[str, str]]:
-    """The handshake's outcome as (field, value) pairs."""
-    from ..crypto.x509 import describe_name
-    from ..enums import NamedGroup, ProtocolVersion, code_name
+def handshake_record(tls: TLSSocket, target: str, verified: bool,
+                     pem: bool = False) -> dict[str, object]:  # fmt: skip
+    """The handshake's outcome, the shape of ``--json`` (one object per connection)."""
+    from ..enums import NamedGroup, ProtocolVersion, SignatureScheme, code_name
 
     info = tls.info
+    early = "accepted" if info.early_data_accepted else None
+    if early is None and tls.early_data_rejected:
+        early = "rejected"
+    scheme = info.signature_scheme
+    return {
+        "target": target,
+        "server_name": info.server_name,
+        "protocol": info.version.label,
+        "cipher": info.cipher_suite.openssl_name,
+        "cipher_iana": info.cipher_suite.name,
+        "group": code_name(NamedGroup, info.group) if info.group is not None else None,
+        "signature_scheme": code_name(SignatureScheme, scheme) if scheme is not None else None,
+        "session_id": info.session_id.hex().upper(),
+        "resumed": info.resumed,
+        "resumed_by": str(info.resumed_by) if info.resumed else None,
+        # TLS 1.3 always binds the whole handshake: no such choice to report
+        "extended_master_secret": (
+            None if info.version == ProtocolVersion.TLS1_3 else info.extended_master_secret
+        ),
+        "alpn": info.alpn_protocol,
+        "early_data": early,
+        "handshake_ms": (
+            round(info.handshake_time * 1000, 3) if info.handshake_time is not None else None
+        ),
+        "verified": verified,
+        "certificates": [certificate_record(c, pem) for c in info.peer_certificates],
+    }
+
+
+def certificate_record(cert: x509.Certificate, pem: bool) -> dict[str, object]:
+    """One certificate of the chain the server sent (``pem``: with its PEM text)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..crypto.x509 import describe_name
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n.value) for n in san]
+    except (x509.ExtensionNotFound, ValueError):
+        names = []
+    record: dict[str, object] = {
+        "subject": describe_name(cert.subject),
+        "issuer": describe_name(cert.issuer),
+        "version": cert.version.value + 1,
+        "serial": format(cert.serial_number, "X"),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "subject_alt_names": names,
+        "sha256": cert.fingerprint(hashes.SHA256()).hex().upper(),
+    }
+    if pem:
+        record["pem"] = cert.public_bytes(Encoding.PEM).decode()
+    return record
+
+
+def summary(record: dict[str, object]) -> list[tuple[str, str]]:
+    """The handshake's outcome as (field, value) pairs, from :func:`handshake_record`."""
     rows = [
-        ("Protocol", info.version.label),
-        ("Cipher", f"{info.cipher_suite.openssl_name} ({info.cipher_suite.name})"),
+        ("Protocol", str(record["protocol"])),
+        ("Cipher", f"{record['cipher']} ({record['cipher_iana']})"),
     ]
-    if info.group is not None:
-        rows.append(("Group", code_name(NamedGroup, info.group)))
-    if info.peer_certificates:
-        leaf = info.peer_certificates[0]
-        rows.append(("Server certificate subject", describe_name(leaf.subject)))
-        rows.append(("Server certificate issuer", describe_name(leaf.issuer)))
-    rows.append(("Session-ID", info.session_id.hex().upper() or "(none)"))
-    if info.resumed:
-        rows.append(("Resumed by", str(info.resumed_by)))
-    if info.version != ProtocolVersion.TLS1_3:  # TLS 1.3 always binds the whole handshake
-        rows.append(("Extended master secret", "yes" if info.extended_master_secret else "no"))
-    if info.alpn_protocol:
-        rows.append(("ALPN", info.alpn_protocol))
-    if info.early_data_accepted:
-        rows.append(("Early data", "accepted"))
-    elif tls.early_data_rejected:
-        rows.append(("Early data", "rejected"))
+    if record["group"] is not None:
+        rows.append(("Group", str(record["group"])))
+    certificates = record["certificates"]
+    assert isinstance(certificates, list)
+    if certificates:
+        rows.append(("Server certificate subject", str(certificates[0]["subject"])))
+        rows.append(("Server certificate issuer", str(certificates[0]["issuer"])))
+    rows.append(("Session-ID", str(record["session_id"]) or "(none)"))
+    if record["resumed"]:
+        rows.append(("Resumed by", str(record["resumed_by"])))
+    ems = record["extended_master_secret"]
+    if ems is not None:
+        rows.append(("Extended master secret", "yes" if ems else "no"))
+    if record["alpn"]:
+        rows.append(("ALPN", str(record["alpn"])))
+    if record["early_data"]:
+        rows.append(("Early data", str(record["early_data"])))
     return rows
+
+
+def print_chain(record: dict[str, object]) -> None:
+    """``--showcerts``: the chain the server sent, as ``openssl s_client -showcerts`` prints
+    it (on stdout: the PEM blocks can be saved and given to ``--ca``)."""
+    certificates = record["certificates"]
+    assert isinstance(certificates, list)
+    lines = ["Certificate chain"]
+    for i, c in enumerate(certificates):
+        lines += [f" {i} s:{c['subject']}", f"   i:{c['issuer']}",
+                  f"   v:NotBefore: {c['not_before']}; NotAfter: {c['not_after']}",
+                  str(c["pem"]).rstrip("\n")]  # fmt: skip
+    click.echo("\n".join(lines))
 
 
 def print_summary(rows: list[tuple[str, str]]) -> None:
@@ -188,7 +263,11 @@ def save_session(path: str, session: ClientSession | None) -> None:
     """Write the session for --sess-in (mode 0600, written atomically: it holds the session's
     secret)."""
     if session is None:
-        click.echo("tessera: the server gave no resumable session", err=True)
+        click.echo(
+            "tessera connect: warning: the server gave no resumable session; "
+            "--sess-out not written",
+            err=True,
+        )
         return
     from .files import write_private
 
@@ -202,7 +281,7 @@ UNKNOWN_CA_HINT = (
 )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("target")
 @click.option("--sni", metavar="NAME", help="Server name to send and check (default: the host).")
 @click.option("--no-sni", is_flag=True, help="Send no server_name.")
@@ -266,17 +345,29 @@ UNKNOWN_CA_HINT = (
     "--timeout",
     default=30.0,
     show_default=True,
-    type=float,
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Seconds allowed for connecting and for the handshake.",
 )
 @click.option(
     "--linger",
     default=1.0,
     show_default=True,
-    type=float,
+    type=FiniteFloatRange(min=0),
     help="After the end of input, wait this many seconds of server silence before closing.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the New/Reused line.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print each handshake as one JSON object a line on stdout (protocol, cipher, "
+    "session, resumption, the certificate chain) and relay no data.",
+)
+@click.option(
+    "--showcerts",
+    is_flag=True,
+    help="Print the certificate chain the server sent, in PEM (with --json: a pem field).",
+)
 @common_options
 def connect(
     target: str,
@@ -300,6 +391,8 @@ def connect(
     timeout: float,
     linger: float,
     quiet: bool,
+    as_json: bool,
+    showcerts: bool,
     tls1_2: bool,
     tls1_3: bool,
     ciphers: str | None,
@@ -316,8 +409,7 @@ def connect(
     from ..certs import CertifiedKey
     from ..config import ClientConfig
     from ..crypto.x509 import VerifyProfile
-    from ..enums import AlertDescription
-    from ..errors import BadCertificate, ConfigError
+    from ..errors import ConfigError
     from ..session.client_cache import ClientSessionCache
     from ..session.model import ClientSession, SessionDecodeError
 
@@ -364,50 +456,76 @@ def connect(
     name_for_tls = server_name if server_name is not None or is_ip else None
     early = Path(early_data).read_bytes() if early_data else None
 
-    def once(sess: ClientSession | None) -> TLSSocket:
-        from ..connection import ClientConnection
-        from ..io.blocking import TLSSocket
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    verified = not insecure
 
-        tls = TLSSocket.open((host, port), config, name_for_tls, session=sess, timeout=timeout)
-        assert isinstance(tls.conn, ClientConnection)
-        limit = tls.conn.early_data_limit
-        send_early = early is not None and 0 < len(early) <= limit
-        if early is not None and not send_early and not quiet:
-            why = f"the session allows {limit} bytes" if limit else "no TLS 1.3 session allows it"
-            click.echo(f"Early data: not sent ({why})", err=True)
-        try:
-            tls.do_handshake(early_data=early if send_early else None)
-        except BadCertificate as e:
-            tls.sock.close()
-            if e.alert == AlertDescription.unknown_ca:
-                raise click.ClickException(f"{e}\n  ({UNKNOWN_CA_HINT})") from None
-            raise
-        except BaseException:
-            tls.sock.close()
-            raise
+    def once(sess: ClientSession | None) -> TLSSocket:
+        tls = handshake(where, (host, port), config, name_for_tls, sess, timeout, early,
+                        quiet or as_json)  # fmt: skip
+        record = handshake_record(tls, where, verified, pem=showcerts)
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            print_outcome(tls.info)
+            if showcerts:
+                print_chain(record)
+        if not quiet and not as_json and (not reconnect or not tls.info.resumed):
+            print_summary(summary(record))
         return tls
 
-    if reconnect:
-        for i in range(RECONNECTS + 1):
+    if reconnect or as_json:
+        for i in range(RECONNECTS + 1 if reconnect else 1):
             tls = once(session if i == 0 else None)
-            print_outcome(tls.info)
-            if early is not None and tls.info.resumed and not quiet:
+            if early is not None and tls.info.resumed and not quiet and not as_json:
                 accepted = tls.info.early_data_accepted
                 click.echo(f"Early data: {'accepted' if accepted else 'rejected'}", err=True)
             drain(tls)
             tls.close()
-            if i == 0 and not quiet:
-                print_summary(summary(tls))
         if sess_out:
             save_session(sess_out, tls.session)
         return
     tls = once(session)
-    print_outcome(tls.info)
-    if not quiet:
-        print_summary(summary(tls))
     try:
         relay(tls, linger)
     finally:
         tls.close()
         if sess_out:
             save_session(sess_out, tls.session)
+
+
+def handshake(where: str, address: tuple[str, int], config: ClientConfig,
+              server_name: str | None, session: ClientSession | None, timeout: float,
+              early: bytes | None, quiet: bool) -> TLSSocket:  # fmt: skip
+    """Connect and complete the handshake; every failure names the target (exit status 3
+    when it cannot be reached)."""
+    from ..connection import ClientConnection
+    from ..enums import AlertDescription
+    from ..errors import BadCertificate, ConfigError, TLSError
+    from ..io.blocking import TLSSocket
+
+    try:
+        tls = TLSSocket.open(address, config, server_name, session=session, timeout=timeout)
+    except ConfigError:
+        raise
+    except OSError as e:
+        raise target_error(where, e) from None
+    assert isinstance(tls.conn, ClientConnection)
+    limit = tls.conn.early_data_limit
+    send_early = early is not None and 0 < len(early) <= limit
+    if early is not None and not send_early and not quiet:
+        why = f"the session allows {limit} bytes" if limit else "no TLS 1.3 session allows it"
+        click.echo(f"Early data: not sent ({why})", err=True)
+    try:
+        tls.do_handshake(early_data=early if send_early else None)
+    except BadCertificate as e:
+        hint = f" ({UNKNOWN_CA_HINT})" if e.alert == AlertDescription.unknown_ca else ""
+        raise click.ClickException(f"{where}: {e}{hint}") from None
+    except TLSError as e:
+        raise click.ClickException(f"{where}: {e}") from None
+    except OSError as e:
+        raise click.ClickException(f"{where}: during the handshake: {describe_os_error(e)}") \
+            from None  # fmt: skip
+    finally:
+        if not tls.conn.handshake_complete:
+            tls.sock.close()
+    return tls

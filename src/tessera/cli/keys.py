@@ -9,8 +9,10 @@ import time
 import click
 
 from ..fleet.cli import fleet_secret_command, list_command, redis_url_option, rotate_command
-from ..fleet.secret import ENV_VAR
+from ..fleet.secret import SOURCE_HELP
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
+from .command import FiniteFloatRange, Group
+from .config_file import config_option
 from .files import write_private
 
 FORMATS = click.Choice([f.value for f in KeyFileFormat])
@@ -27,7 +29,7 @@ format_option = click.option(
 )
 
 
-@click.group()
+@click.group(cls=Group)
 def keys() -> None:
     """Session ticket keys."""
 
@@ -96,13 +98,14 @@ def show(path: str, fmt: str) -> None:
 
 # -- tessera keys sync ---------------------------------------------------------------------------
 @keys.command("sync")
+@config_option("keys", "sync")
 @click.option("--redis", "redis_url", required=True, metavar="URL", callback=redis_url_option,
               help="The fleet's Redis, as the nodes are given it (redis://, rediss://, unix://, "
                    "redis-cluster://, redis-sentinel://).")  # fmt: skip
 @click.option("--fleet-secret", metavar="FILE", type=click.Path(dir_okay=False),
-              help=f"The fleet secret (default: ${ENV_VAR}).")  # fmt: skip
+              help=SOURCE_HELP)  # fmt: skip
 @click.option("--redis-namespace", default="default", show_default=True, metavar="NS")
-@click.option("--redis-timeout", default=0.5, show_default=True, type=click.FloatRange(min=0.01),
+@click.option("--redis-timeout", default=0.5, show_default=True, type=FiniteFloatRange(min=0.01),
               help="Seconds each Redis operation may take.")  # fmt: skip
 @click.option("--to", "specs", multiple=True, required=True, metavar="FORMAT:PATH",
               help="Keys to write: nginx:DIR (ticket.0.key, ticket.1.key, ticket.2.key), "
@@ -111,18 +114,18 @@ def show(path: str, fmt: str) -> None:
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="Run CMD (with /bin/sh) after each change, e.g. 'nginx -s reload'; "
                    "a failure is logged and retried. Repeatable.")  # fmt: skip
-@click.option("--exec-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--exec-timeout", default=30.0, show_default=True, type=FiniteFloatRange(min=0.1),
               help="Seconds a command may run.")  # fmt: skip
 @click.option("--haproxy-socket", "sockets", multiple=True, metavar="PATH",
               type=click.Path(dir_okay=False),
               help="HAProxy's admin socket: push each change of the haproxy: files with "
                    "'set ssl tls-key' (no reload). Repeatable.")  # fmt: skip
 @click.option("--once", is_flag=True, help="Sync once and exit (1 if anything failed).")
-@click.option("--key-refresh", default=5.0, show_default=True, type=click.FloatRange(min=0.05),
+@click.option("--key-refresh", default=5.0, show_default=True, type=FiniteFloatRange(min=0.05),
               help="Seconds between refreshes; a key encrypts here only once it was "
                    "published twice this long ago. Give the nodes' value.")  # fmt: skip
 @click.option("--ticket-rotation", default=3600.0, show_default=True,
-              type=click.FloatRange(min=1.0),
+              type=FiniteFloatRange(min=1.0),
               help="Seconds a key this agent mints encrypts (at most 3600); the nodes' "
                    "value.")  # fmt: skip
 @click.option("--ticket-keep", default=2, show_default=True, type=click.IntRange(min=0),

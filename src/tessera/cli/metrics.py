@@ -1,5 +1,7 @@
 """``--metrics HOST:PORT`` for ``tessera serve`` and ``tessera proxy``: the option and the few
-calls a command makes (see :mod:`tessera.observe.exporter` for the multiprocess mode)."""
+calls a command makes (see :mod:`tessera.observe.exporter` for the multiprocess mode).
+
+prometheus-client (the ``metrics`` extra) is imported only when ``--metrics`` is given."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..fleet import metrics as fleet_metrics
+from ..addresses import parse_address
 from ..fleet import supervisor
-from ..observe.exporter import MetricsExporter, parse_address
 
 if TYPE_CHECKING:
     from ..fleet.cli import FleetRuntime
+    from ..observe.exporter import MetricsExporter
     from ..observe.facts import ResumptionObserver
     from ..session.resumption.awaited import AsyncSessionStore
     from ..session.store import SessionStore
@@ -30,9 +32,13 @@ def exporter_for(spec: str | None, runtime: FleetRuntime) -> MetricsExporter | N
     that with ``--workers`` the metrics are made in multiprocess mode."""
     if spec is None:
         return None
+    address = address_option(spec, "--metrics")
+    from ..fleet import metrics as fleet_metrics  # (the metrics extra: only with --metrics)
+    from ..observe.exporter import MetricsExporter
+
     refresher = runtime.refresher
     exporter = MetricsExporter(
-        address_option(spec, "--metrics"), workers=runtime.opts.workers,
+        address, workers=runtime.opts.workers,
         keyring=runtime.keyring,
         refresh_keys=refresher.refresh_once if refresher is not None else None,
     )  # fmt: skip

@@ -69,7 +69,7 @@ def click_options(cls: type) -> Callable[[Command], Command]:
 
 
 def version_range(tls1_2: bool, tls1_3: bool) -> TLSKeywords:
-    """--tls1_2 / --tls1_3 restrict to one version; both or neither allow both."""
+    """--tls1-2 / --tls1-3 restrict to one version; both or neither allow both."""
     if tls1_2 and not tls1_3:
         return {"min_version": ProtocolVersion.TLS1_2, "max_version": ProtocolVersion.TLS1_2}
     if tls1_3 and not tls1_2:
@@ -248,8 +248,20 @@ def keylog_option(path: str | None) -> Callable[[str], None] | None:
 def common_options(f: Command) -> Command:
     for opt in reversed(
         [
-            click.option("--tls1_2", "tls1_2", is_flag=True, help="Use TLS 1.2 only."),
-            click.option("--tls1_3", "tls1_3", is_flag=True, help="Use TLS 1.3 only."),
+            click.option(
+                "--tls1-2",
+                "--tls1_2",
+                "tls1_2",
+                is_flag=True,
+                help="Use TLS 1.2 only (--tls1_2: OpenSSL's spelling).",
+            ),
+            click.option(
+                "--tls1-3",
+                "--tls1_3",
+                "tls1_3",
+                is_flag=True,
+                help="Use TLS 1.3 only (--tls1_3: OpenSSL's spelling).",
+            ),
             click.option(
                 "--ciphers",
                 metavar="LIST",

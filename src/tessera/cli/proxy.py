@@ -20,11 +20,14 @@ from ..io.engine import Engine
 from ..observe.logs import ConnectionRecord, format_record
 from ..proxy.server import ProxySettings, proxy_server
 from . import runner, serving
+from .command import Command, given_by_user
+from .config_file import config_option
 from .options import click_options, common_options, make_options
 from .serve_config import ProxyOptions, build_proxy_config
 
 
-@click.command()
+@click.command(cls=Command)
+@config_option("proxy")
 @click_options(ProxyOptions)
 @common_options
 @fleet_options
@@ -38,7 +41,7 @@ def proxy(fleet: FleetOptions, **values: object) -> None:
     opts = make_options(ProxyOptions, values, fleet=fleet)
     ctx = click.get_current_context()
     try:
-        opts.check(lambda n: ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE)
+        opts.check(lambda name: given_by_user(ctx, name))
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     run(opts)

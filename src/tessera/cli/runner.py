@@ -24,17 +24,18 @@ from ..errors import ConfigError, TLSError
 from ..fleet import supervisor
 from ..fleet.cli import FleetRuntime
 from ..io.engine import Engine, loop_factory
-from ..observe.exporter import MetricsExporter
 from ..session.keyring import TicketKeyring
 from ..session.resumption.awaited import AsyncMemoryStore, AsyncSessionStore
 from ..session.store import MemoryStore
 from . import metrics as metrics_cli
 from . import serving
+from .command import describe_os_error
 from .options import keylog_option, read_password
-from .serve_config import Loaded, ServerOptions
+from .serve_config import Loaded, ServerOptions, in_option_words
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
+    from ..observe.exporter import MetricsExporter
 
 Address = tuple[str, int]
 Say = Callable[[str], None]
@@ -101,13 +102,13 @@ def configure(opts: ServerOptions, build: Callable[[Loaded], ServerConfig], *,
         prepared = prepare(opts, tickets=tickets, cache=cache, await_memory=await_memory,
                            early_data=early_data)  # fmt: skip
     except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+        raise click.UsageError(in_option_words(str(e))) from None
     try:
         return prepared, build(prepared.loaded)
     except ConfigError as e:
         if prepared.exporter is not None:
             prepared.exporter.close()
-        raise click.UsageError(str(e)) from None
+        raise click.UsageError(in_option_words(str(e))) from None
 
 
 def run(
@@ -133,9 +134,18 @@ def run(
         return made
 
     try:
-        server = prepared.runtime.server(make_server, address, grace=opts.drain_timeout + 2.0)
+        try:
+            server = prepared.runtime.server(make_server, address, grace=opts.drain_timeout + 2.0)
+        except OSError as e:  # the listening address (the port in use, not this machine's...)
+            raise click.ClickException(f"{address[0]}:{address[1]}: {describe_os_error(e)}") \
+                from None  # fmt: skip
         if exporter is not None:
-            exporter.start()
+            try:
+                exporter.start()
+            except OSError as e:
+                host, port = exporter.address
+                raise click.ClickException(f"--metrics {host}:{port}: {describe_os_error(e)}") \
+                    from None  # fmt: skip
             mode = " (multiprocess)" if exporter.directory else ""
             say(f"metrics: http://{exporter.address[0]}:{exporter.address[1]}/metrics{mode}")
         for line in banner(server.address) + prepared.runtime.banner_lines(prepared.early_data):

@@ -17,6 +17,8 @@ from ..errors import ConfigError
 from ..fleet.cli import FleetOptions, fleet_options
 from ..io.engine import Engine, EngineConnection
 from . import runner, serving
+from .command import Command, given_by_user
+from .config_file import config_option
 from .options import click_options, common_options, make_options
 from .serve_config import ServeOptions, build_server_config
 from .www import Echo, Site, Www
@@ -24,7 +26,8 @@ from .www import Echo, Site, Www
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # log lines stay whole
 
 
-@click.command()
+@click.command(cls=Command)
+@config_option("serve")
 @click_options(ServeOptions)
 @common_options
 @fleet_options
@@ -34,11 +37,11 @@ def serve(fleet: FleetOptions, **values: object) -> None:
     SIGHUP reloads the certificate, ticket key and client CA files for new connections;
     Ctrl-C prints the final statistics and exits with status 130.
     """
-    logging.basicConfig(level=logging.WARNING, format="tessera: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="tessera serve: %(message)s")
     opts = make_options(ServeOptions, values, fleet=fleet)
     ctx = click.get_current_context()
     try:
-        opts.check(lambda n: ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE)
+        opts.check(lambda name: given_by_user(ctx, name))
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     run(opts)

@@ -10,26 +10,28 @@ same way) — and the pure steps from options to a :class:`~tessera.config.Serve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import click
 
+from ..addresses import parse_address
 from ..certs import CertifiedKey
 from ..config import ClientAuth, ServerConfig
 from ..errors import ConfigError
 from ..fleet.cli import FleetOptions
 from ..io.engine import EngineSettings
-from ..observe.exporter import parse_address
 from ..observe.facts import ResumptionObserver
 from ..session.keyring import KeyFileFormat, TicketKeySource
 from ..session.resumption.awaited import AsyncSessionStore
 from ..session.store import SessionStore
+from .command import FiniteFloatRange
 from .options import TLSKeywords, option, tls_options
 from .serving import ServeFiles
 
 FILE = click.Path(exists=True, dir_okay=False)
-SECONDS = click.FloatRange(min=0, min_open=True)
+SECONDS = FiniteFloatRange(min=0, min_open=True)
 Given = Callable[[str], bool]  # the option was on the command line (not a default)
 
 
@@ -60,7 +62,7 @@ class Loaded:
 class ServerOptions:
     """What ``tessera serve`` and ``tessera proxy`` share: certificates, tickets, the session
     cache, the engine's limits, metrics. ``fleet`` (--workers, --redis...) and the TLS options
-    every command has (--tls1_2, --ciphers...) come from shared groups of options."""
+    every command has (--tls1-2, --ciphers...) come from shared groups of options."""
 
     certs: tuple[str, ...] = option(
         (), "PEM certificate chain; repeat for several (picked by SNI, then by key type). "
@@ -120,7 +122,7 @@ class ServerOptions:
     )  # fmt: skip
     drain_timeout: float = option(
         30.0, "On SIGTERM: seconds open connections may take to finish.",
-        type=click.FloatRange(min=0),
+        type=FiniteFloatRange(min=0),
     )  # fmt: skip
     loop: str = option(
         "auto", "Event loop: uvloop when installed (auto), or asyncio's.",
@@ -224,7 +226,7 @@ class ServeOptions(ServerOptions):
     )
     ticket_age_skew: float = option(
         10.0, "TLS 1.3: seconds a client's ticket age may differ from the server's.",
-        type=click.FloatRange(min=0),
+        type=FiniteFloatRange(min=0),
     )  # fmt: skip
     psk_ke: bool = option(False, "TLS 1.3: accept resumption without (EC)DHE.", is_flag=True)
     legacy_sha1: bool = option(
@@ -262,6 +264,10 @@ class ServeOptions(ServerOptions):
             raise ConfigError("--save-cert writes generated certificates; --cert gives your own")
         if self.ticket_keys and self.no_ticket:
             raise ConfigError("--no-ticket turns tickets off: drop --ticket-keys")
+        if self.stateful_tickets and self.no_cache:
+            raise ConfigError(
+                "--stateful-tickets keeps TLS 1.3 tickets in the session cache: drop --no-cache"
+            )
         if self.verify_client != ClientAuth.NONE.value and self.client_ca is None:
             raise ConfigError("--verify-client needs --client-ca FILE")
         if self.client_cert_paths and (self.client_ca is None or not self.www):
@@ -298,6 +304,31 @@ class ProxyOptions(ServerOptions):
         ServerOptions.check(self, given)
         self.listen_address  # noqa: B018 (its checks)
         self.backend_address  # noqa: B018
+
+
+# The settings of ServerConfig and TicketKeyring named by their options, for the few errors the
+# checks above leave to the configuration itself.
+_OPTION_OF = {
+    "session_timeout": "--session-timeout",
+    "max_ticket_age_skew": "--ticket-age-skew",
+    "num_tickets": "--num-tickets",
+    "stateful_tickets": "--stateful-tickets",
+    "max_early_data_size": "--max-early-data",
+    "ticket_lifetime": "--ticket-lifetime",
+    "rotation_interval": "--ticket-rotation",
+    "client_auth": "--verify-client",
+    "client_cafile": "--client-ca",
+    "cipher_suites": "--ciphers/--ciphersuites",
+    "alpn_protocols": "--alpn",
+    "signature_schemes": "--sigalgs",
+    "session_store": "the session cache",
+}
+_SETTING = re.compile(r"\b(" + "|".join(_OPTION_OF) + r")\b")
+
+
+def in_option_words(message: str) -> str:
+    """A configuration error in the options' words (``--num-tickets``, not ``num_tickets``)."""
+    return _SETTING.sub(lambda m: _OPTION_OF[m.group(1)], message)
 
 
 def _address(value: str, option: str) -> tuple[str, int]:

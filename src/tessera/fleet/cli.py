@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..cli.command import Command, FiniteFloatRange, Unreachable, describe_os_error
 from ..errors import ConfigError, StoreError
 from ..session.store import MemoryStore
 from . import supervisor
@@ -26,7 +27,7 @@ from .health import AsyncGuardedStore, Breaker, GuardedStore
 from .hygiene import disable_core_dumps
 from .keyring import FleetKeyring, SourceState
 from .keys import MAX_DECRYPT, MAX_ENCRYPT, KeyPolicy
-from .secret import ENV_VAR, FleetSecret
+from .secret import SOURCE_HELP, FleetSecret, secret_source
 from .strikes import SharedStrikeStore, StrikeClient
 
 if TYPE_CHECKING:
@@ -90,15 +91,15 @@ def fleet_options(f: Callable[..., Any]) -> Callable[..., Any]:
                               "(seed nodes), redis-sentinel://HOST:PORT[,...]/MASTER; "
                               "USER:PASSWORD@ for ACLs."),
             click.option("--fleet-secret", metavar="FILE", type=click.Path(dir_okay=False),
-                         help=f"The fleet secret sealing values in Redis (default: ${ENV_VAR})."),
+                         help=SOURCE_HELP),
             click.option("--redis-namespace", default="default", show_default=True,
                          metavar="NS", help="Redis keys start with tessera:NS: ."),
             click.option("--key-refresh", default=DEFAULT_REFRESH, show_default=True,
-                         type=click.FloatRange(min=0.05),
+                         type=FiniteFloatRange(min=0.05),
                          help="Seconds between fleet ticket key refreshes; a new key is "
                               "published at least twice this long before it encrypts."),
             click.option("--redis-timeout", default=0.050, show_default=True,
-                         type=click.FloatRange(min=0.001),
+                         type=FiniteFloatRange(min=0.001),
                          help="Seconds each Redis operation may take."),
         ]
     ):  # fmt: skip
@@ -263,9 +264,9 @@ class FleetRuntime:
 
         assert self.target is not None and self.secret is not None
         client = sync_client(self.target, max(self.opts.redis_timeout, 0.5), 4)
-        name = self.opts.fleet_secret or f"${ENV_VAR}"
+        name = secret_source(self.opts.fleet_secret)
         source = RedisKeySource(client, self.secret, self.opts.namespace, keyring,
-                                secret_name=f"the fleet secret {name}")  # fmt: skip
+                                secret_name=name)  # fmt: skip
         return KeyRefresher(source, on_refresh=self._heal_store)
 
     def _heal_store(self) -> None:
@@ -340,7 +341,7 @@ def key_source_up(keyring: object) -> tuple[str, str, bool] | None:
 
 
 # -- tessera keys fleet-secret / rotate / list ------------------------------------------------
-@click.command("fleet-secret")
+@click.command("fleet-secret", cls=Command)
 @click.option("-o", "--out", "path", required=True, type=click.Path(dir_okay=False),
               help="File to write (mode 0600).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing file.")
@@ -358,7 +359,7 @@ def _redis_options(f: Callable[..., Any]) -> Callable[..., Any]:
                          help="The fleet's Redis (redis://, rediss://, unix://, "
                               "redis-cluster://, redis-sentinel://; as for tessera serve)."),
             click.option("--fleet-secret", metavar="FILE", type=click.Path(dir_okay=False),
-                         help=f"The fleet secret (default: ${ENV_VAR})."),
+                         help=SOURCE_HELP),
             click.option("--redis-namespace", default="default", show_default=True,
                          metavar="NS"),
         ]
@@ -380,14 +381,17 @@ def _source(redis_url: str, fleet_secret: str | None, namespace: str,
     return RedisKeySource(sync_client(redis_url, 2.0, 2), secret, namespace, FleetKeyring(policy))
 
 
-@click.command("rotate")
+@click.command("rotate", cls=Command)
 @_redis_options
-@click.option("--lead", default=2 * DEFAULT_REFRESH, show_default=True, type=float,
+@click.option("--lead", default=2 * DEFAULT_REFRESH, show_default=True,
+              type=FiniteFloatRange(min=0, min_open=True),
               help="Seconds before the new key encrypts: at least twice the nodes' "
                    "--key-refresh.")  # fmt: skip
-@click.option("--rotation", default=MAX_ENCRYPT, show_default=True, type=float,
+@click.option("--rotation", default=MAX_ENCRYPT, show_default=True,
+              type=FiniteFloatRange(min=0, min_open=True),
               help="Seconds the new key encrypts (at most 3600).")  # fmt: skip
-@click.option("--decrypt-for", default=MAX_DECRYPT, show_default=True, type=float,
+@click.option("--decrypt-for", default=MAX_DECRYPT, show_default=True,
+              type=FiniteFloatRange(min=0, min_open=True),
               help="Seconds it decrypts after that (at most 7200).")  # fmt: skip
 def rotate_command(redis_url: str, fleet_secret: str | None, redis_namespace: str, lead: float,
                    rotation: float, decrypt_for: float) -> None:  # fmt: skip
@@ -400,21 +404,26 @@ def rotate_command(redis_url: str, fleet_secret: str | None, redis_namespace: st
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:
-        raise click.ClickException(_unreachable(source, e)) from None
+        raise _unreachable(source, e) from None
     if not minted:
         raise click.ClickException("another node is minting a key right now; try again")
     click.echo(f"published ticket key {minted[0].name.hex()}; it encrypts in {policy.lead:g} s")
 
 
-def _unreachable(source: RedisKeySource, error: Exception) -> str:
-    from redis.exceptions import RedisError
+def _unreachable(source: RedisKeySource, error: Exception) -> click.ClickException:
+    """Redis could not be reached (exit status 3) or answered what no Redis answers (1)."""
+    from redis import exceptions as redis_errors
 
-    verb = "cannot reach" if isinstance(error, RedisError | OSError) else "cannot use"
-    return (f"{verb} {source.client.target.describe()} ({type(error).__name__}: {error}); "
-            "check --redis")  # fmt: skip
+    where = source.client.target.describe()
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, OSError):
+        return Unreachable(f"cannot reach {where} (--redis): {describe_os_error(cause)}")
+    if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
+        return Unreachable(f"cannot reach {where} (--redis): {error}")
+    return click.ClickException(f"cannot use {where} (--redis): {error}")
 
 
-@click.command("list")
+@click.command("list", cls=Command)
 @_redis_options
 def list_command(redis_url: str, fleet_secret: str | None, redis_namespace: str) -> None:
     """The fleet's ticket keys in Redis: names, ages, states (never key material)."""
@@ -425,7 +434,7 @@ def list_command(redis_url: str, fleet_secret: str | None, redis_namespace: str)
     try:
         keys = source.read()
     except Exception as e:
-        raise click.ClickException(_unreachable(source, e)) from None
+        raise _unreachable(source, e) from None
     now = time.time()
     enc = keys.encrypting(now)
     table = Table(title=f"ticket keys in tessera:{redis_namespace}:ticketkeys")

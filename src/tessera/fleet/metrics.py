@@ -15,8 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from ..extras import missing
+
+try:
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+except ModuleNotFoundError as e:  # an extra of the distribution
+    raise missing(e) from None
 
 from .cli import key_source_up
 

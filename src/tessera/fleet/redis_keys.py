@@ -37,8 +37,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from redis.client import PubSub
-from redis.exceptions import LockError, RedisError
+from ..extras import missing
+
+try:
+    from redis.client import PubSub
+    from redis.exceptions import LockError, RedisError
+except ModuleNotFoundError as e:  # an extra of the distribution
+    raise missing(e) from None
 
 from ..errors import ConfigError
 from .keyring import FleetKeyring, SourceState

@@ -30,17 +30,22 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import redis
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.asyncio.retry
-import redis.asyncio.sentinel
-import redis.cluster
-import redis.sentinel
-from redis.backoff import NoBackoff
-from redis.connection import parse_url
-from redis.lock import Lock
-from redis.retry import Retry
+from ..extras import missing
+
+try:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.asyncio.retry
+    import redis.asyncio.sentinel
+    import redis.cluster
+    import redis.sentinel
+    from redis.backoff import NoBackoff
+    from redis.connection import parse_url
+    from redis.lock import Lock
+    from redis.retry import Retry
+except ModuleNotFoundError as e:  # an extra of the distribution
+    raise missing(e) from None
 
 from ..errors import ConfigError
 

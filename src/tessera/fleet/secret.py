@@ -1,10 +1,11 @@
 """The fleet secret and the AEAD that seals what a fleet keeps in Redis.
 
-The fleet secret is 32 random bytes shared by every node (a file, mode 0600, or an environment
-variable, as hex); it is never written to Redis. Each use gets its own key derived with HKDF
-(SHA-256) under a label, so a session-store key can never open a ticket key and back. Values are
-sealed with AES-256-GCM, ``version | nonce[12] | ciphertext+tag``, with the Redis key (or the
-ticket key's name) as associated data: a value moved to another key does not open.
+The fleet secret is 32 random bytes shared by every node (a file, mode 0600, an environment
+variable, or a systemd credential, as hex); it is never written to Redis. Each use gets its own
+key derived with HKDF (SHA-256) under a label, so a session-store key can never open a ticket
+key and back. Values are sealed with AES-256-GCM, ``version | nonce[12] | ciphertext+tag``,
+with the Redis key (or the ticket key's name) as associated data: a value moved to another key
+does not open.
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import ConfigError
+from ..files import read_bounded
 from .hygiene import warn_if_exposed
 
 SECRET_SIZE = 32
 ENV_VAR = "TESSERA_FLEET_SECRET"
+# The credential a systemd unit passes with LoadCredential=fleet-secret:FILE: systemd puts it in
+# $CREDENTIALS_DIRECTORY, readable by the service alone, so the file itself may stay root's.
+CREDENTIAL = "fleet-secret"
+SOURCE_HELP = (
+    f"The fleet secret file (default: ${ENV_VAR}, else the systemd credential {CREDENTIAL}, "
+    "given by LoadCredential=)."
+)
+_MAKE_ONE = "make one with `tessera keys fleet-secret -o FILE`"
 _VERSION = b"\x01"
 _NONCE = 12
 
@@ -46,31 +56,42 @@ class FleetSecret:
 
     @classmethod
     def parse(cls, text: str, where: str) -> FleetSecret:
+        digits = text.strip()
         try:
-            return cls(bytes.fromhex(text.strip()))
+            secret = bytes.fromhex(digits)
         except ValueError:
+            secret = b""
+        if len(secret) < SECRET_SIZE:
+            found = _what(digits)
             raise ConfigError(
-                f"{where}: a fleet secret is {SECRET_SIZE * 2} hex digits; "
-                "make one with `tessera keys fleet-secret -o FILE`"
-            ) from None
+                f"{where}: expected a fleet secret, {SECRET_SIZE * 2} hex digits on one line; "
+                f"found {found} ({_MAKE_ONE})"
+            )
+        return cls(secret)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> FleetSecret:
-        """From ``path`` (a warning if others may read it), else from $TESSERA_FLEET_SECRET."""
-        if path is not None:
-            warn_if_exposed(path, "fleet secret file")
-            try:
-                text = Path(path).read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError) as e:
-                raise ConfigError(f"cannot read the fleet secret file {path}: {e}") from None
-            return cls.parse(text, str(path))
-        env = os.environ.get(ENV_VAR)
-        if not env:
+        """From ``path`` (a warning if others may read it), else from $TESSERA_FLEET_SECRET,
+        else from the systemd credential ``fleet-secret`` ($CREDENTIALS_DIRECTORY)."""
+        if path is None and not os.environ.get(ENV_VAR):
+            path = credential_path()
+            if path is None:
+                raise ConfigError(
+                    f"no fleet secret: pass --fleet-secret FILE, set ${ENV_VAR}, or give the "
+                    f"service LoadCredential={CREDENTIAL}:FILE (systemd); {_MAKE_ONE}"
+                )
+        if path is None:
+            return cls.parse(os.environ[ENV_VAR], f"${ENV_VAR}")
+        warn_if_exposed(path, "fleet secret file")
+        data = read_bounded(path, "fleet secret file", 4096)
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
             raise ConfigError(
-                f"no fleet secret: pass --fleet-secret FILE or set ${ENV_VAR} "
-                "(make one with `tessera keys fleet-secret -o FILE`)"
-            )
-        return cls.parse(env, f"${ENV_VAR}")
+                f"{path}: expected a fleet secret, {SECRET_SIZE * 2} hex digits on one line; "
+                f"found binary data ({len(data)} bytes; {_MAKE_ONE})"
+            ) from None
+        return cls.parse(text, str(path))
 
     def write(self, path: str | Path, force: bool = False) -> None:
         """Write the secret as hex to ``path`` (mode 0600); refuses an existing file unless
@@ -91,6 +112,34 @@ class FleetSecret:
 
     def box(self, label: str) -> SealedBox:
         return SealedBox(AESGCM(self.derive(label)))
+
+
+def credential_path() -> Path | None:
+    """The systemd credential ``fleet-secret``, if the service was given one."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / CREDENTIAL
+    return path if path.exists() else None
+
+
+def secret_source(path: str | Path | None) -> str:
+    """Where :meth:`FleetSecret.load` takes the secret from, in words for messages."""
+    if path is not None:
+        return f"the fleet secret {path}"
+    if os.environ.get(ENV_VAR):
+        return f"the fleet secret ${ENV_VAR}"
+    credential = credential_path()
+    return f"the fleet secret {credential}" if credential else "the fleet secret"
+
+
+def _what(text: str) -> str:
+    if not text:
+        return "nothing"
+    if all(c in "0123456789abcdefABCDEF" for c in text):
+        return f"{len(text)} hex digits"
+    lines = len(text.splitlines())
+    return f"{len(text)} characters on {lines} line(s), not all hex digits"
 
 
 class SealedBox:

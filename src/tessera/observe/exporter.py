@@ -31,8 +31,13 @@ import time
 from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
-import prometheus_client
-from prometheus_client import CollectorRegistry, multiprocess, values
+from ..extras import missing
+
+try:
+    import prometheus_client
+    from prometheus_client import CollectorRegistry, multiprocess, values
+except ModuleNotFoundError as e:  # an extra of the distribution
+    raise missing(e) from None
 
 from ..session.keyring import TicketKeySource
 from .metrics import PrometheusObserver, register_keyring
@@ -128,12 +133,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def parse_address(text: str, option: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) for ``option``; ValueError in user words."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{option} takes HOST:PORT (for example 127.0.0.1:9100), not {text!r}")
-    return host, int(port)

@@ -36,9 +36,14 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Protocol, assert_never, overload, runtime_checkable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from ..extras import missing
+
+try:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+except ModuleNotFoundError as e:  # an extra of the distribution
+    raise missing(e) from None
 
 from ..events import HandshakeCompleted, PostHandshakeAuthCompleted, RenegotiationCompleted
 from ..session.keyring import TicketKeyring, TicketKeySource

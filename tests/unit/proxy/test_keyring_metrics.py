@@ -9,9 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tessera.addresses import parse_address
 from tessera.fleet.keyring import FleetKeyring
 from tessera.fleet.keys import FleetKey, KeyPolicy, KeySet
-from tessera.observe.exporter import MetricsExporter, parse_address
+from tessera.observe.exporter import MetricsExporter
 from tessera.observe.metrics import register_keyring
 
 POLICY = KeyPolicy(rotation=60.0, decrypt_for=120.0, refresh=5.0)

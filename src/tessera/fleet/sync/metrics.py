@@ -21,10 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import prometheus_client
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from ...extras import missing
+
+try:
+    import prometheus_client
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+except ModuleNotFoundError as e:  # an extra of the distribution
+    raise missing(e) from None
 
 from ...observe.metrics import register_keyring
 from .agent import SyncAgent

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from ...addresses import parse_address
 from ...errors import ConfigError
-from ...observe.exporter import parse_address
 from ..hygiene import disable_core_dumps
 from ..keys import MAX_DECRYPT, MAX_ENCRYPT, KeyPolicy
 from ..redis_keys import KeyRefresher
 from ..redis_url import redacted
-from ..secret import ENV_VAR, FleetSecret
+from ..secret import FleetSecret, secret_source
 from .agent import SyncAgent, follow, redis_keyring
 from .haproxy import HaproxyRuntime
 from .metrics import serve_metrics
@@ -78,7 +78,7 @@ def build(o: SyncOptions) -> tuple[SyncAgent, KeyRefresher]:
     disable_core_dumps()  # the fleet secret and ticket keys are in memory from now on
     secret = FleetSecret.load(o.fleet_secret)
     policy = o.policy
-    name = f"the fleet secret {o.fleet_secret or '$' + ENV_VAR}"
+    name = secret_source(o.fleet_secret)
     try:
         keyring, refresher = redis_keyring(o.redis_url, secret, o.namespace, policy,
                                            o.redis_timeout, name)  # fmt: skip

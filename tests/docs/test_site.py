@@ -1,0 +1,86 @@
+"""The documentation site builds with ``mkdocs build --strict`` (issue 22): every page in the
+navigation, every link and anchor resolving, the API reference rendered from the docstrings and
+the command-line reference generated from the click commands, with no warning.
+
+MkDocs and its plugins come with the ``[docs]`` extra, which ``[dev]`` includes: a missing one is
+a setup error, never a skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+import tessera
+from tessera.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
+        if importlib.util.find_spec(module) is None:
+            pytest.fail(f"{module} is not installed: pip install -e '.[docs]' (scripts/test does)")
+    out = tmp_path_factory.mktemp("site")
+    argv = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)]
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def test_every_page_is_built(site: Path) -> None:
+    for page in (ROOT / "docs").rglob("*.md"):
+        relative = page.relative_to(ROOT / "docs").with_suffix("")
+        directory = relative.parent if relative.name == "index" else relative
+        assert (site / directory / "index.html").is_file(), f"{page} was not built"
+
+
+def test_the_cli_reference_has_every_command_and_option(site: Path) -> None:
+    html = (site / "cli" / "index.html").read_text()
+
+    def walk(command: click.Command, ctx: click.Context) -> None:
+        assert f'id="{ctx.command_path.replace(" ", "-")}"' in html, ctx.command_path
+        for param in command.params:
+            for opt in getattr(param, "opts", []) if isinstance(param, click.Option) else []:
+                assert opt in html, f"{ctx.command_path} {opt} is not in the CLI reference"
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, click.Context(sub, info_name=name, parent=ctx))
+
+    walk(cli, click.Context(cli, info_name="tessera"))
+
+
+def test_the_api_reference_documents_the_public_names(site: Path) -> None:
+    html = "".join(p.read_text() for p in (site / "api").rglob("index.html"))
+    missing = [name for name in tessera.__all__ if f'id="tessera.{name}"' not in html]
+    assert not missing, f"not in the API reference: {missing}"
+
+
+def anchors(page: Path) -> set[str]:
+    """The heading anchors of a Markdown page, as GitHub and MkDocs make them."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).strip().replace(" ", "-") for h in headings}
+
+
+def test_readme_links_resolve() -> None:
+    """The README's relative links (into docs/, read on GitHub or locally) reach a page and,
+    when they name one, a heading of it."""
+    links = re.findall(r"\]\(([^)#:]+)(?:#([^)]+))?\)", (ROOT / "README.md").read_text())
+    assert len(links) >= 20, links
+    for path, anchor in links:
+        target = ROOT / path
+        assert target.is_file(), f"README links to {path}, which does not exist"
+        if anchor:
+            assert anchor in anchors(target), f"README links to {path}#{anchor}: no such heading"
