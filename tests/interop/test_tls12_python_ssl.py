@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from conftest import Pki, free_port
 from tessera import ClientConfig, ProtocolVersion, TLSSocket
 from tessera.crypto.suites import DEFAULT_TLS12_SUITES, Auth, CipherSuite
 from tessera.enums import NamedGroup
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -190,9 +190,8 @@ def test_tessera_client_to_ssl_server(
     assert info.cipher_suite == suite
     assert info.group == group
     # The ssl server's view, recorded after it echoed.
-    for _ in range(100):
-        if len(ssl_server.seen) > before or ssl_server.errors:
-            break
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(ssl_server.seen) > before or ssl_server.errors, "the ssl server's record"
+    )
     assert not ssl_server.errors, ssl_server.errors
     assert ssl_server.seen[-1] == ("TLSv1.2", suite.openssl_name, message)
