@@ -70,9 +70,11 @@ def proxy(pki: Pki, log_dir: Path, backend_port: int, *args: str, port: int | No
     (``ulimit -n 64 && exec``)."""
     port = port or free_port()
     cert, key = certs or (pki.ecdsa_cert, pki.ecdsa_key)
+    defaults = (("--handshake-timeout", "5"), ("--drain-timeout", "10"))  # (args may set them)
+    short = [a for option, value in defaults if option not in args for a in (option, value)]
     argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}",
             "--backend", f"127.0.0.1:{backend_port}", "--cert", str(cert), "--key", str(key),
-            "--handshake-timeout", "5", "--drain-timeout", "10", *args]  # fmt: skip
+            *short, *args]  # fmt: skip
     if shell is not None:
         argv = ["sh", "-c", f"{shell} {shlex.join(argv)}"]
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={"COLUMNS": "300"})
@@ -154,7 +156,8 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def wait_for_metric(port: int, name: str, at_least: float, timeout: float = WAIT,
                     **labels: str) -> Samples:  # fmt: skip
     """The metrics once ``name{labels}`` reached ``at_least`` (a connection is counted as it
-    ends, which the server may see a moment after its client is done)."""
+    ends, which the server may see a moment after its client is done; the metrics port may
+    open a moment after the proxy's)."""
     samples: Samples = {}
 
     def reached() -> bool:
@@ -162,8 +165,9 @@ def wait_for_metric(port: int, name: str, at_least: float, timeout: float = WAIT
         samples = scrape(port)
         return value(samples, name, **labels) >= at_least
 
-    wait_until(reached, f"{name}{labels} < {at_least}",
-               timeout, lambda: f"{name}{labels} = {value(samples, name, **labels)}")  # fmt: skip
+    wait_until(reached, f"{name}{labels} < {at_least}", timeout,
+               lambda: f"{name}{labels} = {value(samples, name, **labels)}",
+               ignore=(OSError,))  # fmt: skip
     return samples
 
 
@@ -177,7 +181,7 @@ def wait_until_idle(port: int) -> Samples:
         samples = scrape(port)
         return value(samples, "tessera_connections_active") == 0
 
-    wait_until(idle, "connections still open", details=lambda: str(samples))
+    wait_until(idle, "connections still open", details=lambda: str(samples), ignore=(OSError,))
     return samples
 
 
