@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,11 +12,31 @@ from pathlib import Path
 
 import pytest
 
+from leftovers import check_and_kill, mark_this_session
 from ports import free_port
 from tessera import ServerConfig, TLSServer, TLSSocket
 from tessera.certs import CertifiedKey, generate_ca, issue_leaf
 
 __all__ = ["free_port"]  # tests import it from here
+
+mark_this_session()  # (before any test starts a process)
+
+# Ctrl-C reaches the programs the tests start, however the suite was launched: a shell script's
+# background job (``scripts/test &``) has SIGINT ignored, which every child would inherit (and a
+# Python child then never raises KeyboardInterrupt, so a test of Ctrl-C would hang).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_outlives_the_session() -> Iterator[None]:
+    """After the last test (and every other session fixture, set up after this one, has been
+    torn down): no process the tests started may still run. Leftovers are killed and named."""
+    yield
+    left = check_and_kill()
+    assert not left, "processes the tests started outlived them (killed now):\n" + "\n".join(
+        f"  {pid}: {cmdline}" for pid, cmdline in sorted(left.items())
+    )
 
 
 @dataclass(frozen=True)

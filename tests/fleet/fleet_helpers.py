@@ -6,7 +6,6 @@ import re
 import socket
 import ssl
 import sys
-import time
 from pathlib import Path
 
 from load import Load
@@ -14,6 +13,7 @@ from peers import HTTP_GET, TESSERA, Peer, openssl_s_client
 from resumption_helpers import StatusPage, outcomes, parse_status_page
 
 from conftest import Pki, free_port
+from waiting import WAIT, wait_until
 
 KEY_REFRESH = 0.25  # fast refresh for tests: a new key encrypts 0.5 s after it is published
 WIDE = {"COLUMNS": "300"}
@@ -34,27 +34,30 @@ def fleet_node(pki: Pki, log_dir: Path, redis_url: str | None, secret: Path | No
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={**WIDE, **(env or {})})
 
 
-def wait_output(peer: Peer, needle: str, timeout: float = 15.0) -> str:
+def wait_output(peer: Peer, needle: str, timeout: float = WAIT) -> str:
     """The peer's output once it contains ``needle`` (a node listens a moment before its
-    banner is all printed)."""
-    deadline = time.monotonic() + timeout
-    while needle not in (text := peer.output()):
-        if time.monotonic() > deadline or peer.proc.poll() is not None:
-            raise AssertionError(f"{needle!r} never printed:\n{text}")
-        time.sleep(0.05)
-    return text
+    banner is all printed); fails at once if the node has ended without printing it."""
+
+    def printed() -> bool:
+        if needle in peer.output():
+            return True
+        assert peer.proc.poll() is None, f"{needle!r} never printed:\n{peer.output()}"
+        return False
+
+    wait_until(printed, f"{needle!r} never printed", timeout, peer.output)
+    return peer.output()
 
 
-def wait_for_tickets(peer: Peer, pki: Pki, timeout: float = 10.0) -> None:
+def wait_for_tickets(peer: Peer, pki: Pki, timeout: float = WAIT) -> None:
     """Wait until a node issues tickets (its first fleet key encrypts after the lead time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        page = page_from(peer, pki)
-        if "encrypting" in page.text:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no encrypting ticket key:\n{page.text}")
-        time.sleep(0.1)
+    text = ""
+
+    def encrypting() -> bool:
+        nonlocal text
+        text = page_from(peer, pki).text
+        return "encrypting" in text
+
+    wait_until(encrypting, "no encrypting ticket key", timeout, lambda: text)
 
 
 def page_from(peer: Peer, pki: Pki, *args: str, version: str = "-tls1_3") -> StatusPage:

@@ -26,6 +26,7 @@ from types import TracebackType
 from redis.crc import key_slot
 
 from ports import free_port
+from waiting import wait_until
 
 ACL_USER = "fleet"
 ACL_PASSWORD = "fleet-test-password"
@@ -226,16 +227,14 @@ class FakeRedis:
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]) -> None:
-    """Wait for ``check`` (polled), or fail showing the tails of ``logs``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.05)
-    tails = "\n".join(f"--- {p}:\n{p.read_text(errors='replace')[-1500:]}" for p in logs
-                      if p.exists())  # fmt: skip
-    raise RuntimeError(f"{what} within {timeout:g} s\n{tails}")
+    """Wait for ``check`` (polled; an exception means "not yet"), or fail showing the tails of
+    ``logs``."""
+
+    def tails() -> str:
+        return "\n".join(f"--- {p}:\n{p.read_text(errors='replace')[-1500:]}" for p in logs
+                         if p.exists())  # fmt: skip
+
+    wait_until(check, what, timeout, tails, ignore=(Exception,))
 
 
 def redis_cli(port: int, *args: str, timeout: float = 10.0, cli: Sequence[str] = ()) -> str:

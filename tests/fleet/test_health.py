@@ -130,7 +130,7 @@ def test_async_guarded_store_same_breaker(redis_server: RedisServer,
             await store.get(k)
         assert store.health().state is BreakerState.BACKING_OFF
         redis_server.start()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # what is tested: the back-off (at most 0.4 s) is over
         assert await store.get(k) is None  # the probe: healed (Redis came back empty)
         assert store.health().heals == 1
 

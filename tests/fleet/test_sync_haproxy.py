@@ -70,9 +70,8 @@ def test_two_haproxy_rotate_through_the_runtime_api_without_a_reload(
     assert [s.peer.proc.pid for s in (a, b)] == pids
     assert all(s.peer.proc.poll() is None for s in (a, b))
     for agent, server in zip(agents, (a, b), strict=True):
-        log = agent.output()
+        log = wait_for_output(agent, f"pushed 1 key(s); it encrypts with {new.hex()}")
         assert "--exec" not in " ".join(agent.argv) and "ran --exec" not in log
-        assert f"pushed 1 key(s); it encrypts with {new.hex()}" in log, log
         # The file holds the same keys, in HAProxy's order (for its next start).
         keys = read_key_file(server.keys, KeyFileFormat.HAPROXY, 0)
         assert keys[0].name == new

@@ -11,7 +11,6 @@ import base64
 import json
 import re
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from peers import TESSERA, Peer, run
 from conftest import Pki, require_program
 from tessera import ClientConfig, ClientSession, ClientSessionCache, ProtocolVersion, TLSSocket
 from tessera.events import ConnectionInfo
+from waiting import WAIT, wait_until
 
 GET = b"GET / HTTP/1.0\r\n\r\n"
 # Rich wraps long lines at the terminal width; give the server's log room.
@@ -56,22 +56,14 @@ def outcomes(text: str) -> list[str]:
     return [line[0] for line in session_lines(text)]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def wait_for(predicate: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
+    wait_until(predicate, what, timeout)
 
 
-def server_outcomes(peer: Peer, n: int, timeout: float = 10.0) -> list[str]:
+def server_outcomes(peer: Peer, n: int, timeout: float = WAIT) -> list[str]:
     """The first ``n`` New/Reused lines a server printed (waiting for them to appear)."""
-    wait_for(
-        lambda: len(outcomes(peer.output())) >= n,
-        timeout,
-        f"{n} New/Reused lines from {peer.argv[:4]}; so far:\n{peer.output()}",
-    )
+    wait_until(lambda: len(outcomes(peer.output())) >= n,
+               f"{n} New/Reused lines from {peer.argv[:4]}", timeout, peer.output)  # fmt: skip
     return outcomes(peer.output())[:n]
 
 
@@ -437,11 +429,8 @@ def node_server(port: int, log_dir: Path, pki: Pki, keyfile: Path) -> Peer:
     return Peer(argv, port=port, log_dir=log_dir, name="node-server")
 
 
-def server_json(peer: Peer, n: int, timeout: float = 10.0) -> list[dict[str, object]]:
+def server_json(peer: Peer, n: int, timeout: float = WAIT) -> list[dict[str, object]]:
     """The first ``n`` JSON lines a (CPython or Node) server printed."""
-    wait_for(
-        lambda: len(json_lines(peer.output())) >= n,
-        timeout,
-        f"{n} JSON lines from {peer.argv[0]}; so far:\n{peer.output()}",
-    )
+    wait_until(lambda: len(json_lines(peer.output())) >= n,
+               f"{n} JSON lines from {peer.argv[0]}", timeout, peer.output)  # fmt: skip
     return json_lines(peer.output())[:n]

@@ -258,7 +258,7 @@ def test_stalled_handshake_on_the_cli_server(server: Peer, pki: Pki) -> None:
             data, _ = read_until_closed(sock, 15)
             assert data == b"", data.hex()
         log = wait_for_output(server, "handshake failed: no handshake within", timeouts_before + 1)
-        time.sleep(0.2)
+        time.sleep(0.2)  # what is tested: no second line for the same connection comes after
         assert server.output().count("handshake failed: no handshake") == timeouts_before + 1, log
     except TimeoutError:
         pytest.fail("tessera serve kept a stalled handshake open for more than 15 s")

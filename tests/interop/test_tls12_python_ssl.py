@@ -9,17 +9,17 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from peers import Peer, tessera_serve
+from peers import Peer, tessera_serve, wait_for_output
 
 from conftest import Pki, free_port
 from tessera import ClientConfig, ProtocolVersion, TLSSocket
 from tessera.crypto.suites import DEFAULT_TLS12_SUITES, Auth, CipherSuite
 from tessera.enums import NamedGroup
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -72,12 +72,14 @@ def ssl_echo(port: int, ctx: ssl.SSLContext, payload: bytes) -> tuple[str | None
 @pytest.mark.parametrize("suite", DEFAULT_NAMES)
 def test_ssl_client_to_tessera_server(echo_server: Peer, pki: Pki, suite: str) -> None:
     assert echo_server.port is not None
+    line = f"New, TLSv1.2, Cipher is {suite}"
+    before = echo_server.output().count(line)
     payload = b"hello tessera from CPython ssl\n" * 1000  # several records
     version, cipher, echoed = ssl_echo(echo_server.port, client_context(pki, suite), payload)
     assert version == "TLSv1.2"
     assert cipher == suite
     assert echoed == payload
-    assert f"New, TLSv1.2, Cipher is {suite}" in echo_server.output()
+    wait_for_output(echo_server, line, before + 1)  # (its line once the connection ended)
 
 
 def test_ssl_client_default_offer(echo_server: Peer, pki: Pki) -> None:
@@ -188,9 +190,8 @@ def test_tessera_client_to_ssl_server(
     assert info.cipher_suite == suite
     assert info.group == group
     # The ssl server's view, recorded after it echoed.
-    for _ in range(100):
-        if len(ssl_server.seen) > before or ssl_server.errors:
-            break
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(ssl_server.seen) > before or ssl_server.errors, "the ssl server's record"
+    )
     assert not ssl_server.errors, ssl_server.errors
     assert ssl_server.seen[-1] == ("TLSv1.2", suite.openssl_name, message)

@@ -57,6 +57,7 @@ from tessera.io.keylog import keylog_to_file
 from tessera.messages.hello import DOWNGRADE_TLS12
 from tessera.session.keyring import KeyFileFormat, TicketKey, write_key_file
 from tessera.session.stats import FallbackReason
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -596,11 +597,9 @@ def assert_same_keylog(theirs: Path, ours: Path, connections: int) -> None:
     each (all five TLS 1.3 labels), waiting (bounded) for them to appear."""
     other = keylog_by_random(theirs)
     assert len(other) == connections, theirs.read_text()
-    deadline = time.monotonic() + 5
-    while not all(keylog_by_random(ours).get(r) == other[r] for r in other):
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # (the comparison below says what differs)
+        wait_until(lambda: all(keylog_by_random(ours).get(r) == other[r] for r in other),
+                   "tessera's key log lines")  # fmt: skip
     mine = keylog_by_random(ours)
     for random, lines in other.items():
         assert {line.split(" ", 1)[0] for line in lines} == LABELS, lines

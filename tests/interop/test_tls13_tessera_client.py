@@ -38,6 +38,7 @@ from tessera import (
     TLSSocket,
 )
 from tessera.events import ConnectionInfo
+from waiting import WAIT
 
 pytestmark = pytest.mark.interop
 
@@ -70,7 +71,7 @@ def read_all(tls: TLSSocket, timeout: float = 10.0) -> bytes:
     return out
 
 
-def wait_for_tickets(tls: TLSSocket, n: int, timeout: float = 3.0) -> None:
+def wait_for_tickets(tls: TLSSocket, n: int, timeout: float = WAIT) -> None:
     """Read (and process) records until ``n`` NewSessionTickets arrived or ``timeout`` passed.
     The peer sends no application data meanwhile (s_server without -www)."""
     deadline = time.monotonic() + timeout

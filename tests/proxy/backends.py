@@ -76,7 +76,7 @@ class Echo(socketserver.BaseRequestHandler):
 class Slow(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
-        time.sleep(3)
+        time.sleep(3)  # what it is for: a backend that reads nothing for 3 s (back-pressure)
         try:
             (n,) = struct.unpack(">Q", read_exactly(sock, 8))
         except ConnectionError:

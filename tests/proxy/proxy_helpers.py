@@ -7,7 +7,6 @@ import shlex
 import socket
 import ssl
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from peers import TESSERA, Peer, run
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Pki, free_port, require_program
+from waiting import WAIT, wait_until
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = HERE / "backends.py"
@@ -70,9 +70,11 @@ def proxy(pki: Pki, log_dir: Path, backend_port: int, *args: str, port: int | No
     (``ulimit -n 64 && exec``)."""
     port = port or free_port()
     cert, key = certs or (pki.ecdsa_cert, pki.ecdsa_key)
+    defaults = (("--handshake-timeout", "5"), ("--drain-timeout", "10"))  # (args may set them)
+    short = [a for option, value in defaults if option not in args for a in (option, value)]
     argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}",
             "--backend", f"127.0.0.1:{backend_port}", "--cert", str(cert), "--key", str(key),
-            "--handshake-timeout", "5", "--drain-timeout", "10", *args]  # fmt: skip
+            *short, *args]  # fmt: skip
     if shell is not None:
         argv = ["sh", "-c", f"{shell} {shlex.join(argv)}"]
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={"COLUMNS": "300"})
@@ -151,16 +153,36 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def wait_for_metric(port: int, name: str, at_least: float, timeout: float = 15.0,
+def wait_for_metric(port: int, name: str, at_least: float, timeout: float = WAIT,
                     **labels: str) -> Samples:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while True:
+    """The metrics once ``name{labels}`` reached ``at_least`` (a connection is counted as it
+    ends, which the server may see a moment after its client is done; the metrics port may
+    open a moment after the proxy's)."""
+    samples: Samples = {}
+
+    def reached() -> bool:
+        nonlocal samples
         samples = scrape(port)
-        if value(samples, name, **labels) >= at_least:
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name}{labels} < {at_least}: {value(samples, name, **labels)}")
-        time.sleep(0.1)
+        return value(samples, name, **labels) >= at_least
+
+    wait_until(reached, f"{name}{labels} < {at_least}", timeout,
+               lambda: f"{name}{labels} = {value(samples, name, **labels)}",
+               ignore=(OSError,))  # fmt: skip
+    return samples
+
+
+def wait_until_idle(port: int) -> Samples:
+    """The metrics once no connection is open: a connection is counted as it ends, which the
+    server may see a moment after its client is gone."""
+    samples: Samples = {}
+
+    def idle() -> bool:
+        nonlocal samples
+        samples = scrape(port)
+        return value(samples, "tessera_connections_active") == 0
+
+    wait_until(idle, "connections still open", details=lambda: str(samples), ignore=(OSError,))
+    return samples
 
 
 __all__ = ["pattern"]

@@ -11,7 +11,6 @@ import contextlib
 import gc
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from peers import Peer
 from proxy_helpers import port_of
 from test_fair_slots import IDLE, PER_CLIENT, SLOTS, TRIES, _served, crowd
 
+import waiting
 from conftest import Pki
 from tessera import ServerConfig, ServerConnection
 from tessera.cli.www import Echo, Site
@@ -51,10 +51,7 @@ def live() -> dict[str, int]:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: Callable[[], object]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what()
-        time.sleep(0.05)
+    waiting.wait_until(condition, "not settled", timeout, lambda: str(what()))
 
 
 @contextlib.contextmanager

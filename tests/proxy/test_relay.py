@@ -5,6 +5,7 @@ connection."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from proxy_helpers import client_context, curl, https, pattern, port_of, proxy, 
 from resumption_helpers import outcomes
 
 from conftest import Pki
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -116,9 +118,8 @@ def _records(peer: Peer) -> list[dict[str, object]]:
 
 
 def _wait_records(peer: Peer, n: int) -> list[dict[str, object]]:
-    import time
-
-    deadline = time.monotonic() + 10
-    while len(records := _records(peer)) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return records
+    """The proxy's JSON records once there are ``n`` (or all there are after the wait: the
+    caller's assertion says what is missing)."""
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: len(_records(peer)) >= n, f"{n} records")
+    return _records(peer)

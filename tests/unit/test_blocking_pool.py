@@ -5,20 +5,17 @@ waiting ones; and TLSServer serves sequential clients on one thread."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
 
+import waiting
 from tessera import ClientConfig, ServerConfig, TLSServer, TLSSocket, generate_self_signed
 from tessera.io.pool import ThreadPool
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
+def wait_until(condition: Callable[[], bool]) -> None:
+    waiting.wait_until(condition, "the pool's threads did not settle")
 
 
 def test_sequential_work_reuses_one_thread() -> None:
