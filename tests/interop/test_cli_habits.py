@@ -146,3 +146,16 @@ def test_a_config_mistake_stops_the_start_with_the_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert r.stderr == (f"tessera proxy: error: {config}, line 4: unknown key 'backends' in "
                         "[proxy] (did you mean 'backend'?)\n")  # fmt: skip
+
+
+def test_an_unreachable_backend_is_named_in_words(tmp_path: Path) -> None:
+    """The proxy's line for a client whose backend refuses: the backend and the reason in
+    words, not ``[Errno 111]``."""
+    port, backend = free_port(), free_port()  # nothing listens on the backend's port
+    argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}", "--backend",
+            f"127.0.0.1:{backend}"]  # fmt: skip
+    with Peer(argv, port=port, log_dir=tmp_path, name="proxy") as peer:
+        openssl_s_client(port, "-ign_eof", input=b"hello\n")
+        log = wait_for_output(peer, f'error="backend 127.0.0.1:{backend} unreachable: ')
+    assert f'error="backend 127.0.0.1:{backend} unreachable: connection refused"' in log, log
+    assert "Errno" not in log, log
