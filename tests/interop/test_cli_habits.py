@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from peers import TESSERA, Peer, openssl_s_client, openssl_s_server, run, wait_for_output
 
 from conftest import Pki, free_port
@@ -159,3 +159,33 @@ def test_an_unreachable_backend_is_named_in_words(tmp_path: Path) -> None:
         log = wait_for_output(peer, f'error="backend 127.0.0.1:{backend} unreachable: ')
     assert f'error="backend 127.0.0.1:{backend} unreachable: connection refused"' in log, log
     assert "Errno" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "message"),
+    [
+        ("key", "key", "{key}: expected a PEM certificate, found a private key"),
+        ("cert", "cert", "{cert}: expected a PEM private key, found a certificate"),
+        ("cert", None, "{cert}: expected a PEM private key, found a certificate; give the key "
+                       "file with --key FILE"),
+        ("der", "key", "{der}: expected a PEM certificate, found DER (convert it to PEM with "
+                       "openssl x509 or openssl pkey)"),
+        ("cert", "other", "{other}: the private key does not match the leaf certificate in "
+                          "{cert}"),
+        ("text", "key", "{text}: expected a PEM certificate, found no PEM block"),
+    ],
+)  # fmt: skip
+def test_a_wrong_file_is_named_with_what_it_holds(pki: Pki, tmp_path: Path, cert: str,
+                                                  key: str | None, message: str) -> None:  # fmt: skip
+    der = tmp_path / "server.der"
+    der.write_bytes(x509.load_pem_x509_certificate(pki.ecdsa_cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER))  # fmt: skip
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    files = {"cert": pki.ecdsa_cert, "key": pki.ecdsa_key, "other": pki.rsa_key, "der": der,
+             "text": text}  # fmt: skip
+    args = ["--cert", str(files[cert])] + (["--key", str(files[key])] if key else [])
+    r = tessera("serve", "--port", "0", *args)
+    assert r.returncode == 2, r.stderr
+    expected = message.format(**{k: str(v) for k, v in files.items()})
+    assert r.stderr.splitlines()[-1] == f"tessera serve: error: {expected}", r.stderr
