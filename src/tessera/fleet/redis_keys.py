@@ -45,6 +45,7 @@ try:
 except ModuleNotFoundError as e:  # an extra of the distribution
     raise missing(e) from None
 
+from ..addresses import describe_error
 from ..errors import ConfigError
 from .keyring import FleetKeyring, SourceState
 from .keys import FleetKey, KeyPolicy, KeySet
@@ -245,7 +246,8 @@ class KeyRefresher:
     def _failed(self, kind: str, error: BaseException,
                 state: SourceState = SourceState.UNAVAILABLE) -> None:  # fmt: skip
         self.failures[kind] += 1
-        text = f"{type(error).__name__}: {error}" if kind != "refused" else str(error)
+        where = self.source.client.target.describe()
+        text = f"{where}: {describe_error(error)}" if kind != "refused" else str(error)
         self.source.keyring.source_failed(text, state)
         if kind not in self._logged:  # once per kind until a refresh works again
             self._logged.add(kind)
