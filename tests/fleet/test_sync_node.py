@@ -31,12 +31,12 @@ from tessera.session.keyring import KeyFileFormat, read_key_file
 
 pytestmark = pytest.mark.interop
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "docs" / "keys-sync.md").read_text()
 
 
 def readme_node_server() -> str:
-    """The README's Node.js lines (the text block that calls ``setTicketKeys``)."""
-    blocks = re.findall(r"^```text\n(.*?)^```", README, re.M | re.S)
+    """The key sync page's Node.js lines (the text block that calls ``setTicketKeys``)."""
+    blocks = re.findall(r"^```(?:text|javascript)\n(.*?)^```", README, re.M | re.S)
     (code,) = [b for b in blocks if "setTicketKeys" in b]
     return code
 
