@@ -42,16 +42,3 @@ def describe_os_error(error: OSError) -> str:
         return _REASONS[error.errno]
     text = error.strerror or str(error) or type(error).__name__
     return text[:1].lower() + text[1:]
-
-
-def describe_error(error: BaseException) -> str:
-    """A failure to reach something, in words: the OSError it is or that caused it (a Redis
-    client's ConnectionError over "connection refused"), else ``Type: message``."""
-    cause: BaseException | None = error
-    for _ in range(4):
-        if cause is None:
-            break
-        if isinstance(cause, OSError):
-            return describe_os_error(cause)
-        cause = cause.__cause__ or cause.__context__
-    return f"{type(error).__name__}: {error}"

@@ -54,8 +54,8 @@ def test_once_without_redis_writes_nothing(secret_file: Path, tmp_path: Path) ->
     rc, out = sync("--redis", f"redis://127.0.0.1:{port}", "--fleet-secret",
                    str(secret_file), "--to", f"nginx:{keys}", "--once")  # fmt: skip
     assert rc == 3, out  # Redis out of reach
-    assert f"cannot read the fleet's keys (Redis 127.0.0.1:{port}: connection refused); " \
-           "nothing written" in out, out  # fmt: skip
+    assert "cannot read the fleet's keys from Redis" in out and "nothing written" in out, out
+    assert f"127.0.0.1:{port}" in out, out
     assert list(keys.iterdir()) == []
 
 

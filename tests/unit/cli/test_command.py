@@ -10,9 +10,8 @@ import socket
 
 import click
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tessera.addresses import describe_error, describe_os_error
+from tessera.addresses import describe_os_error
 from tessera.cli.command import (
     EXIT_UNREACHABLE,
     FiniteFloatRange,
@@ -158,15 +157,3 @@ def test_option_name_prefers_the_long_name() -> None:
     option = click.Option(["-p", "--port"])
     assert option_name(option) == "--port"
     assert option_name(click.Option(["-q"])) == "-q"
-
-
-def test_a_client_error_over_an_os_error_is_told_by_the_os_error() -> None:
-    """redis-py's ConnectionError raised while handling ECONNREFUSED: the words of the cause."""
-    try:
-        try:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-        except OSError:
-            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")  # noqa: B904
-    except RedisConnectionError as e:
-        assert describe_error(e) == "connection refused"
-    assert describe_error(ValueError("odd reply")) == "ValueError: odd reply"

@@ -105,7 +105,7 @@ def sync_once(agent: SyncAgent, refresher: KeyRefresher,
     refresher.start_check()  # a fleet with another secret stops here (ForeignFleet)
     if agent.keyring.source_error:
         error = agent.keyring.source_error
-        return f"cannot read the fleet's keys ({error}); nothing written"
+        return f"cannot read the fleet's keys from Redis ({error}); nothing written"
     agent.step()
     waiting = agent.lead_wait(agent.clock())
     if waiting is not None:
