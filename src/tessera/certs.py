@@ -84,19 +84,24 @@ class CertifiedKey:
         try:
             chain = x509.load_pem_x509_certificates(cert_data)
         except ValueError as e:
-            raise ConfigError(f"{cert_file}: not a PEM certificate file ({e})") from None
+            raise ConfigError(f"{cert_file}: {_not_pem(cert_data, 'CERTIFICATE', e)}") from None
         key_data = read_bounded(key_file, "private key file") if key_file else cert_data
         try:
             key = serialization.load_pem_private_key(key_data, password)
         except (ValueError, TypeError) as e:
             raise ConfigError(
-                f"{key_file or cert_file}: cannot load the private key ({e})"
+                f"{key_file or cert_file}: {_not_pem(key_data, 'PRIVATE KEY', e)}"
             ) from None
         if not isinstance(
             key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
         ):
             raise ConfigError(f"{key_file}: unsupported key type {type(key).__name__}")
-        return cls(tuple(chain), key)
+        try:
+            return cls(tuple(chain), key)
+        except ConfigError as e:
+            if key_file is None:
+                raise
+            raise ConfigError(f"{key_file}: {e} in {cert_file}") from None
 
     def to_pem(self) -> tuple[bytes, bytes]:
         """(certificate chain PEM, private key PEM) for handing to other programs."""
@@ -107,6 +112,24 @@ class CertifiedKey:
             serialization.NoEncryption(),
         )
         return certs, key
+
+
+def _not_pem(data: bytes, wanted: str, error: Exception) -> str:
+    """Why a file gives no PEM ``wanted`` ("CERTIFICATE" or "PRIVATE KEY"), in words."""
+    noun = "private key" if wanted == "PRIVATE KEY" else "certificate"
+    if wanted.encode() + b"-----" in data:  # there, but it does not load
+        return f"cannot load the {noun} ({error})"
+    if b"PRIVATE KEY-----" in data:
+        found = "a private key"
+    elif b"CERTIFICATE-----" in data:
+        found = "a certificate"
+    elif b"-----BEGIN" in data:
+        found = "PEM blocks of another kind"
+    elif data[:1] == b"\x30":
+        found = "DER (convert it to PEM with openssl x509 or openssl pkey)"
+    else:
+        found = "no PEM block"
+    return f"expected a PEM {noun}, found {found}"
 
 
 def new_private_key(kind: str) -> PrivateKey:

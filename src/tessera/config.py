@@ -131,6 +131,14 @@ class _CommonConfig:
         return self._versions
 
 
+def _profile(value: VerifyProfile | str, prefix: str) -> VerifyProfile:
+    try:
+        return VerifyProfile(value)
+    except ValueError:
+        choices = ", ".join(repr(p.value) for p in VerifyProfile)
+        raise ConfigError(f"{prefix}verify_profile must be one of {choices}") from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientConfig(_CommonConfig):
     """How a client connects.
@@ -173,11 +181,7 @@ class ClientConfig(_CommonConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:
-            object.__setattr__(self, "verify_profile", VerifyProfile(self.verify_profile))
-        except ValueError:
-            choices = ", ".join(repr(p.value) for p in VerifyProfile)
-            raise ConfigError(f"verify_profile must be one of {choices}") from None
+        object.__setattr__(self, "verify_profile", _profile(self.verify_profile, ""))
         if not 512 <= self.min_rsa_bits <= 16384:
             raise ConfigError("min_rsa_bits must be between 512 and 16384")
         if self.psk_modes is not None:
@@ -233,6 +237,9 @@ class ServerConfig(_CommonConfig):
     prefer_server_ciphers: bool = True
     client_auth: ClientAuth = ClientAuth.NONE
     client_cafile: str | Path | None = None
+    # Rules for client certificates: "openssl" (the default; what OpenSSL accepts, X.509
+    # version 1 certificates included) or "webpki" (the CA/Browser Forum profile).
+    client_verify_profile: VerifyProfile = VerifyProfile.OPENSSL
     # Resumption (RFC 5246 session IDs, RFC 5077 tickets, RFC 8446 PSK) is on by default, as in
     # OpenSSL: an in-memory session cache and an in-memory rotating ticket keyring. Pass
     # session_store=None and/or ticket_keyring=None to turn either off.
@@ -284,6 +291,9 @@ class ServerConfig(_CommonConfig):
             )
         if self.session_timeout <= 0:
             raise ConfigError("session_timeout must be positive")
+        object.__setattr__(
+            self, "client_verify_profile", _profile(self.client_verify_profile, "client_")
+        )
         if self.max_ticket_age_skew < 0:
             raise ConfigError("max_ticket_age_skew must not be negative")
         if not 0 <= self.num_tickets <= 16:

@@ -255,10 +255,10 @@ def test_unreachable_target_exits_3_with_one_message() -> None:
     assert rc == 3
     a = address(doc, f"127.0.0.1:{port}")
     assert a["reachable"] is False and a["mechanisms"] == []
-    assert doc["errors"] == [f"cannot connect to 127.0.0.1:{port}: Connection refused"]
+    assert doc["errors"] == [f"cannot connect to 127.0.0.1:{port}: connection refused"]
     rc, out = check_cli(f"127.0.0.1:{port}", "--attempts", "1")
     assert rc == 3
-    assert out.strip() == f"error: cannot connect to 127.0.0.1:{port}: Connection refused", out
+    assert out.strip() == f"error: cannot connect to 127.0.0.1:{port}: connection refused", out
 
 
 def test_resolve_all_audits_every_address(everything: Peer) -> None:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
+from ..addresses import describe_os_error
 from ..config import ClientConfig
 from ..errors import TLSError
 from ..io.blocking import TLSSocket
@@ -110,8 +111,7 @@ def first_contact(endpoint: Endpoint, timeout: float, kind: ServerKind | None = 
         error = f"{endpoint.label}: no TLS handshake ({type(e).__name__}: {e})"
         return Contact(endpoint, False, error, None, _unknown("no TLS handshake"))
     except OSError as e:
-        reason = e.strerror or str(e) or type(e).__name__
-        error = f"cannot connect to {endpoint.label}: {reason}"
+        error = f"cannot connect to {endpoint.label}: {describe_os_error(e)}"
         return Contact(endpoint, False, error, None, _unknown("not reachable"))
     with tls:
         version = tls.info.version.label

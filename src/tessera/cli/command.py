@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import click
 
+from ..addresses import describe_os_error
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 EXIT_CODES_HELP = (
@@ -112,33 +114,6 @@ class Group(click.Group):
 
 
 # -- errors in words ------------------------------------------------------------------------
-
-_REASONS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset",
-    errno.ETIMEDOUT: "timed out",
-    errno.EHOSTUNREACH: "no route to host",
-    errno.ENETUNREACH: "network unreachable",
-    errno.EADDRINUSE: "address already in use",
-    errno.EADDRNOTAVAIL: "address not available on this machine",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-}
-
-
-def describe_os_error(error: OSError) -> str:
-    """An OSError in words, without ``[Errno N]``: "connection refused", "no such host"..."""
-    if isinstance(error, socket.gaierror):
-        if error.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
-            return "no such host (the name does not resolve)"
-        return f"the name does not resolve ({error.strerror})"
-    if isinstance(error, TimeoutError) and error.errno is None:
-        return "timed out"
-    if error.errno in _REASONS:
-        return _REASONS[error.errno]
-    text = error.strerror or str(error) or type(error).__name__
-    return text[:1].lower() + text[1:]
-
 
 UNREACHABLE_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH}

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import click
 from cryptography import x509
 
-from .command import Command, FiniteFloatRange, describe_os_error, target_error
+from ..addresses import describe_os_error
+from .command import Command, FiniteFloatRange, target_error
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ import time
 import click
 
 from ..fleet.cli import fleet_secret_command, list_command, redis_url_option, rotate_command
+from ..fleet.keyring import SourceState
 from ..fleet.secret import SOURCE_HELP
 from ..session.keyring import KeyFileFormat, TicketKey, read_key_file, write_key_file
-from .command import FiniteFloatRange, Group
+from .command import FiniteFloatRange, Group, Unreachable
 from .config_file import config_option
 from .files import write_private
 
@@ -156,6 +157,8 @@ def sync_command(redis_url: str, fleet_secret: str | None, redis_namespace: str,
         raise click.BadParameter(str(e), param_hint=e.option) from None
     if once:
         problem = runner.sync_once(agent, refresher)
+        if problem and agent.keyring.state is SourceState.UNAVAILABLE:
+            raise Unreachable(problem)  # exit status 3, as for any target out of reach
         if problem:
             raise click.ClickException(problem)
         return

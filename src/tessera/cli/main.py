@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import click
 
+from ..addresses import describe_os_error
 from ..errors import ConfigError, TLSError
 from ..extras import MissingExtra
 from .command import (
@@ -20,7 +21,6 @@ from .command import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     Group,
-    describe_os_error,
 )
 
 # name: (module, attribute, the one-line help shown by ``tessera --help``)

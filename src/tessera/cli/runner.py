@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from ..addresses import describe_os_error
 from ..errors import ConfigError, TLSError
 from ..fleet import supervisor
 from ..fleet.cli import FleetRuntime
@@ -29,7 +30,6 @@ from ..session.resumption.awaited import AsyncMemoryStore, AsyncSessionStore
 from ..session.store import MemoryStore
 from . import metrics as metrics_cli
 from . import serving
-from .command import describe_os_error
 from .options import keylog_option, read_password
 from .serve_config import Loaded, ServerOptions, in_option_words
 

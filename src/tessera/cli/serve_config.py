@@ -19,6 +19,7 @@ import click
 from ..addresses import parse_address
 from ..certs import CertifiedKey
 from ..config import ClientAuth, ServerConfig
+from ..crypto.x509 import VerifyProfile
 from ..errors import ConfigError
 from ..fleet.cli import FleetOptions
 from ..io.engine import EngineSettings
@@ -241,6 +242,11 @@ class ServeOptions(ServerOptions):
         None, "CA file for client certificates (loaded at start and on SIGHUP).",
         metavar="FILE", type=FILE,
     )  # fmt: skip
+    verify_profile: str = option(
+        "openssl", "Rules for client certificates: openssl (what OpenSSL accepts, X.509 "
+        "version 1 certificates included) or webpki (the CA/Browser Forum profile).",
+        type=click.Choice([p.value for p in reversed(VerifyProfile)]),
+    )  # fmt: skip
     client_cert_paths: tuple[str, ...] = option(
         (), "--www: requests under PREFIX need a client certificate, asked for after the "
         "request (TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication); repeatable; "
@@ -318,6 +324,7 @@ _OPTION_OF = {
     "rotation_interval": "--ticket-rotation",
     "client_auth": "--verify-client",
     "client_cafile": "--client-ca",
+    "client_verify_profile": "--verify-profile",
     "cipher_suites": "--ciphers/--ciphersuites",
     "alpn_protocols": "--alpn",
     "signature_schemes": "--sigalgs",
@@ -356,6 +363,7 @@ def build_server_config(opts: ServeOptions, loaded: Loaded) -> ServerConfig:
         legacy_sha1_signatures=opts.legacy_sha1,
         client_auth=ClientAuth(opts.verify_client),
         client_cafile=opts.client_ca,
+        client_verify_profile=VerifyProfile(opts.verify_profile),
         client_renegotiation=opts.client_renegotiation,
     )
 

@@ -54,6 +54,10 @@ def load_certificates(files: ServeFiles) -> tuple[CertifiedKey, ...]:
     except ConfigError as e:
         if files.password is None and "encrypted" in str(e):
             raise ConfigError(f"{e}; give its password with --pass") from None
+        if "Incorrect password" in str(e):
+            raise ConfigError(f"{e}; check --pass") from None
+        if not files.keys and "expected a PEM private key" in str(e):
+            raise ConfigError(f"{e}; give the key file with --key FILE") from None
         raise
 
 

@@ -31,7 +31,7 @@ from enum import Enum
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName, IPAddress
@@ -132,7 +132,26 @@ def ca_subjects(path: str | Path) -> tuple[bytes, ...]:
 
 @functools.lru_cache(maxsize=8)
 def _store_for(version: tuple[str, int, int], system: bool = False) -> Store:
-    return Store(load_pem_certificates(version[0], skip_unreadable=system))
+    certs = load_pem_certificates(version[0], skip_unreadable=system)
+    store = Store(certs)
+    with _load_lock:
+        _anchor_sets[id(store)] = (store, tuple(certs))
+        while len(_anchor_sets) > _MAX_ANCHOR_SETS:
+            del _anchor_sets[next(iter(_anchor_sets))]
+    return store
+
+
+# The certificates of each store made here (a Store does not list them), for the version 1
+# leaves the openssl profile accepts: their issuer may be an anchor. Keyed by id, the store kept
+# beside them so that a reused id is told apart; the oldest go first.
+_MAX_ANCHOR_SETS = 32
+_anchor_sets: dict[int, tuple[Store, tuple[x509.Certificate, ...]]] = {}
+
+
+def _anchors(store: Store) -> tuple[x509.Certificate, ...]:
+    with _load_lock:
+        entry = _anchor_sets.get(id(store))
+    return entry[1] if entry is not None and entry[0] is store else ()
 
 
 def system_bundle_path() -> str:
@@ -321,7 +340,10 @@ _SERVER_HINTS = _Hints(
     "--verify-profile openssl (ClientConfig(verify_profile='openssl'))",
 )
 _CLIENT_HINTS = _Hints(
-    "client", "trust its CA with --client-ca FILE (ServerConfig(client_cafile=FILE))", None, None
+    "client",
+    "trust its CA with --client-ca FILE (ServerConfig(client_cafile=FILE))",
+    None,
+    "--verify-profile openssl (ServerConfig(client_verify_profile='openssl'))",
 )
 
 
@@ -332,12 +354,89 @@ def _subject(name: DNSName | IPAddress | None) -> str:
 def _verify(chain: list[x509.Certificate], store: Store, now: datetime.datetime,
             profile: VerifyProfile, purpose: str,
             subject: DNSName | IPAddress | None) -> None:  # fmt: skip
+    if _is_v1(chain[0]) and profile is VerifyProfile.OPENSSL and purpose == "client":
+        _verify_v1_leaf(chain, store, now, purpose)
+        return
     ca, ee = _policies(profile, purpose, subject is not None)
     builder = PolicyBuilder().store(store).time(now).extension_policies(ca_policy=ca, ee_policy=ee)
     if subject is not None:
         builder.build_server_verifier(subject).verify(chain[0], chain[1:])
     else:
         builder.build_client_verifier().verify(chain[0], chain[1:])
+
+
+# -- X.509 version 1 client certificates under the openssl profile ---------------------------
+# cryptography's verifier takes version 3 certificates only. OpenSSL also takes a version 1
+# certificate (what `openssl x509 -req` makes without -extfile): as a leaf it has no extensions,
+# so nothing restricts its use; as a CA only when it is a self-signed trust anchor. For such a leaf
+# the issuer is found here (a trust anchor, else a certificate the client sent), the leaf's
+# signature and validity are checked here, and the issuer's own path to an anchor by
+# cryptography's verifier under the CA rules of the profile.
+
+
+def _is_v1(cert: x509.Certificate) -> bool:
+    return cert.version is x509.Version.v1
+
+
+def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` signed ``cert`` (its name and its signature)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _valid_at(cert: x509.Certificate, now: datetime.datetime) -> bool:
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _verify_v1_leaf(chain: list[x509.Certificate], store: Store, now: datetime.datetime,
+                    purpose: str) -> None:  # fmt: skip
+    """The openssl profile's check of a chain whose leaf is a version 1 certificate; raises
+    VerificationError worded as cryptography's, for :func:`explain`."""
+    leaf, sent = chain[0], chain[1:]
+    anchor = next((a for a in _anchors(store) if _issued(leaf, a)), None)
+    issuer = anchor or next((c for c in sent if _issued(leaf, c) and not _is_v1(c)), None)
+    if issuer is None:  # as OpenSSL, an unknown issuer before the dates
+        raise VerificationError("validation failed: all candidates exhausted")
+    for cert in (leaf, issuer):
+        if not _valid_at(cert, now):
+            raise VerificationError(
+                "validation failed: cert is not valid at validation time (encountered "
+                f"processing <Certificate(subject=<Name({cert.subject.rfc4514_string()})>"
+            )
+    ca, _ = _policies(VerifyProfile.OPENSSL, purpose, False)
+    builder = PolicyBuilder().store(store).time(now)
+    if anchor is None:  # a CA the client sent: its path to an anchor, under the CA rules
+        others = [c for c in sent if c is not issuer]
+        builder.extension_policies(ca_policy=ca, ee_policy=ca).build_client_verifier().verify(
+            issuer, others
+        )
+    elif not _is_v1(anchor) or anchor.issuer != anchor.subject:
+        # OpenSSL: a version 1 anchor is a CA if it is self-signed; any other must say it is
+        policy = builder.build_client_verifier().policy
+        try:
+            if _is_v1(anchor):
+                raise ValueError(f"{_who(anchor)} is an X.509 version 1 certificate issued by "
+                                 "another: it cannot be a CA")  # fmt: skip
+            if _extension(anchor, x509.BasicConstraints) is None:
+                raise ValueError(f"{_who(anchor)} has no basicConstraints extension, which "
+                                 "every CA requires")  # fmt: skip
+            _ca_basic_constraints(policy, anchor, _extension(anchor, x509.BasicConstraints))
+            _ca_key_usage(policy, anchor, _extension(anchor, x509.KeyUsage))
+            _eku_allows(purpose)(policy, anchor, _extension(anchor, x509.ExtendedKeyUsage))
+        except ValueError as e:
+            raise VerificationError(
+                f"validation failed: Python extension validator failed: ValueError: {e}"
+            ) from None
 
 
 def _check(chain: list[x509.Certificate], store: Store, now: datetime.datetime,

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..cli.command import Command, FiniteFloatRange, Unreachable, describe_os_error
+from ..addresses import describe_os_error
+from ..cli.command import Command, FiniteFloatRange, Unreachable
 from ..errors import ConfigError, StoreError
 from ..session.store import MemoryStore
 from . import supervisor

@@ -170,5 +170,6 @@ def verified_client_chain(
     """The client's certificate chain, parsed and validated against ``client_cafile`` (the
     one place that does it: TLS 1.2, TLS 1.3 and post-handshake authentication)."""
     chain = parse_chain(chain_der)
-    verify_client_chain(chain, config.client_trust_store(), utc_clock(config.clock))
+    verify_client_chain(chain, config.client_trust_store(), utc_clock(config.clock),
+                        profile=config.client_verify_profile)  # fmt: skip
     return tuple(chain)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, cast
 
+from ..addresses import describe_os_error
 from . import proxy_protocol
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Relay(asyncio.Protocol):
             self._unreachable("timed out")
             return
         except OSError as e:
-            self._unreachable(str(e))
+            self._unreachable(describe_os_error(e))
             return
         finally:
             if self._deadline is not None:

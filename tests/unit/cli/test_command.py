@@ -11,10 +11,10 @@ import socket
 import click
 import pytest
 
+from tessera.addresses import describe_os_error
 from tessera.cli.command import (
     EXIT_UNREACHABLE,
     FiniteFloatRange,
-    describe_os_error,
     is_unreachable,
     option_name,
     target_error,
