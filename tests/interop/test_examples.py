@@ -15,7 +15,8 @@ Blocks by language:
 
 What else holds: no block waits with a fixed ``sleep`` (it waits for a port, a banner or a
 condition, with a timeout); the set-up commands (venv, ``pip install``, ``scripts/test``) are
-not run but must be the quick start's, word for word; every file an example writes is one
+not run but must be the quick start's, word for word, and the install lines from the package
+index (``pip install 'tessera-tls[fleet]'``) name extras that exist; every file an example writes is one
 ``.gitignore`` covers in the repository root, and a page writes files only after
 ``cd "$(mktemp -d)"`` unless they are the quick start's own.
 """
@@ -49,6 +50,8 @@ CHECK = ("toml", "json", "javascript")
 SHOWN = ("text", "ini", "nginx", "mermaid")
 DEFAULT_PORT = "4433"
 SETUP = ("python3 -m venv .venv", ". .venv/bin/activate", "pip install -e .", "scripts/test")
+# pip install tessera-tls, pip install 'tessera-tls[fleet]': from the index, never run here.
+INSTALL = re.compile(r"pip install (tessera-tls|'tessera-tls\[([a-z,]+)\]')")
 # Commands the suite runs itself (tests/docs/test_site.py builds the site), not run again here.
 SUITE = ('mkdocs build --strict --site-dir "$(mktemp -d)"',)
 TEMP_DIR = 'cd "$(mktemp -d)"'
@@ -81,11 +84,24 @@ ALL = [b for page in PAGES for b in blocks(page)]
 RUNNABLE = [b for b in ALL if b.lang in RUN]
 
 
+HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
+
+
 def commands(code: str) -> Iterator[str]:
     """The commands of an sh block: one per line (a trailing backslash continues it),
-    ``a && b`` split."""
-    for line in code.replace("\\\n", " ").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
+    ``a && b`` split; a here-document (``cat > f <<'EOF'`` ... ``EOF``) is one command, its
+    lines and all."""
+    lines = iter(code.replace("\\\n", " ").splitlines())
+    for line in lines:
+        heredoc = HEREDOC.search(line)
+        if heredoc:
+            body = []
+            for body_line in lines:
+                body.append(body_line)
+                if body_line.strip() == heredoc[1]:
+                    break
+            yield "\n".join([line.strip(), *body])
+        elif line.strip() and not line.lstrip().startswith("#"):
             command = line.split("  # ", 1)[0]  # a comment after the command
             yield from (part.strip() for part in command.split(" && "))
 
@@ -108,7 +124,7 @@ def remap_ports(code: str) -> str:
         ports.setdefault(m[2], str(free_port()))
         return m[1] + ports[m[2]]
 
-    return re.sub(r"(:|-p |--port |-accept |http\.server )(\d{4})\b", new, code)
+    return re.sub(r"(:|-p |--port |-accept |http\.server |port = )(\d{4})\b", new, code)
 
 
 # -- what every page must be --------------------------------------------------------------------
@@ -152,9 +168,23 @@ def test_setup_commands_are_the_ones_ci_runs() -> None:
     assert "\nscripts/test\n" in ci
     for page in PAGES:
         pip = [c for c in page_commands(page) if c.startswith(("pip ", "python3 -m venv"))]
-        assert set(pip) <= set(SETUP), (
+        assert {c for c in pip if not INSTALL.fullmatch(c)} <= set(SETUP), (
             f"{page.name}: a set-up command that is not the quick start's"
         )
+
+
+def test_install_lines_name_the_distribution_and_its_extras() -> None:
+    """``pip install tessera-tls`` (tessera on the index is another project), with extras that
+    pyproject.toml defines."""
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                 ["optional-dependencies"])  # fmt: skip
+    lines = [c for page in PAGES for c in page_commands(page) if c.startswith("pip install t")]
+    assert lines, "no page says how to install from the package index"
+    for line in lines:
+        m = INSTALL.fullmatch(line)
+        assert m, f"{line!r}: install the distribution tessera-tls"
+        named = set(m[2].split(",")) if m[2] else set()
+        assert named <= extras, f"{line!r}: no such extra (there are {sorted(extras)})"
 
 
 # -- running them -------------------------------------------------------------------------------
@@ -215,12 +245,14 @@ def run_block(block: Block, run: PageRun) -> str:
         for c in commands(code):
             if c == TEMP_DIR:
                 run.in_temp_dir = True  # the test's directory is one already
+            elif INSTALL.fullmatch(c):
+                continue  # (from the package index: the suite runs this tree)
             elif c not in SETUP + SUITE and (mine or not c.startswith("tessera serve")):
                 lines.append(c)
         if not lines:
             return ""
         for c in lines:
-            word = shlex.split(c)[0]
+            word = shlex.split(c.splitlines()[0])[0]
             if word not in SHELL:
                 require_program(word)
         # Background jobs the block leaves behind are stopped when it ends.
@@ -251,7 +283,7 @@ def ignored_in_root(path: Path) -> bool:
 def check_output(block: Block, out: str) -> None:
     """What some examples must print, beyond ending well."""
     code = block.code
-    if "-reconnect" in code:
+    if re.search(r"s_client .*-reconnect", code):
         assert out.count("Reused, TLSv1.2") == 5 and "New, TLSv1.2" in out, out
     if "conn.start_handshake()" in code and "socket.create_connection" in code:  # sans-I/O
         assert re.search(r"^TLSv1\.3 TLS_AES_\w+ False$", out, re.M), out
@@ -260,6 +292,15 @@ def check_output(block: Block, out: str) -> None:
         assert out.splitlines() == ["b'HTTP/1.0 200 ok' None", "b'HTTP/1.0 200 ok' psk"], out
     if "-sess_in" in code:  # a session made on one node resumes on the other
         assert "Reused, TLSv1.2" in out, out
+    if "tessera connect" in code and "--json" in code:  # an object a line, each handshake
+        handshakes = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert [h["resumed"] for h in handshakes] == [False] + [True] * 5, out
+        assert all(h["certificates"][0]["subject"] == "CN=localhost" for h in handshakes), out
+    if "--showcerts" in code and "openssl x509" in code:  # the chain, in PEM openssl reads
+        assert re.search(r"^subject=CN ?= ?localhost$", out, re.M), out
+        assert "notAfter=" in out, out
+    if "--config" in code and "--tls1-2" in code:  # the command line overrides the file
+        assert "New, TLSv1.2" in out, out
 
 
 @pytest.mark.parametrize(
