@@ -110,6 +110,14 @@ def page_commands(page: Path) -> list[str]:
     return [c for b in blocks(page) if b.lang == "sh" for c in commands(b.code)]
 
 
+def page_server(command: str) -> bool:
+    """The quick start's ``tessera serve``: in the foreground, serving until stopped (not a
+    background job, nor a line that shows an error: ``tessera serve --bad || echo ...``)."""
+    return (
+        command.startswith("tessera serve") and not command.endswith("&") and " || " not in command
+    )
+
+
 def own_servers(code: str) -> bool:
     """A block that starts its own servers in the background."""
     return any(c.endswith("&") for c in commands(code))
@@ -211,9 +219,7 @@ def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     wrapper = tools / "bin" / "tessera"
     wrapper.write_text(WRAPPER)
     wrapper.chmod(0o755)
-    serve = [
-        c for c in page_commands(path) if c.startswith("tessera serve") and not c.endswith("&")
-    ]
+    serve = [c for c in page_commands(path) if page_server(c)]
     assert len(serve) <= 1, serve
     if not serve:
         yield PageRun(work, tools, None)
@@ -247,7 +253,7 @@ def run_block(block: Block, run: PageRun) -> str:
                 run.in_temp_dir = True  # the test's directory is one already
             elif INSTALL.fullmatch(c):
                 continue  # (from the package index: the suite runs this tree)
-            elif c not in SETUP + SUITE and (mine or not c.startswith("tessera serve")):
+            elif c not in SETUP + SUITE and (mine or not page_server(c)):
                 lines.append(c)
         if not lines:
             return ""
@@ -301,6 +307,15 @@ def check_output(block: Block, out: str) -> None:
         assert "notAfter=" in out, out
     if "--config" in code and "--tls1-2" in code:  # the command line overrides the file
         assert "New, TLSv1.2" in out, out
+    if "tessera proxy --config" in code:  # the file's backend, log format and version
+        assert "200" in out.splitlines() and '"version":"TLSv1.3"' in out, out
+    if "tessera keys sync --config" in code:  # the files of the table's "to"
+        assert "haproxy.keys" in out and "ticket.2.key" in out, out
+    if "tessera connect 127.0.0.1:9 " in code:  # errors name the target or the option
+        assert "127.0.0.1:9: connection refused\nexit status 3" in out, out
+        assert "--port takes one value, given 2 times: give it once\nexit status 2" in out, out
+    if "prot = " in code:  # a mistake in a file: where, what, and the usage status
+        assert "tessera.toml, line 3: unknown key 'prot'" in out and "exit status 2" in out, out
 
 
 @pytest.mark.parametrize(
