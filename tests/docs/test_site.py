@@ -19,6 +19,7 @@ import click
 import pytest
 
 import tessera
+from tessera.cli import command
 from tessera.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +85,52 @@ def test_readme_links_resolve() -> None:
         assert target.is_file(), f"README links to {path}, which does not exist"
         if anchor:
             assert anchor in anchors(target), f"README links to {path}#{anchor}: no such heading"
+
+
+# -- what the pages quote from the program ------------------------------------------------------
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def quoted(pattern: str) -> list[tuple[str, str]]:
+    """(page, line) for every line of the pages that matches ``pattern``."""
+    return [(page.name, m[0]) for page in PAGES
+            for m in re.finditer(pattern, page.read_text(), re.M)]  # fmt: skip
+
+
+def test_the_missing_extra_lines_are_what_the_program_prints(tmp_path: Path) -> None:
+    """The pages quote the one line a feature prints when its extra is not installed: run the
+    program with redis-py and prometheus-client unimportable and compare."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['redis'] = None\nsys.modules['prometheus_client'] = None\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), *sys.path])}
+    printed = set()
+    for args in (["--redis", "redis://127.0.0.1:9", "--fleet-secret", "none"],
+                 ["--metrics", "127.0.0.1:0"]):  # fmt: skip
+        argv = [sys.executable, "-m", "tessera.cli.main", "serve", "--port", "0", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
+                              check=False)  # fmt: skip
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        printed.add(proc.stderr.strip())
+    lines = quoted(r"^tessera serve: error: .* is not installed: pip install .*$")
+    assert len(lines) >= 2, lines
+    for page, line in lines:
+        assert line in printed, f"{page} quotes {line!r}; the program prints {printed}"
+
+
+def test_the_exit_code_tables_are_the_program_s() -> None:
+    """README and the command-line page list the exit statuses tessera.cli.command defines."""
+    codes = {
+        command.EXIT_OK, command.EXIT_FAILURE, command.EXIT_USAGE, command.EXIT_UNREACHABLE,
+        command.EXIT_INTERRUPTED,
+    }  # fmt: skip
+    for page in (ROOT / "README.md", ROOT / "docs" / "cli.md"):
+        table = re.search(r"^\| status \| meaning \|\n\|---\|---\|\n((?:\|.*\n)+)", page.read_text(),
+                          re.M)  # fmt: skip
+        assert table, f"{page.name} has no exit status table"
+        rows = {int(row.split("|")[1]) for row in table[1].splitlines()}
+        assert rows == codes, f"{page.name}: {sorted(rows)}, the program: {sorted(codes)}"
+    assert "3 a target could not be reached" in command.EXIT_CODES_HELP

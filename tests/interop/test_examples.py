@@ -300,9 +300,15 @@ def check_output(block: Block, out: str) -> None:
         assert "Reused, TLSv1.2" in out, out
     if "tessera connect" in code and "--json" in code:  # an object a line, each handshake
         handshakes = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        assert [h["resumed"] for h in handshakes] == [False] + [True] * 5, out
+        resumed = [False] + [True] * 5 if "--reconnect" in code else [False]
+        assert [h["resumed"] for h in handshakes] == resumed, out
         assert all(h["certificates"][0]["subject"] == "CN=localhost" for h in handshakes), out
-    if "--showcerts" in code and "openssl x509" in code:  # the chain, in PEM openssl reads
+        if "-fingerprint -sha256" in code:  # the same certificate, as openssl reads its PEM
+            fingerprint = re.search(r"^sha256 Fingerprint=([0-9A-F:]+)$", out, re.M)
+            assert fingerprint, out
+            sha256 = handshakes[0]["certificates"][0]["sha256"]
+            assert fingerprint[1].replace(":", "") == sha256, out
+    if "--showcerts" in code and "x509 -noout -subject" in code:  # a PEM chain openssl reads
         assert re.search(r"^subject=CN ?= ?localhost$", out, re.M), out
         assert "notAfter=" in out, out
     if "--config" in code and "--tls1-2" in code:  # the command line overrides the file
