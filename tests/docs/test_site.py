@@ -133,4 +133,3 @@ def test_the_exit_code_tables_are_the_program_s() -> None:
         assert table, f"{page.name} has no exit status table"
         rows = {int(row.split("|")[1]) for row in table[1].splitlines()}
         assert rows == codes, f"{page.name}: {sorted(rows)}, the program: {sorted(codes)}"
-    assert "3 a target could not be reached" in command.EXIT_CODES_HELP

@@ -4,10 +4,12 @@ Blocks by language:
 
 * ``sh`` and ``python`` run, page by page, in order, in one temporary directory per page. A
   ``tessera serve`` line that is not a background job (the quick start's) is the page's server:
-  this test starts it (on a free port instead of 4433) and the page's blocks talk to it. A block
-  that starts servers of its own in the background (``... &``) runs whole, every port it names
-  moved to a free one, and whatever it left running is stopped when it ends. Each Python block
-  runs in its own interpreter and must end by itself. ``tessera`` is this tree's CLI.
+  this test starts it (on a free port instead of 4433) and the page's blocks talk to it (a
+  ``tessera serve ... || echo`` line shows an error, and runs). A block that starts servers of
+  its own in the background (``... &``) runs whole, every port it names (in a here-document
+  too: ``port = 4434``) moved to a free one, and whatever it left running is stopped when it
+  ends. Each Python block runs in its own interpreter and must end by itself. ``tessera`` is
+  this tree's CLI.
 * ``toml`` and ``json`` are parsed, ``javascript`` is checked by ``node --check``.
 * ``text`` (output, usage), ``ini``, ``nginx`` (configuration excerpts) and ``mermaid``
   (diagrams) are not run; any other language, or a fence that is indented (inside a list or an
@@ -16,9 +18,9 @@ Blocks by language:
 What else holds: no block waits with a fixed ``sleep`` (it waits for a port, a banner or a
 condition, with a timeout); the set-up commands (venv, ``pip install``, ``scripts/test``) are
 not run but must be the quick start's, word for word, and the install lines from the package
-index (``pip install 'tessera-tls[fleet]'``) name extras that exist; every file an example writes is one
-``.gitignore`` covers in the repository root, and a page writes files only after
-``cd "$(mktemp -d)"`` unless they are the quick start's own.
+index (``pip install 'tessera-tls[fleet]'``, not run either) name extras that exist; every file
+an example writes is one ``.gitignore`` covers in the repository root, and a page writes files
+only after ``cd "$(mktemp -d)"`` unless they are the quick start's own.
 """
 
 from __future__ import annotations
