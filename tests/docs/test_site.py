@@ -133,3 +133,10 @@ def test_the_exit_code_tables_are_the_program_s() -> None:
         assert table, f"{page.name} has no exit status table"
         rows = {int(row.split("|")[1]) for row in table[1].splitlines()}
         assert rows == codes, f"{page.name}: {sorted(rows)}, the program: {sorted(codes)}"
+
+
+def test_the_readme_stays_a_front_page() -> None:
+    """What it is, why, the quick start, an example per capability and links (issue 22: at most
+    25 KB); the manual is the site."""
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 25 * 1024, f"README.md is {size} bytes: move detail into docs/"
