@@ -20,6 +20,7 @@ import pytest
 
 import tessera
 from tessera.cli import command
+from tessera.cli.config_file import options_by_key
 from tessera.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +141,22 @@ def test_the_readme_stays_a_front_page() -> None:
     25 KB); the manual is the site."""
     size = len((ROOT / "README.md").read_bytes())
     assert size <= 25 * 1024, f"README.md is {size} bytes: move detail into docs/"
+
+
+def test_the_configuration_keys_the_pages_name_exist() -> None:
+    """Every ``key = value`` a page shows in prose is a key of the [serve], [proxy] or
+    [keys.sync] table (a renamed option would leave the page naming a key that is refused)."""
+    keys: set[str] = set()
+    for path in (["serve"], ["proxy"], ["keys", "sync"]):
+        ctx = click.Context(cli, info_name="tessera")
+        found: click.Command | None = cli
+        for name in path:
+            assert isinstance(found, click.Group)
+            found = found.get_command(ctx, name)
+        assert found is not None, path
+        keys |= set(options_by_key(found))
+    named = quoted(r"`([a-z][a-z0-9-]*) = [^`]+`")
+    assert len(named) >= 10, named
+    for page, text in named:
+        key = text.strip("`").split(" = ")[0]
+        assert key in keys, f"{page} shows {text}: no option is called --{key}"
