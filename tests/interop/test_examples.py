@@ -237,45 +237,70 @@ def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         assert "Traceback" not in server.output()
 
 
+# A server of the block's found its port taken between free_port() and its start (the box is
+# shared with other suites): the block runs again on other ports, what it wrote removed.
+PORT_TAKEN = re.compile(r"address already in use", re.I)
+ATTEMPTS = 3
+
+
+def block_argv(block: Block, run: PageRun, code: str, mine: bool) -> list[str] | None:
+    """The program that runs ``code`` (``block`` with its ports set), None when nothing in it
+    is to be run here."""
+    if block.lang == "python":
+        return [sys.executable, "-c", code]
+    lines = []
+    for c in commands(code):
+        if c == TEMP_DIR:
+            run.in_temp_dir = True  # the test's directory is one already
+        elif INSTALL.fullmatch(c):
+            continue  # (from the package index: the suite runs this tree)
+        elif c not in SETUP + SUITE and (mine or not page_server(c)):
+            lines.append(c)
+    if not lines:
+        return None
+    for c in lines:
+        word = shlex.split(c.splitlines()[0])[0]
+        if word not in SHELL:
+            require_program(word)
+    # Background jobs the block leaves behind are stopped when it ends.
+    cleanup = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
+    return ["bash", "-euo", "pipefail", "-c", cleanup + "\n".join(lines)]
+
+
 def run_block(block: Block, run: PageRun) -> str:
     mine = block.lang == "sh" and own_servers(block.code)
-    if mine:
-        code = remap_ports(block.code)
-    else:
+    if not mine:
         assert run.port is not None or DEFAULT_PORT not in block.code, (
             f"{block.name} talks to port {DEFAULT_PORT}, and its page starts no server there"
         )
-        code = block.code.replace(DEFAULT_PORT, run.port or DEFAULT_PORT)
-    if block.lang == "python":
-        argv = [sys.executable, "-c", code]
-    else:
-        lines = []
-        for c in commands(code):
-            if c == TEMP_DIR:
-                run.in_temp_dir = True  # the test's directory is one already
-            elif INSTALL.fullmatch(c):
-                continue  # (from the package index: the suite runs this tree)
-            elif c not in SETUP + SUITE and (mine or not page_server(c)):
-                lines.append(c)
-        if not lines:
-            return ""
-        for c in lines:
-            word = shlex.split(c.splitlines()[0])[0]
-            if word not in SHELL:
-                require_program(word)
-        # Background jobs the block leaves behind are stopped when it ends.
-        cleanup = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
-        argv = ["bash", "-euo", "pipefail", "-c", cleanup + "\n".join(lines)]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
         "PATH": f"{run.tools / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    # (peers.run: whatever the block leaves running dies with it, even when it times out)
-    proc = run_isolated(argv, cwd=run.work, timeout=240 if mine else 60, env=env, merge=False)
-    out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-    assert proc.returncode == 0, f"{block.name} failed:\n{code}\n{out}\n{err}"
-    return out
+    for attempt in range(1, ATTEMPTS + 1):
+        code = (
+            remap_ports(block.code)
+            if mine
+            else block.code.replace(DEFAULT_PORT, run.port or DEFAULT_PORT)
+        )
+        argv = block_argv(block, run, code, mine)
+        if argv is None:
+            return ""
+        before = set(run.work.rglob("*"))
+        # (peers.run: whatever the block leaves running dies with it, even when it times out)
+        proc = run_isolated(argv, cwd=run.work, timeout=240 if mine else 60, env=env, merge=False)
+        out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+        if proc.returncode == 0:
+            return out
+        if not (mine and PORT_TAKEN.search(out + err)) or attempt == ATTEMPTS:
+            break
+        for path in sorted(set(run.work.rglob("*")) - before, reverse=True):  # children first
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
+    pytest.fail(f"{block.name} failed:\n{code}\n{out}\n{err}")
 
 
 def files(d: Path) -> set[Path]:
