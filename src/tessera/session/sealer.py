@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..crypto.key_schedule import hmac_digest
+from ..crypto.mac import hmac_digest
 from .keyring import TicketKeySource
 from .model import ServerSession, SessionDecodeError
 from .resumption.vocabulary import FallbackReason
