@@ -198,11 +198,17 @@ class TesseraServer:
     def handle(self, sock: socket.socket, payload: bytes) -> tuple[bool, int, float, float]:
         from tessera import TLSSocket
 
+        # Served as the library's TLSServer serves a connection: a blocking socket whose kernel
+        # receive timeout (SO_RCVTIMEO, set once by do_handshake) bounds every wait, then an idle
+        # timeout. A Python socket timeout (settimeout) would add a poll() before every read
+        # and write: 6 syscalls per connection here.
+        sock.settimeout(None)
         tls = TLSSocket.wrap_server(sock, self.config, handshake_timeout=10.0)
         try:
             t0 = time.process_time()
             info = tls.do_handshake()
             hs = time.process_time() - t0
+            tls.set_idle_timeout(10.0)
 
             def recv_some() -> int:
                 return len(tls.recv(RECV_SIZE))

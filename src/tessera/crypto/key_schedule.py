@@ -33,6 +33,9 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 _PREFIXES: dict[tuple[bytes, int], bytes] = {}
 # The whole HKDF-Expand input for an empty context, counter byte included (one block).
 _EMPTY_INFO: dict[tuple[bytes, int], bytes] = {}
+# Derive-Secret's HkdfLabel up to the context (its length byte included), by (label, output
+# length, context length).
+_DERIVE_INFO: dict[tuple[bytes, int, int], bytes] = {}
 
 
 def _label_prefix(label: bytes, length: int) -> bytes:
@@ -135,7 +138,10 @@ class KeySchedule:
 
     def derive(self, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret(current secret, label, messages) given the messages' hash."""
-        info = _label_prefix(label, self.hash_len) + bytes((len(transcript_hash),))
+        key = (label, self.hash_len, len(transcript_hash))
+        info = _DERIVE_INFO.get(key)
+        if info is None:
+            info = _DERIVE_INFO[key] = _label_prefix(label, key[1]) + bytes((key[2],))
         return self._stage_key().mac(info + transcript_hash + b"\x01")
 
     def _advance(self, ikm: bytes | None) -> None:
