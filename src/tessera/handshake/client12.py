@@ -39,6 +39,7 @@ from ..errors import (
     UnsupportedExtension,
 )
 from ..events import ServerHelloReceived, SessionTicketReceived
+from ..frozen import quick_init
 from ..messages import (
     Certificate12,
     CertificateRequest12,
@@ -74,6 +75,7 @@ class _Client12(ClientState):
     ignores_hello_request = True
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Hello12:
     """The ServerHello read: what the rest of the handshake is checked against."""
@@ -315,6 +317,7 @@ class ExpectCertificateRequestOrDone(_Client12):
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Finish12:
     hello: Hello12

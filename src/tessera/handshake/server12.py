@@ -47,6 +47,7 @@ from ..crypto.suites import BY_CODE, KeyExchange
 from ..crypto.x509 import leaf_public_key, parse_chain
 from ..enums import CertificateType, ClientAuth, HandshakeType, ProtocolVersion
 from ..errors import HandshakeFailure, IllegalParameter
+from ..frozen import quick_init
 from ..messages import (
     Certificate12,
     CertificateRequest12,
@@ -104,6 +105,7 @@ def start(
     return drive(ctx, outcome, Answer12(hello, alpn, started, secure))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer12:
     """What the ServerHello will say, once resumption is decided."""
@@ -124,6 +126,7 @@ class Answer12:
         return ctx.config.encrypt_then_mac and self.hello.etm
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Finish12:
     """What the end of the handshake needs: the keys, and what to tell the client."""
@@ -168,6 +171,7 @@ def _abbreviated(ctx: ServerContext, a: Answer12, d: ResumptionDecision,
 
 
 # -- full handshake -------------------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Hello12:
     """After our first flight of a full handshake: what the client's flight is checked against."""
@@ -436,6 +440,7 @@ class ExpectFinished(ServerState):
         return _finish_full(ctx, f, expected, cached=False)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionStored:
     """Waiting for the store to take the session under its id (before our Finished)."""

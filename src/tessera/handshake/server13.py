@@ -53,6 +53,7 @@ from ..errors import (
     MissingExtension,
     UnexpectedMessage,
 )
+from ..frozen import quick_init
 from ..messages import (
     Certificate13,
     CertificateEntry,
@@ -102,6 +103,7 @@ from .traffic13 import (
 MIN_EARLY_SKIP = 1 << 16
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Retry:
     """What the HelloRetryRequest fixed, for checking the second ClientHello."""
@@ -230,6 +232,7 @@ class BinderVerifier:
 
 
 # -- after the decision -------------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer13:
     """Everything the server's first flight needs, once resumption is decided."""
@@ -473,6 +476,7 @@ class ClientAuthFlow(Protocol):
     def negotiated(self) -> Negotiated13: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Final13:
     """The rest of the handshake: the client's second flight, then the tickets."""
@@ -493,6 +497,7 @@ class Final13:
         return ExpectFinished(flow)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HandshakeFlow:
     """The client's second flight of the handshake."""
