@@ -9,12 +9,14 @@ from cryptography import x509
 
 from .crypto.suites import CipherSuite
 from .enums import ProtocolVersion
+from .frozen import quick_init
 
 if TYPE_CHECKING:
     from .session.model import ClientSession
     from .session.resumption import Mechanism, ResumptionDecision, StoreLookup, StoreWrite
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     """What the handshake negotiated."""
@@ -42,11 +44,13 @@ class ConnectionInfo:
     handshake_time: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HandshakeCompleted:
     info: ConnectionInfo
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RenegotiationCompleted:
     """A TLS 1.2 renegotiation (a new handshake inside the open connection) finished; ``info``
@@ -62,6 +66,7 @@ class RenegotiationCompleted:
     session_offered: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RenegotiationDeclined:
     """The peer answered our request to renegotiate with a warning no_renegotiation alert: the
@@ -69,6 +74,7 @@ class RenegotiationDeclined:
     client: the server refused our ClientHello)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PostHandshakeAuthCompleted:
     """TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2) finished on our side: the client
@@ -79,6 +85,7 @@ class PostHandshakeAuthCompleted:
     certificate_sent: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ApplicationData:
     data: bytes
@@ -86,6 +93,7 @@ class ApplicationData:
     early: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The peer will send no more data: it sent close_notify, or (``close_notify=False``) the
@@ -96,6 +104,7 @@ class ConnectionClosed:
     close_notify: bool = True
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionTicketReceived:
     """A client learned a session it can resume later (also stored in its session cache)."""
@@ -106,6 +115,7 @@ class SessionTicketReceived:
     lifetime_hint: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerHelloReceived:
     """Client side: the server's answer to our ClientHello, kept as evidence of what it did
@@ -120,11 +130,13 @@ class ServerHelloReceived:
     hello_retry: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EarlyDataRejected:
     """The server refused our 0-RTT data; it was not delivered and may be sent again."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyUpdated:
     """TLS 1.3 traffic keys were updated (``initiator`` is "local" or "peer")."""
@@ -132,6 +144,7 @@ class KeyUpdated:
     initiator: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResumptionDecided:
     """A server decided whether (and how) to resume the client's session, or why not."""
@@ -139,6 +152,7 @@ class ResumptionDecided:
     decision: ResumptionDecision
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionLookupRequired:
     """The server connection needs these store operations answered before it can go on.
@@ -152,6 +166,7 @@ class SessionLookupRequired:
     operations: tuple[StoreLookup, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionStoreUpdate:
     """Store writes (``put``/``delete``) to perform, with ``async_session_store``.

@@ -1,4 +1,5 @@
-"""The TLS 1.3 key schedule (RFC 8446 §7.1), on HKDF built from one-shot HMACs.
+"""The TLS 1.3 key schedule (RFC 8446 §7.1), on HKDF: a secret used for one HMAC goes through
+OpenSSL's one-shot HMAC, a secret used for several is keyed once (:mod:`.mac`).
 
 ::
 
@@ -18,12 +19,9 @@
 from __future__ import annotations
 
 import hashlib
-
-# OpenSSL's one-shot HMAC, without the argument checks of hmac.digest() (tessera needs
-# OpenSSL anyway: cryptography is built on it).
-from _hashlib import hmac_digest as hmac_digest  # noqa: PLC0414 (re-exported for prf.py)
 from functools import lru_cache
 
+from .mac import HmacKey, hmac_digest
 from .suites import CipherSuite
 
 
@@ -35,6 +33,9 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 _PREFIXES: dict[tuple[bytes, int], bytes] = {}
 # The whole HKDF-Expand input for an empty context, counter byte included (one block).
 _EMPTY_INFO: dict[tuple[bytes, int], bytes] = {}
+# Derive-Secret's HkdfLabel up to the context (its length byte included), by (label, output
+# length, context length).
+_DERIVE_INFO: dict[tuple[bytes, int, int], bytes] = {}
 
 
 def _label_prefix(label: bytes, length: int) -> bytes:
@@ -60,30 +61,41 @@ def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: byte
     return out[:length]
 
 
-def expand_empty(hash_name: str, secret: bytes, label: bytes, length: int) -> bytes:
-    """HKDF-Expand-Label with an empty context and at most one hash block of output (keys,
-    IVs, Finished keys, KeyUpdate and resumption-free labels): one HMAC over a prebuilt input."""
+def _empty_info(label: bytes, length: int) -> bytes:
     info = _EMPTY_INFO.get((label, length))
     if info is None:
         info = _EMPTY_INFO[label, length] = _label_prefix(label, length) + b"\x00\x01"
-    block = hmac_digest(secret, info, hash_name)
+    return info
+
+
+def expand_empty(hash_name: str, secret: bytes, label: bytes, length: int) -> bytes:
+    """HKDF-Expand-Label with an empty context and at most one hash block of output (keys,
+    IVs, Finished keys, KeyUpdate and resumption-free labels): one HMAC over a prebuilt input."""
+    block = hmac_digest(secret, _empty_info(label, length), hash_name)
     return block[:length] if length < len(block) else block
 
 
 def traffic_keys(suite: CipherSuite, secret: bytes) -> tuple[bytes, bytes]:
-    """(key, iv) for a TLS 1.3 traffic secret (RFC 8446 §7.3)."""
-    name = suite.prf_hash
-    return expand_empty(name, secret, b"key", suite.key_len), expand_empty(name, secret, b"iv", 12)
+    """(key, iv) for a TLS 1.3 traffic secret (RFC 8446 §7.3): two HMACs under one key."""
+    mac = HmacKey(suite.prf_hash, secret).mac
+    key = mac(_empty_info(b"key", suite.key_len))
+    return key[: suite.key_len], mac(_empty_info(b"iv", 12))[:12]
 
 
 @lru_cache(maxsize=8)
-def _no_psk_secrets(hash_name: str) -> tuple[bytes, bytes]:
-    """(Early Secret, its "derived" secret) without a PSK: the same for every handshake."""
+def _no_psk_secrets(hash_name: str) -> tuple[bytes, HmacKey]:
+    """(Early Secret, the key of its "derived" secret) without a PSK: the same for every
+    handshake, and no secret."""
     zeros = bytes(hashlib.new(hash_name).digest_size)
     early = hkdf_extract(hash_name, zeros, zeros)
-    return early, hkdf_expand_label(
-        hash_name, early, b"derived", _empty_hash(hash_name), len(zeros)
-    )
+    derived = hkdf_expand_label(hash_name, early, b"derived", _empty_hash(hash_name), len(zeros))
+    return early, HmacKey(hash_name, derived)
+
+
+@lru_cache(maxsize=8)
+def _zero_salt(hash_name: str) -> HmacKey:
+    """HKDF-Extract's key for the Early Secret of a PSK (the salt is all zeros)."""
+    return HmacKey(hash_name, bytes(hashlib.new(hash_name).digest_size))
 
 
 _EMPTY_HASHES: dict[str, bytes] = {}
@@ -97,9 +109,11 @@ def _empty_hash(hash_name: str) -> bytes:
 
 
 class KeySchedule:
-    """One connection's TLS 1.3 secrets for one cipher suite's hash."""
+    """One connection's TLS 1.3 secrets for one cipher suite's hash. The current stage's secret
+    is keyed once for the secrets derived from it (two traffic secrets and the next stage's
+    salt, or the binder key and that salt)."""
 
-    __slots__ = ("_empty_hash", "_psk", "hash_len", "hash_name", "secret", "suite")
+    __slots__ = ("_empty_hash", "_psk", "_stage", "hash_len", "hash_name", "secret", "suite")
 
     def __init__(self, suite: CipherSuite, psk: bytes | None = None) -> None:
         self.suite = suite
@@ -109,22 +123,35 @@ class KeySchedule:
         if psk is None:
             self.secret = _no_psk_secrets(self.hash_name)[0]
         else:
-            self.secret = hkdf_extract(self.hash_name, bytes(self.hash_len), psk)
+            self.secret = _zero_salt(self.hash_name).mac(psk)
         self._psk = psk is not None
+        self._stage: HmacKey | None = None  # the current secret's key, once something uses it
+
+    def _stage_key(self) -> HmacKey:
+        stage = self._stage
+        if stage is None:
+            stage = self._stage = HmacKey(self.hash_name, self.secret)
+        return stage
 
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         return hkdf_expand_label(self.hash_name, secret, label, context, length)
 
     def derive(self, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret(current secret, label, messages) given the messages' hash."""
-        return hkdf_expand_label(self.hash_name, self.secret, label, transcript_hash, self.hash_len)
+        key = (label, self.hash_len, len(transcript_hash))
+        info = _DERIVE_INFO.get(key)
+        if info is None:
+            info = _DERIVE_INFO[key] = _label_prefix(label, key[1]) + bytes((key[2],))
+        return self._stage_key().mac(info + transcript_hash + b"\x01")
 
     def _advance(self, ikm: bytes | None) -> None:
+        ikm = ikm or bytes(self.hash_len)
         if not self._psk and self.secret is _no_psk_secrets(self.hash_name)[0]:
-            derived = _no_psk_secrets(self.hash_name)[1]
+            self.secret = _no_psk_secrets(self.hash_name)[1].mac(ikm)
         else:
             derived = self.derive(b"derived", self._empty_hash)
-        self.secret = hkdf_extract(self.hash_name, derived, ikm or bytes(self.hash_len))
+            self.secret = hkdf_extract(self.hash_name, derived, ikm)
+        self._stage = None
 
     def binder_key(self, external: bool = False) -> bytes:
         return self.derive(b"ext binder" if external else b"res binder", self._empty_hash)

@@ -1,25 +1,52 @@
-"""The TLS 1.2 PRF (RFC 5246 §5) and what is derived from it."""
+"""The TLS 1.2 PRF (RFC 5246 §5) and what is derived from it.
+
+A :class:`Prf` is the PRF under one secret, keyed once: a handshake derives its key block and
+both Finished messages from one master secret (8 HMACs for AES-GCM), so the secret's HMAC key is
+made once per handshake (see :mod:`.mac`).
+"""
 
 from __future__ import annotations
 
-from .key_schedule import hmac_digest
+from .mac import HmacKey
 
 MASTER_SECRET_LEN = 48
 VERIFY_DATA_LEN = 12
+_CLIENT_FINISHED = b"client finished"
+_SERVER_FINISHED = b"server finished"
 
 
-def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
-    """P_hash(secret, seed): HMAC iterated until ``length`` bytes are produced."""
-    out = b""
-    a = seed
-    while len(out) < length:
-        a = hmac_digest(secret, a, hash_name)
-        out += hmac_digest(secret, a + seed, hash_name)
-    return bytes(out[:length])
+class Prf:
+    """PRF(secret, label, seed) for one secret (its ``repr`` never shows it)."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, hash_name: str, secret: bytes) -> None:
+        self._mac = HmacKey(hash_name, secret)
+
+    def __call__(self, label: bytes, seed: bytes, length: int) -> bytes:
+        """P_hash(secret, label + seed): HMAC iterated until ``length`` bytes are produced."""
+        mac = self._mac.mac
+        seed = label + seed
+        out = b""
+        a = seed
+        while len(out) < length:
+            a = mac(a)
+            out += mac(a + seed)
+        return out if len(out) == length else out[:length]
+
+    def key_block(self, client_random: bytes, server_random: bytes, length: int) -> bytes:
+        return self(b"key expansion", server_random + client_random, length)
+
+    def verify_data(self, is_client: bool, handshake_hash: bytes) -> bytes:
+        label = _CLIENT_FINISHED if is_client else _SERVER_FINISHED
+        return self(label, handshake_hash, VERIFY_DATA_LEN)
+
+    def __repr__(self) -> str:
+        return "Prf(...)"
 
 
 def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
-    return p_hash(hash_name, secret, label + seed, length)
+    return Prf(hash_name, secret)(label, seed, length)
 
 
 def master_secret(
@@ -38,9 +65,8 @@ def extended_master_secret(hash_name: str, premaster: bytes, session_hash: bytes
 def key_block(
     hash_name: str, master: bytes, client_random: bytes, server_random: bytes, length: int
 ) -> bytes:
-    return prf(hash_name, master, b"key expansion", server_random + client_random, length)
+    return Prf(hash_name, master).key_block(client_random, server_random, length)
 
 
 def verify_data(hash_name: str, master: bytes, is_client: bool, handshake_hash: bytes) -> bytes:
-    label = b"client finished" if is_client else b"server finished"
-    return prf(hash_name, master, label, handshake_hash, VERIFY_DATA_LEN)
+    return Prf(hash_name, master).verify_data(is_client, handshake_hash)

@@ -7,10 +7,10 @@ themselves, not their hash).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from ..enums import HandshakeType
+from .mac import new_hash
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -31,7 +31,7 @@ class Transcript:
 
     def set_hash(self, hash_name: str) -> None:
         self.hash_name = hash_name
-        h = hashlib.new(hash_name)
+        h = new_hash(hash_name)
         for m in self._messages:
             h.update(m)
         self._hash = h
@@ -75,7 +75,7 @@ class Transcript:
     def replace_with_message_hash(self) -> None:
         """RFC 8446 §4.4.1: after a HelloRetryRequest, ClientHello1 is replaced by its hash."""
         digest = self.digest()
-        h = hashlib.new(self.hash_name)
+        h = new_hash(self.hash_name)
         synthetic = bytes((HandshakeType.MESSAGE_HASH, 0, 0, len(digest))) + digest
         h.update(synthetic)
         self._hash = h

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..enums import ClientAuth
+from ..frozen import quick_init
 
 # With client renegotiation enabled: at most this many per connection in any window.
 CLIENT_RENEGOTIATIONS_PER_WINDOW = 3
@@ -17,6 +18,7 @@ RENEGOTIATION_WINDOW = 60.0
 Initiator = Literal["server", "client"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Renegotiation:
     """What a renegotiation handshake carries from the handshake before it."""
@@ -30,6 +32,7 @@ class Renegotiation:
     allow_resumption: bool = True
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RenegotiationRequest:
     """What the server asked for when it sent its HelloRequest."""

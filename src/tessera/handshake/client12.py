@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
+from ..crypto.prf import Prf
 from ..crypto.suites import BY_CODE, Auth, CipherSuite, KeyExchange
 from ..crypto.x509 import leaf_public_key, parse_chain, trust_source, utc_clock, verify_server_chain
 from ..enums import AlertDescription, HandshakeType, ProtocolVersion
@@ -38,6 +39,7 @@ from ..errors import (
     UnsupportedExtension,
 )
 from ..events import ServerHelloReceived, SessionTicketReceived
+from ..frozen import quick_init
 from ..messages import (
     Certificate12,
     CertificateRequest12,
@@ -73,6 +75,7 @@ class _Client12(ClientState):
     ignores_hello_request = True
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Hello12:
     """The ServerHello read: what the rest of the handshake is checked against."""
@@ -158,11 +161,12 @@ def _resumed(ctx: ClientContext, hello: Hello12, offered: ClientSession) -> Clie
     by = Mechanism.TICKET if offered.ticket else Mechanism.SESSION_ID
     chain = tuple(parse_chain(state.peer_chain)) if state.peer_chain else ()
     n = replace(n, resumed_by=by, peer_chain=chain, peer_chain_der=state.peer_chain)
+    prf = keys12.master_prf(n.suite, state.secret)
     client_keys, server_keys = keys12.key_block(
-        n.suite, state.secret, n.client_random, n.server_random, n.etm
+        n.suite, prf, n.client_random, n.server_random, n.etm
     )
     ctx.keylog("CLIENT_RANDOM", n.client_random, state.secret)
-    finish = Finish12(replace(hello, n=n), state.secret, client_keys, server_keys, offered)
+    finish = Finish12(replace(hello, n=n), state.secret, prf, client_keys, server_keys, offered)
     return ExpectTicketOrCCS(finish)
 
 
@@ -299,23 +303,26 @@ class ExpectCertificateRequestOrDone(_Client12):
             sig = signatures.sign(cert.key, scheme, ctx.transcript.messages())
             ctx.send(CertificateVerify(scheme, sig))
         ctx.keylog("CLIENT_RANDOM", n.client_random, master)
+        prf = keys12.master_prf(n.suite, master)
         client_keys, server_keys = keys12.key_block(
-            n.suite, master, n.client_random, n.server_random, n.etm
+            n.suite, prf, n.client_random, n.server_random, n.etm
         )
         port = ctx.port
         port.send_ccs()
         port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, client_keys)
-        verify = keys12.finished_data(n.suite, master, True, ctx.transcript.digest())
+        verify = keys12.finished_data(prf, True, ctx.transcript.digest())
         ctx.send(Finished(verify))
         return ExpectTicketOrCCS(
-            Finish12(self.hello, master, client_keys, server_keys, None, verify)
+            Finish12(self.hello, master, prf, client_keys, server_keys, None, verify)
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Finish12:
     hello: Hello12
     master: bytes = field(repr=False)
+    prf: Prf  # under the master secret
     client_keys: Keys12
     server_keys: Keys12
     resumed: ClientSession | None = field(repr=False)  # the session the server resumed
@@ -357,7 +364,7 @@ class ExpectFinished(_Client12):
         require(self, msg_type, HandshakeType.FINISHED)
         f = self.finish
         n = f.hello.n
-        expected = keys12.finished_data(n.suite, f.master, False, ctx.transcript.digest())
+        expected = keys12.finished_data(f.prf, False, ctx.transcript.digest())
         verify_finished(decode_message(Finished, body).verify_data, expected)
         ctx.transcript.add(raw)
         client_verify = f.client_verify
@@ -365,7 +372,7 @@ class ExpectFinished(_Client12):
             port = ctx.port
             port.send_ccs()
             port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, f.client_keys)
-            client_verify = keys12.finished_data(n.suite, f.master, True, ctx.transcript.digest())
+            client_verify = keys12.finished_data(f.prf, True, ctx.transcript.digest())
             ctx.send(Finished(client_verify))
         ctx.complete(n, f.hello.started)
         _remember_session(ctx, f, self.ticket)

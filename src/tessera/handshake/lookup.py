@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..frozen import quick_init
 from ..session.resumption import (
     Continuation,
     LookupAnswer,
@@ -62,6 +63,7 @@ class AwaitSessionLookup(ServerState):
         return f"AwaitSessionLookup({ops}; then {self.then!r})"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Resolving:
     """The resolution goes on with the store's answers, then the handshake with its decision."""

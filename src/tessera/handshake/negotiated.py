@@ -17,9 +17,11 @@ from cryptography import x509
 from ..crypto.suites import CipherSuite
 from ..enums import ProtocolVersion
 from ..events import ConnectionInfo
+from ..frozen import quick_init
 from ..session.resumption import Mechanism, ResumptionDecision
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Negotiated12:
     suite: CipherSuite
@@ -41,6 +43,7 @@ class Negotiated12:
     early_data_accepted = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Negotiated13:
     suite: CipherSuite

@@ -20,6 +20,7 @@ from ..crypto.key_schedule import traffic_keys
 from ..crypto.suites import CipherSuite
 from ..enums import AlertDescription, AlertLevel, ContentType, ProtocolVersion
 from ..errors import UnexpectedMessage
+from ..frozen import quick_init
 from ..record.layer import HandshakeReassembler, RecordLayer
 from ..record.protection import AEAD12, AEAD13, CBC12, NullProtection, RecordProtection
 
@@ -38,6 +39,7 @@ class Epoch(IntEnum):
     APPLICATION = 3  # TLS 1.3 application traffic; TLS 1.2 after ChangeCipherSpec
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Keys12:
     """One direction's TLS 1.2 key material from the key block (RFC 5246 §6.3)."""

@@ -29,6 +29,7 @@ from ..crypto.transcript import Transcript
 from ..enums import ClientAuth
 from ..errors import IllegalParameter, MissingExtension, UnexpectedMessage
 from ..events import PostHandshakeAuthCompleted
+from ..frozen import quick_init
 from ..messages import (
     Certificate13,
     CertificateEntry,
@@ -73,6 +74,7 @@ def request(ctx: ServerContext, traffic: ServerTraffic13, client_auth: ClientAut
     return ExpectClientCertificate(PostAuthFlow(traffic, transcript, context, client_auth))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PostAuthFlow:
     """One post-handshake authentication exchange (a ``server13.ClientAuthFlow``)."""

@@ -42,10 +42,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from ..certs import CertifiedKey
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
+from ..crypto.prf import Prf
 from ..crypto.suites import BY_CODE, KeyExchange
 from ..crypto.x509 import leaf_public_key, parse_chain
 from ..enums import CertificateType, ClientAuth, HandshakeType, ProtocolVersion
 from ..errors import HandshakeFailure, IllegalParameter
+from ..frozen import quick_init
 from ..messages import (
     Certificate12,
     CertificateRequest12,
@@ -103,6 +105,7 @@ def start(
     return drive(ctx, outcome, Answer12(hello, alpn, started, secure))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer12:
     """What the ServerHello will say, once resumption is decided."""
@@ -123,12 +126,14 @@ class Answer12:
         return ctx.config.encrypt_then_mac and self.hello.etm
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Finish12:
     """What the end of the handshake needs: the keys, and what to tell the client."""
 
     n: Negotiated12
     master: bytes = field(repr=False)
+    prf: Prf  # under the master secret
     client_keys: Keys12
     server_keys: Keys12 | None  # None: resumed (our Finished is out already)
     started: float
@@ -154,19 +159,19 @@ def _abbreviated(ctx: ServerContext, a: Answer12, d: ResumptionDecision,
     if d.tickets:
         _send_ticket(ctx, session)
     secret = session.secret
-    client_keys, server_keys = keys12.key_block(
-        suite, secret, n.client_random, n.server_random, n.etm
-    )
+    prf = keys12.master_prf(suite, secret)
+    client_keys, server_keys = keys12.key_block(suite, prf, n.client_random, n.server_random, n.etm)
     ctx.keylog("CLIENT_RANDOM", n.client_random, secret)
     port = ctx.port
     port.send_ccs()
     port.install_keys(Direction.WRITE, Epoch.APPLICATION, suite, server_keys)
-    verify = keys12.finished_data(suite, secret, False, ctx.transcript.digest())
+    verify = keys12.finished_data(prf, False, ctx.transcript.digest())
     ctx.send_encoded(finished_bytes(verify))
-    return ExpectChangeCipherSpec(Finish12(n, secret, client_keys, None, a.started, d, verify))
+    return ExpectChangeCipherSpec(Finish12(n, secret, prf, client_keys, None, a.started, d, verify))
 
 
 # -- full handshake -------------------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Hello12:
     """After our first flight of a full handshake: what the client's flight is checked against."""
@@ -362,10 +367,11 @@ class ExpectClientKeyExchange(ServerState):
             ctx.transcript.digest() if n.ems else None,
         )  # fmt: skip
         ctx.keylog("CLIENT_RANDOM", n.client_random, master)
+        prf = keys12.master_prf(n.suite, master)
         client_keys, server_keys = keys12.key_block(
-            n.suite, master, n.client_random, n.server_random, n.etm
+            n.suite, prf, n.client_random, n.server_random, n.etm
         )
-        finish = Finish12(n, master, client_keys, server_keys, sent.started, sent.decision)
+        finish = Finish12(n, master, prf, client_keys, server_keys, sent.started, sent.decision)
         if n.peer_chain:
             return ExpectCertificateVerify(finish)
         return ExpectChangeCipherSpec(finish)
@@ -415,7 +421,7 @@ class ExpectFinished(ServerState):
     def handle(self, ctx: ServerContext, msg_type: int, body: bytes, raw: bytes) -> ServerState:
         require(self, msg_type, HandshakeType.FINISHED)
         f = self.finish
-        expected = keys12.finished_data(f.n.suite, f.master, True, ctx.transcript.digest())
+        expected = keys12.finished_data(f.prf, True, ctx.transcript.digest())
         verify_finished(decode_message(Finished, body).verify_data, expected)
         ctx.transcript.add(raw)
         if f.server_keys is None:  # resumed: our Finished went first
@@ -434,6 +440,7 @@ class ExpectFinished(ServerState):
         return _finish_full(ctx, f, expected, cached=False)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionStored:
     """Waiting for the store to take the session under its id (before our Finished)."""
@@ -465,7 +472,7 @@ def _finish_full(
     port.send_ccs()
     assert f.server_keys is not None
     port.install_keys(Direction.WRITE, Epoch.APPLICATION, n.suite, f.server_keys)
-    verify = keys12.finished_data(n.suite, f.master, False, ctx.transcript.digest())
+    verify = keys12.finished_data(f.prf, False, ctx.transcript.digest())
     ctx.send_encoded(finished_bytes(verify))
     ctx.complete(n, f.started, f.decision)
     return ServerTraffic12(n, f.master, client_verify, verify)

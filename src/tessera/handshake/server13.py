@@ -30,7 +30,6 @@ says which (its transcript, its request context, its Finished key, what comes ne
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -41,6 +40,7 @@ from ..config import ServerConfig
 from ..crypto import signatures
 from ..crypto.key_exchange import KeyShare
 from ..crypto.key_schedule import KeySchedule
+from ..crypto.mac import new_hash
 from ..crypto.suites import CipherSuite
 from ..crypto.transcript import Transcript
 from ..crypto.x509 import parse_chain
@@ -53,6 +53,7 @@ from ..errors import (
     MissingExtension,
     UnexpectedMessage,
 )
+from ..frozen import quick_init
 from ..messages import (
     Certificate13,
     CertificateEntry,
@@ -102,6 +103,7 @@ from .traffic13 import (
 MIN_EARLY_SKIP = 1 << 16
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Retry:
     """What the HelloRetryRequest fixed, for checking the second ClientHello."""
@@ -215,7 +217,7 @@ class BinderVerifier:
     def __call__(self, index: int, session: ServerSession) -> None:
         psks = self.hello.psks
         assert psks is not None
-        h = hashlib.new(self.suite.prf_hash)
+        h = new_hash(self.suite.prf_hash)
         if self.retry is not None:
             h.update(self.retry.prefix)
         raw = self.hello.raw
@@ -230,6 +232,7 @@ class BinderVerifier:
 
 
 # -- after the decision -------------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer13:
     """Everything the server's first flight needs, once resumption is decided."""
@@ -387,7 +390,7 @@ def _send_retry(ctx: ServerContext, a: Answer13, group: int) -> ServerState:
     ch = hello.hello
     suite = a.suite
     ctx.transcript.replace_with_message_hash()
-    ch1_hash = hashlib.new(suite.prf_hash, hello.raw).digest()
+    ch1_hash = new_hash(suite.prf_hash, hello.raw).digest()
     cookie = hmac.digest(config.cookie_key, ch1_hash, "sha256")
     hrr = ServerHello(
         0x0303, HELLO_RETRY_REQUEST_RANDOM, ch.session_id, suite.code, 0,
@@ -473,6 +476,7 @@ class ClientAuthFlow(Protocol):
     def negotiated(self) -> Negotiated13: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Final13:
     """The rest of the handshake: the client's second flight, then the tickets."""
@@ -493,6 +497,7 @@ class Final13:
         return ExpectFinished(flow)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HandshakeFlow:
     """The client's second flight of the handshake."""

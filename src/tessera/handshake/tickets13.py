@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..enums import ProtocolVersion
+from ..frozen import quick_init
 from ..messages import extensions as X
 from ..messages import extensions_block, new_session_ticket13_bytes
 from ..observe.facts import NotIssued, TicketsIssued
@@ -25,6 +26,7 @@ from .lookup import ask
 from .traffic13 import MAX_TICKET_LIFETIME, Keys13
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Ticket:
     session: ServerSession = field(repr=False)
@@ -81,6 +83,7 @@ def issue_tickets(ctx: ServerContext, keys: Keys13, count: int, then: ServerStat
     return ask(ctx, puts, TicketsStored(tuple(tickets), then), handshake_done=True)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TicketsStored:
     """Single-use tickets: waiting for their store writes; those written are issued."""

@@ -7,12 +7,14 @@ from typing import ClassVar
 
 from ..codec import Reader, Writer
 from ..enums import HandshakeType
+from ..frozen import quick_init
 from . import extensions as X
 from .extensions import Extension
 
 MAX_CERT_LIST = 0xFFFFFF
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Certificate12:
     """TLS 1.2 Certificate: a chain of DER certificates, leaf first (may be empty)."""
@@ -35,12 +37,14 @@ class Certificate12:
         return cls(tuple(chain))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
     cert_data: bytes
     extensions: tuple[Extension, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Certificate13:
     """TLS 1.3 Certificate: request context plus entries with per-certificate extensions."""
@@ -73,6 +77,7 @@ class Certificate13:
         return cls(context, tuple(entries))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertificateRequest12:
     certificate_types: tuple[int, ...]
@@ -99,6 +104,7 @@ class CertificateRequest12:
         return cls(types, schemes, tuple(authorities))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertificateRequest13:
     context: bytes
@@ -119,6 +125,7 @@ class CertificateRequest13:
         return ext.schemes if ext is not None else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:
     scheme: int

@@ -17,6 +17,7 @@ from typing import ClassVar, Protocol, Self, TypeVar
 from ..codec import Reader, Writer
 from ..enums import AlertDescription, ExtensionType, NameType
 from ..errors import DecodeError, IllegalParameter
+from ..frozen import quick_init
 
 T = TypeVar("T", bound="Extension")
 
@@ -34,6 +35,7 @@ class _Decodable(Protocol):
     def decode(cls, r: Reader) -> Extension: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class UnknownExtension:
     """An extension we do not interpret; kept so it can be re-encoded unchanged."""
@@ -46,6 +48,7 @@ class UnknownExtension:
         w.raw(self.data)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Empty:
     """Base for extensions whose body is empty."""
@@ -64,6 +67,7 @@ class _Empty:
 _DNS_NAME = re.compile(rb"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerName:
     """ClientHello ``server_name``: the one host name the client asks for."""
@@ -106,6 +110,7 @@ class ServerName:
         return cls(host)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerNameAck(_Empty):
     """ServerHello / EncryptedExtensions ``server_name``: empty, says the name was used."""
@@ -114,6 +119,7 @@ class ServerNameAck(_Empty):
 
 
 # --- groups, point formats, signature algorithms ---------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SupportedGroups:
     groups: tuple[int, ...]
@@ -127,6 +133,7 @@ class SupportedGroups:
         return cls(r.u16_list(2, 2))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ECPointFormats:
     formats: tuple[int, ...]
@@ -140,6 +147,7 @@ class ECPointFormats:
         return cls(r.u8_list(1, 1))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SignatureAlgorithms:
     schemes: tuple[int, ...]
@@ -153,12 +161,14 @@ class SignatureAlgorithms:
         return cls(r.u16_list(2, 2))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SignatureAlgorithmsCert(SignatureAlgorithms):
     ext_type: ClassVar[int] = ExtensionType.signature_algorithms_cert
 
 
 # --- certificate_authorities (RFC 8446 §4.2.4) -------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertificateAuthorities:
     """DER-encoded distinguished names of the CAs whose certificates the sender accepts."""
@@ -182,6 +192,7 @@ class CertificateAuthorities:
 
 
 # --- ALPN (RFC 7301) -------------------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ALPN:
     protocols: tuple[bytes, ...]
@@ -203,16 +214,19 @@ class ALPN:
 
 
 # --- flags -----------------------------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EncryptThenMac(_Empty):
     ext_type: ClassVar[int] = ExtensionType.encrypt_then_mac
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ExtendedMasterSecret(_Empty):
     ext_type: ClassVar[int] = ExtensionType.extended_master_secret
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EarlyDataIndication(_Empty):
     """``early_data`` in ClientHello and EncryptedExtensions (empty body)."""
@@ -220,12 +234,14 @@ class EarlyDataIndication(_Empty):
     ext_type: ClassVar[int] = ExtensionType.early_data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PostHandshakeAuth(_Empty):
     ext_type: ClassVar[int] = ExtensionType.post_handshake_auth
 
 
 # --- session_ticket (RFC 5077 §3.2) and renegotiation_info (RFC 5746 §3.2) -------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionTicketExt:
     ticket: bytes = b""
@@ -239,6 +255,7 @@ class SessionTicketExt:
         return cls(r.rest())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RenegotiationInfo:
     renegotiated_connection: bytes = b""
@@ -253,6 +270,7 @@ class RenegotiationInfo:
 
 
 # --- supported_versions (RFC 8446 §4.2.1) ----------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SupportedVersionsOffer:
     versions: tuple[int, ...]
@@ -266,6 +284,7 @@ class SupportedVersionsOffer:
         return cls(r.u16_list(1, 2, 254))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SupportedVersionSelected:
     version: int
@@ -280,6 +299,7 @@ class SupportedVersionSelected:
 
 
 # --- key_share (RFC 8446 §4.2.8) -------------------------------------------------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyShareEntry:
     group: int
@@ -294,6 +314,7 @@ class KeyShareEntry:
         return cls(r.u16(), r.opaque(2, 1))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyShareOffer:
     entries: tuple[KeyShareEntry, ...]
@@ -319,6 +340,7 @@ class KeyShareOffer:
         return cls(tuple(entries))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyShareSelected:
     entry: KeyShareEntry
@@ -332,6 +354,7 @@ class KeyShareSelected:
         return cls(KeyShareEntry.decode(r))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyShareRetry:
     """HelloRetryRequest ``key_share``: the group the server wants a share for."""
@@ -348,12 +371,14 @@ class KeyShareRetry:
 
 
 # --- pre_shared_key and psk_key_exchange_modes (RFC 8446 §4.2.9, §4.2.11) --------------------
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PskIdentity:
     identity: bytes
     obfuscated_ticket_age: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OfferedPsks:
     identities: tuple[PskIdentity, ...]
@@ -392,6 +417,7 @@ class OfferedPsks:
         return cls(tuple(identities), tuple(binders))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PreSharedKeySelected:
     selected_identity: int
@@ -405,6 +431,7 @@ class PreSharedKeySelected:
         return cls(r.u16())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PskKeyExchangeModes:
     modes: tuple[int, ...]
@@ -418,6 +445,7 @@ class PskKeyExchangeModes:
         return cls(r.u8_list(1, 1))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EarlyDataLimit:
     """NewSessionTicket ``early_data``: how much 0-RTT data the ticket allows."""
@@ -433,6 +461,7 @@ class EarlyDataLimit:
         return cls(r.u32())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cookie:
     cookie: bytes

@@ -8,6 +8,7 @@ from typing import ClassVar, cast
 
 from ..codec import Reader, Writer
 from ..enums import HandshakeType
+from ..frozen import quick_init
 from . import extensions as X
 from .extensions import Extension, T
 
@@ -29,6 +30,7 @@ MAX_CLIENT_HELLO = (
 )  # fmt: skip
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     legacy_version: int
@@ -74,6 +76,7 @@ class ClientHello:
         return cast("T | None", self.by_type.get(cls))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerHello:
     legacy_version: int

@@ -8,10 +8,12 @@ from typing import ClassVar, Self
 from ..codec import Reader, Writer
 from ..enums import HandshakeType
 from ..errors import IllegalParameter
+from ..frozen import quick_init
 
 NAMED_CURVE = 3  # ECCurveType.named_curve
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerKeyExchangeECDHE:
     """ECDHE parameters and their signature. ``params`` are the signed bytes."""
@@ -46,6 +48,7 @@ class ServerKeyExchangeECDHE:
         return cls(group, public, scheme, signature)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientKeyExchangeECDHE:
     public: bytes
@@ -59,6 +62,7 @@ class ClientKeyExchangeECDHE:
         return cls(r.opaque(1, 1))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientKeyExchangeRSA:
     """The premaster secret encrypted to the server's RSA key (RFC 5246 §7.4.7.1)."""
@@ -74,6 +78,7 @@ class ClientKeyExchangeRSA:
         return cls(r.opaque(2, 1))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _EmptyMessage:
     def encode_body(self, w: Writer) -> None:
@@ -84,16 +89,19 @@ class _EmptyMessage:
         return cls()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerHelloDone(_EmptyMessage):
     msg_type: ClassVar[HandshakeType] = HandshakeType.SERVER_HELLO_DONE
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HelloRequest(_EmptyMessage):
     msg_type: ClassVar[HandshakeType] = HandshakeType.HELLO_REQUEST
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EndOfEarlyData(_EmptyMessage):
     msg_type: ClassVar[HandshakeType] = HandshakeType.END_OF_EARLY_DATA

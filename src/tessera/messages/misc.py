@@ -9,6 +9,7 @@ from typing import ClassVar
 from ..codec import Reader, Writer
 from ..enums import AlertDescription, AlertLevel, HandshakeType
 from ..errors import DecodeError, IllegalParameter, LocalProtocolError
+from ..frozen import quick_init
 from . import extensions as X
 from .extensions import Extension, T
 
@@ -33,6 +34,7 @@ def finished_bytes(verify_data: bytes) -> bytes:
     return bytes((HandshakeType.FINISHED, 0, 0, len(verify_data))) + verify_data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Finished:
     verify_data: bytes
@@ -46,6 +48,7 @@ class Finished:
         return cls(r.rest())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket12:
     """RFC 5077 §3.3: ``lifetime_hint`` in seconds (0 = unspecified) and an opaque ticket."""
@@ -63,6 +66,7 @@ class NewSessionTicket12:
         return cls(r.u32(), r.opaque(2))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket13:
     lifetime: int
@@ -92,6 +96,7 @@ class NewSessionTicket13:
         return X.find(self.extensions, cls)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EncryptedExtensions:
     extensions: tuple[Extension, ...]
@@ -108,6 +113,7 @@ class EncryptedExtensions:
         return X.find(self.extensions, cls)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeyUpdate:
     request_update: int
@@ -124,6 +130,7 @@ class KeyUpdate:
         return cls(v)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Alert:
     level: int

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from ..crypto.mac import HmacKey
 from ..crypto.suites import BulkCipher, CipherSuite
 from ..enums import ContentType
 from ..errors import BadRecordMac, InternalError, RecordOverflow, UnexpectedMessage
@@ -137,7 +138,7 @@ class CBC12(_Sequenced):
     constant time (Lucky13); these suites are legacy and off by default for that reason.
     """
 
-    __slots__ = ("_etm", "_hash", "_key", "_mac_key", "_mac_len")
+    __slots__ = ("_etm", "_hmac", "_key", "_mac_len")
     encrypted = True
     plaintext_ccs = False
     max_fragment = MAX_CIPHERTEXT_12
@@ -146,17 +147,12 @@ class CBC12(_Sequenced):
         super().__init__()
         assert suite.mac is not None
         self._key = key
-        self._mac_key = mac_key
-        self._hash = suite.mac
+        self._hmac = HmacKey(suite.mac, mac_key)  # keyed once per epoch
         self._mac_len = suite.mac_len
         self._etm = etm
 
     def _mac(self, seq: int, content_type: int, data: bytes) -> bytes:
-        h = hmac.new(self._mac_key, digestmod=self._hash)
-        h.update(seq.to_bytes(8, "big"))
-        h.update(_header12(content_type, len(data)))
-        h.update(data)
-        return h.digest()
+        return self._hmac.mac(_AAD12(seq, content_type, 0x0303, len(data)) + data)
 
     def _cipher(self, iv: bytes) -> Cipher[modes.CBC]:
         return Cipher(algorithms.AES(self._key), modes.CBC(iv))

@@ -30,6 +30,7 @@ from ..codec import Reader, Writer
 from ..crypto.suites import BY_CODE
 from ..enums import ProtocolVersion
 from ..errors import DecodeError, LocalProtocolError, TLSError
+from ..frozen import quick_init
 
 FORMAT = 1
 _HEADER = struct.Struct(">BBHBHII")  # format, version, suite, flags, created (u48), lifetime
@@ -45,6 +46,7 @@ class SessionDecodeError(TLSError):
     """Bytes that are not a session we can use (corrupt, or from an unknown format)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerSession:
     version: int
@@ -147,6 +149,7 @@ class ServerSession:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientSession:
     """A session a client can offer: its parameters plus the session id and/or ticket."""

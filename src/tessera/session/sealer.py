@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..crypto.key_schedule import hmac_digest
+from ..crypto.mac import hmac_digest
+from ..frozen import quick_init
 from .keyring import TicketKeySource
 from .model import ServerSession, SessionDecodeError
 from .resumption.vocabulary import FallbackReason
@@ -28,6 +29,7 @@ MIN_TICKET = 16 + 16 + 16 + 32
 MAX_TICKET = 16 * 1024
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Opened:
     state: bytes = field(repr=False)  # the session, secret included

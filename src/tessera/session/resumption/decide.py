@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from ...crypto.suites import BY_CODE
 from ...enums import ClientAuth, ProtocolVersion, PskKeyExchangeMode
 from ...errors import StoreValueRejected
+from ...frozen import quick_init
 from ..model import ServerSession, SessionDecodeError
 from .decision import ResumptionDecision, unusable
 from .hello import HelloSummary
@@ -49,6 +50,7 @@ class Continuation(Protocol):
     def answer(self, answers: tuple[LookupAnswer, ...]) -> Outcome: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Pending:
     """The resolution waits for the store: answer ``operations`` (in order) and pass the answers
@@ -141,6 +143,7 @@ def resolve12(
     return Pending((lookup,), SessionIdAnswer(config, hello, now, client_auth))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionIdAnswer:
     """TLS 1.2: waiting for the session cached under the offered session id."""
@@ -310,6 +313,7 @@ def resolve13(
     return _Scan13(config, hello, pc, check_binder, dhe).scan(0, None)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Scan13:
     """Going through the offered identities in order."""
@@ -381,6 +385,7 @@ class _Scan13:
         return Pending((mark,), StrikeMarkAnswer(chosen))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Chosen:
     """The PSK that resumes (its binder verified)."""
@@ -401,6 +406,7 @@ class _Chosen:
         )  # fmt: skip
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SingleUseTicketAnswer:
     """TLS 1.3 stateful tickets: waiting for the ``take`` of identity ``index``."""
@@ -426,6 +432,7 @@ class SingleUseTicketAnswer:
         return outcome
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StrikeMarkAnswer:
     """0-RTT anti-replay: waiting for the strike register's ``add`` (True: first use)."""

@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ...frozen import quick_init
+
 SESSION_ID_PREFIX = b"sid:"
 STATEFUL_TICKET_PREFIX = b"stk:"
 EARLY_DATA_MARK_PREFIX = b"0rtt:"
@@ -28,6 +30,7 @@ def early_data_mark_key(identity: bytes) -> bytes:
     return EARLY_DATA_MARK_PREFIX + hashlib.sha256(identity).digest()[:24]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StoreLookup:
     """A store operation whose answer the handshake waits for: ``get`` and ``take`` answer
@@ -41,6 +44,7 @@ class StoreLookup:
     ttl: float = 0.0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StoreWrite:
     """A store operation nobody waits for: ``put`` or ``delete``."""
