@@ -70,9 +70,15 @@ def proxy(pki: Pki, log_dir: Path, backend_port: int, *args: str, port: int | No
     (``ulimit -n 64 && exec``)."""
     port = port or free_port()
     cert, key = certs or (pki.ecdsa_cert, pki.ecdsa_key)
+    short = [
+        opt
+        for name, value in (("--handshake-timeout", "5"), ("--drain-timeout", "10"))
+        if name not in args
+        for opt in (name, value)
+    ]  # (an option is given once)
     argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}",
             "--backend", f"127.0.0.1:{backend_port}", "--cert", str(cert), "--key", str(key),
-            "--handshake-timeout", "5", "--drain-timeout", "10", *args]  # fmt: skip
+            *short, *args]  # fmt: skip
     if shell is not None:
         argv = ["sh", "-c", f"{shell} {shlex.join(argv)}"]
     return Peer(argv, port=port, log_dir=log_dir, name=name, env={"COLUMNS": "300"})
