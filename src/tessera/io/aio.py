@@ -35,7 +35,7 @@ from ..events import (
 from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite, awaited, inline
 from ..session.resumption.awaited import AsyncSessionStore
 from ..session.store import SessionStore
-from .listen import set_nodelay
+from .listen import ensure_nodelay
 from .pump import EventHandler, Reauthentication, pump_events
 from .sslcompat import SSLObjectView
 
@@ -109,7 +109,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._early_out = early_data or b""
         self._resend = b""  # early data to send after the handshake (refused or not allowed)
         self._call_connection_made = call_connection_made
-        self.app_transport = TLSTransport(self)
+        self._app_transport: TLSTransport | None = None  # made when first asked for
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # data before the application is connected (0-RTT)
@@ -141,7 +141,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
-        set_nodelay(transport.get_extra_info("socket"))  # whatever the loop did or not
+        ensure_nodelay(transport)  # whatever the loop did or not
         self._last_activity = loop.time()
         limit = self._limits.handshake_timeout
         if limit is not None:
@@ -202,6 +202,21 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
             self._connected = False
             app_exc = error if isinstance(error, Exception) else exc
             self._app.connection_lost(app_exc)
+        self.ended()
+        self._unlink()
+
+    def ended(self) -> None:
+        """The connection is over and the application told (for subclasses: the last moment
+        the application protocol is still at hand, as ``app_protocol``)."""
+
+    def _unlink(self) -> None:
+        """Let go of the application: its protocol holds our transport, which holds us, a
+        cycle that would keep the whole connection (its keys, buffers and handshake state)
+        alive until the cyclic garbage collector ran. Without it, reference counting frees
+        a connection the moment its last user lets go."""
+        self._app = _ENDED
+        self._app_transport = None
+        self._waiter = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -511,7 +526,9 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         """A protocol error: send the queued alert (if any), close, tell whoever waits."""
         if self._error is not None:
             return
-        self._error = error
+        # Kept without its traceback: the frames it holds hold us (a cycle through the whole
+        # connection); what it says is all that is reported.
+        self._error = error.with_traceback(None)
         self._closing = True
         if not self.conn.handshake_complete:
             self._report_handshake_error(error)
@@ -596,7 +613,17 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         return _extra(self, name, default)
 
     @property
+    def app_transport(self) -> TLSTransport:
+        """The plaintext transport the application protocol gets (one per connection)."""
+        transport = self._app_transport
+        if transport is None:
+            transport = self._app_transport = TLSTransport(self)
+        return transport
+
+    @property
     def app_protocol(self) -> asyncio.BaseProtocol:
+        """The application protocol (after the connection ended: a placeholder, as asyncio's
+        own transports forget theirs)."""
         return self._app
 
     @app_protocol.setter
@@ -628,6 +655,9 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
     @property
     def handshake_complete(self) -> bool:
         return self.conn.handshake_complete
+
+
+_ENDED = asyncio.Protocol()  # the application protocol of a connection that ended
 
 
 def _feed_buffered(app: asyncio.BufferedProtocol, data: bytes) -> None:

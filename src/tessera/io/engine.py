@@ -153,8 +153,7 @@ class EngineConnection(TLSProtocol):
             return
         super().connection_made(transport)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+    def ended(self) -> None:
         self.engine.finished(self)
 
     def loop_time(self) -> float:

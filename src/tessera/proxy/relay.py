@@ -106,8 +106,10 @@ class Relay(asyncio.Protocol):
             self._unreachable(str(e))
             return
         finally:
+            self._connecting = None  # (its result holds the backend's protocol: a cycle)
             if self._deadline is not None:
                 self._deadline.cancel()
+                self._deadline = None
         if tls.is_closing():
             transport.close()
             return
