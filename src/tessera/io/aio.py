@@ -90,6 +90,10 @@ class Limits:
 class TLSProtocol(asyncio.Protocol, EventHandler):
     """The pump between a byte transport below and an application protocol above."""
 
+    # The transport's socket has TCP_NODELAY already (the engine's: accepted from a listening
+    # socket made with IPPROTO_TCP, which asyncio's loop and uvloop set it on).
+    nodelay_by_loop = False
+
     def __init__(
         self,
         conn: ClientConnection | ServerConnection,
@@ -141,7 +145,8 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
-        ensure_nodelay(transport)  # whatever the loop did or not
+        if not self.nodelay_by_loop:
+            ensure_nodelay(transport)  # whatever the loop did or not
         self._last_activity = loop.time()
         limit = self._limits.handshake_timeout
         if limit is not None:
@@ -295,14 +300,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
             cast(asyncio.Protocol, app).data_received(data)
 
     def on_handshake_completed(self, info: ConnectionInfo) -> None:
-        loop = self._loop
-        assert loop is not None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._limits.idle_timeout is not None:
-            self._last_activity = loop.time()
-            self._timer = loop.call_later(self._limits.idle_timeout, self._check_idle)
+        self._watch_idle()
         if self._resend:
             self.conn.send_data(self._resend)  # not accepted as 0-RTT: as ordinary data
             self._resend = b""
@@ -315,6 +313,24 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         pending, self._pending = self._pending, []
         for data in pending:
             self.on_application_data(data, False)
+
+    def _watch_idle(self) -> None:
+        """From the handshake's deadline to the idle clock. The handshake's timer stays when it
+        fires before the idle limit could: it then checks for idleness (one timer for both
+        instead of two per connection, most of which end before either fires)."""
+        loop = self._loop
+        assert loop is not None
+        timer, limit = self._timer, self._limits.idle_timeout
+        if limit is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        now = self._last_activity = loop.time()
+        if timer is None or timer.when() > now + limit:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_later(limit, self._check_idle)
 
     def on_peer_closed(self, close_notify: bool) -> None:
         self._deliver_batch()  # the data before the end first
@@ -473,24 +489,22 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         if self._closing or self._lost:
             return
         self._closing = True
-        loop = self._loop
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if loop is not None:
-            self._shutdown_timer = loop.call_later(self._limits.shutdown_timeout, self.abort)
         with contextlib.suppress(TLSError):
             self.conn.close()
         self._paused_by_app = False
         self._update_reading()  # read on: the peer's close_notify is what we wait for
         self._flush()
-        if (
-            self.conn.peer_closed
-            or self._eof
-            or self.conn.failed
-            or not self.conn.handshake_complete
-        ):
+        conn = self.conn
+        if conn.peer_closed or self._eof or conn.failed or not conn.handshake_complete:
             self._close_transport()
+            lower = self._transport
+            if lower is None or (lower.is_closing() and not lower.get_write_buffer_size()):
+                return  # closed with nothing left to write: nothing to wait for
+        if self._loop is not None:
+            self._shutdown_timer = self._loop.call_later(self._limits.shutdown_timeout, self.abort)
 
     def _close_transport(self) -> None:
         if self._write_gate:
@@ -547,7 +561,10 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
-        if self.conn.handshake_complete or self._lost:
+        if self._lost:
+            return
+        if self.conn.handshake_complete:
+            self._check_idle()  # the timer kept as the first idle check (_watch_idle)
             return
         error = HandshakeTimeout(
             f"no handshake within {self._limits.handshake_timeout} s "
