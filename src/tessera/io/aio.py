@@ -616,10 +616,14 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
     def _report_handshake_error(self, error: BaseException) -> None:
         if self._waiter is not None or not isinstance(self.conn, ServerConnection):
             return  # a client's caller gets the error from open_connection
+        hook = self._limits.on_handshake_error
+        if hook is None or not self.bytes_received:
+            hook = None  # (a probe, or no one to tell)
+            if not log.isEnabledFor(logging.INFO):
+                return  # (each health check would ask the transport for its peer)
         peer = self._extra_below("peername")
         log.info("handshake with %s failed: %s", peer, error)
-        hook = self._limits.on_handshake_error
-        if hook is not None and self.bytes_received:
+        if hook is not None:
             hook(peer, error)
 
     def _extra_below(self, name: str, default: object = None) -> object:
