@@ -227,9 +227,16 @@ def test_handshake_timeout_both_ways(run: Run, pki: Pki) -> None:
     run(main())
 
 
-def test_idle_timeout_closes_with_close_notify(run: Run, pki: Pki) -> None:
+@pytest.mark.parametrize(("idle", "handshake"), [(0.3, 60.0), (0.6, 0.2)])
+def test_idle_timeout_closes_with_close_notify(
+    run: Run, pki: Pki, idle: float, handshake: float
+) -> None:
+    """Closed once idle for ``idle`` seconds, not before — also when the handshake's deadline
+    comes first (its timer then serves as the first idle check)."""
+
     async def main() -> None:
-        async with serving(server_config(pki), idle_timeout=0.3) as port:
+        async with serving(server_config(pki), idle_timeout=idle,
+                           handshake_timeout=handshake) as port:  # fmt: skip
             reader, writer = await aio.open_connection(
                 HOST, port, config=client_config(pki), server_hostname="localhost"
             )
@@ -238,7 +245,7 @@ def test_idle_timeout_closes_with_close_notify(run: Run, pki: Pki) -> None:
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             assert await asyncio.wait_for(reader.read(), 5) == b""
-            assert 0.25 < loop.time() - t0 < 3
+            assert idle - 0.05 < loop.time() - t0 < 3
             assert writer.get_extra_info("close_notify") is True
             writer.close()
 

@@ -87,7 +87,7 @@ def test_sigterm_lets_an_open_transfer_complete(pki: Pki, logs: Path, http_backe
         port = port_of(p)
         tls = connect(port, client_context(pki, "1.2"))
         tls.sendall(f"GET /bytes/{size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = tls.recv(65536)
+        data = bytearray(tls.recv(65536))  # (not bytes: += would copy it all every record)
         p.proc.send_signal(signal.SIGTERM)
         wait_for_output(p, "draining: 1 connection(s) open")
         deadline = time.monotonic() + 10  # the listening socket is closed at once

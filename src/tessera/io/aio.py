@@ -35,7 +35,7 @@ from ..events import (
 from ..session.resumption import LookupAnswer, StoreLookup, StoreWrite, awaited, inline
 from ..session.resumption.awaited import AsyncSessionStore
 from ..session.store import SessionStore
-from .listen import set_nodelay
+from .listen import ensure_nodelay
 from .pump import EventHandler, Reauthentication, pump_events
 from .sslcompat import SSLObjectView
 
@@ -90,6 +90,10 @@ class Limits:
 class TLSProtocol(asyncio.Protocol, EventHandler):
     """The pump between a byte transport below and an application protocol above."""
 
+    # The transport's socket has TCP_NODELAY already (the engine's: accepted from a listening
+    # socket made with IPPROTO_TCP, which asyncio's loop and uvloop set it on).
+    nodelay_by_loop = False
+
     def __init__(
         self,
         conn: ClientConnection | ServerConnection,
@@ -109,7 +113,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         self._early_out = early_data or b""
         self._resend = b""  # early data to send after the handshake (refused or not allowed)
         self._call_connection_made = call_connection_made
-        self.app_transport = TLSTransport(self)
+        self._app_transport: TLSTransport | None = None  # made when first asked for
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # data before the application is connected (0-RTT)
@@ -141,7 +145,8 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._transport = cast(asyncio.Transport, transport)  # (uvloop's: no subclass)
-        set_nodelay(transport.get_extra_info("socket"))  # whatever the loop did or not
+        if not self.nodelay_by_loop:
+            ensure_nodelay(transport)  # whatever the loop did or not
         self._last_activity = loop.time()
         limit = self._limits.handshake_timeout
         if limit is not None:
@@ -202,6 +207,21 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
             self._connected = False
             app_exc = error if isinstance(error, Exception) else exc
             self._app.connection_lost(app_exc)
+        self.ended()
+        self._unlink()
+
+    def ended(self) -> None:
+        """The connection is over and the application told (for subclasses: the last moment
+        the application protocol is still at hand, as ``app_protocol``)."""
+
+    def _unlink(self) -> None:
+        """Let go of the application: its protocol holds our transport, which holds us, a
+        cycle that would keep the whole connection (its keys, buffers and handshake state)
+        alive until the cyclic garbage collector ran. Without it, reference counting frees
+        a connection the moment its last user lets go."""
+        self._app = _ENDED
+        self._app_transport = None
+        self._waiter = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -280,14 +300,7 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
             cast(asyncio.Protocol, app).data_received(data)
 
     def on_handshake_completed(self, info: ConnectionInfo) -> None:
-        loop = self._loop
-        assert loop is not None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._limits.idle_timeout is not None:
-            self._last_activity = loop.time()
-            self._timer = loop.call_later(self._limits.idle_timeout, self._check_idle)
+        self._watch_idle()
         if self._resend:
             self.conn.send_data(self._resend)  # not accepted as 0-RTT: as ordinary data
             self._resend = b""
@@ -300,6 +313,24 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         pending, self._pending = self._pending, []
         for data in pending:
             self.on_application_data(data, False)
+
+    def _watch_idle(self) -> None:
+        """From the handshake's deadline to the idle clock. The handshake's timer stays when it
+        fires before the idle limit could: it then checks for idleness (one timer for both
+        instead of two per connection, most of which end before either fires)."""
+        loop = self._loop
+        assert loop is not None
+        timer, limit = self._timer, self._limits.idle_timeout
+        if limit is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        now = self._last_activity = loop.time()
+        if timer is None or timer.when() > now + limit:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_later(limit, self._check_idle)
 
     def on_peer_closed(self, close_notify: bool) -> None:
         self._deliver_batch()  # the data before the end first
@@ -458,24 +489,22 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         if self._closing or self._lost:
             return
         self._closing = True
-        loop = self._loop
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if loop is not None:
-            self._shutdown_timer = loop.call_later(self._limits.shutdown_timeout, self.abort)
         with contextlib.suppress(TLSError):
             self.conn.close()
         self._paused_by_app = False
         self._update_reading()  # read on: the peer's close_notify is what we wait for
         self._flush()
-        if (
-            self.conn.peer_closed
-            or self._eof
-            or self.conn.failed
-            or not self.conn.handshake_complete
-        ):
+        conn = self.conn
+        if conn.peer_closed or self._eof or conn.failed or not conn.handshake_complete:
             self._close_transport()
+            lower = self._transport
+            if lower is None or (lower.is_closing() and not lower.get_write_buffer_size()):
+                return  # closed with nothing left to write: nothing to wait for
+        if self._loop is not None:
+            self._shutdown_timer = self._loop.call_later(self._limits.shutdown_timeout, self.abort)
 
     def _close_transport(self) -> None:
         if self._write_gate:
@@ -511,7 +540,9 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         """A protocol error: send the queued alert (if any), close, tell whoever waits."""
         if self._error is not None:
             return
-        self._error = error
+        # Kept without its traceback: the frames it holds hold us (a cycle through the whole
+        # connection); what it says is all that is reported.
+        self._error = error.with_traceback(None)
         self._closing = True
         if not self.conn.handshake_complete:
             self._report_handshake_error(error)
@@ -530,7 +561,10 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
-        if self.conn.handshake_complete or self._lost:
+        if self._lost:
+            return
+        if self.conn.handshake_complete:
+            self._check_idle()  # the timer kept as the first idle check (_watch_idle)
             return
         error = HandshakeTimeout(
             f"no handshake within {self._limits.handshake_timeout} s "
@@ -582,10 +616,14 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
     def _report_handshake_error(self, error: BaseException) -> None:
         if self._waiter is not None or not isinstance(self.conn, ServerConnection):
             return  # a client's caller gets the error from open_connection
+        hook = self._limits.on_handshake_error
+        if hook is None or not self.bytes_received:
+            hook = None  # (a probe, or no one to tell)
+            if not log.isEnabledFor(logging.INFO):
+                return  # (each health check would ask the transport for its peer)
         peer = self._extra_below("peername")
         log.info("handshake with %s failed: %s", peer, error)
-        hook = self._limits.on_handshake_error
-        if hook is not None and self.bytes_received:
+        if hook is not None:
             hook(peer, error)
 
     def _extra_below(self, name: str, default: object = None) -> object:
@@ -596,7 +634,17 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
         return _extra(self, name, default)
 
     @property
+    def app_transport(self) -> TLSTransport:
+        """The plaintext transport the application protocol gets (one per connection)."""
+        transport = self._app_transport
+        if transport is None:
+            transport = self._app_transport = TLSTransport(self)
+        return transport
+
+    @property
     def app_protocol(self) -> asyncio.BaseProtocol:
+        """The application protocol (after the connection ended: a placeholder, as asyncio's
+        own transports forget theirs)."""
         return self._app
 
     @app_protocol.setter
@@ -628,6 +676,9 @@ class TLSProtocol(asyncio.Protocol, EventHandler):
     @property
     def handshake_complete(self) -> bool:
         return self.conn.handshake_complete
+
+
+_ENDED = asyncio.Protocol()  # the application protocol of a connection that ended
 
 
 def _feed_buffered(app: asyncio.BufferedProtocol, data: bytes) -> None:

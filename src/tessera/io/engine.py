@@ -37,6 +37,7 @@ import signal
 import socket
 import threading
 import time
+from asyncio import selector_events
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast
@@ -136,8 +137,26 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
+class MakeTransport(Protocol):
+    def __call__(self, sock: socket.socket, protocol: asyncio.BaseProtocol, *,
+                 extra: dict[str, object]) -> object: ...  # fmt: skip
+
+
+def transport_maker(loop: asyncio.AbstractEventLoop) -> MakeTransport | None:
+    """How asyncio's own loop wraps a socket it accepted (``_make_socket_transport``: what its
+    servers call, without the task, future and three callbacks per connection that
+    ``connect_accepted_socket`` adds around it); None for other loops (uvloop), which get
+    ``connect_accepted_socket``."""
+    if not isinstance(loop, selector_events.BaseSelectorEventLoop):
+        return None
+    make = getattr(loop, "_make_socket_transport", None)
+    return cast(MakeTransport, make) if callable(make) else None
+
+
 class EngineConnection(TLSProtocol):
     """The pump of one accepted client, which tells the engine how it ends."""
+
+    nodelay_by_loop = True  # (listening_socket: IPPROTO_TCP; tests/proxy/test_latency.py)
 
     def __init__(self, engine: Engine, host: str, limits: Limits) -> None:
         super().__init__(ServerConnection(engine.config), engine.app_factory(), None, limits)
@@ -153,8 +172,7 @@ class EngineConnection(TLSProtocol):
             return
         super().connection_made(transport)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+    def ended(self) -> None:
         self.engine.finished(self)
 
     def loop_time(self) -> float:
@@ -232,6 +250,7 @@ class Engine:
         self._backoff = 0.0
         self._sweeper: asyncio.TimerHandle | None = None
         self._pressure_limits: Limits | None = None
+        self._make_transport: MakeTransport | None = None
 
     def loop_time(self) -> float:
         loop = self._loop
@@ -249,6 +268,7 @@ class Engine:
 
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._make_transport = transport_maker(loop)
         self._stop = asyncio.Event()
         self.limits.store = await prepare_server(self.config)
         if self._stop_requested.is_set():
@@ -350,7 +370,7 @@ class Engine:
             if self._over_cap(host):
                 self._refuse(sock, host)
                 continue
-            self._start(sock, host)
+            self._start(sock, host, peer)
 
     def _accept_failed(self, error: OSError) -> None:
         """Count a failed accept; out of a resource, wait before the next one."""
@@ -377,7 +397,7 @@ class Engine:
         cap = self.settings.max_per_client
         return cap is not None and self.per_client.get(host, 0) >= cap
 
-    def _start(self, sock: socket.socket, host: str) -> None:
+    def _start(self, sock: socket.socket, host: str, peer: object) -> None:
         self.per_client[host] = self.per_client.get(host, 0) + 1
         self.stats.accepted += 1
         pressed = (
@@ -387,8 +407,17 @@ class Engine:
         self.connections.add(proto)
         if self.metrics is not None:
             self.metrics.connection_opened()
-        assert self._loop is not None
-        task = self._loop.create_task(self._loop.connect_accepted_socket(lambda: proto, sock))
+        loop = self._loop
+        assert loop is not None
+        if self._make_transport is not None:
+            try:
+                self._make_transport(sock, proto, extra={"peername": peer})
+            except Exception:  # (the descriptor is watched already: the loop is confused)
+                log.exception("could not start serving a connection")
+                sock.close()
+                self.finished(proto)
+            return
+        task = loop.create_task(loop.connect_accepted_socket(lambda: proto, sock))
         task.add_done_callback(lambda t: self._started(t, proto, sock))
 
     def _refuse(self, sock: socket.socket, host: str) -> None:

@@ -38,6 +38,28 @@ def set_nodelay(sock: object) -> None:
             setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+_NODELAY_BY_DEFAULT: set[type] = set()  # transport types found to set TCP_NODELAY themselves
+
+
+def ensure_nodelay(transport: object) -> None:
+    """TCP_NODELAY on the socket under an asyncio transport. uvloop sets it on every TCP
+    transport it makes: the first of each uvloop type is checked and the type trusted from
+    then on (asking a uvloop transport for its socket costs a Python object and a system call
+    per connection). asyncio's own set it only for sockets made with IPPROTO_TCP: set here."""
+    kind = type(transport)
+    if kind in _NODELAY_BY_DEFAULT:
+        return
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    getsockopt = getattr(sock, "getsockopt", None)
+    if getsockopt is not None and kind.__module__.startswith("uvloop"):
+        with contextlib.suppress(OSError):  # (not TCP: a Unix socket)
+            if getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY):
+                _NODELAY_BY_DEFAULT.add(kind)
+                return
+    set_nodelay(sock)
+
+
 def listening_socket(address: tuple[str, int], reuse_port: bool, backlog: int) -> socket.socket:
     """A bound, listening TCP socket (IPv6 when the host has a colon); ``reuse_port``: workers
     of one supervisor share the port (SO_REUSEPORT). Its protocol is IPPROTO_TCP, not 0, so

@@ -34,7 +34,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Protocol, assert_never, overload, runtime_checkable
+from typing import Generic, Protocol, TypeVar, assert_never, overload, runtime_checkable
 
 from ..extras import missing
 
@@ -62,6 +62,27 @@ from .facts import (
 
 _HANDSHAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+Metric = TypeVar("Metric", "Counter", "Histogram")
+
+
+class Children(Generic[Metric]):
+    """The labelled children of one metric, remembered: prometheus-client's ``labels()``
+    checks the values and takes a lock on every call (several per connection); a dict lookup
+    does not. The label values are few (versions, kinds, reasons, directions)."""
+
+    __slots__ = ("_known", "_metric")
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric: Metric = metric
+        self._known: dict[tuple[str, ...], Metric] = {}
+
+    def __call__(self, *values: str) -> Metric:
+        child = self._known.get(values)
+        if child is None:
+            child = self._known[values] = self._metric.labels(*values)
+        return child
 
 
 @runtime_checkable
@@ -109,6 +130,7 @@ class PrometheusObserver:
         )  # fmt: skip
         self._store_metrics(r)
         self._front_end_metrics(r)
+        self._by = _ByLabels(self)
         self._instrumented = False  # a metered store counts its own errors
         if keyring is not None:
             register_keyring(r, keyring, clock)
@@ -170,7 +192,7 @@ class PrometheusObserver:
                     sent = "sent" if fact.sent else "received"
                     self.failures.labels(fact.alert.name, sent).inc()
             case TicketsIssued():
-                self.tickets.labels(_version(fact.version)).inc(fact.count)
+                self._by.tickets(_version(fact.version)).inc(fact.count)
             case StoreFailed():
                 if not self._instrumented:  # else the metered store counted it already
                     self.store_ops.labels(fact.op, "error").inc()
@@ -188,7 +210,7 @@ class PrometheusObserver:
 
     def _decision(self, d: ResumptionDecision) -> None:
         if d.fallback is not None:
-            self.fallbacks.labels(d.fallback.value).inc()
+            self._by.fallbacks(d.fallback.value).inc()
         if d.early_data_accepted:
             self.early_data.labels("accepted", "").inc()
         elif d.early_data_offered:
@@ -199,9 +221,9 @@ class PrometheusObserver:
         info = event.info
         d = info.resumption
         kind = d.kind if d is not None else HandshakeKind.of(info.resumed_by)
-        self.handshakes.labels(_version(info.version), kind.value).inc()
+        self._by.handshakes(_version(info.version), kind.value).inc()
         if info.handshake_time is not None:
-            self.duration.labels(kind.value).observe(info.handshake_time)
+            self._by.duration(kind.value).observe(info.handshake_time)
 
     # -- front ends ------------------------------------------------------------------------
     def connection_opened(self) -> None:
@@ -213,9 +235,9 @@ class PrometheusObserver:
 
     def add_bytes(self, bytes_in: int, bytes_out: int) -> None:
         if bytes_in:
-            self.bytes.labels("in").inc(bytes_in)
+            self._by.bytes("in").inc(bytes_in)
         if bytes_out:
-            self.bytes.labels("out").inc(bytes_out)
+            self._by.bytes("out").inc(bytes_out)
 
     def accept_failed(self, error: str) -> None:
         """An accept failed (``error``: the errno name, EMFILE...); the server retries."""
@@ -251,9 +273,25 @@ class PrometheusObserver:
         return MeteredStore(store, self)
 
     def record_store(self, op: str, result: str, seconds: float) -> None:
-        self.store_ops.labels(op, result).inc()
-        self.store_latency.labels(op).observe(seconds)
+        self._by.store_ops(op, result).inc()
+        self._by.store_latency(op).observe(seconds)
         self.store_up.set(0 if result == "error" else 1)
+
+
+class _ByLabels:
+    """The per-connection metrics of an observer, by label values (remembered children)."""
+
+    __slots__ = ("bytes", "duration", "fallbacks", "handshakes", "store_latency", "store_ops",
+                 "tickets")  # fmt: skip
+
+    def __init__(self, o: PrometheusObserver) -> None:
+        self.handshakes = Children(o.handshakes)
+        self.duration = Children(o.duration)
+        self.fallbacks = Children(o.fallbacks)
+        self.tickets = Children(o.tickets)
+        self.bytes = Children(o.bytes)
+        self.store_ops = Children(o.store_ops)
+        self.store_latency = Children(o.store_latency)
 
 
 def _version(version: int) -> str:

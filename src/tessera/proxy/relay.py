@@ -107,8 +107,10 @@ class Relay(asyncio.Protocol):
             self._unreachable(describe_os_error(e))
             return
         finally:
+            self._connecting = None  # (its result holds the backend's protocol: a cycle)
             if self._deadline is not None:
                 self._deadline.cancel()
+                self._deadline = None
         if tls.is_closing():
             transport.close()
             return
