@@ -3,10 +3,12 @@
 redis-py's exceptions carry what a developer needs — ``MasterNotFoundError`` quotes the repr of
 every client it tried, a TLS failure the ``_ssl.c`` line — which buries the cause in a status
 line. :func:`describe` keeps the cause and says which part of ``--redis`` to change. It looks
-only at the exception's class name and text, so nothing here imports redis-py.
+only at the exception's class name, text and cause, so nothing here imports redis-py.
 """
 
 from __future__ import annotations
+
+from ..addresses import describe_os_error
 
 LIMIT = 240
 
@@ -17,6 +19,16 @@ def _plain(text: str) -> str:
     if cut >= 0:
         text = text[:cut]
     return text.strip().rstrip(":,(").strip()
+
+
+def _os_cause(error: BaseException) -> OSError | None:
+    """The OSError a client's error is about (redis-py raises its ConnectionError over it)."""
+    cause: BaseException | None = error
+    for _ in range(4):
+        if cause is None or isinstance(cause, OSError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def describe(error: BaseException) -> str:
@@ -38,6 +50,8 @@ def describe(error: BaseException) -> str:
         hint = f"the Redis user in --redis may not do this ({text}); allow it ~tessera:* keys"
     elif name in ("TimeoutError", "TimeoutException") or "timed out" in low:
         hint = f"Redis did not answer in time ({text or 'timeout'})"
+    elif (os_error := _os_cause(error)) is not None:  # connection refused, no such host...
+        hint = describe_os_error(os_error)
     else:
         hint = f"{name}: {text}" if text else name
     return hint[:LIMIT]

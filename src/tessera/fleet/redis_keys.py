@@ -246,7 +246,8 @@ class KeyRefresher:
     def _failed(self, kind: str, error: BaseException,
                 state: SourceState = SourceState.UNAVAILABLE) -> None:  # fmt: skip
         self.failures[kind] += 1
-        text = describe(error) if kind != "refused" else str(error)
+        where = self.source.client.target.describe()
+        text = f"{where}: {describe(error)}" if kind != "refused" else str(error)
         self.source.keyring.source_failed(text, state)
         if kind not in self._logged:  # once per kind until a refresh works again
             self._logged.add(kind)
