@@ -101,14 +101,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
 
 
 @contextlib.contextmanager
-def process(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(argv: list[str], port: int, log: Path, start_timeout: float = 20.0
+            ) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     """A background process (its own process group), stopped at the end whatever happens."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
         try:
             try:
-                wait_port(port, proc)
+                wait_port(port, proc, start_timeout)
             except (RuntimeError, TimeoutError) as e:
                 raise RuntimeError(f"{e}:\n{log.read_text(errors='replace')[-2000:]}") from None
             yield proc
