@@ -1,8 +1,8 @@
-"""Two Node.js TLS servers running the README's lines (``setTicketKeys`` on a watched file), each
-fed by its own ``tessera keys sync --to node:FILE``: a ticket made on one resumes on the other,
-TLS 1.2 and TLS 1.3; after ``tessera keys rotate`` both issue tickets under the new derived key
-— and, as the README says plainly, a session made before the rotation no longer resumes (Node
-holds one key at a time)."""
+"""Two Node.js TLS servers running the key-sync page's lines (``setTicketKeys`` on a watched
+file), each fed by its own ``tessera keys sync --to node:FILE``: a ticket made on one resumes on
+the other, TLS 1.2 and TLS 1.3; after ``tessera keys rotate`` both issue tickets under the new
+derived key — and, as the page says plainly, a session made before the rotation no longer
+resumes (Node holds one key at a time)."""
 
 from __future__ import annotations
 
@@ -31,19 +31,19 @@ from tessera.session.keyring import KeyFileFormat, read_key_file
 
 pytestmark = pytest.mark.interop
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+PAGE = (Path(__file__).resolve().parents[2] / "docs" / "keys-sync.md").read_text()
 
 
-def readme_node_server() -> str:
-    """The README's Node.js lines (the text block that calls ``setTicketKeys``)."""
-    blocks = re.findall(r"^```text\n(.*?)^```", README, re.M | re.S)
+def page_node_server() -> str:
+    """docs/keys-sync.md's Node.js lines (the block that calls ``setTicketKeys``)."""
+    blocks = re.findall(r"^```javascript\n(.*?)^```", PAGE, re.M | re.S)
     (code,) = [b for b in blocks if "setTicketKeys" in b]
     return code
 
 
 def node_server(d: Path, pki: Pki, keys: Path) -> Peer:
     port = free_port()
-    code = (readme_node_server().replace('"site.key"', json.dumps(str(pki.ecdsa_key)))
+    code = (page_node_server().replace('"site.key"', json.dumps(str(pki.ecdsa_key)))
             .replace('"site.crt"', json.dumps(str(pki.ecdsa_cert)))
             .replace("8443", str(port)))  # fmt: skip
     return Peer(["node", "-e", code], port=port, log_dir=d, name=f"node-{port}",
