@@ -57,4 +57,5 @@ def _quick_init(cls: type) -> FunctionType | None:
     init = cast(FunctionType, cast(FunctionType, namespace["_make"])(**setters))
     init.__defaults__ = original.__defaults__
     init.__kwdefaults__ = original.__kwdefaults__
+    init.__annotations__ = original.__annotations__
     return init
