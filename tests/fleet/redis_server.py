@@ -13,11 +13,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -30,9 +32,44 @@ ACL_PASSWORD = "fleet-test-password"
 CLUSTER_CONFIG = "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 1000\n"
 
 
+@dataclass(frozen=True)
+class RedisTls:
+    """Redis over TLS only (``port 0``): clients, replication and the cluster bus. Clients are
+    not asked for certificates; they verify the server's against ``ca``. The cluster bus always
+    asks for one: nodes present ``client_cert`` (a certificate for client authentication) to
+    each other."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_cert: Path
+    client_key: Path
+
+    def config(self, port: int) -> str:
+        return (
+            f"port 0\ntls-port {port}\ntls-cert-file {self.cert}\ntls-key-file {self.key}\n"
+            f"tls-client-cert-file {self.client_cert}\ntls-client-key-file {self.client_key}\n"
+            f"tls-ca-cert-file {self.ca}\ntls-auth-clients no\ntls-replication yes\n"
+            "tls-cluster yes\n"
+        )
+
+    @property
+    def cli(self) -> tuple[str, ...]:
+        return ("--tls", "--cacert", str(self.ca))
+
+    @property
+    def query(self) -> str:
+        return f"?ssl_ca_certs={self.ca}"
+
+    def wrap(self, sock: socket.socket) -> socket.socket:
+        return ssl.create_default_context(cafile=str(self.ca)).wrap_socket(
+            sock, server_hostname="127.0.0.1"
+        )
+
+
 class RedisServer:
     def __init__(self, directory: Path | None = None, port: int | None = None,
-                 extra: str = "") -> None:  # fmt: skip
+                 extra: str = "", tls: RedisTls | None = None) -> None:  # fmt: skip
         program = shutil.which("redis-server")
         if program is None:
             raise RuntimeError("redis-server is not installed; .ci/run installs it (apt)")
@@ -40,12 +77,13 @@ class RedisServer:
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="tessera-redis-")
         self.dir = directory or Path(self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
+        self.tls = tls
         self.socket_path = self.dir / "redis.sock"
         self.config = self.dir / "redis.conf"
         self.config.write_text(
             "\n".join(
                 [
-                    f"port {self.port}",
+                    tls.config(self.port) if tls else f"port {self.port}",
                     "bind 127.0.0.1",
                     f"dir {self.dir}",
                     'save ""',
@@ -64,11 +102,19 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://127.0.0.1:{self.port}{self.tls.query}"
         return f"redis://127.0.0.1:{self.port}"
 
     @property
     def acl_url(self) -> str:
-        return f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{self.port}"
+        scheme, query = ("rediss", self.tls.query) if self.tls else ("redis", "")
+        return f"{scheme}://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{self.port}{query}"
+
+    @property
+    def cli(self) -> tuple[str, ...]:
+        """redis-cli's options to reach this server (TLS)."""
+        return self.tls.cli if self.tls else ()
 
     @property
     def unix_url(self) -> str:
@@ -92,7 +138,8 @@ class RedisServer:
 
     def ping(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw, \
+                 (self.tls.wrap(raw) if self.tls else raw) as s:  # fmt: skip
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
@@ -191,8 +238,9 @@ def _wait(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]
     raise RuntimeError(f"{what} within {timeout:g} s\n{tails}")
 
 
-def redis_cli(port: int, *args: str, timeout: float = 10.0) -> str:
-    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
+def redis_cli(port: int, *args: str, timeout: float = 10.0, cli: Sequence[str] = ()) -> str:
+    """redis-cli's answer (``cli``: its options to reach the server: TLS, a password)."""
+    out = subprocess.run(["redis-cli", "-p", str(port), *cli, *args], capture_output=True,
                          text=True, timeout=timeout, check=False)  # fmt: skip
     return out.stdout
 
@@ -202,7 +250,9 @@ class RedisCluster:
     (``cluster-node-timeout`` 1 s, so a killed master fails over in a few seconds). Stopped
     on exit, whatever happened."""
 
-    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 1, tls: RedisTls | None = None) -> None:
+        self.tls = tls
+        self.cli = tls.cli if tls else ()
         self._tmp = tempfile.TemporaryDirectory(prefix="tessera-cluster-")
         root = Path(self._tmp.name)
         self.nodes: list[RedisServer] = []
@@ -211,10 +261,10 @@ class RedisCluster:
                 d = root / f"n{i}"
                 d.mkdir()
                 bus = f"cluster-port {free_port()}\n"  # (port + 10000 may not be free)
-                self.nodes.append(RedisServer(d, extra=CLUSTER_CONFIG + bus))
+                self.nodes.append(RedisServer(d, extra=CLUSTER_CONFIG + bus, tls=tls))
             addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
             out = subprocess.run(
-                ["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas",
+                ["redis-cli", *self.cli, "--cluster", "create", *addrs, "--cluster-replicas",
                  str(replicas), "--cluster-yes"],
                 capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
@@ -227,12 +277,17 @@ class RedisCluster:
 
     @property
     def url(self) -> str:
-        return "redis-cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+        return self._url("")
 
     @property
     def acl_url(self) -> str:
+        return self._url(f"{ACL_USER}:{ACL_PASSWORD}@")
+
+    def _url(self, creds: str) -> str:
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
-        return f"redis-cluster://{ACL_USER}:{ACL_PASSWORD}@{seeds}"
+        if self.tls:
+            return f"rediss-cluster://{creds}{seeds}{self.tls.query}"
+        return f"redis-cluster://{creds}{seeds}"
 
     def logs(self) -> list[Path]:
         return [n.dir / "redis.log" for n in self.nodes]
@@ -246,9 +301,9 @@ class RedisCluster:
 
         def ok() -> bool:
             for n in self.live():
-                if "cluster_state:ok" not in redis_cli(n.port, "cluster", "info"):
+                if "cluster_state:ok" not in redis_cli(n.port, "cluster", "info", cli=self.cli):
                     return False
-                info = redis_cli(n.port, "info", "replication")
+                info = redis_cli(n.port, "info", "replication", cli=self.cli)
                 if "role:slave" in info and "master_link_status:up" not in info:
                     return False
             return True
@@ -259,7 +314,7 @@ class RedisCluster:
         """The live node serving ``key``'s slot as master."""
         slot = key_slot(key)
         for n in self.live():
-            info = redis_cli(n.port, "cluster", "nodes")
+            info = redis_cli(n.port, "cluster", "nodes", cli=self.cli)
             for line in info.splitlines():
                 fields = line.split()
                 if "myself" in fields[2] and "master" in fields[2]:
@@ -287,7 +342,15 @@ class RedisSentinel:
 
     MASTER = "fleetmaster"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: RedisTls | None = None, password: str | None = None) -> None:
+        """``password``: the sentinels' own ``requirepass`` (clients and each other)."""
+        self.tls = tls
+        self.password = password
+        self.cli = tls.cli if tls else ()
+        self.sentinel_cli = (
+            *self.cli,
+            *(("-a", password, "--no-auth-warning") if password else ()),
+        )
         self._tmp = tempfile.TemporaryDirectory(prefix="tessera-sentinel-")
         root = Path(self._tmp.name)
         self.data: list[RedisServer] = []
@@ -295,10 +358,11 @@ class RedisSentinel:
         self.sentinel_ports: list[int] = []
         try:
             (root / "m").mkdir()
-            master = RedisServer(root / "m")
+            master = RedisServer(root / "m", tls=tls)
             self.data.append(master)
             (root / "r").mkdir()
-            self.data.append(RedisServer(root / "r", extra=f"replicaof 127.0.0.1 {master.port}\n"))
+            replica = f"replicaof 127.0.0.1 {master.port}\n"
+            self.data.append(RedisServer(root / "r", extra=replica, tls=tls))
             for i in range(3):
                 self._start_sentinel(root / f"s{i}", master.port)
             self.wait_ready(30)
@@ -311,7 +375,9 @@ class RedisSentinel:
         port = free_port()
         conf = d / "sentinel.conf"
         conf.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d / 'sentinel.log'}\n"
+            f"{self.tls.config(port) if self.tls else f'port {port}'}\n"
+            f"{f'requirepass {self.password}' if self.password else ''}\n"
+            f"bind 127.0.0.1\ndir {d}\nlogfile {d / 'sentinel.log'}\n"
             f"sentinel monitor {self.MASTER} 127.0.0.1 {master_port} 2\n"
             f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
             f"sentinel failover-timeout {self.MASTER} 4000\n"
@@ -333,27 +399,34 @@ class RedisSentinel:
 
         def ready() -> bool:
             for port in self.sentinel_ports:
-                fields = redis_cli(port, "sentinel", "master", self.MASTER).split()
+                fields = redis_cli(port, "sentinel", "master", self.MASTER,
+                                   cli=self.sentinel_cli).split()  # fmt: skip
                 info = dict(zip(fields[::2], fields[1::2], strict=False))
                 if info.get("num-other-sentinels") != "2" or info.get("num-slaves") != "1":
                     return False
-            return "master_link_status:up" in redis_cli(self.data[1].port, "info", "replication")
+            info = redis_cli(self.data[1].port, "info", "replication", cli=self.cli)
+            return "master_link_status:up" in info
 
         _wait("the sentinels were not ready", ready, timeout, self.logs())
 
     @property
     def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis-sentinel://{hosts}/{self.MASTER}"
+        return self._url("")
 
     @property
     def acl_url(self) -> str:
+        return self._url(f"{ACL_USER}:{ACL_PASSWORD}@")
+
+    def _url(self, creds: str) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis-sentinel://{ACL_USER}:{ACL_PASSWORD}@{hosts}/{self.MASTER}"
+        query = [f"ssl_ca_certs={self.tls.ca}"] if self.tls else []
+        query += [f"sentinel_password={self.password}"] if self.password else []
+        scheme = "rediss-sentinel" if self.tls else "redis-sentinel"
+        return f"{scheme}://{creds}{hosts}/{self.MASTER}" + ("?" + "&".join(query) if query else "")
 
     def master_port(self) -> int:
         out = redis_cli(self.sentinel_ports[0], "sentinel", "get-master-addr-by-name",
-                        self.MASTER).split()  # fmt: skip
+                        self.MASTER, cli=self.sentinel_cli).split()  # fmt: skip
         return int(out[1])
 
     def master(self) -> RedisServer:
@@ -365,7 +438,8 @@ class RedisSentinel:
 
         def moved() -> bool:
             port = self.master_port()
-            return port != old_port and "role:master" in redis_cli(port, "info", "replication")
+            info = redis_cli(port, "info", "replication", cli=self.cli)
+            return port != old_port and "role:master" in info
 
         _wait("no failover", moved, timeout, self.logs())
 

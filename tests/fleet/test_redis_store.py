@@ -146,3 +146,21 @@ def test_async_store_same_semantics(redis_server: RedisServer,
         await store.close()
 
     asyncio.run(main())
+
+
+def test_async_store_over_unix_socket_and_acl_urls(redis_server: RedisServer,
+                                                   fleet_secret: FleetSecret) -> None:  # fmt: skip
+    """The asyncio client on every single-server URL form: redis-py's sync URL parser names a
+    sync connection class for unix:// (and rediss://), which the asyncio client must not get."""
+    sync = RedisSessionStore.from_url(redis_server.url, fleet_secret, "aunix")
+
+    async def main() -> None:
+        for n, url in enumerate((redis_server.unix_url, redis_server.acl_url)):
+            store = AsyncRedisSessionStore.from_url(url, fleet_secret, "aunix")
+            k = session_id_key(bytes([n]) * 32)
+            await store.put(k, b"via " + url.encode()[:5], 100)
+            assert sync.get(k) == b"via " + url.encode()[:5]
+            assert await store.get(k) == sync.get(k)
+            await store.close()
+
+    asyncio.run(main())

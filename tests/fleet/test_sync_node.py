@@ -1,8 +1,8 @@
-"""Two Node.js TLS servers running the key sync page's lines (docs/keys-sync.md:
-``setTicketKeys`` on a watched file), each fed by its own ``tessera keys sync --to node:FILE``:
-a ticket made on one resumes on the other, TLS 1.2 and TLS 1.3; after ``tessera keys rotate`` both issue tickets under the new derived key
-— and, as the page says plainly, a session made before the rotation no longer resumes (Node
-holds one key at a time)."""
+"""Two Node.js TLS servers running the key-sync page's lines (``setTicketKeys`` on a watched
+file), each fed by its own ``tessera keys sync --to node:FILE``: a ticket made on one resumes on
+the other, TLS 1.2 and TLS 1.3; after ``tessera keys rotate`` both issue tickets under the new
+derived key — and, as the page says plainly, a session made before the rotation no longer
+resumes (Node holds one key at a time)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ PAGE = (Path(__file__).resolve().parents[2] / "docs" / "keys-sync.md").read_text
 
 
 def page_node_server() -> str:
-    """The key sync page's Node.js lines (the javascript block that calls ``setTicketKeys``)."""
+    """docs/keys-sync.md's Node.js lines (the block that calls ``setTicketKeys``)."""
     blocks = re.findall(r"^```javascript\n(.*?)^```", PAGE, re.M | re.S)
     (code,) = [b for b in blocks if "setTicketKeys" in b]
     return code

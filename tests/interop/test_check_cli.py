@@ -233,3 +233,21 @@ def test_every_with_csv_writes_one_header_then_rows(logs: Path, resuming: str) -
     assert out.count("started,service,row,") == 1, out
     assert len(rows) >= 3 and {r["verdict"] for r in rows} == {"resumes"}, rows
     assert all(r["service"] == resuming and r["mechanism"] == "ticket" for r in rows), rows
+
+
+def test_ctrl_c_in_continuous_mode_prints_the_last_round(logs: Path, resuming: str) -> None:
+    """--every: Ctrl-C ends the watcher at once with status 130, printing the last finished
+    round's report (not a traceback, not nothing)."""
+    argv = [*TESSERA, "check", resuming, "--every", "0.2s", "--attempts", "1",
+            "--mechanisms", "ticket"]  # fmt: skip
+    env = {**os.environ, "COLUMNS": "100"}
+    with Peer(argv, log_dir=logs, name="check-every-int", env=env) as watcher:
+        wait_for(lambda: watcher.output().count(f"{resuming} ok:") >= 2, timeout=60,
+                 what="two rounds")  # fmt: skip
+        watcher.proc.send_signal(signal.SIGINT)
+        assert watcher.proc.wait(15) == 130, watcher.output()
+        out = watcher.output()
+    assert "Traceback" not in out, out
+    tail = out[out.rindex(f"{resuming} ok:") :]
+    assert "TLS 1.2" in tail and "ticket" in tail, out  # the round's table
+    assert "check(s) passed" in tail, out

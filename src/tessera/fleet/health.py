@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Protocol, TypeVar
 
 from ..errors import StoreError, StoreValueRejected
+from .failure import describe
 
 T = TypeVar("T")
 
@@ -131,7 +132,7 @@ class Breaker:
         with self._lock:
             self.failures += 1
             self._consecutive += 1
-            self.last_error = f"{type(error).__name__}: {error}"[:200]
+            self.last_error = describe(error)
             probing = self._state is BreakerState.PROBING
             if probing or self._consecutive >= self.threshold:
                 if probing:
@@ -155,7 +156,7 @@ class Breaker:
         initial back-off)."""
         with self._lock:
             self.failures += 1
-            self.last_error = f"{type(error).__name__}: {error}"[:200]
+            self.last_error = describe(error)
             self._never_up = True
             self._state = BreakerState.UNAVAILABLE
             self._retry_at = self._clock() + self._current_backoff

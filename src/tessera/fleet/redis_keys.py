@@ -46,6 +46,7 @@ except ModuleNotFoundError as e:  # an extra of the distribution
     raise missing(e) from None
 
 from ..errors import ConfigError
+from .failure import describe
 from .keyring import FleetKeyring, SourceState
 from .keys import FleetKey, KeyPolicy, KeySet
 from .redis_url import SyncRedis, UnexpectedReply
@@ -245,7 +246,7 @@ class KeyRefresher:
     def _failed(self, kind: str, error: BaseException,
                 state: SourceState = SourceState.UNAVAILABLE) -> None:  # fmt: skip
         self.failures[kind] += 1
-        text = f"{type(error).__name__}: {error}" if kind != "refused" else str(error)
+        text = describe(error) if kind != "refused" else str(error)
         self.source.keyring.source_failed(text, state)
         if kind not in self._logged:  # once per kind until a refresh works again
             self._logged.add(kind)

@@ -14,8 +14,9 @@ Query parameters are redis-py's (``?ssl_ca_certs=/path/ca.pem``, ``ssl_cert_reqs
 Sentinel, ``sentinel_username``/``sentinel_password`` authenticate to the sentinels (the URL's
 own credentials are the master's).
 
-Every client is bounded the same way: each operation may take ``timeout`` seconds, is never
-retried (a failure costs a full handshake, not a stall), and the pool holds at most
+Every client is bounded the same way: each operation may take ``timeout`` seconds (making a
+TLS connection up to ``TLS_CONNECT_TIMEOUT``), is never retried (a failure costs a full
+handshake, not a stall), and the pool holds at most
 ``max_connections``. Constructing a ``RedisCluster`` already talks to the cluster, so the
 synchronous clients are a :class:`SyncRedis` facade that makes its redis-py client on first
 use and again after a failed attempt: a node starts whatever state its Redis is in.
@@ -51,6 +52,11 @@ from ..errors import ConfigError
 
 DEFAULT_TIMEOUT = 0.050
 DEFAULT_POOL = 128
+# Making a TLS connection to Redis takes more than an operation's budget: redis.asyncio builds an
+# SSL context (the system's CA store, 10-100 ms of CPU on the event loop) for each connection,
+# and the handshake's round trips come on top. A connection is made once and pooled; with the
+# operation's 50 ms, the first one a process makes failed, costing its first resumption.
+TLS_CONNECT_TIMEOUT = 0.5
 EXAMPLE = "redis://127.0.0.1:6379"
 SCHEMES = ("redis", "rediss", "unix", "redis-cluster", "rediss-cluster", "redis-sentinel",
            "rediss-sentinel")  # fmt: skip
@@ -147,6 +153,10 @@ def _parse_url(url: str, option: str) -> Options:
 
 def _single(url: str, scheme: str, option: str) -> RedisTarget:
     opts = _parse_url(url, option)
+    # redis-py's sync parser names its own connection class for rediss:// and unix://; the
+    # asyncio client given it would run sync connections under async retries (no connection
+    # at all). Each client's from_url picks its own class from the URL.
+    opts.pop("connection_class", None)
     host, port = opts.get("host"), opts.get("port", 6379)
     nodes = ((str(host), int(str(port))),) if host else ()
     user = opts.get("username")
@@ -203,10 +213,10 @@ def _host_port(text: str, url: str, option: str) -> tuple[str, int]:
 
 
 # -- synchronous ------------------------------------------------------------------------------
-def _bounded(timeout: float, max_connections: int) -> Options:
+def _bounded(timeout: float, max_connections: int, tls: bool = False) -> Options:
     return {
         "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
+        "socket_connect_timeout": max(timeout, TLS_CONNECT_TIMEOUT) if tls else timeout,
         "max_connections": max_connections,
         "health_check_interval": 0,
         "retry_on_timeout": False,
@@ -217,7 +227,7 @@ SyncClient = redis.Redis | redis.cluster.RedisCluster
 
 
 def _make_sync(target: RedisTarget, timeout: float, max_connections: int) -> SyncClient:
-    bounded = {**target.options, **_bounded(timeout, max_connections)}
+    bounded = {**target.options, **_bounded(timeout, max_connections, target.tls)}
     if target.topology is Topology.CLUSTER:
         seeds = [_sync_node(h, p) for h, p in target.nodes]
         return redis.cluster.RedisCluster(startup_nodes=seeds, retry=Retry(NoBackoff(), 0),
@@ -325,7 +335,7 @@ def async_client(url: str | RedisTarget, timeout: float = DEFAULT_TIMEOUT,
     """The asyncio client for a ``--redis`` URL (redis.asyncio, its own ``Retry``); it
     connects on first use, from the event loop that uses it."""
     target = url if isinstance(url, RedisTarget) else parse(url)
-    bounded = {**target.options, **_bounded(timeout, max_connections)}
+    bounded = {**target.options, **_bounded(timeout, max_connections, target.tls)}
     retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
     if target.topology is Topology.CLUSTER:
         seeds = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes]
