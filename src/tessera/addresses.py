@@ -30,6 +30,12 @@ _REASONS = {
 }
 
 
+def host_port(address: tuple[str, int]) -> str:
+    """``127.0.0.1:4433``, ``[::1]:4433``: an address as it is written on a command line."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def describe_os_error(error: OSError) -> str:
     """An OSError in words, without ``[Errno N]``: "connection refused", "no such host"..."""
     if isinstance(error, socket.gaierror):

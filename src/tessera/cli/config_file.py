@@ -40,8 +40,13 @@ from ..files import read_bounded
 
 Command = TypeVar("Command", bound=Callable[..., object])
 
-# The tables a file may hold: [serve], [proxy], [keys.sync].
+# The tables a file may hold: [serve], [proxy], [keys.sync], with an example of each's keys.
 TABLES = (("serve",), ("proxy",), ("keys", "sync"))
+_EXAMPLES = {
+    "serve": "port = 4433, www = true",
+    "proxy": 'listen = "0.0.0.0:443", backend = "127.0.0.1:8080"',
+    "keys.sync": 'to = ["nginx:/run/tessera-keys"], once = true',
+}
 MAX_CONFIG_FILE = 1 << 20
 
 _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
@@ -66,7 +71,7 @@ def config_option(*table: str) -> Callable[[Command], Command]:
         expose_value=False,
         callback=load,
         help=f"Read options from the [{name}] table of a TOML file (keys are the long option "
-        "names: port = 4433, www = true); the command line overrides the file.",
+        f"names: {_EXAMPLES[name]}); the command line overrides the file.",
     )
 
 

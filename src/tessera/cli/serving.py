@@ -13,6 +13,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rich.table import Table
 
+from ..addresses import host_port
 from ..certs import CertifiedKey, generate_self_signed
 from ..config import ServerConfig
 from ..errors import ConfigError
@@ -114,7 +115,7 @@ def banner(config: ServerConfig, files: ServeFiles, mode: str, address: tuple[st
 
     versions = [v for v in config.versions if config.suites_for(v)]
     lines = [
-        f"tessera serve: listening on {address[0]}:{address[1]} "
+        f"tessera serve: listening on {host_port(address)} "
         f"({', '.join(v.label for v in versions)}, {mode})",
     ]
     certs = ", ".join(describe(c) for c in config.certificates)

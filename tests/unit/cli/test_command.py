@@ -10,8 +10,9 @@ import socket
 
 import click
 import pytest
+from click.testing import CliRunner
 
-from tessera.addresses import describe_os_error
+from tessera.addresses import describe_os_error, host_port
 from tessera.cli.command import (
     EXIT_UNREACHABLE,
     FiniteFloatRange,
@@ -157,3 +158,22 @@ def test_option_name_prefers_the_long_name() -> None:
     option = click.Option(["-p", "--port"])
     assert option_name(option) == "--port"
     assert option_name(click.Option(["-q"])) == "-q"
+
+
+def test_addresses_are_written_as_on_a_command_line() -> None:
+    assert host_port(("127.0.0.1", 4433)) == "127.0.0.1:4433"
+    assert host_port(("::1", 4433)) == "[::1]:4433"
+
+
+@pytest.mark.parametrize(
+    ("path", "example"),
+    [(("serve",), "port = 4433"), (("proxy",), 'listen = "0.0.0.0:443"'),
+     (("keys", "sync"), 'to = ["nginx:')],
+)  # fmt: skip
+def test_config_help_shows_the_commands_own_keys(path: tuple[str, ...], example: str) -> None:
+    """--config's help gives keys of the command's own table, not serve's for every command."""
+    runner = CliRunner()
+    result = runner.invoke(cli, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"[{'.'.join(path)}] table" in text and example in text, text
