@@ -116,7 +116,7 @@ def test_async_guarded_store_same_breaker(redis_server: RedisServer,
 
     async def main() -> None:
         store = AsyncGuardedStore(
-            AsyncRedisSessionStore.from_url(redis_server.url, fleet_secret, "ah"),
+            AsyncRedisSessionStore.from_url(redis_server.url, fleet_secret, "ah", 5.0),
             Breaker(threshold=2, backoff=0.2, max_backoff=0.4),
         )
         k = session_id_key(b"a" * 32)

@@ -43,13 +43,14 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def sample(param: click.Option, tmp_path: Path) -> object:
-    """A valid value for ``param`` other than its default."""
+def sample(param: click.Option, tmp_path: Path, default: object) -> object:
+    """A valid value for ``param`` other than its default (``default``: the value the command
+    gets without the option; click 8.5 no longer keeps a flag's False in ``param.default``)."""
     if param.name in SPECIAL:
         return SPECIAL[param.name]
     kind = param.type
     if param.is_flag:
-        value: object = not param.default
+        value: object = not default
     elif isinstance(kind, click.Choice):
         value = kind.choices[-1]
     elif isinstance(kind, click.IntRange):
@@ -83,10 +84,10 @@ def test_every_option_can_be_set_in_its_table(table: str, tmp_path: Path) -> Non
     keys_of = {p.name: k for k, (p, negated) in options_by_key(command).items() if not negated}
     params = {p.name: p for p, _ in options_by_key(command).values()}
     assert len(params) >= {"serve": 45, "proxy": 35, "keys.sync": 13}[table]
-    values = {name: sample(p, tmp_path) for name, p in params.items()}
+    defaults = command.make_context("tessera", [], resilient_parsing=True).params
+    values = {name: sample(p, tmp_path, defaults.get(name)) for name, p in params.items()}
     lines = [f"[{table}]"] + [f"{keys_of[n]} = {toml_value(v)}" for n, v in values.items()]
     ctx = parse(command, "--config", write(tmp_path, "\n".join(lines)))
-    defaults = command.make_context("tessera", [], resilient_parsing=True).params
     for name, value in values.items():
         param = params[name]
         assert ctx.get_parameter_source(name) is ParameterSource.DEFAULT_MAP, name
