@@ -20,6 +20,7 @@ import math
 import socket
 from collections import Counter
 from collections.abc import Sequence
+from typing import cast
 
 import click
 
@@ -39,7 +40,8 @@ class FiniteFloatRange(click.FloatRange):
 
     def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> float:  # fmt: skip
-        number = super().convert(value, param, ctx)
+        # (click's text or number; click 8.5's stubs say float, earlier ones Any)
+        number = super().convert(cast("float", value), param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return float(number)
