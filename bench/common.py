@@ -19,6 +19,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tessera import ServerConfig
 
 BENCH_DIR = Path(__file__).resolve().parent
 SERVER_PROGRAM = BENCH_DIR / "server.py"
@@ -40,6 +44,27 @@ CERT_KINDS = {"ecdsa": "ec", "rsa": "rsa"}  # tessera.certs key kinds: P-256, RS
 class CertFiles:
     cert: Path
     key: Path
+
+
+def in_memory_servers(certs: CertFiles, version: str) -> tuple[ServerConfig, ssl.SSLContext]:
+    """tessera's and CPython ``ssl``'s server settings for the in-memory comparisons: one
+    version (``"1.2"``/``"1.3"``), the same certificate, a session cache and ticket keys each."""
+    from tessera import CertifiedKey, MemoryStore, ProtocolVersion, TicketKeyring
+    from tessera import ServerConfig as Config
+
+    v = ProtocolVersion.TLS1_3 if version == "1.3" else ProtocolVersion.TLS1_2
+    config = Config(
+        certificates=(CertifiedKey.load(certs.cert, certs.key),),
+        min_version=v,
+        max_version=v,
+        session_store=MemoryStore(),
+        ticket_keyring=TicketKeyring(),
+    )
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tv = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+    sctx.minimum_version = sctx.maximum_version = tv
+    sctx.load_cert_chain(certs.cert, certs.key)
+    return config, sctx
 
 
 @contextlib.contextmanager

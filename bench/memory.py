@@ -39,6 +39,7 @@ from common import (
     CertFiles,
     client_context,
     environment,
+    in_memory_servers,
     median,
     num,
     ratio,
@@ -48,13 +49,9 @@ from common import (
 )
 from tessera import (
     ApplicationData,
-    CertifiedKey,
     ConnectionClosed,
-    MemoryStore,
-    ProtocolVersion,
     ServerConfig,
     ServerConnection,
-    TicketKeyring,
 )
 
 REQUEST = b"x\n"
@@ -172,18 +169,7 @@ Server = TesseraServer | OpenSSLServer
 
 
 def make_servers(certs: CertFiles, version: str) -> dict[str, Callable[[], Server]]:
-    v = ProtocolVersion.TLS1_3 if version == "1.3" else ProtocolVersion.TLS1_2
-    config = ServerConfig(
-        certificates=(CertifiedKey.load(certs.cert, certs.key),),
-        min_version=v,
-        max_version=v,
-        session_store=MemoryStore(),
-        ticket_keyring=TicketKeyring(),
-    )
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tv = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
-    sctx.minimum_version = sctx.maximum_version = tv
-    sctx.load_cert_chain(certs.cert, certs.key)
+    config, sctx = in_memory_servers(certs, version)
     if version == "1.3":
         from server import set_tls13_suites
 

@@ -43,6 +43,7 @@ from common import (
     CertFiles,
     client_context,
     environment,
+    in_memory_servers,
     median,
     num,
     ratio,
@@ -132,20 +133,7 @@ class OpenSSLEnd(MemPeer):
 def servers(
     certs: CertFiles, version: str = "1.2"
 ) -> dict[str, Callable[[], TesseraEnd | OpenSSLEnd]]:
-    from tessera import CertifiedKey, MemoryStore, ProtocolVersion, ServerConfig, TicketKeyring
-
-    v = ProtocolVersion.TLS1_3 if version == "1.3" else ProtocolVersion.TLS1_2
-    config = ServerConfig(
-        certificates=(CertifiedKey.load(certs.cert, certs.key),),
-        min_version=v,
-        max_version=v,
-        session_store=MemoryStore(),
-        ticket_keyring=TicketKeyring(),
-    )
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tv = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
-    sctx.minimum_version = sctx.maximum_version = tv
-    sctx.load_cert_chain(certs.cert, certs.key)
+    config, sctx = in_memory_servers(certs, version)
     return {"tessera": lambda: TesseraEnd(config), "openssl": lambda: OpenSSLEnd(sctx)}
 
 
