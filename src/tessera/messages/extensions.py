@@ -542,6 +542,50 @@ def encode_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
     w.close(outer, 2)
 
 
+# Decoded extension bodies that repeat from hello to hello (a client's groups, signature
+# schemes, versions, server name, ...), by (class, body): decoding is a pure function of the
+# body, so a body seen before is answered with the same frozen instance; a body that failed to
+# decode is never kept, so every extension is still decoded strictly. Bounded: at most
+# _DECODED_MAX entries of at most _DECODED_BODY_MAX bytes, emptied when full. Bodies that differ
+# on every connection (key shares, PSK identities and binders, tickets, cookies) are not kept.
+# ClientHello extensions are public: nothing secret is held.
+_DECODED: dict[tuple[type[_Decodable], bytes], Extension] = {}
+_DECODED_MAX = 512
+_DECODED_BODY_MAX = 512
+_UNCACHED: frozenset[type[_Decodable]] = frozenset(
+    {KeyShareOffer, OfferedPsks, SessionTicketExt, Cookie, KeyShareSelected,
+     PreSharedKeySelected, CertificateAuthorities}
+)  # fmt: skip
+
+
+def _decode_body(cls: type[_Decodable], buf: bytes, start: int, end: int, code: int) -> Extension:
+    """One known extension's body, decoded strictly (or answered from :data:`_DECODED`)."""
+    empty = _EMPTY.get(cls)
+    if empty is not None:  # a flag: no body to decode, one shared (frozen) instance
+        if end != start:
+            raise DecodeError(
+                f"{end - start} trailing byte(s) in extension {ExtensionType(code).name}"
+            )
+        return empty
+    cacheable = end - start <= _DECODED_BODY_MAX and cls not in _UNCACHED
+    if cacheable:
+        key = (cls, bytes(buf[start:end]))
+        ext = _DECODED.get(key)
+        if ext is not None:
+            return ext
+    body = Reader(buf, start, end)
+    ext = cls.decode(body)
+    if body._pos != end:
+        raise DecodeError(
+            f"{end - body._pos} trailing byte(s) in extension {ExtensionType(code).name}"
+        )
+    if cacheable:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[key] = ext
+    return ext
+
+
 def decode_extensions(
     r: Reader, registry: Registry, by_type: dict[type, Extension] | None = None
 ) -> tuple[Extension, ...]:
@@ -573,20 +617,7 @@ def decode_extensions(
         if cls is None:
             out.append(UnknownExtension(code, bytes(buf[start:p])))
             continue
-        empty = _EMPTY.get(cls)
-        if empty is not None:  # a flag: no body to decode, one shared (frozen) instance
-            if p != start:
-                raise DecodeError(
-                    f"{p - start} trailing byte(s) in extension {ExtensionType(code).name}"
-                )
-            ext: Extension = empty
-        else:
-            body = Reader(buf, start, p)
-            ext = cls.decode(body)
-            if body._pos != p:
-                raise DecodeError(
-                    f"{p - body._pos} trailing byte(s) in extension {ExtensionType(code).name}"
-                )
+        ext = _decode_body(cls, buf, start, p, code)
         out.append(ext)
         if by_type is not None:
             by_type[cls] = ext
