@@ -559,30 +559,27 @@ _UNCACHED: frozenset[type[_Decodable]] = frozenset(
 
 
 def _decode_body(cls: type[_Decodable], buf: bytes, start: int, end: int, code: int) -> Extension:
-    """One known extension's body, decoded strictly (or answered from :data:`_DECODED`)."""
+    """One known extension's body, decoded strictly (and kept in :data:`_DECODED` if it may
+    repeat)."""
+    body = buf[start:end]
     empty = _EMPTY.get(cls)
     if empty is not None:  # a flag: no body to decode, one shared (frozen) instance
-        if end != start:
+        if body:
             raise DecodeError(
-                f"{end - start} trailing byte(s) in extension {ExtensionType(code).name}"
+                f"{len(body)} trailing byte(s) in extension {ExtensionType(code).name}"
             )
-        return empty
-    cacheable = end - start <= _DECODED_BODY_MAX and cls not in _UNCACHED
-    if cacheable:
-        key = (cls, bytes(buf[start:end]))
-        ext = _DECODED.get(key)
-        if ext is not None:
-            return ext
-    body = Reader(buf, start, end)
-    ext = cls.decode(body)
-    if body._pos != end:
-        raise DecodeError(
-            f"{end - body._pos} trailing byte(s) in extension {ExtensionType(code).name}"
-        )
-    if cacheable:
+        ext: Extension = empty
+    else:
+        r = Reader(buf, start, end)
+        ext = cls.decode(r)
+        if r._pos != end:
+            raise DecodeError(
+                f"{end - r._pos} trailing byte(s) in extension {ExtensionType(code).name}"
+            )
+    if len(body) <= _DECODED_BODY_MAX and cls not in _UNCACHED:
         if len(_DECODED) >= _DECODED_MAX:
             _DECODED.clear()
-        _DECODED[key] = ext
+        _DECODED[cls, body] = ext
     return ext
 
 
@@ -598,6 +595,8 @@ def decode_extensions(
     """
     block = r.vector(2)
     buf, p, end = block._buf, block._pos, block._end
+    if type(buf) is not bytes:  # the cache's keys are bytes (a memoryview's slices are not)
+        buf = bytes(buf)
     out: list[Extension] = []
     seen: set[int] = set()
     while p < end:
@@ -617,7 +616,9 @@ def decode_extensions(
         if cls is None:
             out.append(UnknownExtension(code, bytes(buf[start:p])))
             continue
-        ext = _decode_body(cls, buf, start, p, code)
+        ext = _DECODED.get((cls, buf[start:p]))
+        if ext is None:
+            ext = _decode_body(cls, buf, start, p, code)
         out.append(ext)
         if by_type is not None:
             by_type[cls] = ext

@@ -88,6 +88,36 @@ def test_extensions_block_round_trip() -> None:
     r.expect_empty()
 
 
+def test_repeated_bodies_come_from_the_cache_and_stay_strict() -> None:
+    """A body decoded once is answered with the same frozen instance; a malformed body is
+    refused however often a valid one was seen; per-connection bodies are not kept."""
+    groups = X.SupportedGroups((0x001D, 0x0017))
+    share = X.KeyShareOffer((X.KeyShareEntry(0x001D, b"\x01" * 32),))
+    w = Writer()
+    X.encode_extensions(w, (groups, share))
+    data = w.getvalue()
+    first = X.decode_extensions(Reader(data), X.CLIENT_HELLO)
+    again = X.decode_extensions(Reader(memoryview(data)), X.CLIENT_HELLO)
+    assert first == again == (groups, share)
+    assert again[0] is first[0]  # from the cache
+    assert again[1] is not first[1]  # key shares differ per connection: decoded each time
+    assert (X.KeyShareOffer, data[-38:]) not in X._DECODED
+    # The same code with an odd-length (malformed) body is still a decode_error.
+    bad = bytes.fromhex("0007" + "000a" + "0003" + "0002" + "1d")
+    for _ in range(2):
+        with pytest.raises(DecodeError):
+            X.decode_extensions(Reader(bad), X.CLIENT_HELLO)
+
+
+def test_decoded_cache_is_bounded() -> None:
+    for i in range(X._DECODED_MAX + 10):
+        body = (2).to_bytes(2, "big") + i.to_bytes(2, "big")
+        data = (4 + len(body)).to_bytes(2, "big") + b"\x00\x0a" + len(body).to_bytes(2, "big")
+        (ext,) = X.decode_extensions(Reader(data + body), X.CLIENT_HELLO)
+        assert ext == X.SupportedGroups((i,))
+        assert len(X._DECODED) <= X._DECODED_MAX
+
+
 def test_unknown_extension_kept_verbatim() -> None:
     r = Reader(bytes.fromhex("0008" + "1234" + "0004" + "deadbeef"))
     (ext,) = X.decode_extensions(r, X.CLIENT_HELLO)
