@@ -367,9 +367,9 @@ class _Scan13:
             return reason
         self.check_binder(index, session)
         chosen = _Chosen(self, index, session, key_name)
-        refusal = _early_refusal(config, pc, index, session)
         if not pc.early_data_offered:
             return chosen.decide(False, None)
+        refusal = _early_refusal(config, pc, index, session)
         if refusal is not None:
             return chosen.decide(False, refusal)
         if single_use:
