@@ -34,7 +34,9 @@ def answer_one(store: SessionStore, op: StoreLookup) -> LookupAnswer:
 
 def answer(store: SessionStore, lookups: Sequence[StoreLookup]) -> tuple[LookupAnswer, ...]:
     """Ask ``store`` each lookup, in order; an exception it raised is the answer."""
-    return tuple(answer_one(store, op) for op in lookups)
+    if len(lookups) == 1:  # the usual case (a session id, a ticket): no generator
+        return (answer_one(store, lookups[0]),)
+    return tuple([answer_one(store, op) for op in lookups])
 
 
 def apply(store: SessionStore, writes: Sequence[StoreWrite], report: StoreFailureReporter) -> None:
