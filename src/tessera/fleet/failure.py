@@ -8,9 +8,18 @@ only at the exception's class name, text and cause, so nothing here imports redi
 
 from __future__ import annotations
 
+import ssl
+
 from ..addresses import describe_os_error
 
 LIMIT = 240
+CLIENT_CERT = "give one in --redis as ?ssl_certfile=FILE&ssl_keyfile=FILE"
+# What a TLS client reads when the server wants a client certificate it was not given: TLS 1.3's
+# alert, TLS 1.2's, or (TLS 1.3, the server closing before its alert is read) the bare EOF.
+_CERT_REQUIRED = ("alert certificate required", "alert handshake failure")
+_CERT_REFUSED = ("alert unknown ca", "alert bad certificate", "alert certificate unknown",
+                 "alert unsupported certificate", "alert certificate expired")  # fmt: skip
+_TLS_EOF = "eof occurred in violation of protocol"
 
 
 def _plain(text: str) -> str:
@@ -31,6 +40,33 @@ def _os_cause(error: BaseException) -> OSError | None:
     return None
 
 
+def _chain_text(error: BaseException) -> str:
+    """The texts of ``error`` and of the errors it was raised over, lower case: redis-py puts
+    the TLS reason in the cause, or (``MasterNotFoundError``) after each sentinel's repr."""
+    texts, cause = [], error.__cause__ or error.__context__
+    for _ in range(4):
+        if cause is None:
+            break
+        texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return " ".join([str(error), *texts]).lower()
+
+
+def _tls_hint(error: BaseException) -> str | None:
+    """A TLS handshake with Redis (or a sentinel) that its side refused: the client
+    certificate it requires or does not trust, in the options that give it."""
+    low = _chain_text(error)
+    if any(alert in low for alert in _CERT_REQUIRED):
+        return f"Redis requires a TLS client certificate: {CLIENT_CERT}"
+    if refused := next((alert for alert in _CERT_REFUSED if alert in low), None):
+        return (f"Redis refused the client certificate in ?ssl_certfile= ({refused}): give "
+                "one signed by a CA in its tls-ca-cert-file")  # fmt: skip
+    if _TLS_EOF in low:
+        return ("Redis closed the TLS connection (EOF in the handshake); if it requires client "
+                f"certificates (tls-auth-clients yes), {CLIENT_CERT}")  # fmt: skip
+    return None
+
+
 def describe(error: BaseException) -> str:
     """What went wrong and what to check, at most :data:`LIMIT` characters."""
     name = type(error).__name__
@@ -40,6 +76,8 @@ def describe(error: BaseException) -> str:
         why = low.partition("certificate verify failed:")[2].partition("(_ssl")[0].strip()
         hint = (f"Redis's TLS certificate was refused ({why or 'not trusted'}): give the CA "
                 "that signed it in --redis as ?ssl_ca_certs=FILE")  # fmt: skip
+    elif tls_hint := _tls_hint(error):
+        hint = tls_hint
     elif name == "MasterNotFoundError":
         hint = (f"{text or 'no master found'}: no sentinel named it; check the sentinels' "
                 "addresses, the master's name, ?sentinel_password= and (TLS) ?ssl_ca_certs= "
@@ -50,7 +88,10 @@ def describe(error: BaseException) -> str:
         hint = f"the Redis user in --redis may not do this ({text}); allow it ~tessera:* keys"
     elif name in ("TimeoutError", "TimeoutException") or "timed out" in low:
         hint = f"Redis did not answer in time ({text or 'timeout'})"
-    elif (os_error := _os_cause(error)) is not None:  # connection refused, no such host...
+    elif isinstance(os_error := _os_cause(error), ssl.SSLError):  # (its errno is OpenSSL's)
+        why = os_error.reason or _plain(str(os_error))
+        hint = f"the TLS connection to Redis failed ({why}); check the ?ssl_ options in --redis"
+    elif os_error is not None:  # connection refused, no such host...
         hint = describe_os_error(os_error)
     else:
         hint = f"{name}: {text}" if text else name
