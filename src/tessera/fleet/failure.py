@@ -14,12 +14,14 @@ from ..addresses import describe_os_error
 
 LIMIT = 240
 CLIENT_CERT = "give one in --redis as ?ssl_certfile=FILE&ssl_keyfile=FILE"
-# What a TLS client reads when the server wants a client certificate it was not given: TLS 1.3's
-# alert, TLS 1.2's, or (TLS 1.3, the server closing before its alert is read) the bare EOF.
-_CERT_REQUIRED = ("alert certificate required", "alert handshake failure")
+# What a TLS client reads when Redis wants a client certificate it was not given: TLS 1.3's
+# alert; TLS 1.2's (also sent for other reasons), or the bare EOF of a TLS 1.3 server that closed
+# before its alert was read: these two only suggest it.
+_CERT_REQUIRED = "alert certificate required"
+_CERT_SUGGESTED = {"alert handshake failure": "alert handshake failure",
+                   "eof occurred in violation of protocol": "EOF in the handshake"}  # fmt: skip
 _CERT_REFUSED = ("alert unknown ca", "alert bad certificate", "alert certificate unknown",
                  "alert unsupported certificate", "alert certificate expired")  # fmt: skip
-_TLS_EOF = "eof occurred in violation of protocol"
 
 
 def _plain(text: str) -> str:
@@ -56,14 +58,14 @@ def _tls_hint(error: BaseException) -> str | None:
     """A TLS handshake with Redis (or a sentinel) that its side refused: the client
     certificate it requires or does not trust, in the options that give it."""
     low = _chain_text(error)
-    if any(alert in low for alert in _CERT_REQUIRED):
+    if _CERT_REQUIRED in low:
         return f"Redis requires a TLS client certificate: {CLIENT_CERT}"
     if refused := next((alert for alert in _CERT_REFUSED if alert in low), None):
         return (f"Redis refused the client certificate in ?ssl_certfile= ({refused}): give "
                 "one signed by a CA in its tls-ca-cert-file")  # fmt: skip
-    if _TLS_EOF in low:
-        return ("Redis closed the TLS connection (EOF in the handshake); if it requires client "
-                f"certificates (tls-auth-clients yes), {CLIENT_CERT}")  # fmt: skip
+    if why := next((said for seen, said in _CERT_SUGGESTED.items() if seen in low), None):
+        return (f"Redis ended the TLS handshake ({why}); if it requires client certificates "
+                f"(tls-auth-clients yes), {CLIENT_CERT}")  # fmt: skip
     return None
 
 
