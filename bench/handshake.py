@@ -2,7 +2,9 @@
 
 Each server runs in its own process, one connection at a time: tessera (``server.py``:
 ``TLSSocket.wrap_server``), CPython ``ssl`` (``server.py`` too) and ``openssl s_server -rev``,
-OpenSSL's own server. This process is the client for all three, with CPython ``ssl``. A server's
+OpenSSL's own server. A fourth, ``no-tls``, is ``server.py`` with no TLS at all (the same line
+echoed over bare TCP): the floor a Python server pays per connection before any cryptography,
+printed against s_server with CPython ssl's ratio to it. This process is the client for all three, with CPython ``ssl``. A server's
 CPU is read from ``/proc/<pid>/task/*/schedstat`` (ns, all threads) before and after each round,
 once the server sleeps again: the whole process, accept and syscalls included, measured the
 same way for all three. Rounds rotate the order of the servers, so background load hits them
@@ -31,12 +33,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 import ssl
 import sys
 import time
 from dataclasses import dataclass
 
 from common import (
+    HOST,
     ServerProcess,
     SServerProcess,
     client_context,
@@ -52,7 +56,7 @@ from common import (
     test_certificates,
 )
 
-IMPLS = ("tessera", "cpython", "s_server")
+IMPLS = ("tessera", "cpython", "s_server", "no-tls")
 TLS12_RESUMED_MAX_VS_S_SERVER = 1.6
 TLS13_PSK_MAX_VS_S_SERVER = 1.5
 TLS13_PSK_MAX_OF_OWN_FULL = 0.85
@@ -139,10 +143,28 @@ def connect_once(
         close_tls(s)
 
 
+def connect_plain(port: int) -> None:
+    """The no-TLS floor: the same line echoed over bare TCP, then both sides close."""
+    with socket.create_connection((HOST, port), timeout=10.0) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(LINE)
+        got = b""
+        while len(got) < len(LINE):
+            chunk = s.recv(len(LINE) - len(got))
+            if not chunk:
+                raise ConnectionError("the server closed before sending the line back")
+            got += chunk
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(64):
+            pass
+
+
 def run_round(
     srv: Server, case: Case, ctx: ssl.SSLContext, count: int, seconds: float, echo: bool
 ) -> Sample:
     session = None
+    if srv.impl == "plain":
+        return plain_round(srv, count, seconds)
     if case.resume is not None:
         # A fresh session every round (a long run never meets a session timeout); the echo
         # lets a TLS 1.3 client read its tickets.
@@ -169,6 +191,26 @@ def run_round(
     failures = int(st.get("failures", 0)) + errors  # type: ignore[call-overload]
     return Sample(n, wall, cpu / max(n, 1) / 1000, resumed, failures,
                   first_error or st.get("first_error"))  # type: ignore[arg-type]  # fmt: skip
+
+
+def plain_round(srv: Server, count: int, seconds: float) -> Sample:
+    srv.stats()
+    n = errors = 0
+    first_error = None
+    cpu0 = srv.cpu_ns()
+    t0 = time.perf_counter()
+    while n + errors < count and time.perf_counter() - t0 < seconds:
+        try:
+            connect_plain(srv.port)
+            n += 1
+        except OSError as e:
+            errors += 1
+            first_error = first_error or f"client: {type(e).__name__}: {e}"
+            if errors > 10:
+                break
+    wall = time.perf_counter() - t0
+    cpu = srv.cpu_ns() - cpu0
+    return Sample(n, wall, cpu / max(n, 1) / 1000, 0, errors, first_error)
 
 
 def build_all(versions: list[str], certs: list[str], names: list[str] | None) -> list[Case]:
@@ -222,6 +264,9 @@ def main() -> None:
                         ServerProcess(py_impl, certs[kind], version=v, psk_ke=v == "1.3",
                                       echo=True)
                     )  # fmt: skip
+                servers["no-tls", kind, v] = stack.enter_context(
+                    ServerProcess("plain", certs[kind], version=v, echo=True)
+                )
                 servers["s_server", kind, v] = stack.enter_context(
                     SServerProcess(certs[kind], version=v, psk_ke=v == "1.3")
                 )
@@ -231,7 +276,8 @@ def main() -> None:
                 run_round(servers[impl, case.cert, case.version], case, contexts[case], 5, 2.0,
                           echo)  # fmt: skip
         for r in range(rounds):
-            order = IMPLS[r % 3 :] + IMPLS[: r % 3]
+            k = r % len(IMPLS)
+            order = IMPLS[k:] + IMPLS[:k]
             order = order if r % 2 == 0 else order[::-1]
             for case in cases:
                 for impl in order:
@@ -287,7 +333,7 @@ def report(cases: list[Case], samples: dict[tuple[str, Case], list[Sample]]) -> 
             rows.append([case.label, impl, total, f"{median(rates):.0f}", num(median(cpus)),
                          spread(cpus), f"{100 * resumed / total:.0f}%" if total else "-",
                          failures])  # fmt: skip
-            want = total if case.resume else 0
+            want = total if case.resume and impl != "no-tls" else 0
             if resumed != want:
                 warnings.append(f"{impl} {case.label}: {resumed} of {total} resumed, want {want}")
             if failures:
@@ -310,6 +356,22 @@ def report(cases: list[Case], samples: dict[tuple[str, Case], list[Sample]]) -> 
     print("CPU ratios tessera / anchor, per round (lower is better)")
     print(table(["case", "/s_server", "range", "/CPython ssl", "range", "target", "measured",
                  "verdict"], ratio_rows))  # fmt: skip
+    print()
+    print("The floor: the same Python loop serving OpenSSL (CPython ssl) or no TLS at all, per")
+    print("round, against s_server. A pure-Python TLS server cannot cost less than the no-TLS")
+    print("loop plus its own handshake code; CPython ssl is OpenSSL's C driven by that loop.")
+    floor_rows = []
+    for case in cases:
+        c_s = [ratio(x.cpu_us, y.cpu_us) for x, y in
+               zip(samples["cpython", case], samples["s_server", case], strict=True)
+               if x.n and y.n]  # fmt: skip
+        f_s = [ratio(x.cpu_us, y.cpu_us) for x, y in
+               zip(samples["no-tls", case], samples["s_server", case], strict=True)
+               if x.n and y.n]  # fmt: skip
+        floor_rows.append([case.label, f"{median(c_s):.2f}", spread(c_s), f"{median(f_s):.2f}",
+                           spread(f_s)])  # fmt: skip
+    print(table(["case", "CPython ssl/s_server", "range", "no-TLS loop/s_server", "range"],
+                floor_rows))  # fmt: skip
     if any(c.psk_ke for c in cases):
         print("note: OpenSSL's servers pick psk_dhe_ke whenever the client offers it (an OpenSSL")
         print("client always does), so their psk_ke rows are psk_dhe_ke handshakes.")

@@ -20,7 +20,9 @@ Parts:
   sending (download) or receiving (upload) ``--size-mib``. Printed: handshakes/s and MB/s
   (client wall clock) and the terminator's CPU per handshake / per MB (all its processes, from
   /proc), medians over rounds with min..max; rounds alternate the order of the terminators so
-  background load hits them alike; ratios tessera/hitch and tessera/stunnel.
+  background load hits them alike; ratios tessera/hitch and tessera/stunnel. ``python-ssl``
+  (``pyssl_proxy.py``: asyncio on uvloop with CPython ``ssl``, OpenSSL doing all of TLS) is the
+  floor under any Python terminator, printed against hitch.
 * ``balancer``: HAProxy in TCP mode, round robin, in front of two terminators; ``--clients``
   CPython clients, each reconnecting with the session of its previous connection (as a browser
   does), take turns in a random order, so each reconnection lands on either instance. The
@@ -68,7 +70,7 @@ sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "fleet"))
 sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # ports.py, for tests/fleet/redis_server.py
 from redis_server import RedisServer
 
-TERMINATORS = ("tessera", "hitch", "stunnel")
+TERMINATORS = ("tessera", "hitch", "stunnel", "python-ssl")
 RESUMPTION_TARGET = 0.99
 MODES = ("tls12-id", "tls12-ticket", "tls13")
 TESSERA = [sys.executable, "-m", "tessera.cli.main"]
@@ -125,7 +127,9 @@ def process(argv: list[str], port: int, log: Path, start_timeout: float = 20.0
 
 
 def group_cpu(pgid: int) -> float:
-    """CPU seconds (user + system) of every live process in a process group."""
+    """CPU seconds (user + system) of every live process in a process group. Ticks of 10 ms, as
+    /proc/PID/stat counts them: per-thread schedstat would be exact but loses the threads that
+    have exited (stunnel's, one per connection)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in os.listdir("/proc"):
@@ -145,6 +149,9 @@ def terminator_argv(name: str, port: int, backend: int, certs: CertFiles, d: Pat
         return [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}", "--backend",
                 f"127.0.0.1:{backend}", "--cert", str(certs.cert), "--key", str(certs.key),
                 "-q"]  # fmt: skip
+    if name == "python-ssl":
+        return [sys.executable, str(BENCH_DIR / "pyssl_proxy.py"), str(port), str(backend),
+                str(certs.cert), str(certs.key)]  # fmt: skip
     if name == "hitch":
         pem = d / "hitch.pem"
         pem.write_bytes(certs.cert.read_bytes() + certs.key.read_bytes())
@@ -236,8 +243,13 @@ def part_terminators(certs: CertFiles, d: Path, a: argparse.Namespace) -> None:
             row.append(num(ratio(median(hs[("tessera", label)]), median(hs[(o, label)]))))
             row.append(num(ratio(median(cpu[("tessera", label)]), median(cpu[(o, label)]))))
         ratio_rows.append(row)
-    print(table(["case", "rate vs hitch", "CPU vs hitch", "rate vs stunnel", "CPU vs stunnel"],
-                ratio_rows))  # fmt: skip
+    print(table(["case", "rate vs hitch", "CPU vs hitch", "rate vs stunnel", "CPU vs stunnel",
+                 "rate vs python-ssl", "CPU vs python-ssl"], ratio_rows))  # fmt: skip
+    print("\nThe floor: python-ssl (asyncio on uvloop piping to the backend, CPython ssl doing all")
+    print("of TLS in OpenSSL's C) against hitch, CPU per handshake / per MB:\n")
+    floor_rows = [[label, num(ratio(median(cpu[("python-ssl", label)]),
+                                    median(cpu[("hitch", label)])))] for label in labels]  # fmt: skip
+    print(table(["case", "python-ssl CPU vs hitch"], floor_rows))
 
 
 # -- the balancer ------------------------------------------------------------------------------

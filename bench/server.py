@@ -227,6 +227,29 @@ class TesseraServer:
         }
 
 
+class PlainServer:
+    """No TLS at all: the same loop, the same echo, on the bare TCP socket. What a Python server
+    pays per connection before any cryptography (the floor under both Python TLS servers)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        pass
+
+    def handle(self, sock: socket.socket, payload: bytes) -> tuple[bool, int, float, float]:
+        try:
+            buf = memoryview(bytearray(RECV_SIZE))
+
+            def recv_some() -> int:
+                return sock.recv_into(buf)
+
+            moved, data_cpu = serve_request(sock.recv, recv_some, sock.sendall, payload)
+        finally:
+            sock.close()
+        return False, moved, 0.0, data_cpu
+
+    def cache_info(self) -> dict[str, object]:
+        return {"entries": 0, "stats": {}}
+
+
 class OpenSSLServer:
     def __init__(self, args: argparse.Namespace) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -270,7 +293,7 @@ class OpenSSLServer:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--impl", choices=("tessera", "openssl"), required=True)
+    p.add_argument("--impl", choices=("tessera", "openssl", "plain"), required=True)
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
     p.add_argument("--version", choices=("1.2", "1.3"), default="1.2")
@@ -284,9 +307,8 @@ def main() -> None:
     global ECHO
     ECHO = args.echo
 
-    server: TesseraServer | OpenSSLServer = (
-        TesseraServer(args) if args.impl == "tessera" else OpenSSLServer(args)
-    )
+    kinds = {"tessera": TesseraServer, "openssl": OpenSSLServer, "plain": PlainServer}
+    server: TesseraServer | OpenSSLServer | PlainServer = kinds[args.impl](args)
     payload = os.urandom(CHUNK)
     counters = Counters()
 
@@ -296,7 +318,7 @@ def main() -> None:
     lsock.listen(128)
     # tessera: accepted sockets stay blocking and inherit this receive timeout (as TLSServer's
     # do); CPython ssl's get a Python socket timeout.
-    kernel_timeout = isinstance(server, TesseraServer)
+    kernel_timeout = isinstance(server, (TesseraServer, PlainServer))
     if kernel_timeout:
         from tessera.io.blocking import set_receive_timeout
 

@@ -67,6 +67,12 @@ class Tutorial:
                 f"{name}.crt", "-days", "365", cwd=self.dir)  # fmt: skip
         return self.dir / f"{name}.crt"
 
+    def expire(self, name: str) -> None:
+        """Re-sign CA ``name``'s own certificate (``openssl x509 -signkey``, extensions kept)
+        so that it ran out a day ago; what it signed before stays valid."""
+        openssl("x509", "-in", f"{name}.crt", "-signkey", f"{name}.key", "-days", "-1", "-out",
+                f"{name}.crt", cwd=self.dir)  # fmt: skip
+
     def key(self, name: str) -> Path:
         return self.dir / f"{name}.key"
 
@@ -79,6 +85,9 @@ def tutorial(tmp_path_factory: pytest.TempPathFactory) -> Tutorial:
     t.signed("alice", "Tutorial CA")
     t.signed("mallory", "Other CA")
     t.signed("expired", "Tutorial CA", "-1")  # notAfter a day ago
+    t.ca("Stale CA")
+    t.signed("carol", "Stale CA")
+    t.expire("Stale CA")  # the client CA file's own certificate has run out; carol's has not
     return t
 
 
@@ -90,12 +99,13 @@ def test_the_tutorial_makes_version_1_certificates(tutorial: Tutorial) -> None:
     )
 
 
-def serve(tutorial: Tutorial, pki: Pki, log_dir: Path, *args: str) -> Peer:
+def serve(tutorial: Tutorial, pki: Pki, log_dir: Path, *args: str,
+          client_ca: str = "Tutorial CA.crt") -> Peer:  # fmt: skip
     """``tessera serve --www --verify-client required`` trusting the tutorial CA for clients."""
     port = free_port()
     argv = [*TESSERA, "serve", "--port", str(port), "--www", "--cert", str(pki.ecdsa_cert),
             "--key", str(pki.ecdsa_key), "--verify-client", "required", "--client-ca",
-            str(tutorial.dir / "Tutorial CA.crt"), *args]  # fmt: skip
+            str(tutorial.dir / client_ca), *args]  # fmt: skip
     peer = Peer(argv, port=port, log_dir=log_dir, name="serve")
     wait_for_output(peer, "signals: HUP")
     return peer
@@ -163,6 +173,29 @@ def test_refused_with_the_alert_openssl_sends(server: Peer, pki: Pki, tutorial: 
     r = curl(server, pki, tutorial, name)
     assert r.returncode != 0 and words in r.stderr, r.stderr
     wait_for_output(server, logged, count=3)
+
+
+def test_an_expired_client_ca_is_named_not_the_client(pki: Pki, tutorial: Tutorial,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    """The CA in --client-ca has expired, the client's own certificate has not: alert 45, as
+    OpenSSL sends, and the log names the CA in the CA file, not the client's certificate."""
+    theirs = openssl_verify(tutorial, "Stale CA.crt", "carol.crt")
+    assert "error 10 at 1 depth lookup: certificate has expired" in theirs, theirs
+    with serve(tutorial, pki, tmp_path, client_ca="Stale CA.crt") as peer:
+        for version in ("-tls1_3", "-tls1_2"):
+            out = s_client(peer, pki, tutorial, "carol", version)
+            assert ssl_alert_numbers(out) == [45], out
+        log = wait_for_output(peer, "certificate_expired (45)", count=2)
+    assert "the CA certificate 'CN=Stale CA' is not valid now (valid from " in log, log
+    assert "), in the client CA file" in log, log
+    assert "certificate 'CN=carol' is not valid" not in log, log
+
+
+def openssl_verify(tutorial: Tutorial, cafile: str, leaf: str) -> str:
+    r = subprocess.run(["openssl", "verify", "-CAfile", cafile, leaf], cwd=tutorial.dir,
+                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode != 0, r.stdout
+    return r.stdout + r.stderr
 
 
 def test_refused_under_the_webpki_profile(pki: Pki, tutorial: Tutorial, tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def test_expired_ticket_and_expired_session(pki: Pki, tmp_path: Path, port: int)
     with tessera_www(port, tmp_path, pki, "--ticket-lifetime", "1", "--session-timeout", "1"):
         assert outcomes(s_client(port, "-sess_out", str(ticket))) == ["New"]
         assert outcomes(s_client(port, "-no_ticket", "-sess_out", str(sid))) == ["New"]
-        time.sleep(1.3)
+        time.sleep(1.3)  # what is tested: both lifetimes (1 s) run out; the clock must pass
         out, outcome = s_client_page(port, "-sess_in", str(ticket))
         assert outcome == "New", out
         page = parse_status_page(out)

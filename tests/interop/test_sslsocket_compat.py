@@ -34,6 +34,7 @@ from conftest import Pki, free_port, require_program
 from tessera import ClientConfig, ProtocolVersion, ServerConfig
 from tessera.io.blocking import TLSSocket
 from tessera.io.stdlib import TLSContext, TLSListener, wrap_socket
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 HOST = "127.0.0.1"
@@ -357,10 +358,11 @@ def test_http_server_survives_bare_tcp_probes(
         for _ in range(10):
             socket.create_connection((HOST, port), timeout=5).close()
         with _haproxy_checking(tmp_path, port) as haproxy:
-            deadline = time.monotonic() + 20
-            while listener.probes < 20:
-                assert time.monotonic() < deadline, (listener.probes, haproxy.output())
-                time.sleep(0.05)
+            wait_until(
+                lambda: listener.probes >= 20,
+                "20 health-check probes from HAProxy",
+                details=lambda: f"{listener.probes} probes\n{haproxy.output()}",
+            )
             ctx = ssl.create_default_context(cafile=str(pki.ca_file))
             for target in (port, haproxy.port):
                 with urllib.request.urlopen(

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 import stat
-import time
 from pathlib import Path
 
 import pytest
 from peers import HTTP_GET, TESSERA, Peer, openssl_s_client, openssl_s_server, run
 
 from conftest import Pki, free_port, require_program
-from waiting import WAIT
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -27,11 +26,10 @@ def client_random_lines(path: Path) -> list[str]:
     return [line.strip().lower() for line in text.splitlines() if line.startswith("CLIENT_RANDOM")]
 
 
-def wait_for_lines(path: Path, n: int, timeout: float = WAIT) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while len(lines := client_random_lines(path)) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return lines
+def wait_for_lines(path: Path, n: int) -> list[str]:
+    wait_until(lambda: len(client_random_lines(path)) >= n, f"{n} CLIENT_RANDOM lines in {path}",
+               details=lambda: "\n".join(client_random_lines(path)))  # fmt: skip
+    return client_random_lines(path)
 
 
 SUITES = [

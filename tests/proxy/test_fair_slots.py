@@ -21,6 +21,7 @@ from peers import TESSERA, Peer
 from proxy_helpers import client_context, port_of, proxy, scrape, value
 
 from conftest import Pki, free_port
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -104,8 +105,6 @@ def test_a_well_behaved_client_is_served_despite_idlers_and_a_hog(
         shed = sum(value(samples, "tessera_connections_cut_total", reason=r)
                    for r in ("shed: handshaking", "shed: idle"))  # fmt: skip
         assert shed >= TRIES, samples
-        deadline = time.monotonic() + 15
-        while descriptors(pid) > before and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert descriptors(pid) <= before, (descriptors(pid), before)
+        wait_until(lambda: descriptors(pid) <= before, f"the proxy back to {before} descriptors",
+                   details=lambda: f"{descriptors(pid)} open\n{server.output()}")  # fmt: skip
         assert "Traceback" not in server.output()

@@ -30,6 +30,7 @@ from proxy_helpers import (
 
 from conftest import Pki, free_port
 from tessera.certs import issue_leaf
+from waiting import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -48,6 +49,15 @@ def echo(tls: ssl.SSLSocket, data: bytes) -> bytes:
             break
         got += chunk
     return got
+
+
+def refuses(port: int) -> bool:
+    """Nothing accepts connections on ``port`` any more."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
 
 
 def write_leaf(pki: Pki, directory: Path) -> bytes:
@@ -90,15 +100,11 @@ def test_sigterm_lets_an_open_transfer_complete(pki: Pki, logs: Path, http_backe
         data = bytearray(tls.recv(65536))  # (not bytes: += would copy it all every record)
         p.proc.send_signal(signal.SIGTERM)
         wait_for_output(p, "draining: 1 connection(s) open")
-        deadline = time.monotonic() + 10  # the listening socket is closed at once
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the proxy still accepts connections after SIGTERM")
+        wait_until(
+            lambda: refuses(port),
+            "the proxy stops accepting connections after SIGTERM",
+            details=p.output,
+        )  # the listening socket is closed at once
         while chunk := tls.recv(1 << 20):  # the transfer goes on to the end
             data += chunk
         tls.close()
@@ -124,16 +130,11 @@ def test_out_of_descriptors_keeps_serving(pki: Pki, logs: Path, http_backend: Pe
         finally:
             for s in idle:
                 s.close()
-        deadline = time.monotonic() + 20  # the load is gone: served again
-        while True:
-            try:
-                reply = https(port, ctx, "GET", "/", timeout=5)
-                break
-            except (OSError, AssertionError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        assert reply.body == b"hello\n"
+        replies = []  # the load is gone: served again
+        wait_until(lambda: replies.append(https(port, ctx, "GET", "/", timeout=5)) or True,
+                   "an answer once the held connections are gone", details=p.output,
+                   ignore=(OSError, AssertionError))  # fmt: skip
+        assert replies[0].body == b"hello\n"
         assert value(scrape(metrics), "tessera_accept_errors_total", error="EMFILE") >= 1
         assert p.proc.poll() is None
         assert "Traceback" not in p.output()

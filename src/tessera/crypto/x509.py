@@ -445,7 +445,9 @@ def _check(chain: list[x509.Certificate], store: Store, now: datetime.datetime,
     try:
         _verify(chain, store, now, profile, hints.peer, subject)
     except VerificationError as e:
-        alert, text = explain(str(e), chain, hints.peer, _subject(subject), source, profile)
+        stale_ca = next((c for c in (*chain[1:], *_anchors(store)) if not _valid_at(c, now)), None)
+        alert, text = explain(str(e), chain, hints.peer, _subject(subject), source, profile,
+                              stale_ca)  # fmt: skip
         if _openssl_accepts(chain, store, now, profile, subject, hints):
             fix = f"; OpenSSL would accept it: {hints.profile_option}"
         elif text.endswith(UNTRUSTED):
@@ -553,8 +555,10 @@ def _find(chain: list[x509.Certificate], subject: str | None) -> x509.Certificat
 
 
 def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str, source: str,
-            profile: VerifyProfile) -> tuple[AlertDescription, str]:  # fmt: skip
-    """The alert and a plain-words reason for one of cryptography's verification errors."""
+            profile: VerifyProfile, stale_ca: x509.Certificate | None = None
+            ) -> tuple[AlertDescription, str]:  # fmt: skip
+    """The alert and a plain-words reason for one of cryptography's verification errors.
+    ``stale_ca``: a CA certificate (sent or trusted) not valid now, if there is one."""
     text = raw.removeprefix("validation failed: ")
     issuer_side = text.startswith("candidates exhausted: ")
     text = text.removeprefix("candidates exhausted: ")
@@ -583,6 +587,12 @@ def explain(raw: str, chain: list[x509.Certificate], peer: str, name: str, sourc
             rules = "the Web-PKI profile" if profile is VerifyProfile.WEBPKI else "every CA"
             return bad, f"{what} has no {ext} extension, which {rules} requires"
         return bad, f"{what}: its {ext} extension is not allowed here ({reason})"
+    outside = issuer_side or cert is None  # the certificate is not one the peer sent
+    if outside and stale_ca is not None and text.startswith("cert is not valid at"):
+        return AlertDescription.certificate_expired, (
+            f"the CA certificate {stale_ca.subject.rfc4514_string()!r} is not valid now "
+            f"({_validity(stale_ca)})" + ("" if stale_ca in chain else f", in {source}")
+        )
     return _explain_message(text, what, bad, chain, cert, peer, name)
 
 
