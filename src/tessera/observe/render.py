@@ -144,12 +144,10 @@ def values(fields: Iterable[Field], keys: Iterable[str]) -> dict[str, Value]:
     return {k: found[k].value for k in keys}
 
 
-def rows(fields: Iterable[Field], keys: Iterable[str],
-         labels: Mapping[str, str] | None = None) -> list[tuple[str, str]]:  # fmt: skip
+def rows(fields: Iterable[Field], keys: Iterable[str]) -> list[tuple[str, str]]:
     """``(label, text)`` for ``keys``, in their order (a page or a summary)."""
     found = by_key(fields)
-    named = labels or {}
-    return [(named.get(k, found[k].label), found[k].text) for k in keys]
+    return [(found[k].label, found[k].text) for k in keys]
 
 
 def session_line(info: ConnectionInfo | Mapping[str, Field]) -> str:
