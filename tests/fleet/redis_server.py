@@ -35,37 +35,48 @@ CLUSTER_CONFIG = "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-n
 
 @dataclass(frozen=True)
 class RedisTls:
-    """Redis over TLS only (``port 0``): clients, replication and the cluster bus. Clients are
-    not asked for certificates; they verify the server's against ``ca``. The cluster bus always
-    asks for one: nodes present ``client_cert`` (a certificate for client authentication) to
-    each other."""
+    """Redis over TLS only (``port 0``): clients, replication and the cluster bus. Clients
+    verify the server's certificate against ``ca``; with ``auth_clients`` Redis (and the
+    sentinels) also require theirs (``tls-auth-clients yes``), and this fixture's URLs, redis-cli
+    and pings present ``client_cert``. The cluster bus, replication and sentinels always present
+    ``client_cert`` (a certificate for client authentication) to each other."""
 
     cert: Path
     key: Path
     ca: Path
     client_cert: Path
     client_key: Path
+    auth_clients: bool = False
 
     def config(self, port: int) -> str:
         return (
             f"port 0\ntls-port {port}\ntls-cert-file {self.cert}\ntls-key-file {self.key}\n"
             f"tls-client-cert-file {self.client_cert}\ntls-client-key-file {self.client_key}\n"
-            f"tls-ca-cert-file {self.ca}\ntls-auth-clients no\ntls-replication yes\n"
+            f"tls-ca-cert-file {self.ca}\n"
+            f"tls-auth-clients {'yes' if self.auth_clients else 'no'}\ntls-replication yes\n"
             "tls-cluster yes\n"
         )
 
     @property
     def cli(self) -> tuple[str, ...]:
-        return ("--tls", "--cacert", str(self.ca))
+        certs = ("--cert", str(self.client_cert), "--key", str(self.client_key))
+        return ("--tls", "--cacert", str(self.ca), *(certs if self.auth_clients else ()))
+
+    @property
+    def params(self) -> list[str]:
+        """redis-py's query parameters for this TLS (``ssl_ca_certs``, the client certificate)."""
+        certs = [f"ssl_certfile={self.client_cert}", f"ssl_keyfile={self.client_key}"]
+        return [f"ssl_ca_certs={self.ca}", *(certs if self.auth_clients else [])]
 
     @property
     def query(self) -> str:
-        return f"?ssl_ca_certs={self.ca}"
+        return "?" + "&".join(self.params)
 
     def wrap(self, sock: socket.socket) -> socket.socket:
-        return ssl.create_default_context(cafile=str(self.ca)).wrap_socket(
-            sock, server_hostname="127.0.0.1"
-        )
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        if self.auth_clients:
+            ctx.load_cert_chain(self.client_cert, self.client_key)
+        return ctx.wrap_socket(sock, server_hostname="127.0.0.1")
 
 
 class RedisServer:
@@ -418,7 +429,7 @@ class RedisSentinel:
 
     def _url(self, creds: str) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        query = [f"ssl_ca_certs={self.tls.ca}"] if self.tls else []
+        query = list(self.tls.params) if self.tls else []
         query += [f"sentinel_password={self.password}"] if self.password else []
         scheme = "rediss-sentinel" if self.tls else "redis-sentinel"
         return f"{scheme}://{creds}{hosts}/{self.MASTER}" + ("?" + "&".join(query) if query else "")

@@ -6,8 +6,9 @@ sentinels a wrong password, serves every connection with full handshakes and say
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from tessera.certs import generate_ca
 pytestmark = pytest.mark.interop
 
 SENTINEL_PASSWORD = "sentinel-test-password"
+TOPOLOGIES = ["single", "cluster", "sentinel"]
 
 
 @dataclass
@@ -46,38 +48,62 @@ def redis_tls(pki: Pki) -> RedisTls:
     return RedisTls(pki.rsa_cert, pki.rsa_key, pki.ca_file, pki.client_cert, pki.client_key)
 
 
-@pytest.fixture(scope="module", params=["single", "cluster", "sentinel"])
+@pytest.fixture(scope="module")
+def client_auth_tls(redis_tls: RedisTls) -> RedisTls:
+    """The same, with Redis and the sentinels requiring a client certificate."""
+    return replace(redis_tls, auth_clients=True)
+
+
+@contextlib.contextmanager
+def _tls_fleet(kind: str, pki: Pki, tls: RedisTls, secret: Path,
+               d: Path) -> Iterator[TlsTopology]:  # fmt: skip
+    """A TLS Redis of ``kind`` and two nodes on it (B as the ACL user), all stopped after."""
+    require_program("redis-sentinel")
+    redis: RedisServer | RedisCluster | RedisSentinel
+    if kind == "single":
+        redis = RedisServer(tls=tls)
+    elif kind == "cluster":
+        redis = RedisCluster(tls=tls)
+    else:
+        redis = RedisSentinel(tls=tls, password=SENTINEL_PASSWORD)
+    with redis, fleet_node(pki, d, redis.url, secret, name="a") as a, \
+                fleet_node(pki, d, redis.acl_url, secret, name="b") as b:  # fmt: skip
+        yield TlsTopology(kind, redis.url, redis.acl_url, (a, b), tls)
+        for node in (a, b):
+            assert "Traceback" not in node.output(), node.output()
+
+
+@pytest.fixture(scope="module", params=TOPOLOGIES)
 def tls_topology(request: pytest.FixtureRequest, pki: Pki, redis_tls: RedisTls,
                  shared_secret_file: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsTopology]:  # fmt: skip
-    require_program("redis-sentinel")
     d = tmp_path_factory.mktemp(f"tls-{request.param}")
-    redis: RedisServer | RedisCluster | RedisSentinel
-    if request.param == "single":
-        redis = RedisServer(tls=redis_tls)
-    elif request.param == "cluster":
-        redis = RedisCluster(tls=redis_tls)
-    else:
-        redis = RedisSentinel(tls=redis_tls, password=SENTINEL_PASSWORD)
-    with redis:
-        secret = shared_secret_file
-        with fleet_node(pki, d, redis.url, secret, name="a") as a, \
-             fleet_node(pki, d, redis.acl_url, secret, name="b") as b:  # fmt: skip
-            yield TlsTopology(request.param, redis.url, redis.acl_url, (a, b), redis_tls)
-            for node in (a, b):
-                assert "Traceback" not in node.output(), node.output()
+    with _tls_fleet(request.param, pki, redis_tls, shared_secret_file, d) as topology:
+        yield topology
 
 
-@pytest.mark.parametrize(
+@pytest.fixture(scope="module", params=TOPOLOGIES)
+def client_auth_topology(request: pytest.FixtureRequest, pki: Pki, client_auth_tls: RedisTls,
+                         shared_secret_file: Path,
+                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsTopology]:  # fmt: skip
+    """Redis (and its sentinels) with ``tls-auth-clients yes``; the nodes' URLs give the client
+    certificate as ``?ssl_certfile=…&ssl_keyfile=…``."""
+    d = tmp_path_factory.mktemp(f"tls-auth-{request.param}")
+    with _tls_fleet(request.param, pki, client_auth_tls, shared_secret_file, d) as topology:
+        assert "ssl_certfile=" in topology.url and "ssl_keyfile=" in topology.acl_url
+        yield topology
+
+
+RESUMPTIONS = pytest.mark.parametrize(
     ("version", "flags", "resumed_by"),
     [("-tls1_2", ("-no_ticket",), "session_id"), ("-tls1_2", (), "ticket"), ("-tls1_3", (), "psk")],
     ids=["tls12-id", "tls12-ticket", "tls13-ticket"],
 )  # fmt: skip
-def test_nodes_resume_each_other_through_tls_redis(tls_topology: TlsTopology, pki: Pki,
-                                                   tmp_path: Path, version: str,
-                                                   flags: tuple[str, ...],
-                                                   resumed_by: str) -> None:  # fmt: skip
-    a, b = tls_topology.nodes
+
+
+def _resume_across(topology: TlsTopology, pki: Pki, tmp_path: Path, version: str,
+                   flags: tuple[str, ...], resumed_by: str) -> None:  # fmt: skip
+    a, b = topology.nodes
     page = openssl_resumes_across(a, b, pki, tmp_path, version, flags, resumed_by)
     assert "ticket keys from Redis (healthy)" in page.text, page.text
     for node in (a, b):
@@ -86,25 +112,65 @@ def test_nodes_resume_each_other_through_tls_redis(tls_topology: TlsTopology, pk
         assert SENTINEL_PASSWORD not in text and ACL_PASSWORD not in text, text
 
 
-def test_proxy_and_keys_list_over_tls(tls_topology: TlsTopology, pki: Pki,
-                                      shared_secret_file: Path, tmp_path: Path) -> None:  # fmt: skip
-    """The asyncio clients (tessera proxy) over TLS: a TLS 1.3 session made through one proxy
-    resumes on a serve node; ``tessera keys list`` reads the same keys."""
+@RESUMPTIONS
+def test_nodes_resume_each_other_through_tls_redis(tls_topology: TlsTopology, pki: Pki,
+                                                   tmp_path: Path, version: str,
+                                                   flags: tuple[str, ...],
+                                                   resumed_by: str) -> None:  # fmt: skip
+    _resume_across(tls_topology, pki, tmp_path, version, flags, resumed_by)
+
+
+@RESUMPTIONS
+def test_nodes_resume_each_other_through_redis_requiring_client_certs(
+    client_auth_topology: TlsTopology,
+    pki: Pki,
+    tmp_path: Path,
+    version: str,
+    flags: tuple[str, ...],
+    resumed_by: str,
+) -> None:
+    _resume_across(client_auth_topology, pki, tmp_path, version, flags, resumed_by)
+
+
+def _proxy_and_keys_list(topology: TlsTopology, pki: Pki, secret: Path, tmp_path: Path) -> None:
+    """The asyncio clients (tessera proxy): a TLS 1.3 session made through one proxy resumes on
+    a serve node; ``tessera keys list`` reads the same keys."""
     with http_backend(tmp_path) as backend:
         (tmp_path / "index.html").write_text("hello tls fleet\n")
-        with proxy_node(pki, tmp_path, backend.port or 0, tls_topology.acl_url,
-                        shared_secret_file, name="p") as p:  # fmt: skip
+        with proxy_node(pki, tmp_path, backend.port or 0, topology.acl_url, secret,
+                        name="p") as p:  # fmt: skip
             ctx = client_context(pki.ca_file, "tls13")
             _, session, page = python_get(p.port or 0, ctx)
             assert "hello tls fleet" in page and session is not None
-            reused, _, page = python_get(tls_topology.nodes[0].port or 0, ctx, session)
+            reused, _, page = python_get(topology.nodes[0].port or 0, ctx, session)
             assert reused, page
             text = wait_output(p, "fleet: ticket keys from Redis (")
             assert "Warning" not in text and "Traceback" not in text, text
-    r = run([*TESSERA, "keys", "list", "--redis", tls_topology.url, "--fleet-secret",
-             str(shared_secret_file)], timeout=30, env={"COLUMNS": "200"})  # fmt: skip
-    listing = r.stdout.decode(errors="replace")
-    assert r.returncode == 0 and "encrypting" in listing, listing
+    listing = _keys_list(topology.url, secret)
+    assert listing.returncode == 0 and "encrypting" in listing.text, listing.text
+
+
+@dataclass
+class Listing:
+    returncode: int
+    text: str
+
+
+def _keys_list(url: str, secret: Path) -> Listing:
+    r = run([*TESSERA, "keys", "list", "--redis", url, "--fleet-secret", str(secret)],
+            timeout=30, env={"COLUMNS": "200"})  # fmt: skip
+    return Listing(r.returncode, r.stdout.decode(errors="replace"))  # (stderr merged)
+
+
+def test_proxy_and_keys_list_over_tls(tls_topology: TlsTopology, pki: Pki,
+                                      shared_secret_file: Path, tmp_path: Path) -> None:  # fmt: skip
+    _proxy_and_keys_list(tls_topology, pki, shared_secret_file, tmp_path)
+
+
+def test_proxy_and_keys_list_with_a_client_certificate(client_auth_topology: TlsTopology,
+                                                       pki: Pki, shared_secret_file: Path,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    _proxy_and_keys_list(client_auth_topology, pki, shared_secret_file, tmp_path)
 
 
 def _with_query(url: str, query: str) -> str:
@@ -132,6 +198,40 @@ def test_an_untrusted_redis_certificate_costs_resumption_not_connections(
             reused, _, page = python_get(node.port or 0, ctx)
             assert not reused and "Protocol" in page, page
         assert "Traceback" not in node.output(), node.output()
+
+
+def test_a_node_without_the_client_certificate_costs_resumption_not_connections(
+    client_auth_topology: TlsTopology, pki: Pki, shared_secret_file: Path, tmp_path: Path
+) -> None:
+    """Redis (and the sentinels) require a client certificate that the URL does not give: a
+    serve node (redis-py's sync clients) and a proxy (asyncio) serve every connection, resume
+    none of the fleet's sessions, and say which ``--redis`` parameters to give;
+    ``tessera keys list`` fails saying the same."""
+    topology = client_auth_topology
+    query = f"ssl_ca_certs={pki.ca_file}"
+    if topology.kind == "sentinel":
+        query += f"&sentinel_password={SENTINEL_PASSWORD}"
+    url = _with_query(topology.url, query)
+    ctx = client_context(pki.ca_file, "tls13")
+    _, session, _ = python_get(topology.nodes[0].port or 0, ctx)  # a session of the fleet's
+    assert session is not None
+    (tmp_path / "index.html").write_text("hello certless proxy\n")
+    with fleet_node(pki, tmp_path, url, shared_secret_file, name="certless") as node, \
+         http_backend(tmp_path) as backend, \
+         proxy_node(pki, tmp_path, backend.port or 0, url, shared_secret_file,
+                    name="certless-proxy") as proxy:  # fmt: skip
+        for peer, served in ((node, "Protocol"), (proxy, "hello certless proxy")):
+            text = wait_output(peer, "fleet: ticket keys from Redis (")
+            assert "(healthy)" not in text and "<redis." not in text, text
+            assert "?ssl_certfile=" in text, text  # what to give, in the option's words
+            for _ in range(3):
+                reused, _, page = python_get(peer.port or 0, ctx, session)
+                assert not reused and served in page, page
+            out = peer.output()
+            assert "Traceback" not in out and "<redis." not in out, out
+    listing = _keys_list(url, shared_secret_file)
+    assert listing.returncode != 0 and "?ssl_certfile=" in listing.text, listing.text
+    assert "Traceback" not in listing.text and "<redis." not in listing.text, listing.text
 
 
 def test_a_wrong_sentinel_password_is_said_and_survived(pki: Pki, redis_tls: RedisTls,

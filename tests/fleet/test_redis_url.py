@@ -3,6 +3,8 @@ write, passwords never shown."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tessera.errors import ConfigError
@@ -21,13 +23,15 @@ def test_single_server_urls() -> None:
     assert t.topology is Topology.SINGLE and t.options["path"] == "/run/redis/redis.sock"
 
 
-def test_cluster_urls() -> None:
+def test_cluster_urls(tmp_path: Path) -> None:
     t = parse("redis-cluster://a:7000,b:7001,[::1]:7002")
     assert t.topology is Topology.CLUSTER
     assert t.nodes == (("a", 7000), ("b", 7001), ("::1", 7002))
     assert t.describe() == "Redis Cluster (seeds a:7000, b:7001, ::1:7002)"
-    t = parse("rediss-cluster://u:pw@a:7000?ssl_ca_certs=/etc/ca.pem")
-    assert t.tls and t.options["ssl"] is True and t.options["ssl_ca_certs"] == "/etc/ca.pem"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    t = parse(f"rediss-cluster://u:pw@a:7000?ssl_ca_certs={ca}")
+    assert t.tls and t.options["ssl"] is True and t.options["ssl_ca_certs"] == str(ca)
     assert t.options["username"] == "u" and t.options["password"] == "pw"
     assert "pw" not in t.describe() and t.describe().endswith("TLS, user u")
     for name in ("host", "port", "db", "connection_class"):
@@ -72,3 +76,17 @@ def test_redacted() -> None:
     assert "s3cret" not in str(e.value) and "redis://fleet:***@h:6379" in str(e.value)
     assert redacted("redis://:pw@h:1") == "redis://***@h:1"
     assert redacted("redis://h:1") == "redis://h:1"
+
+
+@pytest.mark.parametrize("scheme", ["rediss://a:6379", "rediss-cluster://a:7000",
+                                    "rediss-sentinel://s:26379/mymaster"])  # fmt: skip
+@pytest.mark.parametrize("name", ["ssl_certfile", "ssl_keyfile", "ssl_ca_certs"])
+def test_a_missing_file_in_the_query_is_a_usage_error(tmp_path: Path, scheme: str,
+                                                      name: str) -> None:  # fmt: skip
+    """Named when the URL is read, as --cert is: at the first connection a typo would only
+    cost resumption, with a TLS error that does not say which file."""
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ConfigError) as e:
+        parse(f"{scheme}?{name}={missing}", "--redis")
+    assert str(e.value).endswith(f"?{name}={missing}: no such file (or it cannot be read)")
+    assert str(e.value).startswith("--redis ")

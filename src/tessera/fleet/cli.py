@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..addresses import describe_os_error
 from ..cli.command import Command, FiniteFloatRange, Unreachable
 from ..errors import ConfigError, StoreError
 from ..session.store import MemoryStore
 from . import supervisor
+from .failure import describe
 from .health import AsyncGuardedStore, Breaker, GuardedStore
 from .hygiene import disable_core_dumps
 from .keyring import FleetKeyring, SourceState
@@ -417,10 +417,11 @@ def _unreachable(source: RedisKeySource, error: Exception) -> click.ClickExcepti
 
     where = source.client.target.describe()
     cause = error.__cause__ or error.__context__
-    if isinstance(cause, OSError):
-        return Unreachable(f"cannot reach {where} (--redis): {describe_os_error(cause)}")
-    if isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
-        return Unreachable(f"cannot reach {where} (--redis): {error}")
+    unreachable = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError,
+                   redis_errors.RedisClusterUnreachableError)  # fmt: skip
+    if isinstance(cause, OSError) or isinstance(error, unreachable):
+        # connection refused, a TLS handshake Redis refused...: what to change in --redis
+        return Unreachable(f"cannot reach {where} (--redis): {describe(error)}")
     return click.ClickException(f"cannot use {where} (--redis): {error}")
 
 

@@ -54,7 +54,7 @@ class FleetKeyring:
     def source_failed(self, error: str, state: SourceState = SourceState.UNAVAILABLE) -> None:
         """The source could not be read (or refused): keep every key held, say why."""
         self.state = state
-        self.source_error = error[:200]
+        self.source_error = error[:300]  # where Redis is, and what to change in --redis
 
     def describe_source(self) -> str:
         """``Redis (healthy)``, ``Redis (unavailable: ...)`` — one phrase for every page."""

@@ -289,8 +289,8 @@ class KeyRefresher:
             self.failures[kind] += 1
             if kind not in self._pubsub_logged:
                 self._pubsub_logged.add(kind)
-                log.warning("ticket keys: pub/sub notices failed (%s: %s); refreshing on the "
-                            "timer", type(e).__name__, str(e)[:200])  # fmt: skip
+                log.warning("ticket keys: pub/sub notices failed (%s); refreshing on the timer",
+                            describe(e))  # fmt: skip
             _close(pubsub)
             self._stop.wait(max(0.0, due - time.monotonic()))
             return None

@@ -24,6 +24,7 @@ use and again after a failed attempt: a node starts whatever state its Redis is 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ EXAMPLE = "redis://127.0.0.1:6379"
 SCHEMES = ("redis", "rediss", "unix", "redis-cluster", "rediss-cluster", "redis-sentinel",
            "rediss-sentinel")  # fmt: skip
 _SENTINEL_QUERY = ("sentinel_username", "sentinel_password")
+# Query parameters that name files: checked when the URL is read, as --cert and --key are, not
+# at the first connection (where a typo would only cost resumption, quietly).
+_FILE_QUERY = ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_ca_path")
 
 
 class UnexpectedReply(Exception):
@@ -148,6 +152,12 @@ def _parse_url(url: str, option: str) -> Options:
         parsed = _redis_py_parse_url(url)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{option} {redacted(url)}: {e}") from None
+    for name in _FILE_QUERY:
+        path = parsed.get(name)
+        if path is not None and not os.access(str(path), os.R_OK):
+            what = "directory" if name == "ssl_ca_path" else "file"
+            raise ConfigError(f"{option} {redacted(url)}: ?{name}={path}: no such {what} "
+                              "(or it cannot be read)")  # fmt: skip
     return parsed
 
 
