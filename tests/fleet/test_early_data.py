@@ -18,6 +18,7 @@ from resumption_helpers import parse_status_page
 
 from conftest import Pki, require_program
 from tessera.session.keyring import KeyFileFormat, TicketKey, write_key_file
+from tessera.session.resumption import EarlyDataRefusal
 
 pytestmark = pytest.mark.interop
 
@@ -69,7 +70,7 @@ def test_replays_across_workers_are_refused(pki: Pki, tmp_path: Path) -> None:
         print(f"replays: {dict(seen)}, delivered {delivered}")
         assert delivered == 0, seen
         page = parse_status_page(out)
-        assert page.fields["Early data"] == "no", page.text
+        assert page.fields["Early data"] == f"rejected ({EarlyDataRefusal.REPLAY.value})", page.text
 
 
 def test_nodes_sharing_only_a_key_file_refuse_early_data(pki: Pki, tmp_path: Path) -> None:
@@ -115,5 +116,5 @@ def test_a_0rtt_ticket_offered_to_a_node_without_0rtt(pki: Pki, redis_server: Re
         assert not accepted, out
         page = parse_status_page(out)
         assert page.fields["Resumed"] == "yes, by psk", out
-        assert page.fields["Early data"] == "no", out
+        assert page.fields["Early data"] == f"rejected ({EarlyDataRefusal.DISABLED.value})", out
         assert page.stats["early_data_rejected"] >= 1, out

@@ -110,7 +110,10 @@ def parse_status_page(output: str) -> StatusPage:
             continue
         if not line.strip():
             continue
-        key, sep, value = line.strip().rpartition(": ")
+        # A field's label has no ": " (its value may: "rejected (replay: ...)"); a counter's
+        # name may (a fallback reason), its value not.
+        split = str.partition if section == "fields" else str.rpartition
+        key, sep, value = split(line.strip(), ": ")
         if not sep:
             continue
         if section == "fields":

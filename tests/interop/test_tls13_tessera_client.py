@@ -372,7 +372,7 @@ def test_cli_early_data_reported(pki: Pki, tmp_path: Path) -> None:
     assert "Reused, TLSv1.3" in out, out
     assert "Early data: accepted" in out, out
     page = parse_status_page(out)
-    assert page.fields["Early data"] == "yes (0-RTT, replayable)", out
+    assert page.fields["Early data"] == "accepted", out  # the word connect prints too
 
 
 def test_cli_reconnect_with_early_data(early: Peer, pki: Pki, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import click
 from cryptography import x509
 
 from ..addresses import describe_os_error
+from ..observe.render import Extra, Field, by_key, connection_fields, rows, session_line, values
 from .command import Command, FiniteFloatRange, target_error
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
@@ -54,39 +55,27 @@ def parse_target(target: str) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
-def handshake_record(tls: TLSSocket, target: str, verified: bool,
+# ``--json``'s keys: the renderer's fields, in this order, then the certificate chain.
+JSON_FIELDS = ("target", "server_name", "protocol", "cipher", "cipher_iana", "group",
+               "signature_scheme", "session_id", "resumed", "resumed_by",
+               "extended_master_secret", "alpn", "early_data", "handshake_ms",
+               "verified")  # fmt: skip
+# The summary's optional rows, shown when known (``Resumed by`` only when it resumed, ...).
+SUMMARY_FIELDS = ("resumed_by", "extended_master_secret", "alpn", "early_data")
+
+
+def handshake_fields(tls: TLSSocket, target: str, verified: bool) -> tuple[Field, ...]:
+    """The connection as the one renderer's fields."""
+    extra = Extra(target=target, verified=verified, early_data_rejected=tls.early_data_rejected)
+    return connection_fields(tls.info, extra)
+
+
+def handshake_record(fields: tuple[Field, ...], tls: TLSSocket,
                      pem: bool = False) -> dict[str, object]:  # fmt: skip
     """The handshake's outcome, the shape of ``--json`` (one object per connection)."""
-    from ..enums import NamedGroup, ProtocolVersion, SignatureScheme, code_name
-
-    info = tls.info
-    early = "accepted" if info.early_data_accepted else None
-    if early is None and tls.early_data_rejected:
-        early = "rejected"
-    scheme = info.signature_scheme
-    return {
-        "target": target,
-        "server_name": info.server_name,
-        "protocol": info.version.label,
-        "cipher": info.cipher_suite.openssl_name,
-        "cipher_iana": info.cipher_suite.name,
-        "group": code_name(NamedGroup, info.group) if info.group is not None else None,
-        "signature_scheme": code_name(SignatureScheme, scheme) if scheme is not None else None,
-        "session_id": info.session_id.hex().upper(),
-        "resumed": info.resumed,
-        "resumed_by": str(info.resumed_by) if info.resumed else None,
-        # TLS 1.3 always binds the whole handshake: no such choice to report
-        "extended_master_secret": (
-            None if info.version == ProtocolVersion.TLS1_3 else info.extended_master_secret
-        ),
-        "alpn": info.alpn_protocol,
-        "early_data": early,
-        "handshake_ms": (
-            round(info.handshake_time * 1000, 3) if info.handshake_time is not None else None
-        ),
-        "verified": verified,
-        "certificates": [certificate_record(c, pem) for c in info.peer_certificates],
-    }
+    record: dict[str, object] = dict(values(fields, JSON_FIELDS))
+    record["certificates"] = [certificate_record(c, pem) for c in tls.info.peer_certificates]
+    return record
 
 
 def certificate_record(cert: x509.Certificate, pem: bool) -> dict[str, object]:
@@ -116,30 +105,20 @@ def certificate_record(cert: x509.Certificate, pem: bool) -> dict[str, object]:
     return record
 
 
-def summary(record: dict[str, object]) -> list[tuple[str, str]]:
-    """The handshake's outcome as (field, value) pairs, from :func:`handshake_record`."""
-    rows = [
-        ("Protocol", str(record["protocol"])),
-        ("Cipher", f"{record['cipher']} ({record['cipher_iana']})"),
-    ]
-    if record["group"] is not None:
-        rows.append(("Group", str(record["group"])))
+def summary(fields: tuple[Field, ...], record: dict[str, object]) -> list[tuple[str, str]]:
+    """The handshake's outcome as (field, value) pairs: the renderer's fields, and the server
+    certificate from :func:`handshake_record`."""
+    found = by_key(fields)
+    out = rows(fields, ("protocol",))
+    out.append((found["cipher"].label, f"{found['cipher'].text} ({found['cipher_iana'].text})"))
+    out += rows(fields, ("group",) if found["group"].shown else ())
     certificates = record["certificates"]
     assert isinstance(certificates, list)
     if certificates:
-        rows.append(("Server certificate subject", str(certificates[0]["subject"])))
-        rows.append(("Server certificate issuer", str(certificates[0]["issuer"])))
-    rows.append(("Session-ID", str(record["session_id"]) or "(none)"))
-    if record["resumed"]:
-        rows.append(("Resumed by", str(record["resumed_by"])))
-    ems = record["extended_master_secret"]
-    if ems is not None:
-        rows.append(("Extended master secret", "yes" if ems else "no"))
-    if record["alpn"]:
-        rows.append(("ALPN", str(record["alpn"])))
-    if record["early_data"]:
-        rows.append(("Early data", str(record["early_data"])))
-    return rows
+        out.append(("Server certificate subject", str(certificates[0]["subject"])))
+        out.append(("Server certificate issuer", str(certificates[0]["issuer"])))
+    out += rows(fields, ("session_id",))
+    return out + rows(fields, [k for k in SUMMARY_FIELDS if found[k].shown])
 
 
 def print_chain(record: dict[str, object]) -> None:
@@ -155,21 +134,19 @@ def print_chain(record: dict[str, object]) -> None:
     click.echo("\n".join(lines))
 
 
-def print_summary(rows: list[tuple[str, str]]) -> None:
+def print_summary(lines: list[tuple[str, str]]) -> None:
     """``Field: value`` lines on stderr, coloured on a terminal (plain text otherwise)."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    for name, value in rows:
+    for name, value in lines:
         style = "yellow" if value in ("no", "rejected", "(none)") else "green"
         console.print(f"[bold]{escape(name)}:[/] [{style}]{escape(value)}[/]")
 
 
 def print_outcome(info: ConnectionInfo) -> None:
     """The New/Reused line on stdout (what scripts grep, as with s_client)."""
-    from ..observe.logs import session_line
-
     click.echo(session_line(info))
 
 
@@ -463,7 +440,8 @@ def connect(
     def once(sess: ClientSession | None) -> TLSSocket:
         tls = handshake(where, (host, port), config, name_for_tls, sess, timeout, early,
                         quiet or as_json)  # fmt: skip
-        record = handshake_record(tls, where, verified, pem=showcerts)
+        fields = handshake_fields(tls, where, verified)
+        record = handshake_record(fields, tls, pem=showcerts)
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
@@ -471,7 +449,7 @@ def connect(
             if showcerts:
                 print_chain(record)
         if not quiet and not as_json and (not reconnect or not tls.info.resumed):
-            print_summary(summary(record))
+            print_summary(summary(fields, record))
         return tls
 
     if reconnect or as_json:

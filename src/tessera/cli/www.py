@@ -1,8 +1,8 @@
 """What ``tessera serve`` does with a connection once its handshake completed: echo (the
 default), or ``--www``: answer an HTTP request with a status page (and, under
 ``--client-cert-path``, ask for a client certificate first). Application protocols on the
-engine's TLS transport; the log line and the page come from the one renderer of a connection
-(:mod:`tessera.observe.logs`)."""
+engine's TLS transport; the log line and the page format the one renderer of a connection
+(:mod:`tessera.observe.render`)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import ServerConfig
-from ..enums import NamedGroup, ProtocolVersion, code_name
 from ..errors import TLSError
 from ..events import ConnectionInfo
 from ..fleet.cli import status_lines
 from ..io.aio import TLSTransport
-from ..observe.logs import handshake_line, peer_address, session_line
+from ..observe.logs import handshake_line, peer_address
+from ..observe.render import connection_fields, rows, session_line
 from ..session.resumption import awaited
 from ..session.store import MemoryStore
 from . import secure_path
@@ -37,28 +37,17 @@ class Site:
     handshake_timeout: float = 10.0
 
 
-def info_rows(info: ConnectionInfo, early_data: bool) -> list[tuple[str, str]]:
+# The page's rows: the renderer's fields, in this order.
+PAGE_FIELDS = ("protocol", "cipher", "session_id", "resumed", "resumption",
+               "extended_master_secret", "group", "server_name", "alpn", "early_data")  # fmt: skip
+
+
+def info_rows(info: ConnectionInfo) -> list[tuple[str, str]]:
     """The handshake's outcome as (field, value) rows for the page."""
-    return [
-        ("Protocol", info.version.label),
-        ("Cipher", info.cipher_suite.openssl_name),
-        ("Session-ID", info.session_id.hex().upper() or "(none)"),
-        ("Resumed", f"yes, by {info.resumed_by}" if info.resumed else "no"),
-        ("Resumption", info.resumption.describe() if info.resumption else "(none)"),
-        (
-            "Extended master secret",
-            "n/a (TLS 1.3)"
-            if info.version == ProtocolVersion.TLS1_3
-            else ("yes" if info.extended_master_secret else "no"),
-        ),
-        ("Group", code_name(NamedGroup, info.group) if info.group else "(none)"),
-        ("SNI", info.server_name or "(none)"),
-        ("ALPN", info.alpn_protocol or "(none)"),
-        ("Early data", "yes (0-RTT, replayable)" if early_data else "no"),
-    ]
+    return rows(connection_fields(info), PAGE_FIELDS)
 
 
-def www_page(info: ConnectionInfo, early_data: bool, config: ServerConfig,
+def www_page(info: ConnectionInfo, config: ServerConfig,
              status: str = "200 ok", notes: tuple[str, ...] = ()) -> bytes:  # fmt: skip
     """The HTTP/1.0 answer: the connection, the server's resumption statistics, the fleet."""
     stats = config.statistics
@@ -66,7 +55,7 @@ def www_page(info: ConnectionInfo, early_data: bool, config: ServerConfig,
     if notes:
         body += [*(html.escape(n) for n in notes), ""]
     body += [html.escape(session_line(info)), ""]
-    body += [f"{html.escape(k)}: {html.escape(v)}" for k, v in info_rows(info, early_data)]
+    body += [f"{html.escape(k)}: {html.escape(v)}" for k, v in info_rows(info)]
     body += ["", "Session statistics:"]
     body += [f"  {k}: {v}" for k, v in stats.snapshot().items()]
     store = config.session_store
@@ -149,10 +138,9 @@ class Www(asyncio.StreamReaderProtocol):
                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       request: bytes) -> None:  # fmt: skip
         site, tls = self.site, transport.tls
-        early = bool(tls.early_data)
         method, path = secure_path.request_target(request)
         if secure_path.protected_prefix(path, site.client_cert_paths) is None:
-            writer.write(www_page(info, early, site.config()))
+            writer.write(www_page(info, site.config()))
             return
         head, _, rest = request.partition(b"\r\n\r\n" if b"\r\n\r\n" in request else b"\n\n")
         body = await secure_path.read_body(reader, head, rest)
@@ -163,7 +151,7 @@ class Www(asyncio.StreamReaderProtocol):
         )
         site.say(outcome.log)
         current = tls.conn.info or info
-        writer.write(www_page(current, early, site.config(), outcome.status, outcome.lines))
+        writer.write(www_page(current, site.config(), outcome.status, outcome.lines))
         if outcome.linger:
             await writer.drain()
             await secure_path.linger(reader)

@@ -8,7 +8,9 @@
     ... resumed=no reason="ticket key name unknown" ...
 
 ``json``: the same fields as one JSON object per line. No secret is ever logged (the session
-id is public; key names are the first 8 hex digits of a public name).
+id is public; key names are the first 8 hex digits of a public name). What is said about the
+connection comes from the one renderer of a connection (:mod:`tessera.observe.render`), in its
+vocabulary, under the log's own long-standing key names.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..session.resumption import HandshakeKind
+from . import render
+from .render import by_key, connection_fields, resumption_note, session_line
+
 if TYPE_CHECKING:
     from ..events import ConnectionInfo
 
-Field = str | int | float | None  # a value of a log record
+LogValue = str | int | float | None  # a value of a log record
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +61,12 @@ def peer_text(peer: tuple[str, int] | None) -> str:
     return f"{host}:{peer[1]}"
 
 
-def session_line(info: ConnectionInfo) -> str:
-    """``New|Reused, VERSION, Cipher is SUITE`` (what ``openssl s_client`` prints)."""
-    word = "Reused" if info.resumed else "New"
-    return f"{word}, {info.version.label}, Cipher is {info.cipher_suite.openssl_name}"
-
-
-def resumption_note(info: ConnectionInfo) -> str:
-    """``(resumed by HOW)``, ``(resumption fell back: WHY)`` or nothing."""
-    if info.resumed:
-        return f"(resumed by {info.resumed_by})"
-    decision = info.resumption
-    if decision is not None and decision.fallback is not None:
-        return f"(resumption fell back: {decision.fallback.value})"
-    return ""
-
-
 def handshake_line(peer: tuple[str, int] | None, info: ConnectionInfo) -> str:
     """``TIME PEER New|Reused, VERSION, Cipher is SUITE [how resumed | why it fell back]``:
     ``tessera serve``'s line per connection."""
-    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {peer_text(peer)} {session_line(info)}"
-    note = resumption_note(info)
+    found = by_key(connection_fields(info))
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {peer_text(peer)} {session_line(found)}"
+    note = resumption_note(found)
     return f"{line} {note}" if note else line
 
 
@@ -84,33 +75,35 @@ def _timestamp(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
 
 
-def fields(rec: ConnectionRecord) -> dict[str, Field]:
+# The log record's keys for the renderer's fields (the log's names predate the renderer and
+# are what log pipelines parse: ``version``, ``sni``, ``cipher`` is the IANA name).
+LOG_KEYS = (("server_name", "sni"), ("protocol", "version"), ("cipher_iana", "cipher"),
+            ("alpn", "alpn"))  # fmt: skip
+OMITTED_WHEN_EMPTY = ("reason", "offered", "ticket_key", "handshake_ms")
+
+
+def info_fields(info: ConnectionInfo) -> dict[str, LogValue]:
+    """The connection's part of a log record, from the one renderer."""
+    found = by_key(connection_fields(info))
+    out: dict[str, LogValue] = {log: found[key].value for key, log in LOG_KEYS}
+    kind = found["kind"].value
+    out["resumed"] = "no" if kind == HandshakeKind.FULL.value else kind
+    for key in OMITTED_WHEN_EMPTY:
+        if found[key].shown:
+            out[key] = found[key].value
+    if found["early_data"].value == render.REJECTED:
+        out["early_data"] = found["early_data"].text
+    return out
+
+
+def fields(rec: ConnectionRecord) -> dict[str, LogValue]:
     """The record as a flat dict (the JSON form)."""
-    out: dict[str, Field] = {
+    out: dict[str, LogValue] = {
         "time": _timestamp(rec.started or time.time()),
         "peer": f"{rec.peer[0]}:{rec.peer[1]}" if rec.peer else None,
     }
-    info = rec.info
-    if info is not None:
-        out["sni"] = info.server_name
-        out["version"] = info.version.label
-        out["cipher"] = info.cipher_suite.name
-        out["alpn"] = info.alpn_protocol
-        d = info.resumption
-        out["resumed"] = d.kind if d is not None else (info.resumed_by or "no")
-        if d is not None and not d.resumed:
-            out["resumed"] = "no"
-            if d.fallback is not None:
-                out["reason"] = d.fallback.value
-                out["offered"] = d.offered.value if d.offered is not None else None
-        if d is not None and d.key_name:
-            out["ticket_key"] = d.key_name.hex()[:8]
-        if d is not None and d.early_data_offered and not d.early_data_accepted:
-            out["early_data"] = (
-                "refused: " + d.early_data_refusal.value if d.early_data_refusal else "refused"
-            )
-        if info.handshake_time is not None:
-            out["handshake_ms"] = round(info.handshake_time * 1000, 3)
+    if rec.info is not None:
+        out.update(info_fields(rec.info))
     out["bytes_in"] = rec.bytes_in
     out["bytes_out"] = rec.bytes_out
     out["duration_s"] = round(rec.duration, 6)
