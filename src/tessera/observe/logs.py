@@ -64,7 +64,7 @@ def peer_text(peer: tuple[str, int] | None) -> str:
 def handshake_line(peer: tuple[str, int] | None, info: ConnectionInfo) -> str:
     """``TIME PEER New|Reused, VERSION, Cipher is SUITE [how resumed | why it fell back]``:
     ``tessera serve``'s line per connection."""
-    found = by_key(connection_fields(info))
+    found = by_key(connection_fields(info, keys=render.LINE_KEYS))
     line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {peer_text(peer)} {session_line(found)}"
     note = resumption_note(found)
     return f"{line} {note}" if note else line
@@ -80,11 +80,12 @@ def _timestamp(t: float) -> str:
 LOG_KEYS = (("server_name", "sni"), ("protocol", "version"), ("cipher_iana", "cipher"),
             ("alpn", "alpn"))  # fmt: skip
 OMITTED_WHEN_EMPTY = ("reason", "offered", "ticket_key", "handshake_ms")
+_RECORD_KEYS = (*(key for key, _ in LOG_KEYS), "kind", *OMITTED_WHEN_EMPTY, "early_data")
 
 
 def info_fields(info: ConnectionInfo) -> dict[str, LogValue]:
     """The connection's part of a log record, from the one renderer."""
-    found = by_key(connection_fields(info))
+    found = by_key(connection_fields(info, keys=_RECORD_KEYS))
     out: dict[str, LogValue] = {log: found[key].value for key, log in LOG_KEYS}
     kind = found["kind"].value
     out["resumed"] = "no" if kind == HandshakeKind.FULL.value else kind

@@ -15,12 +15,12 @@ Each field has a machine ``key`` (the JSON key), a ``label`` for people and a ty
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..enums import NamedGroup, ProtocolVersion, SignatureScheme, code_name
-from ..session.resumption import HandshakeKind
+from ..session.resumption import FallbackReason, HandshakeKind
 
 if TYPE_CHECKING:
     from ..events import ConnectionInfo
@@ -80,58 +80,114 @@ def early_data(info: ConnectionInfo, extra: Extra) -> tuple[str | None, str | No
     return (REJECTED if extra.early_data_rejected else None), None
 
 
-def _resumption_fields(info: ConnectionInfo, extra: Extra) -> list[Field]:
-    d = info.resumption
-    by = info.resumed_by.value if info.resumed_by is not None else None
+# One builder per field, in the order the page and the summary show them. An edge asks for the
+# fields it shows: a log line makes its handful, not all twenty (each is a few tenths of a µs,
+# and serve writes a line for every connection).
+def _session_id(info: ConnectionInfo, extra: Extra) -> Field:
+    return Field("session_id", "Session-ID", info.session_id.hex().upper())
+
+
+def _resumed_by(info: ConnectionInfo) -> str | None:
+    return info.resumed_by.value if info.resumed_by is not None else None
+
+
+def _resumed(info: ConnectionInfo, extra: Extra) -> Field:
+    by = _resumed_by(info)
+    return Field("resumed", "Resumed", info.resumed, f"yes, by {by}" if by else "no")
+
+
+def _kind(info: ConnectionInfo, extra: Extra) -> Field:
     kind = HandshakeKind.of(info.resumed_by, info.early_data_accepted)
-    early, refusal = early_data(info, extra)
+    return Field("kind", "Handshake", kind.value)
+
+
+def _resumption(info: ConnectionInfo, extra: Extra) -> Field:
+    d = info.resumption
+    return Field("resumption", "Resumption", d.describe() if d is not None else None)
+
+
+def _fallback(info: ConnectionInfo) -> FallbackReason | None:
+    d = info.resumption
+    return d.fallback if d is not None and not d.resumed else None
+
+
+def _reason(info: ConnectionInfo, extra: Extra) -> Field:
+    fallback = _fallback(info)
+    return Field("reason", "Fallback reason", fallback.value if fallback else None)
+
+
+def _offered(info: ConnectionInfo, extra: Extra) -> Field:
+    d = info.resumption
+    offered = d.offered if d is not None and _fallback(info) is not None else None
+    return Field("offered", "Offered", offered.value if offered else None)
+
+
+def _ticket_key(info: ConnectionInfo, extra: Extra) -> Field:
+    d = info.resumption
+    name = d.key_name.hex()[:8] if d is not None and d.key_name else None
+    return Field("ticket_key", "Ticket key", name)
+
+
+def _ems(info: ConnectionInfo, extra: Extra) -> Field:
     ems = None if info.version == ProtocolVersion.TLS1_3 else info.extended_master_secret
-    fallback = d.fallback if d is not None and not d.resumed else None
-    offered = d.offered.value if fallback is not None and d and d.offered else None
-    return [
-        Field("session_id", "Session-ID", info.session_id.hex().upper()),
-        Field("resumed", "Resumed", info.resumed, f"yes, by {by}" if by else "no"),
-        Field("resumed_by", "Resumed by", by),
-        Field("kind", "Handshake", kind.value),
-        Field("resumption", "Resumption", d.describe() if d is not None else None),
-        Field("reason", "Fallback reason", fallback.value if fallback else None),
-        Field("offered", "Offered", offered),
-        Field("ticket_key", "Ticket key", d.key_name.hex()[:8] if d and d.key_name else None),
-        Field(
-            "extended_master_secret",
-            "Extended master secret",
-            ems,
-            "n/a (TLS 1.3)" if ems is None else None,
-        ),
-        Field(
-            "early_data", "Early data", early, f"{early} ({refusal})" if refusal else early or "no"
-        ),
-    ]
+    return Field("extended_master_secret", "Extended master secret", ems,
+                 "n/a (TLS 1.3)" if ems is None else None)  # fmt: skip
 
 
-def connection_fields(info: ConnectionInfo, extra: Extra = Extra()) -> tuple[Field, ...]:
-    """Every field of one connection, in the order the page and the summary show them."""
-    group, scheme = info.group, info.signature_scheme
+def _early_data(info: ConnectionInfo, extra: Extra) -> Field:
+    early, refusal = early_data(info, extra)
+    return Field("early_data", "Early data", early,
+                 f"{early} ({refusal})" if refusal else early or "no")  # fmt: skip
+
+
+def _group(info: ConnectionInfo, extra: Extra) -> Field:
+    group = info.group
+    return Field("group", "Group", code_name(NamedGroup, group) if group is not None else None)
+
+
+def _signature_scheme(info: ConnectionInfo, extra: Extra) -> Field:
+    scheme = info.signature_scheme
+    name = code_name(SignatureScheme, scheme) if scheme is not None else None
+    return Field("signature_scheme", "Signature scheme", name)
+
+
+def _handshake_ms(info: ConnectionInfo, extra: Extra) -> Field:
     ms = round(info.handshake_time * 1000, 3) if info.handshake_time is not None else None
-    head = [
-        Field("target", "Target", extra.target),
-        Field("server_name", "SNI", info.server_name),
-        Field("protocol", "Protocol", info.version.label),
-        Field("cipher", "Cipher", info.cipher_suite.openssl_name),
-        Field("cipher_iana", "Cipher (IANA)", info.cipher_suite.name),
-        Field("group", "Group", code_name(NamedGroup, group) if group is not None else None),
-        Field(
-            "signature_scheme",
-            "Signature scheme",
-            code_name(SignatureScheme, scheme) if scheme is not None else None,
-        ),
-        Field("alpn", "ALPN", info.alpn_protocol),
-    ]
-    tail = [
-        Field("handshake_ms", "Handshake time", ms, f"{ms} ms" if ms is not None else None),
-        Field("verified", "Certificate verified", extra.verified),
-    ]
-    return (*head, *_resumption_fields(info, extra), *tail)
+    return Field("handshake_ms", "Handshake time", ms, f"{ms} ms" if ms is not None else None)
+
+
+_BUILDERS: dict[str, Callable[[ConnectionInfo, Extra], Field]] = {
+    "target": lambda info, extra: Field("target", "Target", extra.target),
+    "server_name": lambda info, extra: Field("server_name", "SNI", info.server_name),
+    "protocol": lambda info, extra: Field("protocol", "Protocol", info.version.label),
+    "cipher": lambda info, extra: Field("cipher", "Cipher", info.cipher_suite.openssl_name),
+    "cipher_iana": lambda info, extra: Field(
+        "cipher_iana", "Cipher (IANA)", info.cipher_suite.name
+    ),
+    "group": _group,
+    "signature_scheme": _signature_scheme,
+    "alpn": lambda info, extra: Field("alpn", "ALPN", info.alpn_protocol),
+    "session_id": _session_id,
+    "resumed": _resumed,
+    "resumed_by": lambda info, extra: Field("resumed_by", "Resumed by", _resumed_by(info)),
+    "kind": _kind,
+    "resumption": _resumption,
+    "reason": _reason,
+    "offered": _offered,
+    "ticket_key": _ticket_key,
+    "extended_master_secret": _ems,
+    "early_data": _early_data,
+    "handshake_ms": _handshake_ms,
+    "verified": lambda info, extra: Field("verified", "Certificate verified", extra.verified),
+}
+KEYS = tuple(_BUILDERS)  # every field, in order
+
+
+def connection_fields(info: ConnectionInfo, extra: Extra = Extra(),
+                      keys: Iterable[str] = KEYS) -> tuple[Field, ...]:  # fmt: skip
+    """The fields ``keys`` of one connection (by default every field, in the order the page and
+    the summary show them)."""
+    return tuple(_BUILDERS[k](info, extra) for k in keys)
 
 
 def by_key(fields: Iterable[Field]) -> dict[str, Field]:
@@ -150,10 +206,13 @@ def rows(fields: Iterable[Field], keys: Iterable[str]) -> list[tuple[str, str]]:
     return [(found[k].label, found[k].text) for k in keys]
 
 
+LINE_KEYS = ("resumed", "protocol", "cipher", "resumed_by", "reason")  # session_line + note
+
+
 def session_line(info: ConnectionInfo | Mapping[str, Field]) -> str:
     """``New|Reused, VERSION, Cipher is SUITE`` (what ``openssl s_client`` prints), from a
     connection or its fields by key."""
-    found = info if isinstance(info, Mapping) else by_key(connection_fields(info))
+    found = info if isinstance(info, Mapping) else by_key(connection_fields(info, keys=LINE_KEYS))
     word = "Reused" if found["resumed"].value else "New"
     return f"{word}, {found['protocol'].text}, Cipher is {found['cipher'].text}"
 
