@@ -123,14 +123,14 @@ def http_backend(log_dir: Path) -> Peer:
 
 
 def proxy_node(pki: Pki, log_dir: Path, backend: int, redis_url: str, secret: Path, *args: str,
-               name: str = "proxy") -> Peer:  # fmt: skip
+               name: str = "proxy", env: dict[str, str] | None = None) -> Peer:  # fmt: skip
     """``tessera proxy`` in front of ``backend``, sharing ``redis_url``."""
     port = free_port()
     argv = [*TESSERA, "proxy", "--listen", f"127.0.0.1:{port}", "--backend",
             f"127.0.0.1:{backend}", "--cert", str(pki.ecdsa_cert), "--key", str(pki.ecdsa_key),
             "--redis", redis_url, "--fleet-secret", str(secret), "--key-refresh",
             str(KEY_REFRESH), *args]  # fmt: skip
-    return Peer(argv, port=port, log_dir=log_dir, name=name, env=WIDE)
+    return Peer(argv, port=port, log_dir=log_dir, name=name, env={**WIDE, **(env or {})})
 
 
 # -- load: clients resuming on random nodes (tests/fleet/load.py), with verified clients ---------

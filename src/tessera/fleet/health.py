@@ -273,3 +273,9 @@ class AsyncGuardedStore:
 
     async def delete(self, key: bytes) -> None:
         await self._call(lambda: self.store.delete(key))
+
+    async def close(self) -> None:
+        """Close the store's connections (redis.asyncio's pool), when it has a ``close``."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from ..connection import ServerConnection
 from ..errors import ConfigError, ConnectionClosedError
+from ..session.resumption.awaited import close_store
 from .aio import Limits, TLSProtocol
 from .listen import (
     ACCEPT_CONNECTION_ERRORS,
@@ -270,6 +271,7 @@ class Engine:
         self._loop = loop
         self._make_transport = transport_maker(loop)
         self._stop = asyncio.Event()
+        loop.set_exception_handler(loop_error)
         self.limits.store = await prepare_server(self.config)
         if self._stop_requested.is_set():
             self._stop.set()
@@ -284,6 +286,9 @@ class Engine:
                 self._sweeper.cancel()
             self.sock.close()
             await self._drain()
+            failure = await close_store(self.limits.store, self.settings.drain_timeout)
+            if failure is not None:
+                log.warning("closing the session store: %s", failure)
             for signum in handled:
                 loop.remove_signal_handler(signum)
 
@@ -545,6 +550,18 @@ class Engine:
             if not self.connections:
                 break
             await asyncio.sleep(0.01)
+
+
+def loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """The event loop's report of an error no task awaited. What a transport or protocol hit
+    (a peer or a Redis connection closed under a pending write, say) is one log line: the
+    connection is already gone and the server goes on. Anything else keeps its traceback."""
+    error = context.get("exception")
+    if "transport" in context or "protocol" in context:
+        what = f": {type(error).__name__}: {error}" if error is not None else ""
+        log.warning("event loop: %s%s", context.get("message", "error"), what)
+        return
+    loop.default_exception_handler(context)
 
 
 def _shorter(a: float | None, b: float) -> float:

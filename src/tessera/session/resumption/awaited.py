@@ -66,6 +66,23 @@ class AsyncMemoryStore:
         return self.sync.add(key, value, ttl)
 
 
+async def close_store(store: object, timeout: float = DEFAULT_LOOKUP_TIMEOUT) -> str | None:
+    """Close an async store's connections (its ``async close()``, when it has one) while the
+    event loop still runs: redis.asyncio left to the garbage collector closes its TLS
+    connections after the loop has gone. Bounded by ``timeout``; returns what went wrong, if
+    anything (never raises: a server that stops must not fail on its store)."""
+    close = getattr(store, "close", None)
+    if close is None or not inspect.iscoroutinefunction(close):
+        return None
+    try:
+        await asyncio.wait_for(close(), timeout)
+    except TimeoutError:
+        return f"no answer in {timeout:g} s"
+    except Exception as e:  # whatever the store raises
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def check_async_store(store: object) -> AsyncSessionStore:
     """``store`` if it has the five async methods, else a ConfigError saying what to give."""
     methods = ("get", "take", "add", "put", "delete")
