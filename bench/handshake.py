@@ -37,6 +37,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from common import (
@@ -172,44 +173,43 @@ def run_round(
         if session is None:
             raise SystemExit(f"{srv.impl}: no session to resume for {case.label}")
     srv.stats()  # a tessera/CPython server resets its counters
-    n = errors = resumed = 0
-    first_error = None
-    cpu0 = srv.cpu_ns()
-    t0 = time.perf_counter()
-    while n + errors < count and time.perf_counter() - t0 < seconds:
-        try:
-            resumed += connect_once(srv.port, ctx, session, echo)[0]
-            n += 1
-        except (OSError, ssl.SSLError) as e:
-            errors += 1
-            first_error = first_error or f"client: {type(e).__name__}: {e}"
-            if errors > 10:
-                break
-    wall = time.perf_counter() - t0
-    cpu = srv.cpu_ns() - cpu0
+    n, errors, resumed, first_error, wall, cpu = timed(
+        srv, count, seconds, lambda: connect_once(srv.port, ctx, session, echo)[0]
+    )
     st = srv.stats()
     failures = int(st.get("failures", 0)) + errors  # type: ignore[call-overload]
     return Sample(n, wall, cpu / max(n, 1) / 1000, resumed, failures,
                   first_error or st.get("first_error"))  # type: ignore[arg-type]  # fmt: skip
 
 
-def plain_round(srv: Server, count: int, seconds: float) -> Sample:
-    srv.stats()
-    n = errors = 0
+def timed(srv: Server, count: int, seconds: float, connect: Callable[[], bool]
+          ) -> tuple[int, int, int, str | None, float, int]:  # fmt: skip
+    """Up to ``count`` connections (or ``seconds``): (done, client errors, resumed, the first
+    error, wall seconds, server CPU ns). ``connect`` makes one and says whether it resumed."""
+    n = errors = resumed = 0
     first_error = None
     cpu0 = srv.cpu_ns()
     t0 = time.perf_counter()
     while n + errors < count and time.perf_counter() - t0 < seconds:
         try:
-            connect_plain(srv.port)
+            resumed += connect()
             n += 1
-        except OSError as e:
+        except (OSError, ssl.SSLError) as e:
             errors += 1
             first_error = first_error or f"client: {type(e).__name__}: {e}"
             if errors > 10:
                 break
-    wall = time.perf_counter() - t0
-    cpu = srv.cpu_ns() - cpu0
+    return n, errors, resumed, first_error, time.perf_counter() - t0, srv.cpu_ns() - cpu0
+
+
+def plain_round(srv: Server, count: int, seconds: float) -> Sample:
+    srv.stats()
+
+    def connect() -> bool:
+        connect_plain(srv.port)
+        return False
+
+    n, errors, _, first_error, wall, cpu = timed(srv, count, seconds, connect)
     return Sample(n, wall, cpu / max(n, 1) / 1000, 0, errors, first_error)
 
 

@@ -44,6 +44,15 @@ def resumed_twice(port: int, pki: Pki) -> None:
     assert python_get(port, ctx, session)[0], "not resumed through Redis"
 
 
+def resumes_then_stops_quietly(node: Peer, pki: Pki) -> None:
+    try:
+        wait_output(node, "signals:")
+        assert node.port is not None
+        resumed_twice(node.port, pki)
+    finally:
+        quiet_stop(node)
+
+
 def quiet_stop(node: Peer) -> None:
     out = node.stop()
     assert node.proc.returncode == 0, out
@@ -54,12 +63,7 @@ def quiet_stop(node: Peer) -> None:
 def test_serve_closes_its_redis_connections(pki: Pki, tmp_path: Path, redis_url: str,
                                             secret_file: Path) -> None:  # fmt: skip
     node = fleet_node(pki, tmp_path, redis_url, secret_file, env=WARNINGS)
-    try:
-        wait_output(node, "signals:")
-        assert node.port is not None
-        resumed_twice(node.port, pki)
-    finally:
-        quiet_stop(node)
+    resumes_then_stops_quietly(node, pki)
 
 
 def test_proxy_closes_its_redis_connections(pki: Pki, tmp_path: Path, redis_url: str,
@@ -67,9 +71,4 @@ def test_proxy_closes_its_redis_connections(pki: Pki, tmp_path: Path, redis_url:
     with http_backend(tmp_path) as backend:
         assert backend.port is not None
         node = proxy_node(pki, tmp_path, backend.port, redis_url, secret_file, env=WARNINGS)
-        try:
-            wait_output(node, "signals:")
-            assert node.port is not None
-            resumed_twice(node.port, pki)
-        finally:
-            quiet_stop(node)
+        resumes_then_stops_quietly(node, pki)
