@@ -388,6 +388,20 @@ def test_cli_reconnect_with_early_data(early: Peer, pki: Pki, tmp_path: Path) ->
     assert [m[1] for m in S_SERVER_LINE.finditer(out)] == ["New"] + ["Reused"] * 5, out
     server = wait_for_output(early, "Early data received:", before + 5)
     assert server.count(marker) == 5, server
+    assert out.count("Early data: accepted") == 5, out  # what the client reports of each
+
+
+def test_cli_reconnect_early_data_not_allowed(www: Peer, pki: Pki, tmp_path: Path) -> None:
+    """--reconnect --early-data against s_server without -early_data: its tickets allow no 0-RTT
+    data, so none is sent; the client says why, and never that the server rejected it."""
+    assert www.port is not None
+    data = tmp_path / "early.txt"
+    data.write_text("not sent\n")
+    rc, out = tessera_connect(www.port, pki, "--reconnect", "--early-data", str(data))
+    assert rc == 0, out
+    assert [m[1] for m in S_SERVER_LINE.finditer(out)] == ["New"] + ["Reused"] * 5, out
+    assert out.count("Early data: not sent (no TLS 1.3 session allows it)") == 6, out
+    assert "rejected" not in out and "accepted" not in out, out
 
 
 # -- a CPython ssl server -------------------------------------------------------------------

@@ -16,7 +16,17 @@ import click
 from cryptography import x509
 
 from ..addresses import describe_os_error
-from ..observe.render import Extra, Field, by_key, connection_fields, rows, session_line, values
+from ..observe.render import (
+    ACCEPTED,
+    REJECTED,
+    Extra,
+    Field,
+    by_key,
+    connection_fields,
+    rows,
+    session_line,
+    values,
+)
 from .command import Command, FiniteFloatRange, target_error
 from .options import common_options, keylog_option, pass_option, read_password, tls_options
 
@@ -455,9 +465,8 @@ def connect(
     if reconnect or as_json:
         for i in range(RECONNECTS + 1 if reconnect else 1):
             tls = once(session if i == 0 else None)
-            if early is not None and tls.info.resumed and not quiet and not as_json:
-                accepted = tls.info.early_data_accepted
-                click.echo(f"Early data: {'accepted' if accepted else 'rejected'}", err=True)
+            if early is not None and not quiet and not as_json:
+                report_early_data(tls)
             drain(tls)
             tls.close()
         if sess_out:
@@ -470,6 +479,15 @@ def connect(
         tls.close()
         if sess_out:
             save_session(sess_out, tls.session)
+
+
+def report_early_data(tls: TLSSocket) -> None:
+    """``Early data: accepted`` or ``rejected``, in the renderer's words, when the 0-RTT data
+    was sent (when it was not, :func:`handshake` has said why)."""
+    if tls.info.early_data_accepted:
+        click.echo(f"Early data: {ACCEPTED}", err=True)
+    elif tls.early_data_rejected:
+        click.echo(f"Early data: {REJECTED}", err=True)
 
 
 def handshake(where: str, address: tuple[str, int], config: ClientConfig,
