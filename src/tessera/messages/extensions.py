@@ -558,10 +558,10 @@ _UNCACHED: frozenset[type[_Decodable]] = frozenset(
 )  # fmt: skip
 
 
-def _decode_body(cls: type[_Decodable], buf: bytes, start: int, end: int, code: int) -> Extension:
-    """One known extension's body, decoded strictly (and kept in :data:`_DECODED` if it may
-    repeat)."""
-    body = buf[start:end]
+def _decode_body(cls: type[_Decodable], buf: bytes, start: int, end: int, code: int,
+                 body: bytes) -> Extension:  # fmt: skip
+    """One known extension's body (``buf[start:end]``), decoded strictly (and kept in
+    :data:`_DECODED` if it may repeat)."""
     empty = _EMPTY.get(cls)
     if empty is not None:  # a flag: no body to decode, one shared (frozen) instance
         if body:
@@ -616,9 +616,10 @@ def decode_extensions(
         if cls is None:
             out.append(UnknownExtension(code, bytes(buf[start:p])))
             continue
-        ext = _DECODED.get((cls, buf[start:p]))
+        body = buf[start:p]
+        ext = _DECODED.get((cls, body))
         if ext is None:
-            ext = _decode_body(cls, buf, start, p, code)
+            ext = _decode_body(cls, buf, start, p, code, body)
         out.append(ext)
         if by_type is not None:
             by_type[cls] = ext

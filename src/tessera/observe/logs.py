@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..addresses import host_port
 from ..session.resumption import HandshakeKind
 from . import render
 from .render import by_key, connection_fields, resumption_note, session_line
@@ -55,10 +56,7 @@ def peer_address(value: object) -> tuple[str, int] | None:
 
 def peer_text(peer: tuple[str, int] | None) -> str:
     """``host:port``, ``[v6]:port``, or ``?``."""
-    if peer is None:
-        return "?"
-    host = f"[{peer[0]}]" if ":" in peer[0] else peer[0]
-    return f"{host}:{peer[1]}"
+    return "?" if peer is None else host_port(peer)
 
 
 def handshake_line(peer: tuple[str, int] | None, info: ConnectionInfo) -> str:
